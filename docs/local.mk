@@ -1,0 +1,1 @@
+# docs/local.mk: build rules for this area (included from the top Makefile.am).

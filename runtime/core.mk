@@ -1,0 +1,1 @@
+# runtime/core.mk: build rules for this area (included from the top Makefile.am).

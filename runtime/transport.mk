@@ -1,0 +1,1 @@
+# runtime/transport.mk: build rules for this area (included from the top Makefile.am).

@@ -1,0 +1,3 @@
+# tests/bench/local.mk: build rules for this area (included from the top Makefile.am).
+bench:
+	@echo "no benchmarks yet"
