@@ -1,1 +1,28 @@
-# runtime/services.mk: build rules for this area (included from the top Makefile.am).
+# runtime/services.mk: local services, global services, the protocol, the client library and the launcher.
+
+# The wire schema: protoc-c generates its C code at build time.
+BUILT_SOURCES += runtime/proto/dragon.pb-c.c runtime/proto/dragon.pb-c.h
+CLEANFILES += runtime/proto/dragon.pb-c.c runtime/proto/dragon.pb-c.h
+EXTRA_DIST += runtime/proto/dragon.proto
+runtime/proto/dragon.pb-c.c runtime/proto/dragon.pb-c.h: $(srcdir)/runtime/proto/dragon.proto
+	$(AM_V_GEN)$(MKDIR_P) runtime/proto && \
+	$(PROTOC_C) --c_out=runtime/proto -I$(srcdir)/runtime/proto $(srcdir)/runtime/proto/dragon.proto
+
+nodist_runtime_libdragon_impl_la_SOURCES = runtime/proto/dragon.pb-c.c runtime/proto/dragon.pb-c.h
+runtime_libdragon_impl_la_SOURCES += \
+	runtime/proto/wire.c runtime/proto/wire.h \
+	runtime/ls/ls.c runtime/ls/ls.h \
+	runtime/gs/gs.c runtime/gs/gs.h \
+	runtime/launcher/rundir.c runtime/launcher/rundir.h \
+	runtime/client/client.c runtime/client/client.h
+runtime_libdragon_impl_la_CFLAGS += $(EVENT_CFLAGS) $(PROTOBUF_C_CFLAGS) $(HWLOC_CFLAGS)
+runtime_libdragon_impl_la_LIBADD += $(EVENT_LIBS) $(PROTOBUF_C_LIBS) $(HWLOC_LIBS)
+
+nobase_include_HEADERS += include/dragon/init.h include/dragon/process.h include/dragon/group.h \
+	include/dragon/name.h
+
+# The launcher links libdragon statically: it forks local services from its own image.
+bin_PROGRAMS += runtime/launcher/dragon
+runtime_launcher_dragon_SOURCES = runtime/launcher/dragon.c
+runtime_launcher_dragon_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(PROTOBUF_C_CFLAGS)
+runtime_launcher_dragon_LDADD = runtime/libdragon_impl.la $(JANSSON_LIBS)
