@@ -26,3 +26,10 @@ bin_PROGRAMS += runtime/launcher/dragon
 runtime_launcher_dragon_SOURCES = runtime/launcher/dragon.c
 runtime_launcher_dragon_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(PROTOBUF_C_CFLAGS)
 runtime_launcher_dragon_LDADD = runtime/libdragon_impl.la $(JANSSON_LIBS)
+
+# Integration tests of the launcher (bats) and the client they drive.
+check_PROGRAMS += tests/launcher/dgtool
+tests_launcher_dgtool_SOURCES = tests/launcher/dgtool.c
+tests_launcher_dgtool_LDADD = runtime/libdragon_impl.la
+TESTS += tests/launcher/launcher.bats
+EXTRA_DIST += tests/launcher/launcher.bats

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #define _GNU_SOURCE 1
+#include <dirent.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -11,6 +12,7 @@
 #include <hwloc.h>
 #include <hwloc/glibc-sched.h>
 #include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -198,26 +200,31 @@ static void reply_ok(struct conn *c, uint64_t seq)
 	conn_send(c, &m);
 }
 
-/* Write a connection's pending output synchronously: used just before LS exits. */
+/* Write a connection's pending output synchronously: before LS exits, and before a reply that
+ * carries a descriptor (which cannot queue in a bufferevent). */
 static void conn_drain(struct conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	int fd = bufferevent_getfd(c->bev);
 
+	/* A socket bufferevent freezes the start of its output; we are the writer here. */
+	evbuffer_unfreeze(out, 1);
 	while (evbuffer_get_length(out) > 0) {
-		int n = evbuffer_write(out, fd);
+		size_t len = evbuffer_get_contiguous_space(out);
+		unsigned char *p = evbuffer_pullup(out, (ssize_t)len);
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			fd_set w;
-			struct timeval tv = {.tv_sec = 1};
-			FD_ZERO(&w);
-			FD_SET(fd, &w);
-			if (select(fd + 1, NULL, &w, NULL, &tv) <= 0)
-				return;
+			struct pollfd pf = {.fd = fd, .events = POLLOUT};
+			if (poll(&pf, 1, 1000) <= 0)
+				break;
 			continue;
 		}
 		if (n <= 0)
-			return;
+			break;
+		evbuffer_drain(out, (size_t)n);
 	}
+	evbuffer_freeze(out, 1);
 }
 
 /* ---- processes ------------------------------------------------------------------------- */
@@ -1299,6 +1306,47 @@ static void host_reply(void *ctx, uint64_t conn_id, Dragon__Msg *m)
 
 /* ---- main loop ------------------------------------------------------------------------ */
 
+/*
+ * LS is a child subreaper: whatever a process started and left behind becomes our child when its
+ * parent dies. Before LS exits it kills and reaps every such descendant, so nothing outlives it.
+ */
+static void kill_descendants(void)
+{
+	for (int round = 0; round < 100; round++) {
+		DIR *d = opendir("/proc");
+		struct dirent *e;
+		int found = 0;
+
+		if (!d)
+			return;
+		while ((e = readdir(d))) {
+			char path[300], buf[512], *rp;
+			FILE *f;
+			int ppid = 0;
+			long pid = strtol(e->d_name, &rp, 10);
+
+			if (*rp || pid <= 0)
+				continue;
+			snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+			if (!(f = fopen(path, "re")))
+				continue;
+			if (fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')))
+				sscanf(rp + 2, "%*c %d", &ppid);
+			fclose(f);
+			if (ppid == getpid()) {
+				kill((pid_t)pid, SIGKILL);
+				found++;
+			}
+		}
+		closedir(d);
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		if (!found)
+			return;
+		usleep(2000);
+	}
+}
+
 int ls_run(const struct ls_opts *o)
 {
 	struct ls ls_s, *ls = &ls_s;
@@ -1312,6 +1360,7 @@ int ls_run(const struct ls_opts *o)
 	ls->next_pool = 1;
 	ls->debug = dbg && *dbg && strcmp(dbg, "0");
 	signal(SIGPIPE, SIG_IGN);
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	if (gethostname(ls->host, sizeof(ls->host) - 1))
 		strcpy(ls->host, "localhost");
 	if (dg_boot_open(o->boot, &ls->boot)) {
@@ -1384,6 +1433,7 @@ int ls_run(const struct ls_opts *o)
 	/* Children were forked before our SIGCHLD watch existed? Reap them now too. */
 	on_sigchld(SIGCHLD, 0, ls);
 	event_base_dispatch(ls->base);
+	kill_descendants();
 	rv = 0;
 out:
 	if (ls->base) {
@@ -1428,6 +1478,15 @@ out:
 		close(lfd);
 	(void)own_sock;
 	unlink(ls->sock_path);
+	/* Embedded in a launcher that may itself be gone (SIGKILL): leave no directory behind. */
+	if (o->ctl_fd >= 0 && rmdir(o->dir) == 0) {
+		char base[PATH_MAX], *slash;
+		snprintf(base, sizeof(base), "%s", o->dir);
+		if ((slash = strrchr(base, '/')) && slash != base) {
+			*slash = 0;
+			rmdir(base);
+		}
+	}
 	free(ls->base_env);
 	if (ls->allowed)
 		hwloc_bitmap_free(ls->allowed);
