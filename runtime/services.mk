@@ -33,3 +33,17 @@ tests_launcher_dgtool_SOURCES = tests/launcher/dgtool.c
 tests_launcher_dgtool_LDADD = runtime/libdragon_impl.la
 TESTS += tests/launcher/launcher.bats
 EXTRA_DIST += tests/launcher/launcher.bats
+
+# Unit tests: real local services in a child process, driven with good and bad messages.
+check_PROGRAMS += tests/unit/test_ls tests/unit/test_gs tests/unit/test_proto
+TESTS += tests/unit/test_ls tests/unit/test_gs tests/unit/test_proto
+EXTRA_DIST += tests/unit/test_ls_fixture.h
+tests_unit_test_ls_SOURCES = tests/unit/test_ls.c
+tests_unit_test_ls_CFLAGS = $(TEST_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_unit_test_ls_LDADD = $(TEST_LIBS)
+tests_unit_test_gs_SOURCES = tests/unit/test_gs.c
+tests_unit_test_gs_CFLAGS = $(TEST_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_unit_test_gs_LDADD = $(TEST_LIBS)
+tests_unit_test_proto_SOURCES = tests/unit/test_proto.c
+tests_unit_test_proto_CFLAGS = $(TEST_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_unit_test_proto_LDADD = $(TEST_LIBS)

@@ -410,6 +410,9 @@ static void proc_done(struct proc *p)
 	if (ls->gs)
 		gs_proc_done(ls->gs, p->puid, p->status, p->signaled);
 	owner_gone(ls, p->puid);
+	/* Its status was delivered to a waiter: a process is waited for once. */
+	if (p->waited)
+		proc_free(ls, p);
 	check_stopped(ls);
 }
 
