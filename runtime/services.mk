@@ -47,3 +47,20 @@ tests_unit_test_gs_LDADD = $(TEST_LIBS)
 tests_unit_test_proto_SOURCES = tests/unit/test_proto.c
 tests_unit_test_proto_CFLAGS = $(TEST_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_unit_test_proto_LDADD = $(TEST_LIBS)
+
+# Decoder fuzzing: a replay program always; the check script runs libFuzzer (clang) when it can.
+check_PROGRAMS += tests/unit/test_proto_fuzz
+tests_unit_test_proto_fuzz_SOURCES = tests/unit/test_proto_fuzz.c
+tests_unit_test_proto_fuzz_CFLAGS = $(TEST_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_unit_test_proto_fuzz_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_proto_fuzz.sh
+EXTRA_DIST += tests/unit/test_proto_fuzz.sh
+if ENABLE_FUZZ
+# make fuzz-proto: a libFuzzer binary of the decoder (run it with a corpus directory).
+noinst_PROGRAMS += tests/unit/fuzz_proto
+tests_unit_fuzz_proto_SOURCES = tests/unit/test_proto_fuzz.c runtime/proto/wire.c runtime/error.c
+nodist_tests_unit_fuzz_proto_SOURCES = runtime/proto/dragon.pb-c.c
+tests_unit_fuzz_proto_CFLAGS = -DDG_LIBFUZZER -fsanitize=fuzzer,address $(PROTOBUF_C_CFLAGS)
+tests_unit_fuzz_proto_LDFLAGS = -fsanitize=fuzzer,address
+tests_unit_fuzz_proto_LDADD = $(PROTOBUF_C_LIBS)
+endif
