@@ -64,3 +64,10 @@ tests_unit_fuzz_proto_CFLAGS = -DDG_LIBFUZZER -fsanitize=fuzzer,address $(PROTOB
 tests_unit_fuzz_proto_LDFLAGS = -fsanitize=fuzzer,address
 tests_unit_fuzz_proto_LDADD = $(PROTOBUF_C_LIBS)
 endif
+
+# Benchmarks B5a (fabric start to exit) and B6 (launch rate); parts run by tests/bench/run.
+BENCH_BINS += tests/bench/b6_spawn examples/hello runtime/launcher/dragon
+check_PROGRAMS += tests/bench/b6_spawn
+tests_bench_b6_spawn_SOURCES = tests/bench/b6_spawn.c
+tests_bench_b6_spawn_LDADD = runtime/libdragon_impl.la
+EXTRA_DIST += tests/bench/parts/B5a.sh tests/bench/parts/B6.sh
