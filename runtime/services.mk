@@ -71,3 +71,6 @@ check_PROGRAMS += tests/bench/b6_spawn
 tests_bench_b6_spawn_SOURCES = tests/bench/b6_spawn.c
 tests_bench_b6_spawn_LDADD = runtime/libdragon_impl.la
 EXTRA_DIST += tests/bench/parts/B5a.sh tests/bench/parts/B6.sh
+
+dist_man_MANS += docs/man/dragon.1
+EXTRA_DIST += docs/services.md
