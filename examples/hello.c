@@ -1,4 +1,4 @@
-/* examples/hello.c: a group of N workers, each reporting to the first process by name. */
+/* examples/hello.c: a group of N workers, each reporting to the first process over a queue. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,25 +12,30 @@ static int fail(const char *what, int rc)
 	return 1;
 }
 
-/* A worker: says hello on its output and leaves a report under the name hello.<rank>. */
+/* A worker: says hello on its output and puts a report into the queue named hello.reports. */
 static int worker(void)
 {
-	char name[64], report[128], host[64] = "?";
+	char report[128], host[64] = "?";
 	int rank = dragon_group_rank(), rc;
+	dragon_queue_t *q;
 
 	gethostname(host, sizeof(host) - 1);
 	printf("hello from rank %d of %d on %s\n", rank, dragon_group_size(), host);
-	snprintf(name, sizeof(name), "hello.%d", rank);
+	if ((rc = dragon_queue_attach("hello.reports", 10000, &q)))
+		return fail("attach", rc);
 	snprintf(report, sizeof(report), "rank %d pid %d done", rank, (int)getpid());
-	/* Outlive: the report must still be there when the first process looks. */
-	rc = dragon_name_register(name, DRAGON_NAME_USER, report, strlen(report) + 1,
-				  DRAGON_NAME_OUTLIVE);
-	return rc ? fail("register", rc) : 0;
+	rc = dragon_queue_put(q, report, strlen(report) + 1, 10000);
+	dragon_queue_detach(q);
+	return rc ? fail("put", rc) : 0;
 }
 
 int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 4, rc, worst = 0;
+	const char *args[] = {argv[0], NULL};
+	char self[4096];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	dragon_queue_t *q;
 	dragon_gid_t gid;
 
 	if ((rc = dragon_init()))
@@ -44,30 +49,26 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: hello [NWORKERS (1-1024)]\n");
 		return 2;
 	}
-	{
-		const char *args[] = {"/proc/self/exe", NULL};
-		char self[4096];
-		ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-		if (len > 0) {
-			self[len] = 0;
-			args[0] = self;
-		}
-		if ((rc = dragon_group_create(args, (unsigned)n, DRAGON_POLICY_ROUND_ROBIN, 0, NULL,
-					      "hello.workers", &gid)))
-			return fail("group create", rc);
+	if (len > 0) {
+		self[len] = 0;
+		args[0] = self;
 	}
+	if ((rc = dragon_queue_create("hello.reports", 64, 128, 0, &q)))
+		return fail("queue create", rc);
+	if ((rc = dragon_group_create(args, (unsigned)n, DRAGON_POLICY_ROUND_ROBIN, 0, NULL,
+				      "hello.workers", &gid)))
+		return fail("group create", rc);
 	for (int r = 0; r < n; r++) {
-		char name[64], report[128];
-		size_t len = sizeof(report);
-		snprintf(name, sizeof(name), "hello.%d", r);
-		if ((rc = dragon_name_lookup(name, 10000, NULL, report, &len)))
-			return fail(name, rc);
+		char report[128];
+		size_t rl = sizeof(report);
+		if ((rc = dragon_queue_get(q, report, &rl, 10000)))
+			return fail("get", rc);
 		printf("report: %s\n", report);
-		dragon_name_remove(name);
 	}
 	if ((rc = dragon_group_wait_all(gid, 10000, &worst)))
 		return fail("group wait", rc);
 	printf("%d workers done, worst status %d\n", n, worst);
+	dragon_queue_destroy(q);
 	dragon_finalize();
 	return worst;
 }

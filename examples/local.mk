@@ -3,3 +3,8 @@
 noinst_PROGRAMS += examples/hello
 examples_hello_SOURCES = examples/hello.c
 examples_hello_LDADD = runtime/libdragon_impl.la
+noinst_PROGRAMS += examples/ring examples/pingpong
+examples_ring_SOURCES = examples/ring.c
+examples_ring_LDADD = runtime/libdragon_impl.la
+examples_pingpong_SOURCES = examples/pingpong.c
+examples_pingpong_LDADD = runtime/libdragon_impl.la

@@ -14,12 +14,12 @@ runtime_libdragon_impl_la_SOURCES += \
 	runtime/ls/ls.c runtime/ls/ls.h \
 	runtime/gs/gs.c runtime/gs/gs.h \
 	runtime/launcher/rundir.c runtime/launcher/rundir.h \
-	runtime/client/client.c runtime/client/client.h
+	runtime/client/client.c runtime/client/client.h runtime/client/sync.c
 runtime_libdragon_impl_la_CFLAGS += $(EVENT_CFLAGS) $(PROTOBUF_C_CFLAGS) $(HWLOC_CFLAGS)
 runtime_libdragon_impl_la_LIBADD += $(EVENT_LIBS) $(PROTOBUF_C_LIBS) $(HWLOC_LIBS)
 
 nobase_include_HEADERS += include/dragon/init.h include/dragon/process.h include/dragon/group.h \
-	include/dragon/name.h
+	include/dragon/name.h include/dragon/queue.h include/dragon/sync.h
 
 # The launcher links libdragon statically: it forks local services from its own image.
 bin_PROGRAMS += runtime/launcher/dragon

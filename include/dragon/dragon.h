@@ -7,5 +7,7 @@
 #include <dragon/process.h>
 #include <dragon/group.h>
 #include <dragon/name.h>
+#include <dragon/queue.h>
+#include <dragon/sync.h>
 
 #endif

@@ -349,6 +349,8 @@ static const char *kind_name(int k)
 		return "channel";
 	case DRAGON__KIND__KIND_USER:
 		return "user";
+	case DRAGON__KIND__KIND_QUEUE:
+		return "queue";
 	default:
 		return "none";
 	}
@@ -426,6 +428,7 @@ static json_t *status_json(const Dragon__StatusReply *r)
 	json_object_set_new(o, "groups", a);
 	{
 		json_t *pools = json_array(), *chans = json_array(), *names = json_array();
+		json_t *queues = json_array();
 		for (size_t i = 0; i < r->n_objects; i++) {
 			const Dragon__ObjInfo *x = r->objects[i];
 			if (x->id && x->kind == DRAGON__KIND__KIND_POOL)
@@ -437,6 +440,11 @@ static json_t *status_json(const Dragon__StatusReply *r)
 				json_array_append_new(chans, json_pack("{s:I,s:s}", "id",
 								       (json_int_t)x->id, "name",
 								       x->name));
+			else if (x->id && x->kind == DRAGON__KIND__KIND_QUEUE)
+				json_array_append_new(queues, json_pack("{s:I,s:s,s:I}", "id",
+									(json_int_t)x->id, "name",
+									x->name, "messages",
+									(json_int_t)x->size));
 			else if (!x->id)
 				json_array_append_new(names, json_pack("{s:s,s:s}", "name", x->name,
 								       "kind", kind_name(x->kind)));
@@ -444,6 +452,7 @@ static json_t *status_json(const Dragon__StatusReply *r)
 		json_object_set_new(o, "pools", pools);
 		json_object_set_new(o, "channels", chans);
 		json_object_set_new(o, "names", names);
+		json_object_set_new(o, "queues", queues);
 	}
 	return o;
 }
@@ -479,8 +488,9 @@ static void status_text(const Dragon__StatusReply *r)
 	for (size_t i = 0; i < r->n_objects; i++) {
 		const Dragon__ObjInfo *x = r->objects[i];
 		if (x->id)
-			printf("  %s %llu: %llu bytes%s%s\n", kind_name(x->kind),
+			printf("  %s %llu: %llu %s%s%s\n", kind_name(x->kind),
 			       (unsigned long long)x->id, (unsigned long long)x->size,
+			       x->kind == DRAGON__KIND__KIND_QUEUE ? "messages" : "bytes",
 			       x->name[0] ? ", name " : "", x->name);
 		else
 			printf("  name '%s' -> %s\n", x->name, kind_name(x->kind));

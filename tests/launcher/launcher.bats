@@ -105,6 +105,20 @@ wait_for() { # wait_for FILE: up to 5 s
 	assert_clean
 }
 
+@test "ring: a token goes around N processes over queues" {
+	run "$DRAGON" --runtime-dir "$BASE" "$B/examples/ring" 5 20
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"20 times around 5 processes: 99 (expected 99)"* ]]
+	assert_clean
+}
+
+@test "pingpong: two processes bounce a message" {
+	run "$DRAGON" --runtime-dir "$BASE" "$B/examples/pingpong" 200
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"200 round trips"* ]]
+	assert_clean
+}
+
 @test "a signal kills PROG: dragon exits 128+N and cleans up" {
 	run "$DRAGON" --runtime-dir "$BASE" sh -c 'kill -SEGV $$'
 	[ "$status" -eq 139 ]
