@@ -506,3 +506,71 @@ DRAGON_API int dragon_name_remove(const char *name)
 	m.name_remove = &r;
 	return dg_client_call(&m, NULL, NULL);
 }
+
+/* ---- pools (the fd provider of the pool library) ------------------------------------------- */
+
+static int pool_reply(Dragon__Msg *rep, int fd, uint64_t *id, uint64_t *size)
+{
+	if (rep->body_case != DRAGON__MSG__BODY_POOL_REPLY)
+		return dg_err(DRAGON_EPROTO, "expected a pool reply, got %s", dg_msg_name(rep));
+	if (fd < 0)
+		return dg_err(DRAGON_EPROTO, "the pool reply came without a descriptor");
+	if (id)
+		*id = rep->pool_reply->pool_id;
+	if (size)
+		*size = rep->pool_reply->size;
+	return DRAGON_OK;
+}
+
+int dg_client_pool_create(const char *name, uint64_t size, int outlive, uint64_t *id, int *fd)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT, *rep = NULL;
+	Dragon__PoolCreate c = DRAGON__POOL_CREATE__INIT;
+	int rv, got = -1;
+
+	c.name = (char *)(name ? name : "");
+	c.size = size;
+	c.outlive = outlive;
+	m.body_case = DRAGON__MSG__BODY_POOL_CREATE;
+	m.pool_create = &c;
+	rv = dg_client_call(&m, &rep, &got);
+	if (!rv)
+		rv = pool_reply(rep, got, id, NULL);
+	if (rv && got >= 0)
+		close(got);
+	else if (!rv)
+		*fd = got;
+	dg_msg_free(rep);
+	return rv;
+}
+
+int dg_client_pool_attach(uint64_t id, int *fd, uint64_t *size)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT, *rep = NULL;
+	Dragon__PoolAttach a = DRAGON__POOL_ATTACH__INIT;
+	int rv, got = -1;
+
+	a.pool_id = id;
+	m.body_case = DRAGON__MSG__BODY_POOL_ATTACH;
+	m.pool_attach = &a;
+	rv = dg_client_call(&m, &rep, &got);
+	if (!rv)
+		rv = pool_reply(rep, got, NULL, size);
+	if (rv && got >= 0)
+		close(got);
+	else if (!rv)
+		*fd = got;
+	dg_msg_free(rep);
+	return rv;
+}
+
+int dg_client_pool_destroy(uint64_t id)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__PoolDestroy d = DRAGON__POOL_DESTROY__INIT;
+
+	d.pool_id = id;
+	m.body_case = DRAGON__MSG__BODY_POOL_DESTROY;
+	m.pool_destroy = &d;
+	return dg_client_call(&m, NULL, NULL);
+}

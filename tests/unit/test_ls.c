@@ -8,6 +8,10 @@
 #include <dragon/dragon.h>
 #include "err.h"
 #include "test_ls_fixture.h"
+#include "client/client.h"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 static int setup(void **state)
 {
@@ -256,6 +260,40 @@ static void a_client_that_leaves_takes_its_processes_along(void **state)
 	assert_int_not_equal(kill(pid, 0), 0);
 }
 
+static void pools_are_memfds_handed_over_the_socket(void **state)
+{
+	uint64_t id = 0, size = 0;
+	int fd = -1, fd2 = -1;
+	char *a, *b;
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(dg_client_pool_create("unit.pool", 0, 0, &id, &fd), DRAGON_EINVAL);
+	assert_int_equal(dg_client_pool_create("unit.pool", 1ull << 50, 0, &id, &fd), DRAGON_EINVAL);
+	assert_int_equal(dg_client_pool_create("unit.pool", 1 << 20, 0, &id, &fd), DRAGON_OK);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, 1 << 20);
+	/* Attaching by id (as any process of the fabric may) gives another descriptor of the same memory. */
+	assert_int_equal(dg_client_pool_attach(id, &fd2, &size), DRAGON_OK);
+	assert_int_equal(size, 1 << 20);
+	a = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	b = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd2, 0);
+	assert_true(a != MAP_FAILED && b != MAP_FAILED);
+	strcpy(a + 4096, "shared");
+	assert_string_equal(b + 4096, "shared");
+	/* Sealed: no client can shrink it under the others. */
+	assert_int_not_equal(ftruncate(fd2, 4096), 0);
+	munmap(a, 1 << 20);
+	munmap(b, 1 << 20);
+	close(fd);
+	close(fd2);
+	assert_int_equal(dg_client_pool_attach(id + 1000, &fd2, &size), DRAGON_ENOTFOUND);
+	assert_int_equal(dg_client_pool_destroy(id), DRAGON_OK);
+	assert_int_equal(dg_client_pool_attach(id, &fd2, &size), DRAGON_ENOTFOUND);
+	assert_int_equal(dg_client_pool_destroy(id), DRAGON_ENOTFOUND);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +308,7 @@ int main(void)
 		cmocka_unit_test(list_shows_running_processes),
 		cmocka_unit_test(cpu_binding_stays_inside_the_allowed_set),
 		cmocka_unit_test(a_client_that_leaves_takes_its_processes_along),
+		cmocka_unit_test(pools_are_memfds_handed_over_the_socket),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
