@@ -15,18 +15,28 @@
 #include "client/client.h"
 #include "ls/ls.h"
 
-/* One connection per process; requests are serialised on it (the lock covers send + reply). */
+/*
+ * Connections to local services: a call takes an idle one (or opens another), so a thread blocked
+ * in a wait or a queue get does not hold up the other threads. LS binds every connection of a
+ * fabric process to its puid, so what any of them creates belongs to the process.
+ */
+struct cconn {
+	struct cconn *next;
+	int fd;
+	uint64_t seq;
+};
+
 static struct {
 	pthread_mutex_t lock;
 	int refs;
-	int fd;
-	uint64_t seq;
+	struct cconn *idle;
+	struct sockaddr_un sa;
 	uint64_t puid;
 	unsigned node_index, node_count;
 	char fabric_id[64];
-} cl = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+} cl = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static int call_locked(Dragon__Msg *req, Dragon__Msg **rep, int *fd)
+static int call_on(struct cconn *c, Dragon__Msg *req, Dragon__Msg **rep, int *fd)
 {
 	Dragon__Msg *m = NULL;
 	int rc;
@@ -35,14 +45,12 @@ static int call_locked(Dragon__Msg *req, Dragon__Msg **rep, int *fd)
 		*rep = NULL;
 	if (fd)
 		*fd = -1;
-	if (cl.fd < 0)
-		return dg_err(DRAGON_ENOTINIT, "call dragon_init() first");
-	req->seq = ++cl.seq;
-	rc = dg_wire_send(cl.fd, req, -1);
+	req->seq = ++c->seq;
+	rc = dg_wire_send(c->fd, req, -1);
 	if (rc)
 		return rc;
 	for (;;) {
-		rc = dg_wire_recv(cl.fd, &m, fd, -1);
+		rc = dg_wire_recv(c->fd, &m, fd, -1);
 		if (rc)
 			return rc == DRAGON_EPEER ? dg_err(DRAGON_EPEER, "local services went away")
 						  : rc;
@@ -69,13 +77,72 @@ static int call_locked(Dragon__Msg *req, Dragon__Msg **rep, int *fd)
 	return DRAGON_OK;
 }
 
+/* Connect to cl.sa and check that local services run as our user. */
+static int conn_open(struct cconn **out)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct cconn *c = calloc(1, sizeof(*c));
+	int rv;
+
+	if (!c)
+		return dg_err(DRAGON_ENOMEM, "connection");
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		rv = dg_err_sys("socket");
+		goto fail;
+	}
+	if (connect(c->fd, (struct sockaddr *)&cl.sa, sizeof(cl.sa))) {
+		rv = dg_err(DRAGON_EPEER, "cannot reach local services at %s: %s", cl.sa.sun_path,
+			    strerror(errno));
+		goto fail;
+	}
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != geteuid()) {
+		rv = dg_err(DRAGON_EPERM, "%s is served by another user", cl.sa.sun_path);
+		goto fail;
+	}
+	*out = c;
+	return DRAGON_OK;
+fail:
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+	return rv;
+}
+
+static void conn_close(struct cconn *c)
+{
+	close(c->fd);
+	free(c);
+}
+
 int dg_client_call(Dragon__Msg *req, Dragon__Msg **rep, int *fd)
 {
+	struct cconn *c;
 	int rc;
 
 	pthread_mutex_lock(&cl.lock);
-	rc = call_locked(req, rep, fd);
+	if (cl.refs <= 0) {
+		pthread_mutex_unlock(&cl.lock);
+		return dg_err(DRAGON_ENOTINIT, "call dragon_init() first");
+	}
+	if ((c = cl.idle))
+		cl.idle = c->next;
 	pthread_mutex_unlock(&cl.lock);
+	if (!c && (rc = conn_open(&c)))
+		return rc;
+	rc = call_on(c, req, rep, fd);
+	pthread_mutex_lock(&cl.lock);
+	/* A connection that failed at the wire level is not trusted again. */
+	if (cl.refs > 0 && rc != DRAGON_EPEER && rc != DRAGON_ESYS &&
+	    !(rc == DRAGON_EPROTO && !strstr(dragon_errmsg(), "not a request"))) {
+		c->next = cl.idle;
+		cl.idle = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&cl.lock);
+	if (c)
+		conn_close(c);
 	return rc;
 }
 
@@ -89,12 +156,10 @@ static int expect(Dragon__Msg *rep, Dragon__Msg__BodyCase want)
 DRAGON_API int dragon_init(void)
 {
 	const char *sock = getenv("DRAGON_LS_SOCKET"), *dir = getenv("DRAGON_RUNTIME_DIR");
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct ucred cred;
-	socklen_t cl_len = sizeof(cred);
 	Dragon__Msg m = DRAGON__MSG__INIT, *rep = NULL;
 	Dragon__Hello h = DRAGON__HELLO__INIT;
-	int rv = -1, fd = -1;
+	struct cconn *c = NULL;
+	int rv = -1;
 
 	pthread_mutex_lock(&cl.lock);
 	if (cl.refs > 0) {
@@ -102,15 +167,17 @@ DRAGON_API int dragon_init(void)
 		rv = DRAGON_OK;
 		goto out;
 	}
+	memset(&cl.sa, 0, sizeof(cl.sa));
+	cl.sa.sun_family = AF_UNIX;
 	if (sock && *sock) {
-		if (strlen(sock) >= sizeof(sa.sun_path)) {
+		if (strlen(sock) >= sizeof(cl.sa.sun_path)) {
 			rv = dg_err(DRAGON_EINVAL, "DRAGON_LS_SOCKET is too long");
 			goto out;
 		}
-		strcpy(sa.sun_path, sock);
+		strcpy(cl.sa.sun_path, sock);
 	} else if (dir && *dir) {
-		if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, LS_SOCK_NAME) >=
-		    sizeof(sa.sun_path)) {
+		if ((size_t)snprintf(cl.sa.sun_path, sizeof(cl.sa.sun_path), "%s/%s", dir,
+				     LS_SOCK_NAME) >= sizeof(cl.sa.sun_path)) {
 			rv = dg_err(DRAGON_EINVAL, "DRAGON_RUNTIME_DIR is too long");
 			goto out;
 		}
@@ -120,43 +187,27 @@ DRAGON_API int dragon_init(void)
 			    "with `dragon PROG`)");
 		goto out;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		rv = dg_err_sys("socket");
+	if ((rv = conn_open(&c)))
 		goto out;
-	}
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		rv = dg_err(DRAGON_EPEER, "cannot reach local services at %s: %s", sa.sun_path,
-			    strerror(errno));
-		goto out;
-	}
-	/* Talk only to local services run by our own user. */
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl_len) || cred.uid != geteuid()) {
-		rv = dg_err(DRAGON_EPERM, "%s is served by another user", sa.sun_path);
-		goto out;
-	}
-	cl.fd = fd;
-	fd = -1;
 	h.pid = getpid();
 	m.body_case = DRAGON__MSG__BODY_HELLO;
 	m.hello = &h;
-	rv = call_locked(&m, &rep, NULL);
+	rv = call_on(c, &m, &rep, NULL);
 	if (!rv)
 		rv = expect(rep, DRAGON__MSG__BODY_HELLO_REPLY);
-	if (rv) {
-		close(cl.fd);
-		cl.fd = -1;
+	if (rv)
 		goto out;
-	}
 	cl.puid = rep->hello_reply->puid;
 	cl.node_index = rep->hello_reply->node_index;
 	cl.node_count = rep->hello_reply->node_count;
 	snprintf(cl.fabric_id, sizeof(cl.fabric_id), "%s", rep->hello_reply->fabric_id);
+	cl.idle = c;
+	c = NULL;
 	cl.refs = 1;
 	rv = DRAGON_OK;
 out:
-	if (fd >= 0)
-		close(fd);
+	if (c)
+		conn_close(c);
 	dg_msg_free(rep);
 	pthread_mutex_unlock(&cl.lock);
 	return rv;
@@ -167,11 +218,15 @@ DRAGON_API int dragon_finalize(void)
 	int rv = DRAGON_OK;
 
 	pthread_mutex_lock(&cl.lock);
-	if (cl.refs <= 0)
+	if (cl.refs <= 0) {
 		rv = dg_err(DRAGON_ENOTINIT, "dragon_finalize without dragon_init");
-	else if (--cl.refs == 0) {
-		close(cl.fd);
-		cl.fd = -1;
+	} else if (--cl.refs == 0) {
+		/* Connections busy in other threads are closed when their calls return. */
+		while (cl.idle) {
+			struct cconn *c = cl.idle;
+			cl.idle = c->next;
+			conn_close(c);
+		}
 		cl.fabric_id[0] = 0;
 	}
 	pthread_mutex_unlock(&cl.lock);

@@ -9,6 +9,8 @@
 #include "err.h"
 #include "test_ls_fixture.h"
 
+#include <pthread.h>
+
 static char self[4096];
 
 static int setup(void **state)
@@ -334,6 +336,34 @@ static void a_barrier_holds_a_group_together_for_several_rounds(void **state)
 	assert_int_equal(dragon_barrier_destroy(b), DRAGON_OK);
 }
 
+static void *getter(void *arg)
+{
+	char buf[16];
+	size_t len = sizeof(buf);
+	static int rc;
+
+	rc = dragon_queue_get(arg, buf, &len, 5000);
+	if (!rc && strcmp(buf, "t"))
+		rc = -1;
+	return &rc;
+}
+
+static void a_thread_blocked_in_a_call_does_not_block_the_others(void **state)
+{
+	dragon_queue_t *q;
+	pthread_t t;
+	void *res;
+
+	(void)state;
+	assert_int_equal(dragon_queue_create(NULL, 1, 16, 0, &q), DRAGON_OK);
+	assert_int_equal(pthread_create(&t, NULL, getter, q), 0);
+	usleep(50000); /* the getter is parked in GS by now */
+	assert_int_equal(dragon_queue_put(q, "t", 2, 1000), DRAGON_OK);
+	assert_int_equal(pthread_join(t, &res), 0);
+	assert_int_equal(*(int *)res, 0);
+	assert_int_equal(dragon_queue_destroy(q), DRAGON_OK);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +378,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(a_blocked_get_is_served_by_another_process),
 		cmocka_unit_test(semaphore_lock_and_event),
 		cmocka_unit_test(a_barrier_holds_a_group_together_for_several_rounds),
+		cmocka_unit_test(a_thread_blocked_in_a_call_does_not_block_the_others),
 	};
 
 	if (argc > 2 && !strcmp(argv[1], "register"))
