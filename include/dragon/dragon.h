@@ -3,5 +3,9 @@
 #define DRAGON_DRAGON_H
 
 #include <dragon/error.h>
+#include <dragon/init.h>
+#include <dragon/process.h>
+#include <dragon/group.h>
+#include <dragon/name.h>
 
 #endif
