@@ -1,1 +1,3 @@
 # contrib/local.mk: build rules for this area (included from the top Makefile.am).
+# The test cluster script, the demo and the plugstack.conf example ship in the tarball.
+EXTRA_DIST += contrib/testcluster contrib/demo contrib/plugstack.conf.example

@@ -18,7 +18,7 @@ runtime_libdragon_impl_la_SOURCES += \
 runtime_libdragon_impl_la_CFLAGS += $(EVENT_CFLAGS) $(PROTOBUF_C_CFLAGS) $(HWLOC_CFLAGS)
 runtime_libdragon_impl_la_LIBADD += $(EVENT_LIBS) $(PROTOBUF_C_LIBS) $(HWLOC_LIBS)
 
-nobase_include_HEADERS += include/dragon/init.h include/dragon/process.h include/dragon/group.h \
+dragoninclude_HEADERS += include/dragon/init.h include/dragon/process.h include/dragon/group.h \
 	include/dragon/name.h include/dragon/queue.h include/dragon/sync.h
 
 # The launcher links libdragon statically: it forks local services from its own image.
