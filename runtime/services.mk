@@ -74,3 +74,8 @@ EXTRA_DIST += tests/bench/parts/B5a.sh tests/bench/parts/B6.sh
 
 dist_man_MANS += docs/man/dragon.1
 EXTRA_DIST += docs/services.md
+
+# dragon-ls: local services as their own daemon (the Slurm fabric step will start one per node).
+libexec_PROGRAMS += runtime/ls/dragon-ls
+runtime_ls_dragon_ls_SOURCES = runtime/ls/ls_main.c
+runtime_ls_dragon_ls_LDADD = runtime/libdragon_impl.la

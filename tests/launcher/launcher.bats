@@ -199,3 +199,26 @@ wait_for() { # wait_for FILE: up to 5 s
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"no fabric is running"* ]]
 }
+
+@test "dragon-ls alone: a process started otherwise joins with DRAGON_LS_SOCKET" {
+	mkdir -m 700 "$RT/ls"
+	"$B/runtime/ls/dragon-ls" --dir "$RT/ls" --fabric-id "t$MARK" 2>"$RT/ls.err" &
+	lsp=$!
+	for _ in $(seq 50); do [ -S "$RT/ls/ls.sock" ] && break; sleep 0.1; done
+	DRAGON_LS_SOCKET="$RT/ls/ls.sock" run "$DGTOOL" spawn-wait sh -c 'exit 5'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"status 5"* ]]
+	run "$DGTOOL" spawn-wait true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"no fabric to join"* ]]
+	kill -TERM "$lsp"
+	wait "$lsp"
+	[ ! -e "$RT/ls/ls.sock" ]
+}
+
+@test "dragon-ls refuses a directory open to others" {
+	mkdir -m 755 "$RT/open"
+	run "$B/runtime/ls/dragon-ls" --dir "$RT/open"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"mode 0700"* ]]
+}
