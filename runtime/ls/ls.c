@@ -1439,6 +1439,16 @@ int ls_run(const struct ls_opts *o)
 	kill_descendants();
 	rv = 0;
 out:
+	/* Cleanup must finish: a late SIGTERM (the launcher's death signal can arrive after its
+	 * socket closed) would kill LS half way once libevent restores the default handler. */
+	{
+		sigset_t stop;
+		sigemptyset(&stop);
+		sigaddset(&stop, SIGTERM);
+		sigaddset(&stop, SIGINT);
+		sigaddset(&stop, SIGHUP);
+		sigprocmask(SIG_BLOCK, &stop, NULL);
+	}
 	if (ls->base) {
 		/* Whatever is still alive (a loop error) must not outlive LS. */
 		kill_all(ls, SIGKILL);
@@ -1487,9 +1497,14 @@ out:
 		snprintf(base, sizeof(base), "%s", o->dir);
 		if ((slash = strrchr(base, '/')) && slash != base) {
 			*slash = 0;
-			rmdir(base);
+			if (rmdir(base) && ls->debug)
+				ls_log(ls, "rmdir %s: %s", base, strerror(errno));
 		}
+	} else if (o->ctl_fd >= 0 && ls->debug) {
+		ls_log(ls, "rmdir %s: %s", o->dir, strerror(errno));
 	}
+	if (ls->debug)
+		ls_log(ls, "exiting");
 	free(ls->base_env);
 	if (ls->allowed)
 		hwloc_bitmap_free(ls->allowed);
