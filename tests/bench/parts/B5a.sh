@@ -26,7 +26,7 @@ if [ "$ours" = fail ] || [ -z "$ours" ]; then echo "skip,B5a,dragon-hello,dragon
 echo "result,B5a,$case,0,dragon-hello,ms,$ours"
 MPIRUN=$(command -v mpirun || true)
 if [ -n "$MPIRUN" ]; then
-	m=$(median_ms "$MPIRUN" --allow-run-as-root --oversubscribe -np 1 true)
+	m=$(median_ms "$MPIRUN" --allow-run-as-root -np 1 true)
 	if [ "$m" != fail ]; then
 		echo "result,B5a,$case,0,openmpi-mpirun,ms,$m"
 		echo "target,B5a,$case,*,ms,dragon-hello,openmpi-mpirun,le,1.0"
