@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -27,8 +28,11 @@ static int fx_start(void)
 		return -1;
 	snprintf(fx_sock, sizeof(fx_sock), "%s/%s", fx_dir, LS_SOCK_NAME);
 	fx_ls_pid = fork();
-	if (fx_ls_pid == 0)
+	if (fx_ls_pid == 0) {
+		/* If the test dies, its local services stop and clean up too. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		_exit(ls_run(&o));
+	}
 	for (int i = 0; i < 200 && access(fx_sock, F_OK); i++)
 		usleep(10000);
 	setenv("DRAGON_LS_SOCKET", fx_sock, 1);
