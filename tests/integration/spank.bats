@@ -90,3 +90,26 @@ sbatch_wait() {
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"dragon: plugstack.conf: unknown key 'sbatch_supprt'"* ]]
 }
+
+@test "srun inside a #SBATCH --dragon script inherits --dragon" {
+	printf '#!/bin/sh\n#SBATCH --dragon=startup_timeout=9\n#SBATCH -N3\n#SBATCH -o %s/out\nsrun -N3 printenv DRAGON_SPANK_OPTIONS\n' \
+		"$work" >"$work/job.sh"
+	run sbatch_wait "$work/job.sh"
+	[ "$status" -eq 0 ]
+	run cat "$work/out"
+	echo "$output"
+	[ "$(printf '%s\n' "$output" | grep -cx 'transport=tcp;ofi_rxm,startup_timeout=9')" -eq 3 ]
+}
+
+@test "salloc --dragon validates its value before allocating" {
+	run timeout 60 salloc --dragon=transport= -N1 true
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"dragon: --dragon: transport=''"* ]]
+}
+
+@test "salloc --dragon is accepted" {
+	run timeout 60 salloc --dragon -N1 true
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
