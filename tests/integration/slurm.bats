@@ -38,3 +38,33 @@
 	run timeout 60 srun -N3 true
 	[ "$status" -eq 0 ]
 }
+
+@test "up names the node that did not register, shows its log and leaves nothing behind" {
+	# A second instance beside the running one, whose node 2 'slurmd' exits at once.
+	other=$(( (${DRAGON_TC_ID:-0} + 5) % 10 ))
+	fake=$(mktemp -d "$DRAGON_TC_STATE/fake.XXXXXX")
+	cat >"$fake/slurmd" <<'SH'
+#!/bin/sh
+# stands in for slurmd: node 2 logs an error and never registers
+conf=$2 name=$4
+case $name in
+*-node2) echo "fake slurmd: cannot start $name on purpose" >>"$(dirname "$conf")/log/slurmd-$name.log"; exit 0 ;;
+esac
+exec /usr/sbin/slurmd "$@"
+SH
+	chmod +x "$fake/slurmd"
+	PATH=$fake:$PATH DRAGON_TC_ID=$other DRAGON_TC_STATE= DRAGON_TC_TIMEOUT=3 run "$TC" up 3
+	rm -rf "$fake"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"these nodes are not idle: dgtc${other}-node2"* ]]
+	[[ "$output" == *"cannot start dgtc${other}-node2 on purpose"* ]]
+	[ ! -e "/var/lib/dragon-testcluster-$other" ]
+	! ip netns list | grep -q "^dgtc${other}-node"
+	! ip link show "dgtc${other}br" 2>/dev/null
+}
+
+@test "down twice is harmless" {
+	DRAGON_TC_ID=$(( (${DRAGON_TC_ID:-0} + 5) % 10 )) DRAGON_TC_STATE= run "$TC" down
+	[ "$status" -eq 0 ]
+}
