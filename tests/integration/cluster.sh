@@ -17,15 +17,34 @@ case $top_builddir in
 	exit 77
 	;;
 esac
-if ! why=$("$tc" check); then
-	echo "SKIP: the Slurm test cluster cannot run here: $why"
+# Use the instance given by DRAGON_TC_ID, or else the first free one, so that two checkouts (or a
+# developer's own cluster) can run the tests at the same time.
+if [ -n "${DRAGON_TC_ID+set}" ]; then
+	ids=${DRAGON_TC_ID:-default}
+else
+	ids="default 1 2 3 4 5 6 7 8 9"
+fi
+chosen=
+for i in $ids; do
+	[ "$i" = default ] && i=
+	export DRAGON_TC_ID="$i"
+	why=$("$tc" check)
+	rc=$?
+	if [ "$rc" = 77 ]; then
+		echo "SKIP: the Slurm test cluster cannot run here: $why"
+		exit 77
+	fi
+	if [ "$rc" = 0 ] && ! "$tc" status >/dev/null 2>&1; then
+		chosen=yes
+		break
+	fi
+	echo "# instance '${i}' is busy: ${why:-a test cluster is already up}"
+done
+if [ -z "$chosen" ]; then
+	echo "SKIP: no free test cluster instance (tried: $ids); bring one down (contrib/testcluster down)"
 	exit 77
 fi
-if "$tc" status >/dev/null 2>&1; then
-	echo "SKIP: a test cluster is already up (contrib/testcluster status); bring it down first or set DRAGON_TC_ID to another instance"
-	exit 77
-fi
-
+echo "# using test cluster instance '${DRAGON_TC_ID}'"
 export DRAGON_TC_BUILDDIR="$top_builddir"
 export DRAGON_TC_PLUGIN="$top_builddir/spank/.libs/spank_dragon.so"
 export PMIX_FENCE="$top_builddir/tests/integration/pmix_fence"
@@ -40,8 +59,9 @@ t0=$(date +%s%N)
 "$tc" up 3
 rc=$?
 t1=$(date +%s%N)
-if [ "$rc" = 77 ]; then
-	echo "SKIP: the Slurm test cluster cannot run here (reason above)"
+if [ "$rc" = 77 ] || [ "$rc" = 75 ]; then
+	trap - EXIT
+	echo "SKIP: the Slurm test cluster could not come up here (reason above)"
 	exit 77
 fi
 if [ "$rc" != 0 ]; then
