@@ -1,20 +1,22 @@
 #!/usr/bin/env bats
 # tests/integration/slurm.bats: the test cluster behaves as a real multi-node Slurm cluster (run by cluster.sh).
+bats_require_minimum_version 1.5.0
+
 
 @test "srun -N3 hostname prints three distinct hostnames" {
-	run timeout 60 srun -N3 hostname
+	run --separate-stderr timeout 60 srun -N3 hostname
 	[ "$status" -eq 0 ]
 	[ "$(printf '%s\n' "$output" | sort -u | wc -l)" -eq 3 ]
 }
 
 @test "each node has its own /tmp" {
-	run timeout 60 srun -N3 sh -c 'stat -c %d:%i /tmp'
+	run --separate-stderr timeout 60 srun -N3 sh -c 'stat -c %d:%i /tmp'
 	[ "$status" -eq 0 ]
 	[ "$(printf '%s\n' "$output" | sort -u | wc -l)" -eq 3 ]
 }
 
 @test "srun -N3 -n6 --mpi=pmix: PMIx Put/Fence/Get across three nodes" {
-	run timeout 60 srun -N3 -n6 --mpi=pmix "$PMIX_FENCE"
+	run --separate-stderr timeout 60 srun -N3 -n6 --mpi=pmix "$PMIX_FENCE"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "$(printf '%s\n' "$output" | grep -c ': 6/6 values ok, 4 from other hosts$')" -eq 6 ]

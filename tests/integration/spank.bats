@@ -1,5 +1,7 @@
 #!/usr/bin/env bats
 # tests/integration/spank.bats: the Dragon SPANK plugin's --dragon option on the test cluster (run by cluster.sh).
+bats_require_minimum_version 1.5.0
+
 
 setup() {
 	work=$(mktemp -d "$DRAGON_TC_STATE/bats.XXXXXX")
@@ -69,7 +71,7 @@ sbatch_wait() {
 }
 
 @test "--dragon values reach every task of the step" {
-	run timeout 60 srun --dragon=transport=shm,startup_timeout=4 -N3 printenv DRAGON_SPANK_OPTIONS
+	run --separate-stderr timeout 60 srun --dragon=transport=shm,startup_timeout=4 -N3 printenv DRAGON_SPANK_OPTIONS
 	[ "$status" -eq 0 ]
 	[ "$(printf '%s\n' "$output" | grep -cx 'transport=shm,startup_timeout=4')" -eq 3 ]
 }
@@ -77,7 +79,7 @@ sbatch_wait() {
 @test "without --dragon the plugin changes nothing in the task's environment" {
 	# The tasks inherit this shell's environment: their DRAGON_* variables must be exactly ours.
 	want=$(env | grep '^DRAGON_' | sort | md5sum)
-	run timeout 60 srun -N3 sh -c 'env | grep "^DRAGON_" | sort | md5sum'
+	run --separate-stderr timeout 60 srun -N3 sh -c 'env | grep "^DRAGON_" | sort | md5sum'
 	[ "$status" -eq 0 ]
 	[ "$(printf '%s\n' "$output" | sort -u)" = "$want" ]
 }
@@ -112,4 +114,30 @@ sbatch_wait() {
 	run timeout 60 salloc --dragon -N1 true
 	echo "$output"
 	[ "$status" -eq 0 ]
+}
+
+@test "a --dragon step gets a private runtime directory owned by the job's user on every node" {
+	uid=$(id -u nobody) gid=$(id -g nobody)
+	run --separate-stderr timeout 60 setpriv --reuid="$uid" --regid="$gid" --clear-groups \
+		srun --chdir=/ --dragon -N3 sh -c 'echo "$(hostname) $DRAGON_RUNTIME_DIR $(stat -c "%u %a" "$DRAGON_RUNTIME_DIR")"'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | awk '{print $1}' | sort -u | wc -l)" -eq 3 ]
+	[ "$(printf '%s\n' "$output" | grep -cE "^[^ ]+ /tmp/dragon-run/$uid/[0-9]+ $uid 700\$")" -eq 3 ]
+}
+
+@test "the job epilog removes the runtime directory (and what the job left in it) on every node" {
+	dir=$(timeout 60 srun -Q --dragon -N3 sh -c 'mkdir -p "$DRAGON_RUNTIME_DIR/sub" && touch "$DRAGON_RUNTIME_DIR/sub/f" &&
+		ln -s /etc "$DRAGON_RUNTIME_DIR/etc" && echo "$DRAGON_RUNTIME_DIR"' | sort -u)
+	[ "$(printf '%s\n' "$dir" | wc -l)" -eq 1 ]
+	[[ "$dir" == /tmp/dragon-run/* ]]
+	# The next job on these nodes starts after their epilog; poll briefly anyway.
+	for i in $(seq 20); do
+		left=$(timeout 60 srun -Q -N3 sh -c "if test -e '$dir'; then hostname; fi")
+		[ -z "$left" ] && break
+		sleep 0.2
+	done
+	echo "left on: $left"
+	[ -z "$left" ]
+	[ -d /etc ] && [ -f /etc/passwd ]
 }
