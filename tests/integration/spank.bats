@@ -141,3 +141,18 @@ sbatch_wait() {
 	[ -z "$left" ]
 	[ -d /etc ] && [ -f /etc/passwd ]
 }
+
+@test "plugstack.conf default=on gives every job the runtime without --dragon" {
+	# A one-node second instance whose plugstack.conf says default=on.
+	other=$(( (${DRAGON_TC_ID:-0} + 5) % 10 ))
+	DRAGON_TC_ID=$other DRAGON_TC_STATE= DRAGON_TC_PLUGARGS="default=on runtime_dir=/tmp/dragon-run startup_timeout=11" \
+		run "$TC" up 1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run --separate-stderr env SLURM_CONF="/var/lib/dragon-testcluster-$other/slurm.conf" timeout 60 srun -N1 printenv DRAGON_SPANK_OPTIONS
+	out=$output rc=$status
+	DRAGON_TC_ID=$other DRAGON_TC_STATE= "$TC" down
+	echo "$out"
+	[ "$rc" -eq 0 ]
+	[ "$out" = "transport=tcp;ofi_rxm,startup_timeout=11" ]
+}
