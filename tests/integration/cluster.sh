@@ -78,8 +78,18 @@ t3=$(date +%s%N)
 trap - EXIT
 echo "# bats ran in $(( (t2 - t1) / 1000000 )) ms; cluster down in $(( (t3 - t2) / 1000000 )) ms"
 # down leaves nothing behind: no namespace, bridge or state directory of ours.
+if [ -n "$DRAGON_TC_ID" ]; then
+	pfx=dgtc$DRAGON_TC_ID bridge=dgtc${DRAGON_TC_ID}br
+else
+	pfx=dgtc bridge=dgtc0
+fi
 if "$tc" status >/dev/null 2>&1 || [ -e "$DRAGON_TC_STATE" ]; then
 	echo "FAIL: contrib/testcluster down left $DRAGON_TC_STATE or daemons behind"
+	rc=1
+fi
+if ip netns list | grep -q "^$pfx-node" || ip link show "$bridge" >/dev/null 2>&1 ||
+	ip link show | grep -q ": $pfx-v[0-9]"; then
+	echo "FAIL: contrib/testcluster down left namespaces $pfx-node*, veths $pfx-v* or bridge $bridge behind"
 	rc=1
 fi
 exit "$rc"
