@@ -111,6 +111,23 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 	return dragon_remote_task_init(sp, &dragon_spank_state);
 }
 
+/* slurm_spank_init is not called before the job epilog: it gets the plugstack.conf arguments itself. */
+int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
+{
+	struct dragon_spank *st = &dragon_spank_state;
+	char err[256];
+
+	if (spank_context() != S_CTX_JOB_SCRIPT)
+		return 0;
+	dragon_spank_opts_init(&st->opts);
+	if (dragon_spank_parse_conf(&st->opts, ac, av, err, sizeof(err)) != DRAGON_OK) {
+		/* Failing the epilog would drain the node: log and leave the directory. */
+		slurm_error(DG_LOG "plugstack.conf: %s", err);
+		return 0;
+	}
+	return dragon_epilog(sp, st);
+}
+
 int slurm_spank_exit(spank_t sp, int ac, char **av)
 {
 	(void)sp;
