@@ -14,3 +14,10 @@ tests_unit_test_pool_LDADD = $(TEST_LIBS)
 tests_unit_test_channel_SOURCES = tests/unit/test_channel.c
 tests_unit_test_channel_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_channel_LDADD = $(TEST_LIBS)
+
+# Multi-process stress: 1+1 up to 8+8, and SIGKILL mid-operation (sizes scale down under CI).
+check_PROGRAMS += tests/stress/chstress
+tests_stress_chstress_SOURCES = tests/stress/chstress.c
+tests_stress_chstress_LDADD = runtime/libdragon_impl.la
+TESTS += tests/stress/stress-channels.sh
+EXTRA_DIST += tests/stress/stress-channels.sh
