@@ -3,6 +3,8 @@
 #define DRAGON_DRAGON_H
 
 #include <dragon/error.h>
+#include <dragon/pool.h>
+#include <dragon/channel.h>
 #include <dragon/init.h>
 #include <dragon/process.h>
 #include <dragon/group.h>
