@@ -498,6 +498,14 @@ static int pool_lock(dragon_pool_t *p)
 	return rv;
 }
 
+void dg_pool_test_die_holding_lock(dragon_pool_t *p, uint64_t n)
+{
+	pool_lock(p);
+	set_range(p->bitmap, 0, n < p->h->nblocks ? n : p->h->nblocks, 1);
+	p->h->used_blocks += n;
+	_exit(0);
+}
+
 static int try_alloc(dragon_pool_t *p, uint64_t n, uint64_t a, uint64_t *blk)
 {
 	struct pool_hdr *h = p->h;

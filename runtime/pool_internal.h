@@ -25,4 +25,11 @@ void *dg_pool_ptr(const dragon_pool_t *pool, uint64_t offset, uint64_t size);
 /* Take one more reference on an attached pool (released by dragon_pool_detach). */
 void dg_pool_ref(dragon_pool_t *pool);
 
+/*
+ * For tests of crash recovery only: take the pool's lock, leave a torn allocation of n blocks
+ * (bitmap set, no size entry, as a process killed inside an allocate would), and _exit(0)
+ * without unlocking. Never returns.
+ */
+void dg_pool_test_die_holding_lock(dragon_pool_t *pool, uint64_t n) __attribute__((noreturn));
+
 #endif

@@ -14,6 +14,7 @@
 
 #include <dragon/dragon.h>
 #include "fdpass.h"
+#include "pool_internal.h"
 
 static dragon_pool_t *mkpool(size_t size)
 {
@@ -228,6 +229,31 @@ static void fd_passing_closes_descriptors_beyond_the_limit(void **state)
 	close(sv[1]);
 }
 
+static void death_holding_the_lock_is_repaired(void **state)
+{
+	dragon_pool_t *p = mkpool(64 * 1024);
+	dragon_pool_stats_t st;
+	dragon_mem_t keep, m;
+	int status;
+
+	assert_int_equal(dragon_pool_alloc(p, 1000, 0, &keep), DRAGON_OK);
+	pid_t pid = fork();
+	if (pid == 0)
+		dg_pool_test_die_holding_lock(p, 500);
+	waitpid(pid, &status, 0);
+	assert_true(WIFEXITED(status));
+	/* The next locker recovers: the torn run is reclaimed, the completed allocation kept. */
+	assert_int_equal(dragon_pool_alloc(p, 60 * 1024, 0, &m), DRAGON_OK);
+	assert_int_equal(dragon_pool_stats(p, &st), DRAGON_OK);
+	assert_int_equal(st.allocations, 2);
+	assert_int_equal(dragon_pool_free(&m), DRAGON_OK);
+	assert_int_equal(dragon_pool_free(&keep), DRAGON_OK);
+	assert_int_equal(dragon_pool_stats(p, &st), DRAGON_OK);
+	assert_int_equal(st.used, 0);
+	assert_int_equal(st.largest_free, st.size);
+	assert_int_equal(dragon_pool_destroy(p), DRAGON_OK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +264,7 @@ int main(void)
 		cmocka_unit_test(garbage_truncated_and_stale_descriptors_are_errors),
 		cmocka_unit_test(fd_passing_hands_a_pool_to_another_process),
 		cmocka_unit_test(fd_passing_closes_descriptors_beyond_the_limit),
+		cmocka_unit_test(death_holding_the_lock_is_repaired),
 	};
 	return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
 }
