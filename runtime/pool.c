@@ -296,8 +296,20 @@ int dg_pool_attach_from(const struct dg_desc *d, dragon_pool_t **pool)
 	if (prov && prov(d->pool_id, &fd, arg) != DRAGON_OK)
 		fd = -1;
 	if (fd < 0 && d->pid > 0 && d->fd >= 0) {
+		char link[64];
+		ssize_t n;
+
+		/*
+		 * Open only what is one of our pools' memfds: a forged descriptor must not make us
+		 * open an arbitrary file (a device, a FIFO) of another process.
+		 */
 		snprintf(path, sizeof(path), "/proc/%d/fd/%d", d->pid, d->fd);
-		fd = open(path, O_RDWR | O_CLOEXEC);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			if (!strncmp(link, "/memfd:dragon-pool", 18))
+				fd = open(path, O_RDWR | O_CLOEXEC);
+		}
 	}
 	if (fd < 0)
 		return dg_err(DRAGON_ESTALE, "pool %016llx cannot be reached: its creator (pid %d) "
