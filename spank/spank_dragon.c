@@ -18,6 +18,11 @@ static int record_option(int val, const char *optarg, int remote)
 
 	(void)val;
 	(void)remote;
+	/* Slurm 22.05 hands a bare --dragon on to the sruns of a batch script or salloc as
+	 * SLURM_SPANK__SLURM_SPANK_OPTION_dragon_dragon=(null), so the callback then gets the
+	 * literal text "(null)": it means "no value", not a key=value list. */
+	if (optarg && !strcmp(optarg, "(null)"))
+		optarg = NULL;
 	if (optarg && !(copy = strdup(optarg))) {
 		slurm_error(DG_LOG "out of memory recording --dragon");
 		return -1;

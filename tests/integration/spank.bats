@@ -50,6 +50,24 @@ sbatch_wait() {
 	[[ "$output" == "batch ran on "*": transport=tcp;ofi_rxm,startup_timeout=30" ]]
 }
 
+@test "sruns inside a bare #SBATCH --dragon script inherit --dragon and run on three nodes" {
+	printf '#!/bin/sh\n#SBATCH --dragon\n#SBATCH -N3\n#SBATCH -o %s/out\nsrun -N3 printenv DRAGON_SPANK_OPTIONS\n' \
+		"$work" >"$work/job.sh"
+	run sbatch_wait "$work/job.sh"
+	[ "$status" -eq 0 ]
+	run cat "$work/out"
+	echo "$output"
+	[[ "$output" != *"(null)"* ]]
+	[ "$(printf '%s\n' "$output" | grep -cx 'transport=tcp;ofi_rxm,startup_timeout=30')" -eq 3 ]
+}
+
+@test "sruns inside salloc --dragon inherit a bare --dragon" {
+	run timeout 60 salloc --dragon -N3 srun printenv DRAGON_SPANK_OPTIONS
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -cx 'transport=tcp;ofi_rxm,startup_timeout=30')" -eq 3 ]
+}
+
 @test "an invalid --dragon=bogus=1 fails in srun with a message naming the key" {
 	run timeout 60 srun --dragon=bogus=1 -N1 true
 	echo "$output"
