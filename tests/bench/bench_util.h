@@ -74,7 +74,7 @@ static inline long bench_scale(long n)
 	const char *s = getenv("BENCH_SMOKE");
 
 	if (s && *s && strcmp(s, "0") != 0) {
-		n /= 200;
+		n /= 800;
 		return n < 10 ? 10 : n;
 	}
 	return n;

@@ -10,24 +10,24 @@ run() {
 	timeout -k 5 "${BENCH_TIMEOUT:-600}" "$@" || echo "skip,$P,$impl,failed (exit $?)"
 }
 for m in spin idle adaptive; do
-	case $m in spin) n=100000 ;; *) n=10000 ;; esac
+	case $m in spin) n=400000 ;; *) n=40000 ;; esac
 	run dragon-$m "$B/tests/bench/bench_onnode" lat dragon-$m $n
 done
-run futex "$B/tests/bench/bench_onnode" lat futex 10000
-run pipe "$B/tests/bench/bench_onnode" lat pipe 10000
+run futex "$B/tests/bench/bench_onnode" lat futex 40000
+run pipe "$B/tests/bench/bench_onnode" lat pipe 40000
 if [ -x "$B/tests/bench/bench_mpi" ] && [ -n "${MPIRUN:-}" ] && [ "$MPIRUN" != no ]; then
 	run openmpi-sm "$MPIRUN" --allow-run-as-root --oversubscribe -np 2 --bind-to none \
-		--mca btl self,vader "$B/tests/bench/bench_mpi" lat 100000 </dev/null
+		--mca btl self,vader "$B/tests/bench/bench_mpi" lat 400000 </dev/null
 else
 	echo "skip,$P,openmpi-sm,Open MPI not installed"
 fi
 if [ -x "$B/tests/bench/bench_zmq" ]; then
-	run zmq-ipc "$B/tests/bench/bench_zmq" lat "$tmp" 5000
+	run zmq-ipc "$B/tests/bench/bench_zmq" lat "$tmp" 20000
 else
 	echo "skip,$P,zmq-ipc,libzmq not installed"
 fi
 if [ -x "$B/tests/bench/bench_nng" ]; then
-	run nng-ipc "$B/tests/bench/bench_nng" "$tmp" 5000
+	run nng-ipc "$B/tests/bench/bench_nng" "$tmp" 20000
 else
 	echo "skip,$P,nng-ipc,nng not installed"
 fi

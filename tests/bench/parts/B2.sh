@@ -9,16 +9,16 @@ run() {
 	impl=$1; shift
 	timeout -k 5 "${BENCH_TIMEOUT:-600}" "$@" || echo "skip,$P,$impl,failed (exit $?)"
 }
-run dragon-adaptive "$B/tests/bench/bench_onnode" bw dragon-adaptive 400
-run memcpy "$B/tests/bench/bench_onnode" bw memcpy 400
+run dragon-adaptive "$B/tests/bench/bench_onnode" bw dragon-adaptive 1600
+run memcpy "$B/tests/bench/bench_onnode" bw memcpy 1600
 if [ -x "$B/tests/bench/bench_mpi" ] && [ -n "${MPIRUN:-}" ] && [ "$MPIRUN" != no ]; then
 	run openmpi-sm "$MPIRUN" --allow-run-as-root --oversubscribe -np 2 --bind-to none \
-		--mca btl self,vader "$B/tests/bench/bench_mpi" bw 400 </dev/null
+		--mca btl self,vader "$B/tests/bench/bench_mpi" bw 1600 </dev/null
 else
 	echo "skip,$P,openmpi-sm,Open MPI not installed"
 fi
 if [ -x "$B/tests/bench/bench_zmq" ]; then
-	run zmq-ipc "$B/tests/bench/bench_zmq" bw "$tmp" 400
+	run zmq-ipc "$B/tests/bench/bench_zmq" bw "$tmp" 1600
 else
 	echo "skip,$P,zmq-ipc,libzmq not installed"
 fi

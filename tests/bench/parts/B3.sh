@@ -10,10 +10,10 @@ run() {
 	timeout -k 5 "${BENCH_TIMEOUT:-600}" "$@" || echo "skip,$P,$impl,failed (exit $?)"
 }
 for n in 1 2 4; do
-	run dragon-adaptive "$B/tests/bench/bench_onnode" mpmc dragon-adaptive $n 400000
-	run pipe "$B/tests/bench/bench_onnode" mpmc pipe $n 400000
+	run dragon-adaptive "$B/tests/bench/bench_onnode" mpmc dragon-adaptive $n 1600000
+	run pipe "$B/tests/bench/bench_onnode" mpmc pipe $n 1600000
 	if [ -x "$B/tests/bench/bench_zmq" ]; then
-		run zmq-ipc "$B/tests/bench/bench_zmq" mpmc "$tmp" $n 400000
+		run zmq-ipc "$B/tests/bench/bench_zmq" mpmc "$tmp" $n 1600000
 	fi
 done
 [ -x "$B/tests/bench/bench_zmq" ] || echo "skip,$P,zmq-ipc,libzmq not installed"
