@@ -198,18 +198,18 @@ static int bench_lat(const char *impl, long base)
 	for (size_t i = 0; i < BENCH_NELEM(bench_lat_sizes); i++) {
 		size_t size = bench_lat_sizes[i];
 		long n = bench_iters(bench_scale(base), size);
-		long per = n / BENCH_REPS > 0 ? n / BENCH_REPS : 1;
+		long per = n / bench_reps() > 0 ? n / bench_reps() : 1;
 		double t[BENCH_REPS];
 		for (long k = 0; k < per / 4 + 1; k++) /* warm up caches and the pool */
 			lat_step(&c, size, ping);
-		for (int r = 0; r < BENCH_REPS; r++) {
+		for (int r = 0; r < bench_reps(); r++) {
 			double t0 = bench_now();
 			for (long k = 0; k < per; k++)
 				lat_step(&c, size, ping);
 			t[r] = (bench_now() - t0) / per / 2 * 1e6;
 		}
 		if (ping)
-			bench_result("B1", "pingpong", size, impl, "lat_us", bench_median(t, BENCH_REPS));
+			bench_result("B1", "pingpong", size, impl, "lat_us", bench_median(t, bench_reps()));
 	}
 	if (!ping)
 		_exit(0);
@@ -241,15 +241,15 @@ static int bench_bw(const char *impl, long base)
 			size_t size = bench_bw_sizes[i];
 			long n = bench_iters(bench_scale(base), size) * WINDOW;
 			double t[BENCH_REPS];
-			for (int r = 0; r < BENCH_REPS; r++) {
+			for (int r = 0; r < bench_reps(); r++) {
 				double t0 = bench_now();
-				for (long k = 0; k < n / BENCH_REPS + 1; k++) {
+				for (long k = 0; k < n / bench_reps() + 1; k++) {
 					memcpy(dst, buf, size);
 					__asm__ __volatile__("" ::"r"(dst) : "memory");
 				}
-				t[r] = (double)size * (n / BENCH_REPS + 1) / (bench_now() - t0) / 1e6;
+				t[r] = (double)size * (n / bench_reps() + 1) / (bench_now() - t0) / 1e6;
 			}
-			bench_result("B2", "stream", size, impl, "bw_MBps", bench_median(t, BENCH_REPS));
+			bench_result("B2", "stream", size, impl, "bw_MBps", bench_median(t, bench_reps()));
 		}
 		return 0;
 	}
@@ -275,9 +275,9 @@ static int bench_bw(const char *impl, long base)
 	for (size_t i = 0; i < BENCH_NELEM(bench_bw_sizes); i++) {
 		size_t size = bench_bw_sizes[i], len;
 		long windows = bench_iters(bench_scale(base), size);
-		long per = windows / BENCH_REPS > 0 ? windows / BENCH_REPS : 1;
+		long per = windows / bench_reps() > 0 ? windows / bench_reps() : 1;
 		double t[BENCH_REPS];
-		for (int r = -1; r < BENCH_REPS; r++) { /* round -1 warms up */
+		for (int r = -1; r < bench_reps(); r++) { /* round -1 warms up */
 			double t0 = bench_now();
 			for (long k = 0; k < per; k++) {
 				if (sender) {
@@ -322,7 +322,7 @@ static int bench_bw(const char *impl, long base)
 				t[r] = (double)size * WINDOW * per / (bench_now() - t0) / 1e6;
 		}
 		if (sender)
-			bench_result("B2", "stream", size, impl, "bw_MBps", bench_median(t, BENCH_REPS));
+			bench_result("B2", "stream", size, impl, "bw_MBps", bench_median(t, bench_reps()));
 	}
 	if (!sender)
 		_exit(0);
@@ -469,7 +469,7 @@ static int bench_alloc(const char *impl, long base)
 		double t[BENCH_REPS];
 		for (int k = 0; k < 1024; k++)
 			sizes[k] = cases[i].size ? cases[i].size : 8 + (size_t)rand() % (16384 - 8);
-		for (int r = -1; r < BENCH_REPS; r++) {
+		for (int r = -1; r < bench_reps(); r++) {
 			unsigned s = 0;
 			double t0 = bench_now();
 			for (long b = 0; b < batches; b++) {
@@ -495,7 +495,7 @@ static int bench_alloc(const char *impl, long base)
 				t[r] = (bench_now() - t0) / (batches * BATCH) * 1e9;
 		}
 		bench_result("B7", cases[i].name, cases[i].size, impl, "ns_per_op",
-			     bench_median(t, BENCH_REPS));
+			     bench_median(t, bench_reps()));
 	}
 	if (pool)
 		dragon_pool_destroy(pool);

@@ -72,6 +72,12 @@ static inline long bench_scale(long n)
 	return n;
 }
 
+/* Timed batches: one in a smoke run (its figures only have to exist). */
+static inline int bench_reps(void)
+{
+	return bench_scale(800) < 800 ? 1 : BENCH_REPS;
+}
+
 /* Fewer iterations for big messages so every size takes about the same time (at least 10; 1 in a smoke run). */
 static inline long bench_iters(long base, size_t size)
 {
