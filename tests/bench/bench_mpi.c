@@ -32,9 +32,9 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < nsizes; i++) {
 		int size = (int)sizes[i];
 		long n = bench_iters(bench_scale(base), sizes[i]);
-		long per = n / BENCH_REPS > 0 ? n / BENCH_REPS : 1;
+		long per = n / bench_reps() > 0 ? n / bench_reps() : 1;
 		double t[BENCH_REPS];
-		for (int r = -1; r < BENCH_REPS; r++) {
+		for (int r = -1; r < bench_reps(); r++) {
 			MPI_Barrier(MPI_COMM_WORLD);
 			double t0 = bench_now();
 			for (long k = 0; k < per; k++) {
@@ -63,9 +63,9 @@ int main(int argc, char **argv)
 				t[r] = lat ? dt / per / 2 * 1e6 : (double)size * WINDOW * per / dt / 1e6;
 		}
 		if (rank == 0 && lat)
-			bench_result("B1", "pingpong", sizes[i], "openmpi-sm", "lat_us", bench_median(t, BENCH_REPS));
+			bench_result("B1", "pingpong", sizes[i], "openmpi-sm", "lat_us", bench_median(t, bench_reps()));
 		else if (rank == 0)
-			bench_result("B2", "stream", sizes[i], "openmpi-sm", "bw_MBps", bench_median(t, BENCH_REPS));
+			bench_result("B2", "stream", sizes[i], "openmpi-sm", "bw_MBps", bench_median(t, bench_reps()));
 	}
 	free(buf);
 	MPI_Finalize();

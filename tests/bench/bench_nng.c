@@ -46,9 +46,9 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < BENCH_NELEM(bench_lat_sizes); i++) {
 		size_t size = bench_lat_sizes[i], len;
 		long n = bench_iters(bench_scale(base), size);
-		long per = n / BENCH_REPS > 0 ? n / BENCH_REPS : 1;
+		long per = n / bench_reps() > 0 ? n / bench_reps() : 1;
 		double t[BENCH_REPS];
-		for (int r = -1; r < BENCH_REPS; r++) {
+		for (int r = -1; r < bench_reps(); r++) {
 			double t0 = bench_now();
 			for (long k = 0; k < per; k++) {
 				if (parent && (rv = nng_send(s, buf, size, 0)))
@@ -63,7 +63,7 @@ int main(int argc, char **argv)
 				t[r] = (bench_now() - t0) / per / 2 * 1e6;
 		}
 		if (parent)
-			bench_result("B1", "pingpong", size, "nng-ipc", "lat_us", bench_median(t, BENCH_REPS));
+			bench_result("B1", "pingpong", size, "nng-ipc", "lat_us", bench_median(t, bench_reps()));
 	}
 	if (!parent) {
 		usleep(100000); /* let the last echo leave before closing */

@@ -198,18 +198,18 @@ static int bench_lat(const char *impl, long base)
 	for (size_t i = 0; i < BENCH_NELEM(bench_lat_sizes); i++) {
 		size_t size = bench_lat_sizes[i];
 		long n = bench_iters(bench_scale(base), size);
-		long per = n / BENCH_REPS > 0 ? n / BENCH_REPS : 1;
+		long per = n / bench_reps() > 0 ? n / bench_reps() : 1;
 		double t[BENCH_REPS];
 		for (long k = 0; k < per / 4 + 1; k++) /* warm up caches and the pool */
 			lat_step(&c, size, ping);
-		for (int r = 0; r < BENCH_REPS; r++) {
+		for (int r = 0; r < bench_reps(); r++) {
 			double t0 = bench_now();
 			for (long k = 0; k < per; k++)
 				lat_step(&c, size, ping);
 			t[r] = (bench_now() - t0) / per / 2 * 1e6;
 		}
 		if (ping)
-			bench_result("B1", "pingpong", size, impl, "lat_us", bench_median(t, BENCH_REPS));
+			bench_result("B1", "pingpong", size, impl, "lat_us", bench_median(t, bench_reps()));
 	}
 	if (!ping)
 		_exit(0);
@@ -241,19 +241,21 @@ static int bench_bw(const char *impl, long base)
 			size_t size = bench_bw_sizes[i];
 			long n = bench_iters(bench_scale(base), size) * WINDOW;
 			double t[BENCH_REPS];
-			for (int r = 0; r < BENCH_REPS; r++) {
+			for (int r = 0; r < bench_reps(); r++) {
 				double t0 = bench_now();
-				for (long k = 0; k < n / BENCH_REPS + 1; k++) {
+				for (long k = 0; k < n / bench_reps() + 1; k++) {
 					memcpy(dst, buf, size);
 					__asm__ __volatile__("" ::"r"(dst) : "memory");
 				}
-				t[r] = (double)size * (n / BENCH_REPS + 1) / (bench_now() - t0) / 1e6;
+				t[r] = (double)size * (n / bench_reps() + 1) / (bench_now() - t0) / 1e6;
 			}
-			bench_result("B2", "stream", size, impl, "bw_MBps", bench_median(t, BENCH_REPS));
+			bench_result("B2", "stream", size, impl, "bw_MBps", bench_median(t, bench_reps()));
 		}
 		return 0;
 	}
-	if (strcmp(impl, "dragon-adaptive") && strcmp(impl, "dragon-spin"))
+	/* dragon-zc: zero-copy, the sender fills a pool allocation and passes it (one copy, not two) */
+	int zc = !strcmp(impl, "dragon-zc");
+	if (strcmp(impl, "dragon-adaptive") && strcmp(impl, "dragon-spin") && !zc)
 		return fprintf(stderr, "unknown impl %s\n", impl), 2;
 	const dragon_pool_attr_t pa = { .size = (size_t)(WINDOW + 8) * maxsz + (64u << 20) };
 	const dragon_channel_attr_t ca = { .capacity = WINDOW };
@@ -273,21 +275,45 @@ static int bench_bw(const char *impl, long base)
 	for (size_t i = 0; i < BENCH_NELEM(bench_bw_sizes); i++) {
 		size_t size = bench_bw_sizes[i], len;
 		long windows = bench_iters(bench_scale(base), size);
-		long per = windows / BENCH_REPS > 0 ? windows / BENCH_REPS : 1;
+		long per = windows / bench_reps() > 0 ? windows / bench_reps() : 1;
 		double t[BENCH_REPS];
-		for (int r = -1; r < BENCH_REPS; r++) { /* round -1 warms up */
+		for (int r = -1; r < bench_reps(); r++) { /* round -1 warms up */
 			double t0 = bench_now();
 			for (long k = 0; k < per; k++) {
 				if (sender) {
-					for (int m = 0; m < WINDOW; m++)
-						if ((rc = dragon_channel_send(data, buf, size, &w)))
+					for (int m = 0; m < WINDOW; m++) {
+						dragon_mem_t mem;
+						if (zc) {
+							if ((rc = dragon_pool_alloc_wait(pool, size, 0, -1, &mem)))
+								die("alloc", rc);
+							memcpy(mem.ptr, buf, size);
+							rc = dragon_channel_send_mem(data, &mem, &w);
+						} else {
+							rc = dragon_channel_send(data, buf, size, &w);
+						}
+						if (rc)
 							die("send", rc);
+					}
 					if ((rc = dragon_channel_recv(ack, dst, 1, &len, &w)))
 						die("recv ack", rc);
 				} else {
-					for (int m = 0; m < WINDOW; m++)
-						if ((rc = dragon_channel_recv(data, dst, maxsz, &len, &w)))
+					for (int m = 0; m < WINDOW; m++) {
+						dragon_mem_t mem;
+						if (zc) {
+							if ((rc = dragon_channel_recv_mem(data, &mem, &w)))
+								die("recv_mem", rc);
+							if (mem.size < size || ((volatile unsigned char *)mem.ptr)[size - 1] != 0x5a)
+							{
+								fprintf(stderr, "bench_onnode: recv_mem: short or wrong message\n");
+								exit(1);
+							}
+							rc = dragon_pool_free(&mem);
+						} else {
+							rc = dragon_channel_recv(data, dst, maxsz, &len, &w);
+						}
+						if (rc)
 							die("recv", rc);
+					}
 					if ((rc = dragon_channel_send(ack, dst, 1, &w)))
 						die("send ack", rc);
 				}
@@ -296,7 +322,7 @@ static int bench_bw(const char *impl, long base)
 				t[r] = (double)size * WINDOW * per / (bench_now() - t0) / 1e6;
 		}
 		if (sender)
-			bench_result("B2", "stream", size, impl, "bw_MBps", bench_median(t, BENCH_REPS));
+			bench_result("B2", "stream", size, impl, "bw_MBps", bench_median(t, bench_reps()));
 	}
 	if (!sender)
 		_exit(0);
@@ -443,7 +469,7 @@ static int bench_alloc(const char *impl, long base)
 		double t[BENCH_REPS];
 		for (int k = 0; k < 1024; k++)
 			sizes[k] = cases[i].size ? cases[i].size : 8 + (size_t)rand() % (16384 - 8);
-		for (int r = -1; r < BENCH_REPS; r++) {
+		for (int r = -1; r < bench_reps(); r++) {
 			unsigned s = 0;
 			double t0 = bench_now();
 			for (long b = 0; b < batches; b++) {
@@ -469,7 +495,7 @@ static int bench_alloc(const char *impl, long base)
 				t[r] = (bench_now() - t0) / (batches * BATCH) * 1e9;
 		}
 		bench_result("B7", cases[i].name, cases[i].size, impl, "ns_per_op",
-			     bench_median(t, BENCH_REPS));
+			     bench_median(t, bench_reps()));
 	}
 	if (pool)
 		dragon_pool_destroy(pool);

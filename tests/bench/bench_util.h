@@ -48,14 +48,6 @@ static inline double bench_median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* Fewer iterations for big messages so every size takes about the same time. */
-static inline long bench_iters(long base, size_t size)
-{
-	long n = (long)(base / (1.0 + size / 4096.0));
-
-	return n < 10 ? 10 : n;
-}
-
 /* Message sizes of B1 and B2 (the latter adds the larger ones). */
 static const size_t bench_lat_sizes[] = { 8, 64, 1024, 65536, 1048576 };
 static const size_t bench_bw_sizes[] = { 8, 64, 1024, 8192, 65536, 1048576, 4194304 };
@@ -75,9 +67,23 @@ static inline long bench_scale(long n)
 
 	if (s && *s && strcmp(s, "0") != 0) {
 		n /= 800;
-		return n < 10 ? 10 : n;
+		return n < 1 ? 1 : n;
 	}
 	return n;
+}
+
+/* Timed batches: one in a smoke run (its figures only have to exist). */
+static inline int bench_reps(void)
+{
+	return bench_scale(800) < 800 ? 1 : BENCH_REPS;
+}
+
+/* Fewer iterations for big messages so every size takes about the same time (at least 10; 1 in a smoke run). */
+static inline long bench_iters(long base, size_t size)
+{
+	long n = (long)(base / (1.0 + size / 4096.0)), least = bench_scale(800) < 800 ? 1 : 10;
+
+	return n < least ? least : n;
 }
 
 #endif

@@ -86,9 +86,9 @@ static int two_procs(const char *what, const char *dir, long base)
 	for (size_t i = 0; i < nsizes; i++) {
 		size_t size = sizes[i];
 		long n = bench_iters(bench_scale(base), size);
-		long per = n / BENCH_REPS > 0 ? n / BENCH_REPS : 1;
+		long per = n / bench_reps() > 0 ? n / bench_reps() : 1;
 		double t[BENCH_REPS];
-		for (int r = -1; r < BENCH_REPS; r++) { /* round -1 connects and warms up */
+		for (int r = -1; r < bench_reps(); r++) { /* round -1 connects and warms up */
 			double t0 = bench_now();
 			for (long k = 0; k < per; k++) {
 				if (lat && parent) {
@@ -117,9 +117,9 @@ static int two_procs(const char *what, const char *dir, long base)
 				t[r] = lat ? dt / per / 2 * 1e6 : (double)size * WINDOW * per / dt / 1e6;
 		}
 		if (parent && lat)
-			bench_result("B1", "pingpong", size, "zmq-ipc", "lat_us", bench_median(t, BENCH_REPS));
+			bench_result("B1", "pingpong", size, "zmq-ipc", "lat_us", bench_median(t, bench_reps()));
 		else if (parent)
-			bench_result("B2", "stream", size, "zmq-ipc", "bw_MBps", bench_median(t, BENCH_REPS));
+			bench_result("B2", "stream", size, "zmq-ipc", "bw_MBps", bench_median(t, bench_reps()));
 	}
 	int linger = 2000; /* the last echo or ack must still leave */
 	zmq_setsockopt(out, ZMQ_LINGER, &linger, sizeof(linger));

@@ -29,7 +29,7 @@ tests_bench_bench_mpi_CFLAGS = $(AM_CFLAGS) `$(MPICC) -showme:compile`
 tests_bench_bench_mpi_LINK = $(MPICC) $(tests_bench_bench_mpi_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@
 endif
 
-EXTRA_DIST += tests/bench/run tests/bench/smoke.sh tests/bench/parts/B1.sh tests/bench/parts/B2.sh \
+EXTRA_DIST += docs/bench.md docs/bench-results.png tests/bench/run tests/bench/smoke.sh tests/bench/parts/B1.sh tests/bench/parts/B2.sh \
 	tests/bench/parts/B3.sh tests/bench/parts/B7.sh
 TESTS += tests/bench/smoke.sh
 

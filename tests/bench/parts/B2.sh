@@ -10,6 +10,7 @@ run() {
 	timeout -k 5 "${BENCH_TIMEOUT:-600}" "$@" || echo "skip,$P,$impl,failed (exit $?)"
 }
 run dragon-adaptive "$B/tests/bench/bench_onnode" bw dragon-adaptive 1600
+run dragon-zc "$B/tests/bench/bench_onnode" bw dragon-zc 1600
 run memcpy "$B/tests/bench/bench_onnode" bw memcpy 1600
 if [ -x "$B/tests/bench/bench_mpi" ] && [ -n "${MPIRUN:-}" ] && [ "$MPIRUN" != no ]; then
 	run openmpi-sm "$MPIRUN" --allow-run-as-root --oversubscribe -np 2 --bind-to none \
