@@ -36,3 +36,6 @@ TESTS += tests/bench/smoke.sh
 # make bench [BENCH="B1 B7"]: each part runs ours and its peers; one table, CSV and PNG here.
 bench: $(BENCH_BINS)
 	MPIRUN="$(MPIRUN)" $(SHELL) $(srcdir)/tests/bench/run "$(abs_builddir)" $(BENCH)
+
+# The smoke run (and make bench) write these into the build directory.
+CLEANFILES += bench-results.csv bench-results.png
