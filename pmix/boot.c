@@ -99,13 +99,18 @@ int dg_boot_open(const char *backend, struct dg_boot **out)
 	int rv;
 
 	*out = NULL;
-	if (backend && strcmp(backend, "single"))
-		return dg_err(DRAGON_ENOTSUP, "bootstrap backend '%s' is not built in (have: single)",
+	const struct dg_boot_ops *ops = &single_ops;
+
+	if (backend && !strcmp(backend, "pmix"))
+		ops = &dg_boot_pmix_ops;
+	else if (backend && strcmp(backend, "single"))
+		return dg_err(DRAGON_ENOTSUP, "bootstrap backend '%s' is not built in (have: single, "
+					      "pmix)",
 			      backend);
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return dg_err(DRAGON_ENOMEM, "bootstrap handle");
-	b->ops = &single_ops;
+	b->ops = ops;
 	rv = b->ops->init(b);
 	if (rv) {
 		free(b);

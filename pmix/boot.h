@@ -8,7 +8,7 @@
  * One instance per local services process, modelled on flux's upmi: init tells the node's rank
  * and the node count; put publishes a key for this rank; fence makes every rank's puts visible;
  * get reads a key another rank put; abort ends the whole fabric; finalize releases the backend.
- * Backends: "single" (one node, no resource manager). A PMIx backend plugs in the same table.
+ * Backends: "single" (one node, no resource manager) and "pmix" (pmix/boot_pmix.c).
  */
 struct dg_boot;
 
@@ -29,7 +29,10 @@ struct dg_boot {
 	void *priv;
 };
 
-/* Open the named backend (NULL or "single": the single-node backend) and run its init. */
+/* The PMIx backend (pmix/boot_pmix.c): one rank per node of a step started with srun --mpi=pmix. */
+extern const struct dg_boot_ops dg_boot_pmix_ops;
+
+/* Open the named backend (NULL or "single": one node; "pmix") and run its init. */
 int dg_boot_open(const char *backend, struct dg_boot **out);
 int dg_boot_put(struct dg_boot *b, const char *key, const void *val, size_t len);
 /* *val is malloc'd and owned by the caller. DRAGON_ENOTFOUND if rank never put key. */

@@ -48,8 +48,9 @@ echo "# using test cluster instance '${DRAGON_TC_ID}'"
 export DRAGON_TC_BUILDDIR="$top_builddir"
 export DRAGON_TC_PLUGIN="$top_builddir/spank/.libs/spank_dragon.so"
 export PMIX_FENCE="$top_builddir/tests/integration/pmix_fence"
+export BOOT_CHECK="$top_builddir/tests/integration/boot_check"
 export TC="$tc"
-for f in "$DRAGON_TC_PLUGIN" "$PMIX_FENCE"; do
+for f in "$DRAGON_TC_PLUGIN" "$PMIX_FENCE" "$BOOT_CHECK"; do
 	[ -x "$f" ] || [ -f "$f" ] || { echo "FAIL: $f is not built"; exit 1; }
 done
 

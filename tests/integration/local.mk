@@ -6,3 +6,8 @@ tests_integration_pmix_fence_CFLAGS = $(AM_CFLAGS) $(PMIX_CFLAGS)
 tests_integration_pmix_fence_LDADD = $(PMIX_LIBS)
 TESTS += tests/integration/cluster.sh
 EXTRA_DIST += tests/integration/cluster.sh tests/integration/slurm.bats tests/integration/spank.bats
+
+# The PMIx bootstrap backend of libdragon, exercised on the test cluster (slurm.bats).
+check_PROGRAMS += tests/integration/boot_check
+tests_integration_boot_check_SOURCES = tests/integration/boot_check.c
+tests_integration_boot_check_LDADD = runtime/libdragon_impl.la

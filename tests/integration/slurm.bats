@@ -70,3 +70,25 @@ SH
 	DRAGON_TC_ID=$(( (${DRAGON_TC_ID:-0} + 5) % 10 )) DRAGON_TC_STATE= run "$TC" down
 	[ "$status" -eq 0 ]
 }
+
+@test "libdragon's PMIx bootstrap: one rank per node exchanges endpoints across three nodes" {
+	run --separate-stderr timeout 60 srun -N3 --ntasks-per-node=1 --mpi=pmix "$BOOT_CHECK" exchange
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -c ' of 3 on .*: 3/3 endpoints ok$')" -eq 3 ]
+	[ "$(printf '%s\n' "$output" | awk '{print $6}' | sort -u | wc -l)" -eq 3 ]
+}
+
+@test "libdragon's PMIx bootstrap: a key a node never published is an error naming that node" {
+	run --separate-stderr timeout 60 env DRAGON_STARTUP_TIMEOUT=3 \
+		srun -N3 --ntasks-per-node=1 --mpi=pmix "$BOOT_CHECK" missing
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -c 'rank 2 (node ')" -eq 3 ]
+}
+
+@test "libdragon's PMIx bootstrap refuses to run as a singleton without a PMIx server" {
+	run timeout 60 srun -N1 "$BOOT_CHECK" exchange
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"no PMIx server"* ]]
+}
