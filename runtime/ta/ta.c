@@ -284,8 +284,16 @@ static int post_recv(dg_ta *ta, struct slot *s)
 	return DRAGON_OK;
 }
 
-static int post_send(dg_ta *ta, struct slot *s, struct peer *p, size_t len)
+static int progress(dg_ta *ta, int block_ms);
+
+/*
+ * Post a frame. A control frame (sent from inside progress) never waits: EAGAIN leaves it pending.
+ * A data frame drives progress while the provider pushes back, for at most dead_ms: rxm keeps
+ * answering EAGAIN while it fails to connect to a dead node.
+ */
+static int post_send(dg_ta *ta, struct slot *s, struct peer *p, size_t len, int may_wait)
 {
+	int64_t start = now_ns();
 	int rc;
 
 	s->busy = 1;
@@ -297,15 +305,22 @@ static int post_send(dg_ta *ta, struct slot *s, struct peer *p, size_t len)
 	}
 	for (;;) {
 		rc = (int)fi_send(ta->ep, s->buf, len, NULL, p->fa, &s->ctx);
-		if (rc != -FI_EAGAIN)
+		if (rc != -FI_EAGAIN || !may_wait || p->dead)
 			break;
-		/* the provider's queue is full: drive it (completions are left for later reads) */
-		fi_cq_read(ta->cq, NULL, 0);
+		if (now_ns() - start > (int64_t)ta->cfg.dead_ms * 1000000)
+			break;
+		progress(ta, 0);
 	}
-	if (rc) {
+	if (rc == -FI_EAGAIN && !may_wait) {
 		s->busy = 0;
-		peer_mark_dead(ta, p, fi_strerror(-rc));
-		return dg_err(DRAGON_EPEER, "send to node %u: %s", p->node, fi_strerror(-rc));
+		return DRAGON_EAGAIN;
+	}
+	if (rc || p->dead) {
+		s->busy = 0;
+		peer_mark_dead(ta, p, rc ? fi_strerror(-rc) : "failed while sending");
+		return dg_err(DRAGON_EPEER, "send to node %u: %s", p->node,
+			      rc == -FI_EAGAIN ? "no progress (node unreachable)"
+			      : rc ? fi_strerror(-rc) : "node died");
 	}
 	ta->st.frames_out++;
 	ta->last_traffic = now_ns();
@@ -342,7 +357,7 @@ static int send_ctrl(dg_ta *ta, struct peer *p, uint8_t type)
 		return DRAGON_EPEER;
 	fill_hdr(ta, p, &s->hdr, type);
 	dg_frame_encode(ta->cfg.key, &s->hdr, NULL, s->buf, &len);
-	return post_send(ta, s, p, len);
+	return post_send(ta, s, p, len, 0);
 }
 
 static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
@@ -574,7 +589,7 @@ int dg_ta_send(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size_t 
 			s->hdr.flags |= DG_FRAME_F_ACKNOW;
 		p->tx_data++;
 		dg_frame_encode(ta->cfg.key, &s->hdr, (const unsigned char *)buf + off, s->buf, &flen);
-		if ((rc = post_send(ta, s, p, flen)) != DRAGON_OK) {
+		if ((rc = post_send(ta, s, p, flen, 1)) != DRAGON_OK) {
 			ta->ntx_free++;
 			return rc;
 		}
@@ -722,7 +737,7 @@ int dg_ta_send_raw(dg_ta *ta, uint32_t node, const void *buf, size_t len)
 		return rc;
 	memcpy(s->buf, buf, len);
 	s->hdr.type = 0;
-	return post_send(ta, s, p, len);
+	return post_send(ta, s, p, len, 1);
 }
 
 int dg_ta_last_frame(dg_ta *ta, unsigned char *buf, size_t *len)

@@ -52,10 +52,12 @@ static int check(const unsigned char *b, size_t n, uint64_t seed)
 	return 0;
 }
 
-/* Echo every DATA message back; answer STATS; count per-sender order of streams (index in the first 8 bytes). */
+/* Echo every DATA message back; answer STATS; a sink checks each sender's order (index in the first 8 bytes). */
+#define MAX_SRC 1024
+static uint64_t expect[MAX_SRC], bad[MAX_SRC];
+
 static int serve(dg_ta *ta, int echo)
 {
-	uint64_t expect[1024] = {0}, bad = 0, got = 0;
 	struct dg_ta_msg m;
 	char reply[256];
 
@@ -65,6 +67,7 @@ static int serve(dg_ta *ta, int echo)
 			continue;
 		if (rc)
 			return die("recv", rc);
+		uint32_t s = m.src % MAX_SRC;
 		if (m.port == PORT_STATS) {
 			struct dg_ta_stats st;
 			dg_ta_get_stats(ta, &st);
@@ -74,24 +77,21 @@ static int serve(dg_ta *ta, int echo)
 					 st.drop_malformed, st.drop_mac, st.drop_replay, st.drop_unknown);
 			dg_ta_send(ta, m.src, PORT_STATS, reply, (size_t)n + 1, DG_TA_BUFFERED);
 		} else if (m.port == PORT_DONE) {
-			int n = snprintf(reply, sizeof(reply), "got=%" PRIu64 " bad=%" PRIu64, got, bad);
-			got = bad = 0;
-			memset(expect, 0, sizeof(expect));
+			int n = snprintf(reply, sizeof(reply), "got=%" PRIu64 " bad=%" PRIu64, expect[s],
+					 bad[s]);
+			expect[s] = bad[s] = 0;
 			dg_ta_send(ta, m.src, PORT_DONE, reply, (size_t)n + 1, DG_TA_BUFFERED);
 		} else if (echo) {
 			rc = dg_ta_send(ta, m.src, m.port, m.data, m.len, DG_TA_BUFFERED);
 			if (rc && rc != DRAGON_EPEER)
 				return die("echo", rc);
 		} else {
-			uint64_t idx;
-			got++;
-			if (m.len < 8) {
-				bad++;
-				continue;
-			}
-			memcpy(&idx, m.data, 8);
-			if (idx != expect[m.src % 1024]++)
-				bad++;
+			uint64_t idx = UINT64_MAX;
+			if (m.len >= 8)
+				memcpy(&idx, m.data, 8);
+			if (idx != expect[s])
+				bad[s]++;
+			expect[s]++;
 		}
 	}
 	return 0;
