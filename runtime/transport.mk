@@ -22,3 +22,9 @@ tests_ta_fuzz_frame_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) -fsanitize=fuzzer,add
 tests_ta_fuzz_frame_LDFLAGS = -fsanitize=fuzzer,address,undefined
 tests_ta_fuzz_frame_LDADD = $(SODIUM_LIBS)
 endif
+
+# Benchmark B4 (make bench BENCH=B4): our cross-node ping-pong and streaming against raw TCP and friends.
+check_PROGRAMS += tests/bench/b4/tcp_pp
+BENCH_BINS += tests/bench/b4/tcp_pp
+tests_bench_b4_tcp_pp_SOURCES = tests/bench/b4/tcp_pp.c
+EXTRA_DIST += tests/bench/parts/B4.sh
