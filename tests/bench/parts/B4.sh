@@ -22,7 +22,7 @@ ip -n $A addr add 10.213.9.101/24 dev eth0; ip -n $Bn addr add 10.213.9.102/24 d
 for n in $A $Bn; do ip -n $n link set eth0 up; ip -n $n link set lo up; done
 ina() { ip netns exec $A "$@"; }
 inb() { ip netns exec $Bn "$@"; }
-bg_b() { inb "$@" > "$T/bg.log" 2>&1 & PIDS="$PIDS $!"; LAST=$!; }
+bg_b() { ip netns exec $Bn "$@" > "$T/bg.log" 2>&1 & PIDS="$PIDS $!"; LAST=$!; }
 stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 
 # ours: echo agent in B, client agent in A, peer table exchanged through a file
