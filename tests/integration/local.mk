@@ -1,1 +1,8 @@
 # tests/integration/local.mk: build rules for this area (included from the top Makefile.am).
+# One TESTS entry brings the Slurm test cluster up once and runs every .bats file on it.
+check_PROGRAMS += tests/integration/pmix_fence
+tests_integration_pmix_fence_SOURCES = tests/integration/pmix_fence.c
+tests_integration_pmix_fence_CFLAGS = $(AM_CFLAGS) $(PMIX_CFLAGS)
+tests_integration_pmix_fence_LDADD = $(PMIX_LIBS)
+TESTS += tests/integration/cluster.sh
+EXTRA_DIST += tests/integration/cluster.sh tests/integration/slurm.bats tests/integration/spank.bats

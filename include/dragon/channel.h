@@ -1,0 +1,92 @@
+/* dragon/channel.h: ordered multi-producer multi-consumer message queues living in a pool. */
+#ifndef DRAGON_CHANNEL_H
+#define DRAGON_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <dragon/pool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dragon_channel dragon_channel_t;
+
+typedef struct dragon_channel_desc {
+	unsigned char bytes[DRAGON_DESC_SIZE];
+} dragon_channel_desc_t;
+
+/*
+ * How a blocked operation waits: SPIN burns the CPU for the lowest latency; IDLE sleeps on a
+ * futex at once; ADAPTIVE (the default) spins briefly, then sleeps. Waking a sleeping process
+ * costs ~20 us here against ~0.1 us for a spinning one, hence spinning first.
+ */
+typedef enum dragon_wait_mode {
+	DRAGON_WAIT_DEFAULT = 0, /* per call: the channel's mode; per channel: ADAPTIVE */
+	DRAGON_WAIT_ADAPTIVE,
+	DRAGON_WAIT_SPIN,
+	DRAGON_WAIT_IDLE,
+} dragon_wait_mode_t;
+
+typedef struct dragon_channel_attr {
+	uint32_t capacity;          /* messages it holds; 0 = 64 */
+	uint32_t block_size;        /* bytes a message carries inline; 0 = 256. Larger ones
+				       travel as pool allocations. */
+	dragon_wait_mode_t wait;    /* the channel's default wait mode */
+} dragon_channel_attr_t;
+
+/* How long and how a call may wait: NULL means forever in the channel's mode. */
+typedef struct dragon_wait {
+	long timeout_us;         /* -1 forever, 0 do not wait */
+	dragon_wait_mode_t mode; /* DRAGON_WAIT_DEFAULT: the channel's */
+} dragon_wait_t;
+
+/* Create a channel in pool; attr may be NULL. */
+int dragon_channel_create(dragon_pool_t *pool, const dragon_channel_attr_t *attr,
+			  dragon_channel_t **ch);
+int dragon_channel_attach(const dragon_channel_desc_t *desc, dragon_channel_t **ch);
+int dragon_channel_detach(dragon_channel_t *ch);
+/* Destroy: blocked and later operations of every process fail with DRAGON_ECLOSED. */
+int dragon_channel_destroy(dragon_channel_t *ch);
+int dragon_channel_serialize(const dragon_channel_t *ch, dragon_channel_desc_t *desc);
+
+/* Copy len bytes in. DRAGON_ETIMEDOUT when the channel stayed full (DRAGON_EAGAIN if w waits 0). */
+int dragon_channel_send(dragon_channel_t *ch, const void *buf, size_t len, const dragon_wait_t *w);
+/*
+ * Copy the oldest message into buf (capacity cap) and store its length in *len. A message larger
+ * than cap fails with DRAGON_ETOOBIG, stays in the channel, and *len tells the size needed.
+ */
+int dragon_channel_recv(dragon_channel_t *ch, void *buf, size_t cap, size_t *len,
+			const dragon_wait_t *w);
+int dragon_channel_try_send(dragon_channel_t *ch, const void *buf, size_t len);
+int dragon_channel_try_recv(dragon_channel_t *ch, void *buf, size_t cap, size_t *len);
+
+/*
+ * Zero-copy: send an allocation of the channel's pool; ownership passes to the receiver (on
+ * success the sender must no longer touch or free it). recv_mem returns any message as an
+ * allocation the caller owns and frees with dragon_pool_free.
+ */
+int dragon_channel_send_mem(dragon_channel_t *ch, dragon_mem_t *mem, const dragon_wait_t *w);
+int dragon_channel_recv_mem(dragon_channel_t *ch, dragon_mem_t *mem, const dragon_wait_t *w);
+
+/* Copy the oldest message without removing it; DRAGON_EAGAIN if there is none. */
+int dragon_channel_peek(dragon_channel_t *ch, void *buf, size_t cap, size_t *len);
+
+#define DRAGON_POLLIN 1u  /* a message can be received */
+#define DRAGON_POLLOUT 2u /* a message can be sent */
+
+/* Wait until one of events holds; *revents gets what holds. */
+int dragon_channel_poll(dragon_channel_t *ch, unsigned events, unsigned *revents,
+			const dragon_wait_t *w);
+/* Wait on many channels at once: revents[i] for chs[i]; DRAGON_ETIMEDOUT if none became ready. */
+int dragon_channel_poll_many(dragon_channel_t *const *chs, const unsigned *events,
+			     unsigned *revents, size_t n, const dragon_wait_t *w);
+
+/* Messages in the channel now and its capacity. */
+int dragon_channel_count(const dragon_channel_t *ch, uint32_t *count, uint32_t *capacity);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

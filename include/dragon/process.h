@@ -1,0 +1,67 @@
+/* dragon/process.h: starting, waiting for, signalling and listing processes of the fabric. */
+#ifndef DRAGON_PROCESS_H
+#define DRAGON_PROCESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A process's id in the fabric: unique for the fabric's life, never reused. */
+typedef uint64_t dragon_puid_t;
+
+/* Where a started process's stdout and stderr go. */
+enum {
+	DRAGON_OUTPUT_INHERIT = 0, /* where the creator's own output goes (the launcher) */
+	DRAGON_OUTPUT_DISCARD = 2,
+};
+
+/* Options of a new process; DRAGON_PROCESS_OPTS_INIT gives the defaults. */
+typedef struct dragon_process_opts {
+	const char *cwd;           /* working directory; NULL: that of local services */
+	const char *const *env;    /* NULL-terminated NAME=VALUE entries added; NULL: none */
+	int cpu;                   /* -1: no binding; n: the n-th cpu of the node's allowed set */
+	int outlive;               /* 1: keep running when the creator exits */
+	int output;                /* DRAGON_OUTPUT_* */
+} dragon_process_opts_t;
+
+#define DRAGON_PROCESS_OPTS_INIT {NULL, NULL, -1, 0, DRAGON_OUTPUT_INHERIT}
+
+/*
+ * Start argv[0] (searched in PATH) with argv on this node. opts may be NULL. The process gets
+ * the fabric's environment, so it can dragon_init(). Unless opts->outlive, it is sent SIGTERM
+ * when its creator exits. DRAGON_ENOTFOUND if the program does not exist.
+ */
+int dragon_process_create(const char *const argv[], const dragon_process_opts_t *opts,
+			  dragon_puid_t *puid);
+
+/*
+ * Wait for a process to end: *status is its exit code, or 128 + N if signal N killed it.
+ * timeout_ms < 0 waits forever, 0 polls (DRAGON_ETIMEDOUT while it runs). A process can be
+ * waited for once; afterwards DRAGON_ENOTFOUND.
+ */
+int dragon_process_wait(dragon_puid_t puid, int timeout_ms, int *status);
+
+/* Send signal signo to a running process. DRAGON_ESTALE if it has ended. */
+int dragon_process_signal(dragon_puid_t puid, int signo);
+
+typedef struct dragon_process_info {
+	dragon_puid_t puid;
+	int pid;
+	unsigned node;
+	int running;
+	int status;    /* when !running */
+	uint64_t gid;  /* 0 if in no group */
+	int rank;      /* -1 if in no group */
+	char program[64];
+} dragon_process_info_t;
+
+/* The processes of this node: *list is malloc'd (free it), *n entries, oldest first. */
+int dragon_process_list(dragon_process_info_t **list, size_t *n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

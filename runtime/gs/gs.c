@@ -1,0 +1,902 @@
+/* runtime/gs/gs.c: global services: names to descriptors, process groups and their placement. */
+#include "config.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "gs/gs.h"
+
+/* Bounds that keep one client from exhausting the registry with a single request. */
+#define GS_NAME_MAX 255
+#define GS_DESC_MAX 4096
+#define GS_GROUP_MAX 4096
+
+struct name_ent {
+	struct name_ent *next;
+	char *name;
+	Dragon__Kind kind;
+	uint8_t *desc;
+	size_t len;
+	uint64_t owner;
+	int outlive;
+};
+
+struct group {
+	struct group *next;
+	uint64_t gid;
+	uint32_t n;
+	uint64_t *puids;
+	int *status;
+	uint8_t *ended;    /* 1: ended, 2: ended and returned by a wait-any */
+	uint32_t nended;
+	uint64_t owner;
+	int outlive;
+	char *name;
+};
+
+struct item {
+	uint8_t *data;
+	size_t len;
+};
+
+struct queue {
+	struct queue *next;
+	uint64_t qid;
+	uint32_t cap, msg_max;
+	struct item *ring;
+	uint32_t head, count;
+	uint64_t owner;
+	int outlive;
+	char *name;
+};
+
+#define GS_QUEUE_CAP_MAX 65536
+#define GS_QUEUE_MSG_MAX 65536
+
+enum { W_LOOKUP, W_GROUP, W_QGET, W_QPUT };
+
+struct waiter {
+	struct waiter *next;
+	struct gs *g;
+	int type;
+	uint64_t conn, seq;
+	char *name;
+	uint64_t gid; /* or the qid of a queue waiter */
+	int any;
+	struct event *timer;
+	struct item put; /* W_QPUT: what waits to be put */
+};
+
+struct gs {
+	struct gs_host h;
+	struct name_ent *names;
+	struct group *groups;
+	struct waiter *waiters;
+	struct queue *queues;
+	uint64_t next_gid, next_qid;
+};
+
+struct gs *gs_new(const struct gs_host *h)
+{
+	struct gs *g = calloc(1, sizeof(*g));
+
+	if (!g)
+		return NULL;
+	g->h = *h;
+	g->next_gid = 1;
+	g->next_qid = 1;
+	return g;
+}
+
+static void name_free(struct name_ent *e)
+{
+	free(e->name);
+	free(e->desc);
+	free(e);
+}
+
+static void group_free(struct group *gr)
+{
+	free(gr->puids);
+	free(gr->status);
+	free(gr->ended);
+	free(gr->name);
+	free(gr);
+}
+
+static void waiter_free(struct waiter *w)
+{
+	if (w->timer)
+		event_free(w->timer);
+	free(w->name);
+	free(w->put.data);
+	free(w);
+}
+
+static void queue_free(struct queue *q)
+{
+	for (uint32_t i = 0; i < q->count; i++)
+		free(q->ring[(q->head + i) % q->cap].data);
+	free(q->ring);
+	free(q->name);
+	free(q);
+}
+
+static void unlink_waiter(struct gs *g, struct waiter *w)
+{
+	for (struct waiter **p = &g->waiters; *p; p = &(*p)->next)
+		if (*p == w) {
+			*p = w->next;
+			return;
+		}
+}
+
+void gs_free(struct gs *g)
+{
+	if (!g)
+		return;
+	while (g->names) {
+		struct name_ent *e = g->names;
+		g->names = e->next;
+		name_free(e);
+	}
+	while (g->groups) {
+		struct group *gr = g->groups;
+		g->groups = gr->next;
+		group_free(gr);
+	}
+	while (g->waiters) {
+		struct waiter *w = g->waiters;
+		g->waiters = w->next;
+		waiter_free(w);
+	}
+	while (g->queues) {
+		struct queue *q = g->queues;
+		g->queues = q->next;
+		queue_free(q);
+	}
+	free(g);
+}
+
+static void send_error(struct gs *g, uint64_t conn, uint64_t seq, int rc, const char *msg)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Error e = DRAGON__ERROR__INIT;
+
+	e.rc = rc;
+	e.msg = (char *)msg;
+	m.seq = seq;
+	m.body_case = DRAGON__MSG__BODY_ERROR;
+	m.error = &e;
+	g->h.reply(g->h.ctx, conn, &m);
+}
+
+static void send_ok(struct gs *g, uint64_t conn, uint64_t seq)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Error e = DRAGON__ERROR__INIT;
+
+	m.seq = seq;
+	m.body_case = DRAGON__MSG__BODY_OK;
+	m.ok = &e;
+	g->h.reply(g->h.ctx, conn, &m);
+}
+
+static struct name_ent *name_find(struct gs *g, const char *name)
+{
+	for (struct name_ent *e = g->names; e; e = e->next)
+		if (!strcmp(e->name, name))
+			return e;
+	return NULL;
+}
+
+static struct group *group_find(struct gs *g, uint64_t gid)
+{
+	for (struct group *gr = g->groups; gr; gr = gr->next)
+		if (gr->gid == gid)
+			return gr;
+	return NULL;
+}
+
+static void reply_name(struct gs *g, uint64_t conn, uint64_t seq, const struct name_ent *e)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__NameReply r = DRAGON__NAME_REPLY__INIT;
+
+	r.kind = e->kind;
+	r.desc.data = e->desc;
+	r.desc.len = e->len;
+	m.seq = seq;
+	m.body_case = DRAGON__MSG__BODY_NAME_REPLY;
+	m.name_reply = &r;
+	g->h.reply(g->h.ctx, conn, &m);
+}
+
+/* Answer a group wait if its condition holds; returns 1 when answered. */
+static int try_group_wait(struct gs *g, uint64_t conn, uint64_t seq, struct group *gr, int any)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__GroupWaitReply r = DRAGON__GROUP_WAIT_REPLY__INIT;
+	Dragon__WaitReply *items = NULL, **ptrs = NULL;
+	uint32_t k = 0, fresh = 0;
+
+	for (uint32_t i = 0; i < gr->n; i++)
+		fresh += gr->ended[i] == 1;
+	if (any ? fresh == 0 : gr->nended < gr->n)
+		return 0;
+	items = calloc(gr->n, sizeof(*items));
+	ptrs = calloc(gr->n, sizeof(*ptrs));
+	if (!items || !ptrs) {
+		free(items);
+		free(ptrs);
+		send_error(g, conn, seq, DRAGON_ENOMEM, "group wait reply");
+		return 1;
+	}
+	for (uint32_t i = 0; i < gr->n; i++) {
+		if (!gr->ended[i] || (any && gr->ended[i] != 1))
+			continue;
+		dragon__wait_reply__init(&items[k]);
+		items[k].puid = gr->puids[i];
+		items[k].status = gr->status[i] & 0xffff;
+		items[k].signaled = gr->status[i] >> 16;
+		ptrs[k] = &items[k];
+		k++;
+		if (any)
+			gr->ended[i] = 2;
+	}
+	r.n_members = k;
+	r.members = ptrs;
+	m.seq = seq;
+	m.body_case = DRAGON__MSG__BODY_GROUP_WAIT_REPLY;
+	m.group_wait_reply = &r;
+	g->h.reply(g->h.ctx, conn, &m);
+	free(items);
+	free(ptrs);
+	return 1;
+}
+
+static void waiter_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct waiter *w = arg;
+	struct gs *g = w->g;
+
+	unlink_waiter(g, w);
+	send_error(g, w->conn, w->seq, DRAGON_ETIMEDOUT,
+		   w->type == W_LOOKUP  ? "the name did not appear in time"
+		   : w->type == W_GROUP ? "the group did not end in time"
+		   : w->type == W_QGET  ? "the queue stayed empty"
+					: "the queue stayed full");
+	waiter_free(w);
+}
+
+static struct waiter *park_w(struct gs *g, int type, uint64_t conn, uint64_t seq,
+			     const char *name, uint64_t gid, int any, int64_t timeout_ms)
+{
+	struct waiter *w = calloc(1, sizeof(*w)), **tail;
+
+	if (!w || (name && !(w->name = strdup(name)))) {
+		free(w);
+		send_error(g, conn, seq, DRAGON_ENOMEM, "waiter");
+		return NULL;
+	}
+	w->g = g;
+	w->type = type;
+	w->conn = conn;
+	w->seq = seq;
+	w->gid = gid;
+	w->any = any;
+	if (timeout_ms >= 0) {
+		struct timeval tv = {.tv_sec = timeout_ms / 1000,
+				     .tv_usec = (timeout_ms % 1000) * 1000};
+		w->timer = evtimer_new(g->h.base, waiter_timeout, w);
+		if (!w->timer) {
+			waiter_free(w);
+			send_error(g, conn, seq, DRAGON_ENOMEM, "waiter timer");
+			return NULL;
+		}
+		evtimer_add(w->timer, &tv);
+	}
+	/* Oldest first: queue waiters are served in arrival order. */
+	for (tail = &g->waiters; *tail; tail = &(*tail)->next)
+		;
+	*tail = w;
+	return w;
+}
+
+static int park(struct gs *g, int type, uint64_t conn, uint64_t seq, const char *name,
+		uint64_t gid, int any, int64_t timeout_ms)
+{
+	park_w(g, type, conn, seq, name, gid, any, timeout_ms);
+	return 1;
+}
+
+int gs_name_put(struct gs *g, const char *name, Dragon__Kind kind, const void *desc, size_t len,
+		uint64_t owner, int outlive)
+{
+	struct name_ent *e;
+
+	if (!name || !*name || strlen(name) > GS_NAME_MAX)
+		return dg_err(DRAGON_EINVAL, "a name is 1 to %d bytes", GS_NAME_MAX);
+	if (len > GS_DESC_MAX)
+		return dg_err(DRAGON_ETOOBIG, "descriptor of %zu bytes, limit %d", len, GS_DESC_MAX);
+	if (name_find(g, name))
+		return dg_err(DRAGON_EEXIST, "the name '%s' is taken", name);
+	e = calloc(1, sizeof(*e));
+	if (!e || !(e->name = strdup(name)) || !(e->desc = malloc(len ? len : 1))) {
+		if (e)
+			free(e->name);
+		free(e);
+		return dg_err(DRAGON_ENOMEM, "name entry");
+	}
+	memcpy(e->desc, desc, len);
+	e->len = len;
+	e->kind = kind;
+	e->owner = owner;
+	e->outlive = outlive;
+	e->next = g->names;
+	g->names = e;
+	/* Wake lookups that were waiting for this name. */
+	for (struct waiter **p = &g->waiters; *p;) {
+		struct waiter *w = *p;
+		if (w->type == W_LOOKUP && !strcmp(w->name, name)) {
+			*p = w->next;
+			reply_name(g, w->conn, w->seq, e);
+			waiter_free(w);
+		} else {
+			p = &w->next;
+		}
+	}
+	return DRAGON_OK;
+}
+
+void gs_name_drop(struct gs *g, const char *name)
+{
+	for (struct name_ent **p = &g->names; *p; p = &(*p)->next)
+		if (!strcmp((*p)->name, name)) {
+			struct name_ent *e = *p;
+			*p = e->next;
+			name_free(e);
+			return;
+		}
+}
+
+static int group_create(struct gs *g, uint64_t conn, uint64_t owner, uint64_t seq,
+			const Dragon__GroupCreate *c)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__GroupReply r = DRAGON__GROUP_REPLY__INIT;
+	struct group *gr = NULL;
+	uint32_t nodes = g->h.node_count ? g->h.node_count : 1, per;
+	int rc;
+
+	if (!c->args || c->args->n_argv == 0 || !c->args->argv[0][0]) {
+		send_error(g, conn, seq, DRAGON_EINVAL, "a group needs a program (argv[0])");
+		return 1;
+	}
+	if (c->nprocs == 0 || c->nprocs > GS_GROUP_MAX) {
+		send_error(g, conn, seq, DRAGON_EINVAL, "a group has 1 to 4096 processes");
+		return 1;
+	}
+	if (c->policy == DRAGON__POLICY__POLICY_NODE && c->node >= nodes) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "node %u does not exist (the fabric has %u)", c->node,
+			 nodes);
+		send_error(g, conn, seq, DRAGON_EINVAL, msg);
+		return 1;
+	}
+	if (c->name && *c->name && name_find(g, c->name)) {
+		send_error(g, conn, seq, DRAGON_EEXIST, "the group's name is taken");
+		return 1;
+	}
+	gr = calloc(1, sizeof(*gr));
+	if (!gr || !(gr->puids = calloc(c->nprocs, sizeof(uint64_t))) ||
+	    !(gr->status = calloc(c->nprocs, sizeof(int))) ||
+	    !(gr->ended = calloc(c->nprocs, 1))) {
+		if (gr)
+			group_free(gr);
+		send_error(g, conn, seq, DRAGON_ENOMEM, "group");
+		return 1;
+	}
+	gr->gid = g->next_gid++;
+	gr->n = c->nprocs;
+	gr->owner = owner;
+	gr->outlive = c->args->outlive;
+	per = (c->nprocs + nodes - 1) / nodes;
+	for (uint32_t i = 0; i < c->nprocs; i++) {
+		uint32_t node = c->policy == DRAGON__POLICY__POLICY_NODE ? c->node
+				: c->policy == DRAGON__POLICY__POLICY_BLOCK ? i / per
+									: i % nodes;
+		rc = g->h.spawn(g->h.ctx, node, c->args, conn, gr->gid, (int)i, (int)c->nprocs,
+				&gr->puids[i]);
+		if (rc) {
+			char msg[600];
+			snprintf(msg, sizeof(msg), "starting rank %u: %s", i, dragon_errmsg());
+			for (uint32_t j = 0; j < i; j++)
+				g->h.signal(g->h.ctx, gr->puids[j], 9);
+			group_free(gr);
+			send_error(g, conn, seq, rc, msg);
+			return 1;
+		}
+	}
+	gr->next = g->groups;
+	g->groups = gr;
+	if (c->name && *c->name) {
+		uint8_t desc[8];
+		for (int i = 0; i < 8; i++)
+			desc[i] = (uint8_t)(gr->gid >> (8 * i));
+		gr->name = strdup(c->name);
+		gs_name_put(g, c->name, DRAGON__KIND__KIND_GROUP, desc, 8, owner, gr->outlive);
+	}
+	r.gid = gr->gid;
+	r.n_puids = gr->n;
+	r.puids = gr->puids;
+	m.seq = seq;
+	m.body_case = DRAGON__MSG__BODY_GROUP_REPLY;
+	m.group_reply = &r;
+	g->h.reply(g->h.ctx, conn, &m);
+	return 1;
+}
+
+
+/* ---- queues --------------------------------------------------------------------------- */
+
+static struct queue *queue_find(struct gs *g, uint64_t qid)
+{
+	for (struct queue *q = g->queues; q; q = q->next)
+		if (q->qid == qid)
+			return q;
+	return NULL;
+}
+
+static void reply_item(struct gs *g, uint64_t conn, uint64_t seq, const struct item *it)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__QueueItem r = DRAGON__QUEUE_ITEM__INIT;
+
+	r.data.data = it->data;
+	r.data.len = it->len;
+	m.seq = seq;
+	m.body_case = DRAGON__MSG__BODY_QUEUE_ITEM;
+	m.queue_item = &r;
+	g->h.reply(g->h.ctx, conn, &m);
+}
+
+static void reply_queue(struct gs *g, uint64_t conn, uint64_t seq, const struct queue *q)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__QueueReply r = DRAGON__QUEUE_REPLY__INIT;
+
+	r.qid = q->qid;
+	r.capacity = q->cap;
+	r.msg_max = q->msg_max;
+	m.seq = seq;
+	m.body_case = DRAGON__MSG__BODY_QUEUE_REPLY;
+	m.queue_reply = &r;
+	g->h.reply(g->h.ctx, conn, &m);
+}
+
+static struct waiter *first_waiter(struct gs *g, int type, uint64_t qid)
+{
+	for (struct waiter *w = g->waiters; w; w = w->next)
+		if (w->type == type && w->gid == qid)
+			return w;
+	return NULL;
+}
+
+/* Move parked puts into the queue while there is room, answering each putter. */
+static void admit_putters(struct gs *g, struct queue *q)
+{
+	struct waiter *w;
+
+	while (q->count < q->cap && (w = first_waiter(g, W_QPUT, q->qid))) {
+		unlink_waiter(g, w);
+		q->ring[(q->head + q->count) % q->cap] = w->put;
+		q->count++;
+		w->put.data = NULL;
+		send_ok(g, w->conn, w->seq);
+		waiter_free(w);
+	}
+}
+
+static void queue_destroy(struct gs *g, struct queue *q)
+{
+	for (struct queue **p = &g->queues; *p; p = &(*p)->next)
+		if (*p == q) {
+			*p = q->next;
+			break;
+		}
+	for (struct waiter **p = &g->waiters; *p;) {
+		struct waiter *w = *p;
+		if ((w->type == W_QGET || w->type == W_QPUT) && w->gid == q->qid) {
+			*p = w->next;
+			send_error(g, w->conn, w->seq, DRAGON_ESTALE, "the queue was destroyed");
+			waiter_free(w);
+		} else {
+			p = &w->next;
+		}
+	}
+	if (q->name)
+		gs_name_drop(g, q->name);
+	queue_free(q);
+}
+
+static int queue_create(struct gs *g, uint64_t conn, uint64_t owner, uint64_t seq,
+			const Dragon__QueueCreate *c)
+{
+	struct queue *q;
+
+	if (c->capacity == 0 || c->capacity > GS_QUEUE_CAP_MAX || c->msg_max == 0 ||
+	    c->msg_max > GS_QUEUE_MSG_MAX) {
+		send_error(g, conn, seq, DRAGON_EINVAL,
+			   "a queue holds 1 to 65536 messages of 1 to 65536 bytes");
+		return 1;
+	}
+	if (c->name[0] && name_find(g, c->name)) {
+		send_error(g, conn, seq, DRAGON_EEXIST, "the queue's name is taken");
+		return 1;
+	}
+	q = calloc(1, sizeof(*q));
+	if (!q || !(q->ring = calloc(c->capacity, sizeof(*q->ring))) ||
+	    (c->name[0] && !(q->name = strdup(c->name)))) {
+		if (q)
+			free(q->ring);
+		free(q);
+		send_error(g, conn, seq, DRAGON_ENOMEM, "queue");
+		return 1;
+	}
+	q->qid = g->next_qid++;
+	q->cap = c->capacity;
+	q->msg_max = c->msg_max;
+	q->owner = owner;
+	q->outlive = c->outlive;
+	if (q->name) {
+		uint8_t desc[8];
+		for (int i = 0; i < 8; i++)
+			desc[i] = (uint8_t)(q->qid >> (8 * i));
+		if (gs_name_put(g, q->name, DRAGON__KIND__KIND_QUEUE, desc, 8, owner, q->outlive)) {
+			send_error(g, conn, seq, DRAGON_EINVAL, dragon_errmsg());
+			queue_free(q);
+			return 1;
+		}
+	}
+	q->next = g->queues;
+	g->queues = q;
+	reply_queue(g, conn, seq, q);
+	return 1;
+}
+
+static int queue_put(struct gs *g, uint64_t conn, uint64_t seq, const Dragon__QueuePut *p)
+{
+	struct queue *q = queue_find(g, p->qid);
+	struct waiter *w;
+	struct item it;
+
+	if (!q) {
+		send_error(g, conn, seq, DRAGON_ESTALE, "no such queue");
+		return 1;
+	}
+	if (p->data.len > q->msg_max) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "message of %zu bytes, the queue takes %u", p->data.len,
+			 q->msg_max);
+		send_error(g, conn, seq, DRAGON_ETOOBIG, msg);
+		return 1;
+	}
+	/* A getter already waits: hand the message over directly. */
+	if ((w = first_waiter(g, W_QGET, q->qid))) {
+		struct item direct = {.data = p->data.data, .len = p->data.len};
+		unlink_waiter(g, w);
+		reply_item(g, w->conn, w->seq, &direct);
+		waiter_free(w);
+		send_ok(g, conn, seq);
+		return 1;
+	}
+	if (q->count == q->cap && p->timeout_ms == 0) {
+		send_error(g, conn, seq, DRAGON_EAGAIN, "the queue is full");
+		return 1;
+	}
+	it.len = p->data.len;
+	it.data = malloc(it.len ? it.len : 1);
+	if (!it.data) {
+		send_error(g, conn, seq, DRAGON_ENOMEM, "queue message");
+		return 1;
+	}
+	memcpy(it.data, p->data.data, it.len);
+	if (q->count < q->cap) {
+		q->ring[(q->head + q->count) % q->cap] = it;
+		q->count++;
+		send_ok(g, conn, seq);
+		return 1;
+	}
+	w = park_w(g, W_QPUT, conn, seq, NULL, q->qid, 0, p->timeout_ms);
+	if (w)
+		w->put = it;
+	else
+		free(it.data);
+	return 1;
+}
+
+static int queue_get(struct gs *g, uint64_t conn, uint64_t seq, const Dragon__QueueGet *r)
+{
+	struct queue *q = queue_find(g, r->qid);
+	struct item it;
+
+	if (!q) {
+		send_error(g, conn, seq, DRAGON_ESTALE, "no such queue");
+		return 1;
+	}
+	if (q->count == 0) {
+		if (r->timeout_ms == 0) {
+			send_error(g, conn, seq, DRAGON_EAGAIN, "the queue is empty");
+			return 1;
+		}
+		return park(g, W_QGET, conn, seq, NULL, q->qid, 0, r->timeout_ms);
+	}
+	it = q->ring[q->head];
+	q->head = (q->head + 1) % q->cap;
+	q->count--;
+	reply_item(g, conn, seq, &it);
+	free(it.data);
+	admit_putters(g, q);
+	return 1;
+}
+
+int gs_handle(struct gs *g, uint64_t conn, uint64_t owner, const Dragon__Msg *req)
+{
+	uint64_t seq = req->seq;
+	int rc;
+
+	switch (req->body_case) {
+	case DRAGON__MSG__BODY_NAME_REGISTER: {
+		const Dragon__NameRegister *n = req->name_register;
+		rc = gs_name_put(g, n->name, n->kind, n->desc.data, n->desc.len, owner, n->outlive);
+		if (rc)
+			send_error(g, conn, seq, rc, dragon_errmsg());
+		else
+			send_ok(g, conn, seq);
+		return 1;
+	}
+	case DRAGON__MSG__BODY_NAME_LOOKUP: {
+		const Dragon__NameLookup *n = req->name_lookup;
+		struct name_ent *e;
+		if (!n->name[0] || strlen(n->name) > GS_NAME_MAX) {
+			send_error(g, conn, seq, DRAGON_EINVAL, "a name is 1 to 255 bytes");
+			return 1;
+		}
+		e = name_find(g, n->name);
+		if (e) {
+			reply_name(g, conn, seq, e);
+			return 1;
+		}
+		if (n->timeout_ms == 0) {
+			send_error(g, conn, seq, DRAGON_ENOTFOUND, "no object has that name");
+			return 1;
+		}
+		return park(g, W_LOOKUP, conn, seq, n->name, 0, 0, n->timeout_ms);
+	}
+	case DRAGON__MSG__BODY_NAME_REMOVE:
+		if (!name_find(g, req->name_remove->name)) {
+			send_error(g, conn, seq, DRAGON_ENOTFOUND, "no object has that name");
+			return 1;
+		}
+		gs_name_drop(g, req->name_remove->name);
+		send_ok(g, conn, seq);
+		return 1;
+	case DRAGON__MSG__BODY_GROUP_CREATE:
+		return group_create(g, conn, owner, seq, req->group_create);
+	case DRAGON__MSG__BODY_QUEUE_CREATE:
+		return queue_create(g, conn, owner, seq, req->queue_create);
+	case DRAGON__MSG__BODY_QUEUE_PUT:
+		return queue_put(g, conn, seq, req->queue_put);
+	case DRAGON__MSG__BODY_QUEUE_GET:
+		return queue_get(g, conn, seq, req->queue_get);
+	case DRAGON__MSG__BODY_QUEUE_INFO: {
+		struct queue *q = queue_find(g, req->queue_info->qid);
+		if (!q)
+			send_error(g, conn, seq, DRAGON_ESTALE, "no such queue");
+		else
+			reply_queue(g, conn, seq, q);
+		return 1;
+	}
+	case DRAGON__MSG__BODY_QUEUE_DESTROY: {
+		struct queue *q = queue_find(g, req->queue_destroy->qid);
+		if (!q) {
+			send_error(g, conn, seq, DRAGON_ESTALE, "no such queue");
+			return 1;
+		}
+		queue_destroy(g, q);
+		send_ok(g, conn, seq);
+		return 1;
+	}
+	case DRAGON__MSG__BODY_GROUP_WAIT: {
+		const Dragon__GroupWait *w = req->group_wait;
+		struct group *gr = group_find(g, w->gid);
+		if (!gr) {
+			send_error(g, conn, seq, DRAGON_ENOTFOUND, "no such group");
+			return 1;
+		}
+		if (w->any && gr->nended == gr->n) {
+			int fresh = 0;
+			for (uint32_t i = 0; i < gr->n; i++)
+				fresh += gr->ended[i] == 1;
+			if (!fresh) {
+				send_error(g, conn, seq, DRAGON_ENOTFOUND,
+					   "every member's end was already returned");
+				return 1;
+			}
+		}
+		if (try_group_wait(g, conn, seq, gr, w->any))
+			return 1;
+		if (w->timeout_ms == 0) {
+			send_error(g, conn, seq, DRAGON_ETIMEDOUT, "the group has not ended");
+			return 1;
+		}
+		return park(g, W_GROUP, conn, seq, NULL, w->gid, w->any, w->timeout_ms);
+	}
+	case DRAGON__MSG__BODY_SIGNAL:
+		if (req->signal->gid == 0)
+			return 0;
+		{
+			struct group *gr = group_find(g, req->signal->gid);
+			if (!gr) {
+				send_error(g, conn, seq, DRAGON_ENOTFOUND, "no such group");
+				return 1;
+			}
+			for (uint32_t i = 0; i < gr->n; i++)
+				if (!gr->ended[i])
+					g->h.signal(g->h.ctx, gr->puids[i], req->signal->signo);
+			send_ok(g, conn, seq);
+			return 1;
+		}
+	default:
+		return 0;
+	}
+}
+
+void gs_proc_done(struct gs *g, uint64_t puid, int status, int signaled)
+{
+	for (struct group *gr = g->groups; gr; gr = gr->next) {
+		for (uint32_t i = 0; i < gr->n; i++) {
+			if (gr->puids[i] != puid || gr->ended[i])
+				continue;
+			gr->ended[i] = 1;
+			gr->status[i] = (status & 0xffff) | (signaled ? 1 << 16 : 0);
+			gr->nended++;
+			for (struct waiter **p = &g->waiters; *p;) {
+				struct waiter *w = *p;
+				if (w->type == W_GROUP && w->gid == gr->gid &&
+				    try_group_wait(g, w->conn, w->seq, gr, w->any)) {
+					*p = w->next;
+					waiter_free(w);
+				} else {
+					p = &w->next;
+				}
+			}
+			return;
+		}
+	}
+}
+
+void gs_owner_gone(struct gs *g, uint64_t owner)
+{
+	for (struct queue *q = g->queues, *n; q; q = n) {
+		n = q->next;
+		if (q->owner == owner && !q->outlive)
+			queue_destroy(g, q);
+	}
+	for (struct name_ent **p = &g->names; *p;) {
+		struct name_ent *e = *p;
+		if (e->owner == owner && !e->outlive) {
+			*p = e->next;
+			name_free(e);
+		} else {
+			p = &e->next;
+		}
+	}
+	for (struct group **p = &g->groups; *p;) {
+		struct group *gr = *p;
+		if (gr->owner == owner && !gr->outlive) {
+			*p = gr->next;
+			if (gr->name)
+				gs_name_drop(g, gr->name);
+			/* Waiters on a released group learn it is gone. */
+			for (struct waiter **q = &g->waiters; *q;) {
+				struct waiter *w = *q;
+				if (w->type == W_GROUP && w->gid == gr->gid) {
+					*q = w->next;
+					send_error(g, w->conn, w->seq, DRAGON_ESTALE,
+						   "the group was released");
+					waiter_free(w);
+				} else {
+					q = &w->next;
+				}
+			}
+			group_free(gr);
+		} else {
+			p = &gr->next;
+		}
+	}
+}
+
+void gs_conn_gone(struct gs *g, uint64_t conn)
+{
+	for (struct waiter **p = &g->waiters; *p;) {
+		struct waiter *w = *p;
+		if (w->conn == conn) {
+			*p = w->next;
+			waiter_free(w);
+		} else {
+			p = &w->next;
+		}
+	}
+}
+
+int gs_status(struct gs *g, Dragon__StatusReply *r)
+{
+	size_t ng = 0, nn = 0, k;
+
+	for (struct group *gr = g->groups; gr; gr = gr->next)
+		ng++;
+	for (struct name_ent *e = g->names; e; e = e->next)
+		nn++;
+	r->groups = calloc(ng ? ng : 1, sizeof(*r->groups));
+	if (!r->groups)
+		return dg_err(DRAGON_ENOMEM, "status");
+	k = 0;
+	for (struct group *gr = g->groups; gr; gr = gr->next) {
+		Dragon__GroupReply *x = malloc(sizeof(*x));
+		if (!x)
+			break;
+		dragon__group_reply__init(x);
+		x->gid = gr->gid;
+		x->n_puids = gr->n;
+		x->puids = gr->puids;
+		r->groups[k++] = x;
+	}
+	r->n_groups = k;
+	{
+		Dragon__ObjInfo **o = realloc(r->objects, (r->n_objects + nn + 1) * sizeof(*o));
+		if (!o)
+			return dg_err(DRAGON_ENOMEM, "status");
+		r->objects = o;
+	}
+	for (struct queue *q = g->queues; q; q = q->next) {
+		Dragon__ObjInfo *x = malloc(sizeof(*x)), **o;
+		if (!x || !(o = realloc(r->objects, (r->n_objects + nn + 2) * sizeof(*o)))) {
+			free(x);
+			break;
+		}
+		r->objects = o;
+		dragon__obj_info__init(x);
+		x->id = q->qid;
+		x->kind = DRAGON__KIND__KIND_QUEUE;
+		x->name = q->name ? q->name : (char *)"";
+		x->size = q->count;
+		x->creator = q->owner;
+		r->objects[r->n_objects++] = x;
+	}
+	for (struct name_ent *e = g->names; e; e = e->next) {
+		Dragon__ObjInfo *x = malloc(sizeof(*x));
+		if (!x)
+			break;
+		dragon__obj_info__init(x);
+		x->kind = e->kind;
+		x->name = e->name;
+		x->size = e->len;
+		x->creator = e->owner;
+		r->objects[r->n_objects++] = x;
+	}
+	return DRAGON_OK;
+}
+
+void gs_status_release(Dragon__StatusReply *r)
+{
+	for (size_t i = 0; i < r->n_groups; i++)
+		free(r->groups[i]);
+	free(r->groups);
+	r->groups = NULL;
+	r->n_groups = 0;
+}

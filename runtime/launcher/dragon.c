@@ -1,0 +1,620 @@
+/* runtime/launcher/dragon.c: `dragon PROG [ARGS]` runs PROG in a fresh one-node fabric; `dragon status`. */
+#include "config.h"
+
+#define _GNU_SOURCE 1
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "launcher/rundir.h"
+#include "ls/ls.h"
+#include "proto/wire.h"
+
+/* Exit codes of the launcher itself, as env(1) and timeout(1) use them. */
+#define EXIT_DRAGON 125
+#define EXIT_NOEXEC 126
+#define EXIT_NOTFOUND 127
+
+static const char usage[] =
+	"Usage: dragon [OPTIONS] PROG [ARGS...]\n"
+	"       dragon status [--json] [--runtime-dir DIR]\n"
+	"\n"
+	"Start a Dragon fabric on this machine (local and global services), run PROG as its\n"
+	"first process, forward the output of every process, and exit with PROG's status.\n"
+	"Nothing is left behind: processes, sockets, the runtime directory and pools go with it.\n"
+	"\n"
+	"Options:\n"
+	"  -l, --label            prefix each output line with RANK/HOST: (like srun -l)\n"
+	"      --runtime-dir DIR  where fabrics keep their sockets (default $XDG_RUNTIME_DIR/dragon\n"
+	"                         or /tmp/dragon-UID)\n"
+	"      --json             (status) print JSON\n"
+	"  -h, --help             this text\n"
+	"  -V, --version          the version\n"
+	"\n"
+	"Exit status: PROG's status (128+N if it died of signal N); 125 if dragon itself failed,\n"
+	"126 if PROG is not executable, 127 if PROG was not found; 128+N if dragon was stopped\n"
+	"by signal N (Ctrl-C: 130).\n"
+	"Environment: DRAGON_DEBUG=1 logs every request of local services.\n";
+
+static int resolve_prog(const char *prog)
+{
+	const char *path = getenv("PATH");
+	char buf[PATH_MAX];
+	struct stat st;
+
+	if (strchr(prog, '/')) {
+		if (stat(prog, &st)) {
+			fprintf(stderr, "dragon: %s: %s\n", prog, strerror(errno));
+			return errno == ENOENT ? EXIT_NOTFOUND : EXIT_NOEXEC;
+		}
+		if (!S_ISREG(st.st_mode) || access(prog, X_OK)) {
+			fprintf(stderr, "dragon: %s: not an executable file\n", prog);
+			return EXIT_NOEXEC;
+		}
+		return 0;
+	}
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path) {
+		size_t n = strcspn(path, ":");
+		snprintf(buf, sizeof(buf), "%.*s%s%s", (int)n, path, n ? "/" : "", prog);
+		if (!stat(buf, &st) && S_ISREG(st.st_mode) && !access(buf, X_OK))
+			return 0;
+		path += n;
+		if (*path == ':')
+			path++;
+	}
+	fprintf(stderr, "dragon: %s: command not found\n", prog);
+	return EXIT_NOTFOUND;
+}
+
+static void write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+static void print_output(const Dragon__Output *o, int label)
+{
+	int fd = o->stream == 2 ? 2 : 1;
+
+	if (label) {
+		char pre[320];
+		int n = o->rank >= 0 ? snprintf(pre, sizeof(pre), "%d/%s: ", o->rank, o->host)
+				     : snprintf(pre, sizeof(pre), "p%llu/%s: ",
+						(unsigned long long)o->puid, o->host);
+		if (n > 0)
+			write_all(fd, pre, (size_t)n < sizeof(pre) ? (size_t)n : sizeof(pre) - 1);
+	}
+	write_all(fd, o->data.data, o->data.len);
+}
+
+static int send_msg(int fd, Dragon__Msg *m)
+{
+	int rc = dg_wire_send(fd, m, -1);
+
+	if (rc && rc != DRAGON_EPEER)
+		fprintf(stderr, "dragon: talking to local services: %s\n", dragon_errmsg());
+	return rc;
+}
+
+static int send_shutdown(int fd, int signo)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Shutdown s = DRAGON__SHUTDOWN__INIT;
+
+	s.signo = signo;
+	m.seq = 3;
+	m.body_case = DRAGON__MSG__BODY_SHUTDOWN;
+	m.shutdown = &s;
+	return send_msg(fd, &m);
+}
+
+static int run(const char *basedir, int label, char **argv)
+{
+	struct dg_rundir rd;
+	char fabric_id[17];
+	uint8_t rnd[8];
+	int sv[2] = {-1, -1}, lfd = -1, sfd = -1, rv = EXIT_DRAGON, status = -1, stopsig = 0;
+	int shut_sent = 0;
+	uint64_t prog_puid = 0;
+	sigset_t mask, old;
+	pid_t ls_pid = -1;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	if ((rv = resolve_prog(argv[0])))
+		return rv;
+	rv = EXIT_DRAGON;
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+		fprintf(stderr, "dragon: getrandom: %s\n", strerror(errno));
+		return rv;
+	}
+	for (int i = 0; i < 8; i++)
+		snprintf(fabric_id + 2 * i, 3, "%02x", rnd[i]);
+	if (dg_rundir_create(basedir, fabric_id, &rd)) {
+		fprintf(stderr, "dragon: %s\n", dragon_errmsg());
+		return rv;
+	}
+	if (strlen(rd.sock) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "dragon: socket path %s is too long for a unix socket\n", rd.sock);
+		goto out;
+	}
+	strcpy(sa.sun_path, rd.sock);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 128)) {
+		fprintf(stderr, "dragon: cannot listen on %s: %s\n", rd.sock, strerror(errno));
+		goto out;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		fprintf(stderr, "dragon: socketpair: %s\n", strerror(errno));
+		goto out;
+	}
+	/* Signals are taken through a signalfd so that Ctrl-C becomes an orderly shutdown. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &mask, &old);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0) {
+		fprintf(stderr, "dragon: signalfd: %s\n", strerror(errno));
+		goto out;
+	}
+	fflush(NULL);
+	ls_pid = fork();
+	if (ls_pid < 0) {
+		fprintf(stderr, "dragon: fork: %s\n", strerror(errno));
+		goto out;
+	}
+	if (ls_pid == 0) {
+		struct ls_opts o = {.dir = rd.dir,
+				    .fabric_id = fabric_id,
+				    .listen_fd = lfd,
+				    .ctl_fd = sv[1],
+				    .boot = NULL};
+		close(sv[0]);
+		close(sfd);
+		/* A session of its own: the terminal's Ctrl-C reaches the launcher only. */
+		setsid();
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		if (getppid() == 1)
+			_exit(EXIT_DRAGON);
+		_exit(ls_run(&o) ? EXIT_DRAGON : 0);
+	}
+	close(sv[1]);
+	sv[1] = -1;
+	close(lfd);
+	lfd = -1;
+	{
+		Dragon__Msg m = DRAGON__MSG__INIT;
+		Dragon__Hello h = DRAGON__HELLO__INIT;
+		Dragon__Spawn s = DRAGON__SPAWN__INIT;
+		Dragon__SpawnArgs a = DRAGON__SPAWN_ARGS__INIT;
+		size_t n = 0;
+
+		while (argv[n])
+			n++;
+		h.pid = getpid();
+		h.sink = 1;
+		m.seq = 1;
+		m.body_case = DRAGON__MSG__BODY_HELLO;
+		m.hello = &h;
+		if (send_msg(sv[0], &m))
+			goto wait_ls;
+		a.n_argv = n;
+		a.argv = argv;
+		a.cpu = -1;
+		a.output = DRAGON__OUTPUT_MODE__OUTPUT_TO_ME;
+		s.args = &a;
+		m.seq = 2;
+		m.body_case = DRAGON__MSG__BODY_SPAWN;
+		m.spawn = &s;
+		if (send_msg(sv[0], &m))
+			goto wait_ls;
+	}
+	for (;;) {
+		struct pollfd p[2] = {{.fd = sv[0], .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+		Dragon__Msg *m = NULL;
+		int rc;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				int sig = (int)si.ssi_signo == SIGHUP ? SIGTERM : (int)si.ssi_signo;
+				if (!stopsig)
+					stopsig = (int)si.ssi_signo;
+				/* First signal: pass it on, then SIGKILL after a grace; second: now. */
+				send_shutdown(sv[0], shut_sent ? SIGKILL : sig);
+				shut_sent = 1;
+			}
+		}
+		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		rc = dg_wire_recv(sv[0], &m, NULL, -1);
+		if (rc == DRAGON_EPEER)
+			break;
+		if (rc) {
+			fprintf(stderr, "dragon: from local services: %s\n", dragon_errmsg());
+			continue;
+		}
+		switch (m->body_case) {
+		case DRAGON__MSG__BODY_OUTPUT:
+			print_output(m->output, label);
+			break;
+		case DRAGON__MSG__BODY_SPAWN_REPLY:
+			prog_puid = m->spawn_reply->puid;
+			break;
+		case DRAGON__MSG__BODY_PROC_EXIT:
+			if (m->proc_exit->puid == prog_puid && status < 0) {
+				status = m->proc_exit->status;
+				if (!shut_sent)
+					send_shutdown(sv[0], SIGTERM);
+				shut_sent = 1;
+			}
+			break;
+		case DRAGON__MSG__BODY_ERROR:
+			if (m->seq == 2) {
+				fprintf(stderr, "dragon: cannot start %s: %s\n", argv[0],
+					m->error->msg);
+				status = m->error->rc == DRAGON_ENOTFOUND ? EXIT_NOTFOUND
+									  : EXIT_NOEXEC;
+				send_shutdown(sv[0], SIGTERM);
+				shut_sent = 1;
+			} else if (m->error->rc) {
+				fprintf(stderr, "dragon: local services: %s\n", m->error->msg);
+			}
+			break;
+		default:
+			break;
+		}
+		dg_msg_free(m);
+	}
+wait_ls:
+	close(sv[0]);
+	sv[0] = -1;
+	for (;;) {
+		int st;
+		pid_t r = waitpid(ls_pid, &st, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == ls_pid && !(WIFEXITED(st) && WEXITSTATUS(st) == 0) && !stopsig)
+			fprintf(stderr, "dragon: local services ended abnormally (%s %d)\n",
+				WIFEXITED(st) ? "status" : "signal",
+				WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+		break;
+	}
+	if (stopsig)
+		rv = 128 + stopsig;
+	else if (status >= 0)
+		rv = status;
+	else
+		rv = EXIT_DRAGON;
+out:
+	if (sfd >= 0)
+		close(sfd);
+	for (int i = 0; i < 2; i++)
+		if (sv[i] >= 0)
+			close(sv[i]);
+	if (lfd >= 0)
+		close(lfd);
+	dg_rundir_remove(&rd);
+	return rv;
+}
+
+/* ---- dragon status --------------------------------------------------------------------- */
+
+static const char *kind_name(int k)
+{
+	switch (k) {
+	case DRAGON__KIND__KIND_PROCESS:
+		return "process";
+	case DRAGON__KIND__KIND_GROUP:
+		return "group";
+	case DRAGON__KIND__KIND_POOL:
+		return "pool";
+	case DRAGON__KIND__KIND_CHANNEL:
+		return "channel";
+	case DRAGON__KIND__KIND_USER:
+		return "user";
+	case DRAGON__KIND__KIND_QUEUE:
+		return "queue";
+	default:
+		return "none";
+	}
+}
+
+static int query(const char *sock, Dragon__Msg **out)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Status s = DRAGON__STATUS__INIT;
+	int fd, rc;
+
+	if (strlen(sock) >= sizeof(sa.sun_path))
+		return dg_err(DRAGON_EINVAL, "socket path too long: %s", sock);
+	strcpy(sa.sun_path, sock);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return dg_err_sys("socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		rc = dg_err(DRAGON_EPEER, "cannot reach %s: %s", sock, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	m.seq = 1;
+	m.body_case = DRAGON__MSG__BODY_STATUS;
+	m.status = &s;
+	rc = dg_wire_send(fd, &m, -1);
+	if (!rc)
+		rc = dg_wire_recv(fd, out, NULL, 5000);
+	close(fd);
+	if (!rc && (*out)->body_case != DRAGON__MSG__BODY_STATUS_REPLY) {
+		rc = dg_err(DRAGON_EPROTO, "unexpected %s reply", dg_msg_name(*out));
+		dg_msg_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static json_t *status_json(const Dragon__StatusReply *r)
+{
+	json_t *o = json_object(), *a;
+
+	json_object_set_new(o, "fabric_id", json_string(r->fabric_id));
+	a = json_array();
+	for (size_t i = 0; i < r->n_nodes; i++)
+		json_array_append_new(a, json_pack("{s:i,s:s,s:i,s:i}", "index",
+						   (int)r->nodes[i]->index, "host",
+						   r->nodes[i]->host, "ls_pid",
+						   (int)r->nodes[i]->ls_pid, "cpus",
+						   (int)r->nodes[i]->ncpus));
+	json_object_set_new(o, "nodes", a);
+	a = json_array();
+	for (size_t i = 0; i < r->n_procs; i++) {
+		const Dragon__ProcInfo *p = r->procs[i];
+		json_t *x = json_pack("{s:I,s:i,s:i,s:b,s:s}", "puid", (json_int_t)p->puid, "pid",
+				      (int)p->pid, "node", (int)p->node, "running", p->running,
+				      "program", p->argv0);
+		if (!p->running)
+			json_object_set_new(x, "status", json_integer(p->status));
+		if (p->gid) {
+			json_object_set_new(x, "group", json_integer((json_int_t)p->gid));
+			json_object_set_new(x, "rank", json_integer(p->rank));
+		}
+		json_array_append_new(a, x);
+	}
+	json_object_set_new(o, "processes", a);
+	a = json_array();
+	for (size_t i = 0; i < r->n_groups; i++) {
+		json_t *m = json_array();
+		for (size_t j = 0; j < r->groups[i]->n_puids; j++)
+			json_array_append_new(m, json_integer((json_int_t)r->groups[i]->puids[j]));
+		json_array_append_new(a, json_pack("{s:I,s:o}", "gid",
+						   (json_int_t)r->groups[i]->gid, "members", m));
+	}
+	json_object_set_new(o, "groups", a);
+	{
+		json_t *pools = json_array(), *chans = json_array(), *names = json_array();
+		json_t *queues = json_array();
+		for (size_t i = 0; i < r->n_objects; i++) {
+			const Dragon__ObjInfo *x = r->objects[i];
+			if (x->id && x->kind == DRAGON__KIND__KIND_POOL)
+				json_array_append_new(
+					pools, json_pack("{s:I,s:s,s:I,s:i}", "id", (json_int_t)x->id,
+							 "name", x->name, "size", (json_int_t)x->size,
+							 "node", (int)x->node));
+			else if (x->id && x->kind == DRAGON__KIND__KIND_CHANNEL)
+				json_array_append_new(chans, json_pack("{s:I,s:s}", "id",
+								       (json_int_t)x->id, "name",
+								       x->name));
+			else if (x->id && x->kind == DRAGON__KIND__KIND_QUEUE)
+				json_array_append_new(queues, json_pack("{s:I,s:s,s:I}", "id",
+									(json_int_t)x->id, "name",
+									x->name, "messages",
+									(json_int_t)x->size));
+			else if (!x->id)
+				json_array_append_new(names, json_pack("{s:s,s:s}", "name", x->name,
+								       "kind", kind_name(x->kind)));
+		}
+		json_object_set_new(o, "pools", pools);
+		json_object_set_new(o, "channels", chans);
+		json_object_set_new(o, "names", names);
+		json_object_set_new(o, "queues", queues);
+	}
+	return o;
+}
+
+static void status_text(const Dragon__StatusReply *r)
+{
+	printf("fabric %s\n", r->fabric_id);
+	for (size_t i = 0; i < r->n_nodes; i++)
+		printf("  node %u: host %s, local services pid %d, %u cpus\n", r->nodes[i]->index,
+		       r->nodes[i]->host, r->nodes[i]->ls_pid, r->nodes[i]->ncpus);
+	printf("  processes: %zu\n", r->n_procs);
+	if (r->n_procs)
+		printf("    %-8s %-8s %-4s %-10s %-6s %-5s %s\n", "PUID", "PID", "NODE", "STATE",
+		       "GROUP", "RANK", "PROGRAM");
+	for (size_t i = 0; i < r->n_procs; i++) {
+		const Dragon__ProcInfo *p = r->procs[i];
+		char state[16], grp[24] = "-", rank[16] = "-";
+		if (p->running)
+			snprintf(state, sizeof(state), "running");
+		else
+			snprintf(state, sizeof(state), "ended(%d)", p->status);
+		if (p->gid) {
+			snprintf(grp, sizeof(grp), "%llu", (unsigned long long)p->gid);
+			snprintf(rank, sizeof(rank), "%d", p->rank);
+		}
+		printf("    %-8llu %-8d %-4u %-10s %-6s %-5s %s\n", (unsigned long long)p->puid,
+		       p->pid, p->node, state, grp, rank, p->argv0);
+	}
+	printf("  groups: %zu\n", r->n_groups);
+	for (size_t i = 0; i < r->n_groups; i++)
+		printf("    group %llu: %zu members\n", (unsigned long long)r->groups[i]->gid,
+		       r->groups[i]->n_puids);
+	for (size_t i = 0; i < r->n_objects; i++) {
+		const Dragon__ObjInfo *x = r->objects[i];
+		if (x->id)
+			printf("  %s %llu: %llu %s%s%s\n", kind_name(x->kind),
+			       (unsigned long long)x->id, (unsigned long long)x->size,
+			       x->kind == DRAGON__KIND__KIND_QUEUE ? "messages" : "bytes",
+			       x->name[0] ? ", name " : "", x->name);
+		else
+			printf("  name '%s' -> %s\n", x->name, kind_name(x->kind));
+	}
+}
+
+static int status_cmd(const char *basedir, int json)
+{
+	char base[PATH_MAX], sock[PATH_MAX + 320];
+	const char *env = getenv("DRAGON_LS_SOCKET");
+	json_t *all = json_array();
+	int found = 0, rv = 1;
+	DIR *d = NULL;
+	struct dirent *e;
+
+	if (env && *env && !basedir) {
+		Dragon__Msg *m = NULL;
+		if (query(env, &m)) {
+			fprintf(stderr, "dragon status: %s\n", dragon_errmsg());
+			goto out;
+		}
+		if (json)
+			json_array_append_new(all, status_json(m->status_reply));
+		else
+			status_text(m->status_reply);
+		dg_msg_free(m);
+		found = 1;
+	} else {
+		if (dg_rundir_base(basedir, base, sizeof(base))) {
+			fprintf(stderr, "dragon status: %s\n", dragon_errmsg());
+			goto out;
+		}
+		d = opendir(base);
+		while (d && (e = readdir(d))) {
+			Dragon__Msg *m = NULL;
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(sock, sizeof(sock), "%s/%s/%s", base, e->d_name, LS_SOCK_NAME);
+			if (access(sock, F_OK))
+				continue;
+			if (query(sock, &m)) {
+				fprintf(stderr, "dragon status: %s\n", dragon_errmsg());
+				continue;
+			}
+			if (json)
+				json_array_append_new(all, status_json(m->status_reply));
+			else
+				status_text(m->status_reply);
+			dg_msg_free(m);
+			found++;
+		}
+		if (!found && !json) {
+			fprintf(stderr, "dragon status: no fabric is running (looked in %s)\n", base);
+			goto out;
+		}
+	}
+	rv = 0;
+out:
+	if (d)
+		closedir(d);
+	if (json && (found || rv == 0)) {
+		char *s = json_dumps(all, JSON_INDENT(2));
+		if (s)
+			puts(s);
+		free(s);
+	}
+	json_decref(all);
+	return rv;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"help", no_argument, NULL, 'h'},    {"version", no_argument, NULL, 'V'},
+		{"label", no_argument, NULL, 'l'},   {"runtime-dir", required_argument, NULL, 'r'},
+		{"json", no_argument, NULL, 'j'},    {NULL, 0, NULL, 0}};
+	const char *basedir = NULL;
+	int label = 0, json = 0, c;
+
+	while ((c = getopt_long(argc, argv, "+hVl", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		case 'V':
+			printf("dragon %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'l':
+			label = 1;
+			break;
+		case 'r':
+			basedir = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		default:
+			fputs(usage, stderr);
+			return EXIT_DRAGON;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "dragon: no program given\n%s", usage);
+		return EXIT_DRAGON;
+	}
+	if (!strcmp(argv[optind], "status")) {
+		optind++;
+		while ((c = getopt_long(argc, argv, "+hj", opts, NULL)) != -1) {
+			if (c == 'j')
+				json = 1;
+			else if (c == 'r')
+				basedir = optarg;
+			else if (c == 'h') {
+				fputs(usage, stdout);
+				return 0;
+			} else {
+				return EXIT_DRAGON;
+			}
+		}
+		return status_cmd(basedir, json);
+	}
+	if (json) {
+		fprintf(stderr, "dragon: --json applies to `dragon status`\n");
+		return EXIT_DRAGON;
+	}
+	return run(basedir, label, argv + optind);
+}

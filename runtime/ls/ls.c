@@ -1,0 +1,1515 @@
+/* runtime/ls/ls.c: local services: client connections, process launch/watch/reap, output forwarding. */
+#include "config.h"
+
+#define _GNU_SOURCE 1
+#include <dirent.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <hwloc.h>
+#include <hwloc/glibc-sched.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "gs/gs.h"
+#include "ls/ls.h"
+#include "proto/wire.h"
+#include "../../pmix/boot.h"
+
+extern char **environ;
+
+/* Limits on one request, so a client cannot make LS allocate without bound. */
+#define LS_ARGV_MAX 4096
+#define LS_LINE_MAX 65536
+/* After a process exits, how long LS waits for the last of its output (a child may hold the pipe). */
+#define LS_FLUSH_MS 200
+/* Grace between the first signal and SIGKILL when shutting down. */
+#define LS_KILL_GRACE_MS 2000
+#define LS_POOL_MAX (1ull << 40)
+
+struct ls;
+
+struct conn {
+	struct conn *next;
+	struct ls *ls;
+	struct bufferevent *bev;
+	uint64_t id;
+	pid_t pid;     /* the peer, from SO_PEERCRED */
+	uint64_t puid; /* the peer's puid when the fabric started it, else 0 */
+	int sink;      /* wants output and exit events of what it starts */
+	int ctl;       /* the launcher's connection: LS ends when it closes */
+	int closing;
+};
+
+struct proc {
+	struct proc *next;
+	struct ls *ls;
+	uint64_t puid;
+	pid_t pid;
+	uint64_t gid;
+	int rank;
+	uint64_t creator; /* owner key of whoever asked for it */
+	uint64_t spawner; /* connection that asked; gets ProcExit if it is a sink */
+	uint64_t sink;    /* connection that gets its output; 0 discards */
+	struct bufferevent *out[2];
+	struct event *flush_timer;
+	int exited, done, status, signaled, outlive, waited;
+	char *argv0;
+};
+
+struct waitreq {
+	struct waitreq *next;
+	struct ls *ls;
+	uint64_t conn, seq, puid;
+	struct event *timer;
+};
+
+struct pool {
+	struct pool *next;
+	uint64_t id;
+	int fd;
+	uint64_t size;
+	char *name;
+	uint64_t owner;
+	int outlive;
+};
+
+struct ls {
+	const struct ls_opts *o;
+	struct event_base *base;
+	struct evconnlistener *lst;
+	struct event *sigchld, *sigterm, *sigint, *kill_timer;
+	struct conn *conns;
+	struct proc *procs;
+	struct waitreq *waits;
+	struct pool *pools;
+	struct gs *gs;
+	struct dg_boot *boot;
+	char sock_path[PATH_MAX];
+	char host[256];
+	char **base_env;
+	uint64_t next_conn, next_puid, next_pool;
+	uint32_t node_index, node_count;
+	int stopping, stop_signo;
+	uint64_t stop_conn, stop_seq;
+	int debug;
+	hwloc_topology_t topo;
+	hwloc_bitmap_t allowed;
+};
+
+static void ls_log(struct ls *ls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void ls_log(struct ls *ls, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "dragon-ls[%d]: %s\n", (int)getpid(), buf);
+}
+
+static uint64_t owner_of(const struct conn *c)
+{
+	return c->puid ? c->puid : (1ull << 63) | c->id;
+}
+
+static struct conn *conn_find(struct ls *ls, uint64_t id)
+{
+	for (struct conn *c = ls->conns; c; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static struct proc *proc_find(struct ls *ls, uint64_t puid)
+{
+	for (struct proc *p = ls->procs; p; p = p->next)
+		if (p->puid == puid)
+			return p;
+	return NULL;
+}
+
+static struct proc *proc_by_pid(struct ls *ls, pid_t pid)
+{
+	for (struct proc *p = ls->procs; p; p = p->next)
+		if (p->pid == pid && !p->exited)
+			return p;
+	return NULL;
+}
+
+static void conn_send(struct conn *c, Dragon__Msg *m)
+{
+	uint8_t *buf;
+	size_t len;
+
+	if (!c || c->closing)
+		return;
+	if (dg_msg_encode(m, &buf, &len)) {
+		ls_log(c->ls, "cannot encode a %s reply: %s", dg_msg_name(m), dragon_errmsg());
+		return;
+	}
+	bufferevent_write(c->bev, buf, len);
+	free(buf);
+}
+
+static void send_to(struct ls *ls, uint64_t conn, Dragon__Msg *m)
+{
+	conn_send(conn_find(ls, conn), m);
+}
+
+static void reply_error(struct conn *c, uint64_t seq, int rc, const char *msg)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Error e = DRAGON__ERROR__INIT;
+
+	e.rc = rc;
+	e.msg = (char *)msg;
+	m.seq = seq;
+	m.body_case = DRAGON__MSG__BODY_ERROR;
+	m.error = &e;
+	conn_send(c, &m);
+}
+
+static void reply_ok(struct conn *c, uint64_t seq)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Error e = DRAGON__ERROR__INIT;
+
+	m.seq = seq;
+	m.body_case = DRAGON__MSG__BODY_OK;
+	m.ok = &e;
+	conn_send(c, &m);
+}
+
+/* Write a connection's pending output synchronously: before LS exits, and before a reply that
+ * carries a descriptor (which cannot queue in a bufferevent). */
+static void conn_drain(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	int fd = bufferevent_getfd(c->bev);
+
+	/* A socket bufferevent freezes the start of its output; we are the writer here. */
+	evbuffer_unfreeze(out, 1);
+	while (evbuffer_get_length(out) > 0) {
+		size_t len = evbuffer_get_contiguous_space(out);
+		unsigned char *p = evbuffer_pullup(out, (ssize_t)len);
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			struct pollfd pf = {.fd = fd, .events = POLLOUT};
+			if (poll(&pf, 1, 1000) <= 0)
+				break;
+			continue;
+		}
+		if (n <= 0)
+			break;
+		evbuffer_drain(out, (size_t)n);
+	}
+	evbuffer_freeze(out, 1);
+}
+
+/* ---- processes ------------------------------------------------------------------------- */
+
+static void proc_done(struct proc *p);
+static void check_stopped(struct ls *ls);
+
+static void proc_free(struct ls *ls, struct proc *p)
+{
+	for (struct proc **q = &ls->procs; *q; q = &(*q)->next)
+		if (*q == p) {
+			*q = p->next;
+			break;
+		}
+	for (int i = 0; i < 2; i++)
+		if (p->out[i])
+			bufferevent_free(p->out[i]);
+	if (p->flush_timer)
+		event_free(p->flush_timer);
+	free(p->argv0);
+	free(p);
+}
+
+static void forward(struct proc *p, int stream, const void *data, size_t len)
+{
+	struct conn *c;
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Output o = DRAGON__OUTPUT__INIT;
+
+	if (!p->sink || !(c = conn_find(p->ls, p->sink)))
+		return;
+	o.puid = p->puid;
+	o.stream = stream;
+	o.data.data = (uint8_t *)data;
+	o.data.len = len;
+	o.rank = p->gid ? p->rank : -1;
+	o.host = p->ls->host;
+	m.body_case = DRAGON__MSG__BODY_OUTPUT;
+	m.output = &o;
+	conn_send(c, &m);
+}
+
+/* Forward every complete line (with its newline); at EOF or beyond LS_LINE_MAX, what is left. */
+static void forward_lines(struct proc *p, int i, int eof)
+{
+	struct evbuffer *in = bufferevent_get_input(p->out[i]);
+
+	for (;;) {
+		size_t have = evbuffer_get_length(in), n;
+		struct evbuffer_ptr e = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+		unsigned char *line;
+
+		if (have == 0)
+			return;
+		if (e.pos >= 0)
+			n = (size_t)e.pos + 1;
+		else if (eof || have >= LS_LINE_MAX)
+			n = have < LS_LINE_MAX ? have : LS_LINE_MAX;
+		else
+			return;
+		line = evbuffer_pullup(in, (ssize_t)n);
+		if (line)
+			forward(p, i + 1, line, n);
+		evbuffer_drain(in, n);
+	}
+}
+
+static void out_read(struct bufferevent *bev, void *arg)
+{
+	struct proc *p = arg;
+
+	forward_lines(p, bev == p->out[0] ? 0 : 1, 0);
+}
+
+static void out_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct proc *p = arg;
+	int i = bev == p->out[0] ? 0 : 1;
+
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	forward_lines(p, i, 1);
+	bufferevent_free(p->out[i]);
+	p->out[i] = NULL;
+	if (p->exited && !p->out[0] && !p->out[1])
+		proc_done(p);
+}
+
+static void flush_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *p = arg;
+
+	/* A descendant still holds the pipes: forward what arrived and stop waiting. */
+	for (int i = 0; i < 2; i++)
+		if (p->out[i]) {
+			forward_lines(p, i, 1);
+			bufferevent_free(p->out[i]);
+			p->out[i] = NULL;
+		}
+	proc_done(p);
+}
+
+static void reply_wait(struct ls *ls, uint64_t conn, uint64_t seq, struct proc *p)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__WaitReply r = DRAGON__WAIT_REPLY__INIT;
+
+	r.puid = p->puid;
+	r.status = p->status;
+	r.signaled = p->signaled;
+	m.seq = seq;
+	m.body_case = DRAGON__MSG__BODY_WAIT_REPLY;
+	m.wait_reply = &r;
+	send_to(ls, conn, &m);
+	p->waited = 1;
+}
+
+/* Release what an owner (a process or a client connection) created without `outlive`. */
+static void owner_gone(struct ls *ls, uint64_t owner)
+{
+	for (struct proc *p = ls->procs, *n; p; p = n) {
+		n = p->next;
+		if (p->creator != owner)
+			continue;
+		if (!p->done) {
+			if (!p->outlive) {
+				kill(-p->pid, SIGTERM);
+				kill(p->pid, SIGTERM);
+			}
+		} else {
+			proc_free(ls, p);
+		}
+	}
+	for (struct pool **q = &ls->pools; *q;) {
+		struct pool *pl = *q;
+		if (pl->owner == owner && !pl->outlive) {
+			*q = pl->next;
+			close(pl->fd);
+			free(pl->name);
+			free(pl);
+		} else {
+			q = &pl->next;
+		}
+	}
+	if (ls->gs)
+		gs_owner_gone(ls->gs, owner);
+}
+
+static void proc_done(struct proc *p)
+{
+	struct ls *ls = p->ls;
+	struct conn *c;
+
+	if (p->done)
+		return;
+	p->done = 1;
+	if (p->flush_timer) {
+		event_free(p->flush_timer);
+		p->flush_timer = NULL;
+	}
+	if ((c = conn_find(ls, p->spawner)) && c->sink) {
+		Dragon__Msg m = DRAGON__MSG__INIT;
+		Dragon__ProcExit x = DRAGON__PROC_EXIT__INIT;
+		x.puid = p->puid;
+		x.status = p->status;
+		x.signaled = p->signaled;
+		m.body_case = DRAGON__MSG__BODY_PROC_EXIT;
+		m.proc_exit = &x;
+		conn_send(c, &m);
+	}
+	for (struct waitreq **q = &ls->waits; *q;) {
+		struct waitreq *w = *q;
+		if (w->puid == p->puid) {
+			*q = w->next;
+			reply_wait(ls, w->conn, w->seq, p);
+			if (w->timer)
+				event_free(w->timer);
+			free(w);
+		} else {
+			q = &w->next;
+		}
+	}
+	if (ls->gs)
+		gs_proc_done(ls->gs, p->puid, p->status, p->signaled);
+	owner_gone(ls, p->puid);
+	/* Its status was delivered to a waiter: a process is waited for once. */
+	if (p->waited)
+		proc_free(ls, p);
+	check_stopped(ls);
+}
+
+static void on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+	struct ls *ls = arg;
+	pid_t pid;
+	int st;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		struct proc *p = proc_by_pid(ls, pid);
+		if (!p)
+			continue;
+		p->exited = 1;
+		p->signaled = WIFSIGNALED(st);
+		p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		if (ls->debug)
+			ls_log(ls, "puid %llu pid %d ended: %d", (unsigned long long)p->puid, (int)pid,
+			       p->status);
+		if (!p->out[0] && !p->out[1]) {
+			proc_done(p);
+		} else {
+			struct timeval tv = {.tv_sec = 0, .tv_usec = LS_FLUSH_MS * 1000};
+			p->flush_timer = evtimer_new(ls->base, flush_timeout, p);
+			if (p->flush_timer)
+				evtimer_add(p->flush_timer, &tv);
+		}
+	}
+}
+
+/* The environment every process starts with: LS's own, without the fabric variables it sets. */
+static int make_base_env(struct ls *ls)
+{
+	size_t n = 0, k = 0;
+
+	for (char **e = environ; *e; e++)
+		n++;
+	ls->base_env = calloc(n + 1, sizeof(char *));
+	if (!ls->base_env)
+		return dg_err(DRAGON_ENOMEM, "environment");
+	for (char **e = environ; *e; e++)
+		if (strncmp(*e, "DRAGON_", 7))
+			ls->base_env[k++] = *e;
+	return DRAGON_OK;
+}
+
+static int env_has(char **env, size_t n, const char *entry)
+{
+	size_t len = strcspn(entry, "=");
+
+	for (size_t i = 0; i < n; i++)
+		if (!strncmp(env[i], entry, len) && env[i][len] == '=')
+			return 1;
+	return 0;
+}
+
+/* Resolve argv0 the way execvp would, so a missing program is an error of the request. */
+static int resolve(const char *argv0, const char *path, char *out, size_t outlen)
+{
+	if (strchr(argv0, '/')) {
+		if (access(argv0, X_OK))
+			return dg_err(errno == ENOENT ? DRAGON_ENOTFOUND : DRAGON_EPERM,
+				      "%s: %s", argv0, strerror(errno));
+		snprintf(out, outlen, "%s", argv0);
+		return DRAGON_OK;
+	}
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path) {
+		size_t n = strcspn(path, ":");
+		struct stat st;
+		if (n == 0)
+			snprintf(out, outlen, "%s", argv0);
+		else
+			snprintf(out, outlen, "%.*s/%s", (int)n, path, argv0);
+		if (!stat(out, &st) && S_ISREG(st.st_mode) && !access(out, X_OK))
+			return DRAGON_OK;
+		path += n;
+		if (*path == ':')
+			path++;
+	}
+	return dg_err(DRAGON_ENOTFOUND, "%s: program not found in PATH", argv0);
+}
+
+static int cpu_for(struct ls *ls, int idx, cpu_set_t *set)
+{
+	int n, k = 0, i;
+
+	if (!ls->topo) {
+		/* Loaded on first use: the topology costs milliseconds that a fabric without
+		 * binding should not pay at start. */
+		if (hwloc_topology_init(&ls->topo) || hwloc_topology_load(ls->topo))
+			return dg_err(DRAGON_ESYS, "hwloc cannot load the topology");
+		ls->allowed = hwloc_bitmap_alloc();
+		if (!ls->allowed ||
+		    hwloc_get_cpubind(ls->topo, ls->allowed, HWLOC_CPUBIND_PROCESS))
+			return dg_err(DRAGON_ESYS, "hwloc cannot read the cpuset LS was given");
+		hwloc_bitmap_and(ls->allowed, ls->allowed,
+				 hwloc_topology_get_allowed_cpuset(ls->topo));
+	}
+	n = hwloc_bitmap_weight(ls->allowed);
+	if (n <= 0)
+		return dg_err(DRAGON_ESYS, "the cpuset LS was given is empty");
+	idx %= n;
+	hwloc_bitmap_foreach_begin(i, ls->allowed)
+	{
+		if (k++ == idx) {
+			hwloc_bitmap_t one = hwloc_bitmap_alloc();
+			hwloc_bitmap_only(one, (unsigned)i);
+			hwloc_cpuset_to_glibc_sched_affinity(ls->topo, one, set, sizeof(*set));
+			hwloc_bitmap_free(one);
+			break;
+		}
+	}
+	hwloc_bitmap_foreach_end();
+	return DRAGON_OK;
+}
+
+struct spawn_ctx {
+	const char *path;
+	char **argv, **envp;
+	const char *cwd;
+	int fd_out, fd_err, devnull;
+	cpu_set_t *cpus;
+	volatile int err;
+};
+
+/* Runs in the vfork child: only async-signal-safe calls, results through c->err. */
+static void __attribute__((noreturn, noinline)) child_main(struct spawn_ctx *c)
+{
+	sigset_t none;
+
+	setpgid(0, 0);
+	/* If LS dies without cleaning up, the kernel kills what it started. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	if (dup2(c->devnull, 0) < 0 || dup2(c->fd_out, 1) < 0 || dup2(c->fd_err, 2) < 0)
+		goto fail;
+	if (c->cpus && sched_setaffinity(0, sizeof(*c->cpus), c->cpus))
+		goto fail;
+	if (c->cwd && *c->cwd && chdir(c->cwd))
+		goto fail;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execve(c->path, c->argv, c->envp);
+fail:
+	c->err = errno ? errno : EINVAL;
+	_exit(127);
+}
+
+static pid_t start_child(struct spawn_ctx *c)
+{
+	pid_t pid = vfork();
+
+	if (pid == 0)
+		child_main(c);
+	return pid;
+}
+
+static int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from, uint64_t gid,
+		    int rank, int size, uint64_t *puid_out, pid_t *pid_out)
+{
+	char path[PATH_MAX], **envp = NULL, **argv = NULL, *fab[10] = {0};
+	int po[2] = {-1, -1}, pe[2] = {-1, -1}, devnull = -1, nf = 0, rv = -1;
+	size_t ne = 0, nbase = 0;
+	struct spawn_ctx sc = {0};
+	cpu_set_t cpus;
+	struct proc *p = NULL, *parent;
+	const char *pathvar = NULL;
+	uint64_t puid;
+	sigset_t all, old;
+	pid_t pid;
+
+	if (!a || a->n_argv == 0 || !a->argv[0][0])
+		return dg_err(DRAGON_EINVAL, "no program to start (empty argv)");
+	if (a->n_argv > LS_ARGV_MAX || a->n_env > LS_ARGV_MAX)
+		return dg_err(DRAGON_ETOOBIG, "more than %d arguments or environment entries",
+			      LS_ARGV_MAX);
+	for (size_t i = 0; i < a->n_env; i++) {
+		if (!strchr(a->env[i], '=') || a->env[i][0] == '=')
+			return dg_err(DRAGON_EINVAL, "environment entry %zu is not NAME=VALUE", i);
+		if (!strncmp(a->env[i], "PATH=", 5))
+			pathvar = a->env[i] + 5;
+	}
+	if (ls->stopping)
+		return dg_err(DRAGON_ECLOSED, "local services are shutting down");
+	if (!pathvar)
+		pathvar = getenv("PATH");
+	if ((rv = resolve(a->argv[0], pathvar, path, sizeof(path))))
+		return rv;
+	rv = -1;
+	if (a->cpu >= 0) {
+		if ((rv = cpu_for(ls, a->cpu, &cpus)))
+			return rv;
+		rv = -1;
+		sc.cpus = &cpus;
+	}
+	puid = ls->next_puid++;
+	for (char **e = ls->base_env; *e; e++)
+		nbase++;
+	envp = calloc(nbase + a->n_env + 11, sizeof(char *));
+	argv = calloc(a->n_argv + 1, sizeof(char *));
+	if (!envp || !argv) {
+		rv = dg_err(DRAGON_ENOMEM, "spawn");
+		goto out;
+	}
+	if (asprintf(&fab[nf++], "DRAGON_PUID=%llu", (unsigned long long)puid) < 0 ||
+	    asprintf(&fab[nf++], "DRAGON_RUNTIME_DIR=%s", ls->o->dir) < 0 ||
+	    asprintf(&fab[nf++], "DRAGON_LS_SOCKET=%s", ls->sock_path) < 0 ||
+	    asprintf(&fab[nf++], "DRAGON_FABRIC_ID=%s", ls->o->fabric_id) < 0 ||
+	    asprintf(&fab[nf++], "DRAGON_NODE_INDEX=%u", ls->node_index) < 0 ||
+	    asprintf(&fab[nf++], "DRAGON_NODE_COUNT=%u", ls->node_count) < 0 ||
+	    (gid && (asprintf(&fab[nf++], "DRAGON_GROUP_ID=%llu", (unsigned long long)gid) < 0 ||
+		     asprintf(&fab[nf++], "DRAGON_GROUP_RANK=%d", rank) < 0 ||
+		     asprintf(&fab[nf++], "DRAGON_GROUP_SIZE=%d", size) < 0))) {
+		rv = dg_err(DRAGON_ENOMEM, "spawn environment");
+		goto out;
+	}
+	for (int i = 0; i < nf; i++)
+		envp[ne++] = fab[i];
+	for (size_t i = 0; i < a->n_env; i++)
+		if (strncmp(a->env[i], "DRAGON_", 7) && !env_has(envp, ne, a->env[i]))
+			envp[ne++] = a->env[i];
+	for (char **e = ls->base_env; *e; e++)
+		if (!env_has(envp, ne, *e))
+			envp[ne++] = *e;
+	for (size_t i = 0; i < a->n_argv; i++)
+		argv[i] = a->argv[i];
+	if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC) ||
+	    (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+		rv = dg_err_sys("pipes for the output of %s", a->argv[0]);
+		goto out;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p || !(p->argv0 = strdup(a->argv[0]))) {
+		rv = dg_err(DRAGON_ENOMEM, "process record");
+		goto out;
+	}
+	sc.path = path;
+	sc.argv = argv;
+	sc.envp = envp;
+	sc.cwd = a->cwd;
+	sc.fd_out = po[1];
+	sc.fd_err = pe[1];
+	sc.devnull = devnull;
+	/* No handler may run in the vfork child, which shares our memory. */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid = start_child(&sc);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid < 0) {
+		rv = dg_err_sys("vfork for %s", a->argv[0]);
+		goto out;
+	}
+	if (sc.err) {
+		int st;
+		waitpid(pid, &st, 0);
+		errno = sc.err;
+		if (a->cwd && *a->cwd)
+			rv = dg_err(sc.err == ENOENT ? DRAGON_ENOTFOUND : DRAGON_ESYS,
+				    "starting %s in %s: %s", a->argv[0], a->cwd, strerror(sc.err));
+		else
+			rv = dg_err(sc.err == ENOENT ? DRAGON_ENOTFOUND : DRAGON_ESYS,
+				    "starting %s: %s", a->argv[0], strerror(sc.err));
+		goto out;
+	}
+	p->ls = ls;
+	p->puid = puid;
+	p->pid = pid;
+	p->gid = gid;
+	p->rank = rank;
+	p->outlive = a->outlive;
+	p->creator = owner_of(from);
+	p->spawner = from->id;
+	if (a->output == DRAGON__OUTPUT_MODE__OUTPUT_DISCARD)
+		p->sink = 0;
+	else if (a->output == DRAGON__OUTPUT_MODE__OUTPUT_TO_ME || from->sink)
+		p->sink = from->id;
+	else if (from->puid && (parent = proc_find(ls, from->puid)))
+		p->sink = parent->sink;
+	else
+		p->sink = 0;
+	for (int i = 0; i < 2; i++) {
+		int fd = i ? pe[0] : po[0];
+		evutil_make_socket_nonblocking(fd);
+		p->out[i] = bufferevent_socket_new(ls->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (!p->out[i]) {
+			close(fd);
+			continue;
+		}
+		bufferevent_setcb(p->out[i], out_read, NULL, out_event, p);
+		bufferevent_enable(p->out[i], EV_READ);
+	}
+	po[0] = pe[0] = -1;
+	p->next = ls->procs;
+	ls->procs = p;
+	p = NULL;
+	*puid_out = puid;
+	if (pid_out)
+		*pid_out = pid;
+	rv = DRAGON_OK;
+out:
+	for (int i = 0; i < nf; i++)
+		free(fab[i]);
+	free(envp);
+	free(argv);
+	for (int i = 0; i < 2; i++) {
+		if (po[i] >= 0)
+			close(po[i]);
+		if (pe[i] >= 0)
+			close(pe[i]);
+	}
+	if (devnull >= 0)
+		close(devnull);
+	if (p) {
+		free(p->argv0);
+		free(p);
+	}
+	return rv;
+}
+
+static int ls_signal(struct ls *ls, uint64_t puid, int signo)
+{
+	struct proc *p = proc_find(ls, puid);
+
+	if (signo < 0 || signo >= NSIG)
+		return dg_err(DRAGON_EINVAL, "signal %d does not exist", signo);
+	if (!p)
+		return dg_err(DRAGON_ENOTFOUND, "no process %llu", (unsigned long long)puid);
+	if (p->exited)
+		return dg_err(DRAGON_ESTALE, "process %llu has ended", (unsigned long long)puid);
+	if (kill(p->pid, signo))
+		return dg_err_sys("kill %d", (int)p->pid);
+	return DRAGON_OK;
+}
+
+/* ---- shutdown ------------------------------------------------------------------------- */
+
+static void kill_all(struct ls *ls, int signo)
+{
+	for (struct proc *p = ls->procs; p; p = p->next)
+		if (!p->exited) {
+			kill(-p->pid, signo);
+			kill(p->pid, signo);
+		}
+}
+
+static void kill_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct ls *ls = arg;
+
+	ls_log(ls, "processes still running after %d ms: sending SIGKILL", LS_KILL_GRACE_MS);
+	kill_all(ls, SIGKILL);
+}
+
+static void check_stopped(struct ls *ls)
+{
+	if (!ls->stopping)
+		return;
+	for (struct proc *p = ls->procs; p; p = p->next)
+		if (!p->done)
+			return;
+	if (ls->stop_seq)
+		reply_ok(conn_find(ls, ls->stop_conn), ls->stop_seq);
+	for (struct conn *c = ls->conns; c; c = c->next)
+		if (!c->closing)
+			conn_drain(c);
+	event_base_loopbreak(ls->base);
+}
+
+static void begin_stop(struct ls *ls, int signo)
+{
+	struct timeval tv = {.tv_sec = LS_KILL_GRACE_MS / 1000,
+			     .tv_usec = (LS_KILL_GRACE_MS % 1000) * 1000};
+
+	if (ls->stopping) {
+		/* A second request: do not wait for the grace period. */
+		if (signo == SIGKILL)
+			kill_all(ls, SIGKILL);
+		return;
+	}
+	ls->stopping = 1;
+	kill_all(ls, signo ? signo : SIGTERM);
+	ls->kill_timer = evtimer_new(ls->base, kill_timeout, ls);
+	if (ls->kill_timer)
+		evtimer_add(ls->kill_timer, &tv);
+	check_stopped(ls);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	begin_stop(arg, SIGTERM);
+}
+
+/* ---- pools ---------------------------------------------------------------------------- */
+
+static struct pool *pool_find(struct ls *ls, uint64_t id)
+{
+	for (struct pool *p = ls->pools; p; p = p->next)
+		if (p->id == id)
+			return p;
+	return NULL;
+}
+
+static void send_pool(struct conn *c, uint64_t seq, struct pool *pl)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__PoolReply r = DRAGON__POOL_REPLY__INIT;
+	int fd = bufferevent_getfd(c->bev);
+
+	r.pool_id = pl->id;
+	r.size = pl->size;
+	m.seq = seq;
+	m.body_case = DRAGON__MSG__BODY_POOL_REPLY;
+	m.pool_reply = &r;
+	/* The descriptor cannot queue in a bufferevent: write what is pending, then sendmsg. */
+	conn_drain(c);
+	if (dg_wire_send(fd, &m, pl->fd))
+		ls_log(c->ls, "sending pool %llu to pid %d: %s", (unsigned long long)pl->id,
+		       (int)c->pid, dragon_errmsg());
+}
+
+static void pool_create(struct conn *c, uint64_t seq, const Dragon__PoolCreate *pc)
+{
+	struct ls *ls = c->ls;
+	struct pool *pl;
+	int fd;
+
+	if (pc->size == 0 || pc->size > LS_POOL_MAX) {
+		reply_error(c, seq, DRAGON_EINVAL, "a pool's size is 1 byte to 1 TiB");
+		return;
+	}
+	fd = memfd_create("dragon-pool", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0) {
+		dg_err_sys("memfd_create");
+		reply_error(c, seq, DRAGON_ESYS, dragon_errmsg());
+		return;
+	}
+	if (ftruncate(fd, (off_t)pc->size)) {
+		dg_err_sys("sizing a pool of %llu bytes", (unsigned long long)pc->size);
+		close(fd);
+		reply_error(c, seq, DRAGON_ENOSPACE, dragon_errmsg());
+		return;
+	}
+	/* Clients map it shared; they must not be able to shrink it under another's feet. */
+	fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
+	pl = calloc(1, sizeof(*pl));
+	if (!pl || (pc->name && *pc->name && !(pl->name = strdup(pc->name)))) {
+		free(pl);
+		close(fd);
+		reply_error(c, seq, DRAGON_ENOMEM, "pool record");
+		return;
+	}
+	pl->id = ((uint64_t)ls->node_index << 48) | ls->next_pool++;
+	pl->fd = fd;
+	pl->size = pc->size;
+	pl->owner = owner_of(c);
+	pl->outlive = pc->outlive;
+	if (pl->name && ls->gs) {
+		uint8_t desc[8];
+		for (int i = 0; i < 8; i++)
+			desc[i] = (uint8_t)(pl->id >> (8 * i));
+		if (gs_name_put(ls->gs, pl->name, DRAGON__KIND__KIND_POOL, desc, 8, pl->owner,
+				pl->outlive)) {
+			reply_error(c, seq, DRAGON_EEXIST, dragon_errmsg());
+			close(fd);
+			free(pl->name);
+			free(pl);
+			return;
+		}
+	}
+	pl->next = ls->pools;
+	ls->pools = pl;
+	send_pool(c, seq, pl);
+}
+
+/* ---- requests ------------------------------------------------------------------------- */
+
+static void fill_proc(Dragon__ProcInfo *x, const struct proc *p, uint32_t node)
+{
+	dragon__proc_info__init(x);
+	x->puid = p->puid;
+	x->pid = p->pid;
+	x->node = node;
+	x->running = !p->done;
+	x->status = p->status;
+	x->gid = p->gid;
+	x->rank = p->gid ? p->rank : -1;
+	x->argv0 = p->argv0;
+	x->creator = p->creator;
+}
+
+static void reply_procs(struct conn *c, uint64_t seq, int status)
+{
+	struct ls *ls = c->ls;
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__ListReply lr = DRAGON__LIST_REPLY__INIT;
+	Dragon__StatusReply sr = DRAGON__STATUS_REPLY__INIT;
+	Dragon__NodeInfo node = DRAGON__NODE_INFO__INIT, *nodes[1] = {&node};
+	Dragon__ProcInfo *items = NULL, **ptrs = NULL;
+	Dragon__ObjInfo *objs = NULL;
+	size_t n = 0, k = 0, np = 0;
+	cpu_set_t cs;
+
+	for (struct proc *p = ls->procs; p; p = p->next)
+		n++;
+	for (struct pool *pl = ls->pools; pl; pl = pl->next)
+		np++;
+	items = calloc(n + 1, sizeof(*items));
+	ptrs = calloc(n + 1, sizeof(*ptrs));
+	objs = calloc(np + 1, sizeof(*objs));
+	if (!items || !ptrs || !objs) {
+		reply_error(c, seq, DRAGON_ENOMEM, "process list");
+		goto out;
+	}
+	for (struct proc *p = ls->procs; p; p = p->next, k++) {
+		fill_proc(&items[k], p, ls->node_index);
+		ptrs[n - 1 - k] = &items[k]; /* oldest first */
+	}
+	m.seq = seq;
+	if (!status) {
+		lr.n_procs = n;
+		lr.procs = ptrs;
+		m.body_case = DRAGON__MSG__BODY_LIST_REPLY;
+		m.list_reply = &lr;
+		conn_send(c, &m);
+		goto out;
+	}
+	sr.fabric_id = (char *)ls->o->fabric_id;
+	node.index = ls->node_index;
+	node.host = ls->host;
+	node.ls_pid = getpid();
+	node.ncpus = sched_getaffinity(0, sizeof(cs), &cs) ? 0 : (uint32_t)CPU_COUNT(&cs);
+	sr.n_nodes = 1;
+	sr.nodes = nodes;
+	sr.n_procs = n;
+	sr.procs = ptrs;
+	sr.objects = calloc(np + 1, sizeof(*sr.objects));
+	if (!sr.objects) {
+		reply_error(c, seq, DRAGON_ENOMEM, "status");
+		goto out;
+	}
+	k = 0;
+	for (struct pool *pl = ls->pools; pl; pl = pl->next, k++) {
+		dragon__obj_info__init(&objs[k]);
+		objs[k].id = pl->id;
+		objs[k].kind = DRAGON__KIND__KIND_POOL;
+		objs[k].name = pl->name ? pl->name : (char *)"";
+		objs[k].size = pl->size;
+		objs[k].creator = pl->owner;
+		objs[k].node = ls->node_index;
+		sr.objects[k] = &objs[k];
+	}
+	sr.n_objects = k;
+	if (ls->gs)
+		gs_status(ls->gs, &sr);
+	m.body_case = DRAGON__MSG__BODY_STATUS_REPLY;
+	m.status_reply = &sr;
+	conn_send(c, &m);
+	for (size_t i = np; i < sr.n_objects; i++)
+		free(sr.objects[i]);
+	free(sr.objects);
+	gs_status_release(&sr);
+out:
+	free(items);
+	free(ptrs);
+	free(objs);
+}
+
+static void wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct waitreq *w = arg;
+	struct ls *ls = w->ls;
+
+	for (struct waitreq **q = &ls->waits; *q; q = &(*q)->next)
+		if (*q == w) {
+			*q = w->next;
+			break;
+		}
+	reply_error(conn_find(ls, w->conn), w->seq, DRAGON_ETIMEDOUT,
+		    "the process did not end in time");
+	event_free(w->timer);
+	free(w);
+}
+
+static void handle(struct conn *c, const Dragon__Msg *req)
+{
+	struct ls *ls = c->ls;
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	uint64_t seq = req->seq;
+	int rc;
+
+	m.seq = seq;
+	if (ls->debug)
+		ls_log(ls, "conn %llu (pid %d): %s", (unsigned long long)c->id, (int)c->pid,
+		       dg_msg_name(req));
+	switch (req->body_case) {
+	case DRAGON__MSG__BODY_HELLO: {
+		Dragon__HelloReply r = DRAGON__HELLO_REPLY__INIT;
+		c->sink = req->hello->sink;
+		r.fabric_id = (char *)ls->o->fabric_id;
+		r.node_index = ls->node_index;
+		r.node_count = ls->node_count;
+		r.puid = c->puid;
+		r.hostname = ls->host;
+		r.runtime_dir = (char *)ls->o->dir;
+		m.body_case = DRAGON__MSG__BODY_HELLO_REPLY;
+		m.hello_reply = &r;
+		conn_send(c, &m);
+		return;
+	}
+	case DRAGON__MSG__BODY_SPAWN: {
+		Dragon__SpawnReply r = DRAGON__SPAWN_REPLY__INIT;
+		uint64_t puid;
+		pid_t pid;
+		rc = ls_spawn(ls, req->spawn->args, c, 0, 0, 0, &puid, &pid);
+		if (rc) {
+			reply_error(c, seq, rc, dragon_errmsg());
+			return;
+		}
+		r.puid = puid;
+		r.pid = pid;
+		m.body_case = DRAGON__MSG__BODY_SPAWN_REPLY;
+		m.spawn_reply = &r;
+		conn_send(c, &m);
+		return;
+	}
+	case DRAGON__MSG__BODY_WAIT: {
+		struct proc *p = proc_find(ls, req->wait->puid);
+		struct waitreq *w;
+		if (!p) {
+			reply_error(c, seq, DRAGON_ENOTFOUND, "no such process (or already waited for)");
+			return;
+		}
+		if (p->done) {
+			reply_wait(ls, c->id, seq, p);
+			proc_free(ls, p);
+			return;
+		}
+		if (req->wait->timeout_ms == 0) {
+			reply_error(c, seq, DRAGON_ETIMEDOUT, "the process is running");
+			return;
+		}
+		w = calloc(1, sizeof(*w));
+		if (!w) {
+			reply_error(c, seq, DRAGON_ENOMEM, "wait");
+			return;
+		}
+		w->ls = ls;
+		w->conn = c->id;
+		w->seq = seq;
+		w->puid = p->puid;
+		if (req->wait->timeout_ms > 0) {
+			struct timeval tv = {.tv_sec = req->wait->timeout_ms / 1000,
+					     .tv_usec = (req->wait->timeout_ms % 1000) * 1000};
+			w->timer = evtimer_new(ls->base, wait_timeout, w);
+			if (w->timer)
+				evtimer_add(w->timer, &tv);
+		}
+		w->next = ls->waits;
+		ls->waits = w;
+		return;
+	}
+	case DRAGON__MSG__BODY_SIGNAL:
+		if (req->signal->gid) {
+			if (ls->gs && gs_handle(ls->gs, c->id, owner_of(c), req))
+				return;
+			reply_error(c, seq, DRAGON_ENOTSUP, "no global services on this node");
+			return;
+		}
+		rc = ls_signal(ls, req->signal->puid, req->signal->signo);
+		if (rc)
+			reply_error(c, seq, rc, dragon_errmsg());
+		else
+			reply_ok(c, seq);
+		return;
+	case DRAGON__MSG__BODY_LIST:
+		reply_procs(c, seq, 0);
+		return;
+	case DRAGON__MSG__BODY_STATUS:
+		reply_procs(c, seq, 1);
+		return;
+	case DRAGON__MSG__BODY_SHUTDOWN:
+		if (!ls->stop_seq) {
+			ls->stop_conn = c->id;
+			ls->stop_seq = seq ? seq : 1;
+		}
+		begin_stop(ls, req->shutdown->signo);
+		return;
+	case DRAGON__MSG__BODY_POOL_CREATE:
+		pool_create(c, seq, req->pool_create);
+		return;
+	case DRAGON__MSG__BODY_POOL_ATTACH: {
+		struct pool *pl = pool_find(ls, req->pool_attach->pool_id);
+		if (!pl)
+			reply_error(c, seq, DRAGON_ENOTFOUND, "no such pool on this node");
+		else
+			send_pool(c, seq, pl);
+		return;
+	}
+	case DRAGON__MSG__BODY_POOL_DESTROY:
+		for (struct pool **q = &ls->pools; *q; q = &(*q)->next)
+			if ((*q)->id == req->pool_destroy->pool_id) {
+				struct pool *pl = *q;
+				*q = pl->next;
+				if (pl->name && ls->gs)
+					gs_name_drop(ls->gs, pl->name);
+				close(pl->fd);
+				free(pl->name);
+				free(pl);
+				reply_ok(c, seq);
+				return;
+			}
+		reply_error(c, seq, DRAGON_ENOTFOUND, "no such pool on this node");
+		return;
+	default:
+		if (ls->gs && gs_handle(ls->gs, c->id, owner_of(c), req))
+			return;
+		ls_log(ls, "pid %d sent a %s, which is not a request", (int)c->pid, dg_msg_name(req));
+		reply_error(c, seq, DRAGON_EPROTO, "not a request local services serve");
+	}
+}
+
+/* ---- connections ---------------------------------------------------------------------- */
+
+static void conn_free(struct conn *c)
+{
+	struct ls *ls = c->ls;
+
+	for (struct conn **q = &ls->conns; *q; q = &(*q)->next)
+		if (*q == c) {
+			*q = c->next;
+			break;
+		}
+	for (struct waitreq **q = &ls->waits; *q;) {
+		struct waitreq *w = *q;
+		if (w->conn == c->id) {
+			*q = w->next;
+			if (w->timer)
+				event_free(w->timer);
+			free(w);
+		} else {
+			q = &w->next;
+		}
+	}
+	if (ls->gs)
+		gs_conn_gone(ls->gs, c->id);
+	for (struct proc *p = ls->procs; p; p = p->next)
+		if (p->sink == c->id)
+			p->sink = 0;
+	/* A client the fabric did not start owns what it created only while connected. */
+	if (!c->puid)
+		owner_gone(ls, owner_of(c));
+	if (c->ctl && !ls->stopping) {
+		ls_log(ls, "the launcher went away: stopping the fabric");
+		begin_stop(ls, SIGTERM);
+	}
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+static void conn_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	while (!c->closing) {
+		uint8_t hdr[DG_HDR_LEN];
+		uint32_t len;
+		Dragon__Msg *req;
+		unsigned char *body;
+
+		if (evbuffer_copyout(in, hdr, DG_HDR_LEN) < DG_HDR_LEN)
+			return;
+		len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
+		      (uint32_t)hdr[3] << 24;
+		if (len > DG_MSG_MAX) {
+			/* The stream cannot be resynchronised: answer, then close this one. */
+			ls_log(c->ls, "pid %d announced a %u-byte message (limit %u): closing it",
+			       (int)c->pid, len, DG_MSG_MAX);
+			reply_error(c, 0, DRAGON_EPROTO, "message exceeds the size limit");
+			c->closing = 1;
+			bufferevent_disable(bev, EV_READ);
+			if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+				conn_free(c);
+			return;
+		}
+		if (evbuffer_get_length(in) < DG_HDR_LEN + (size_t)len)
+			return;
+		body = evbuffer_pullup(in, DG_HDR_LEN + (ssize_t)len);
+		if (dg_msg_decode(body + DG_HDR_LEN, len, &req)) {
+			ls_log(c->ls, "dropping a message from pid %d: %s", (int)c->pid,
+			       dragon_errmsg());
+			reply_error(c, 0, DRAGON_EPROTO, dragon_errmsg());
+			evbuffer_drain(in, DG_HDR_LEN + (size_t)len);
+			continue;
+		}
+		evbuffer_drain(in, DG_HDR_LEN + (size_t)len);
+		handle(c, req);
+		dg_msg_free(req);
+	}
+}
+
+static void conn_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->closing)
+		conn_free(c);
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		conn_free(arg);
+}
+
+static struct conn *conn_add(struct ls *ls, int fd, int ctl)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	struct conn *c;
+	struct proc *p;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl)) {
+		ls_log(ls, "SO_PEERCRED: %s", strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if (cred.uid != geteuid()) {
+		ls_log(ls, "refusing a connection from uid %d (pid %d): not the fabric's user",
+		       (int)cred.uid, (int)cred.pid);
+		close(fd);
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	evutil_make_socket_nonblocking(fd);
+	c->bev = bufferevent_socket_new(ls->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		free(c);
+		close(fd);
+		return NULL;
+	}
+	c->ls = ls;
+	c->id = ls->next_conn++;
+	c->pid = cred.pid;
+	c->ctl = ctl;
+	if ((p = proc_by_pid(ls, cred.pid)))
+		c->puid = p->puid;
+	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
+	bufferevent_enable(c->bev, EV_READ);
+	c->next = ls->conns;
+	ls->conns = c;
+	return c;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+		      void *arg)
+{
+	conn_add(arg, fd, 0);
+}
+
+/* ---- GS host callbacks ---------------------------------------------------------------- */
+
+static int host_spawn(void *ctx, uint32_t node, const Dragon__SpawnArgs *a, uint64_t conn_id,
+		      uint64_t gid, int rank, int size, uint64_t *puid)
+{
+	struct ls *ls = ctx;
+	struct conn *c = conn_find(ls, conn_id);
+
+	if (!c)
+		return dg_err(DRAGON_EPEER, "the requesting client is gone");
+	if (node != ls->node_index)
+		return dg_err(DRAGON_ENOTSUP, "node %u is not reachable from this node", node);
+	return ls_spawn(ls, a, c, gid, rank, size, puid, NULL);
+}
+
+static int host_signal(void *ctx, uint64_t puid, int signo)
+{
+	return ls_signal(ctx, puid, signo);
+}
+
+static void host_reply(void *ctx, uint64_t conn_id, Dragon__Msg *m)
+{
+	send_to(ctx, conn_id, m);
+}
+
+/* ---- main loop ------------------------------------------------------------------------ */
+
+/*
+ * LS is a child subreaper: whatever a process started and left behind becomes our child when its
+ * parent dies. Before LS exits it kills and reaps every such descendant, so nothing outlives it.
+ */
+static void kill_descendants(void)
+{
+	for (int round = 0; round < 100; round++) {
+		DIR *d = opendir("/proc");
+		struct dirent *e;
+		int found = 0;
+
+		if (!d)
+			return;
+		while ((e = readdir(d))) {
+			char path[300], buf[512], *rp;
+			FILE *f;
+			int ppid = 0;
+			long pid = strtol(e->d_name, &rp, 10);
+
+			if (*rp || pid <= 0)
+				continue;
+			snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+			if (!(f = fopen(path, "re")))
+				continue;
+			if (fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')))
+				sscanf(rp + 2, "%*c %d", &ppid);
+			fclose(f);
+			if (ppid == getpid()) {
+				kill((pid_t)pid, SIGKILL);
+				found++;
+			}
+		}
+		closedir(d);
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		if (!found)
+			return;
+		usleep(2000);
+	}
+}
+
+int ls_run(const struct ls_opts *o)
+{
+	struct ls ls_s, *ls = &ls_s;
+	int rv = 1, lfd = o->listen_fd, own_sock = 0;
+	const char *dbg = getenv("DRAGON_DEBUG");
+
+	memset(ls, 0, sizeof(*ls));
+	ls->o = o;
+	ls->next_conn = 1;
+	ls->next_puid = 1;
+	ls->next_pool = 1;
+	ls->debug = dbg && *dbg && strcmp(dbg, "0");
+	signal(SIGPIPE, SIG_IGN);
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	if (gethostname(ls->host, sizeof(ls->host) - 1))
+		strcpy(ls->host, "localhost");
+	if (dg_boot_open(o->boot, &ls->boot)) {
+		ls_log(ls, "bootstrap: %s", dragon_errmsg());
+		return 1;
+	}
+	ls->node_index = (uint32_t)ls->boot->rank;
+	ls->node_count = (uint32_t)ls->boot->size;
+	ls->next_puid = ((uint64_t)ls->node_index << 48) + 1;
+	if ((size_t)snprintf(ls->sock_path, sizeof(ls->sock_path), "%s/%s", o->dir,
+			     LS_SOCK_NAME) >= sizeof(ls->sock_path)) {
+		ls_log(ls, "runtime directory path too long: %s", o->dir);
+		goto out;
+	}
+	if (lfd < 0) {
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		if (strlen(ls->sock_path) >= sizeof(sa.sun_path)) {
+			ls_log(ls, "socket path too long for a unix socket: %s", ls->sock_path);
+			goto out;
+		}
+		strcpy(sa.sun_path, ls->sock_path);
+		lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 128)) {
+			ls_log(ls, "cannot listen on %s: %s", ls->sock_path, strerror(errno));
+			goto out;
+		}
+		own_sock = 1;
+	}
+	/* GS's address reaches every LS and client through the bootstrap (rank 0 hosts GS). */
+	if (ls->node_index == 0)
+		dg_boot_put(ls->boot, "gs.addr", ls->sock_path, strlen(ls->sock_path) + 1);
+	dg_boot_fence(ls->boot);
+	if (make_base_env(ls))
+		goto out;
+	ls->base = event_base_new();
+	if (!ls->base) {
+		ls_log(ls, "libevent: no event base");
+		goto out;
+	}
+	evutil_make_socket_nonblocking(lfd);
+	ls->lst = evconnlistener_new(ls->base, on_accept, ls, LEV_OPT_CLOSE_ON_FREE, -1, lfd);
+	if (!ls->lst) {
+		ls_log(ls, "libevent: cannot watch the listening socket");
+		goto out;
+	}
+	lfd = -1;
+	ls->sigchld = evsignal_new(ls->base, SIGCHLD, on_sigchld, ls);
+	ls->sigterm = evsignal_new(ls->base, SIGTERM, on_stop_signal, ls);
+	ls->sigint = evsignal_new(ls->base, SIGINT, on_stop_signal, ls);
+	if (!ls->sigchld || !ls->sigterm || !ls->sigint || evsignal_add(ls->sigchld, NULL) ||
+	    evsignal_add(ls->sigterm, NULL) || evsignal_add(ls->sigint, NULL)) {
+		ls_log(ls, "libevent: cannot watch signals");
+		goto out;
+	}
+	if (ls->node_index == 0) {
+		struct gs_host h = {.ctx = ls,
+				    .base = ls->base,
+				    .node_count = ls->node_count,
+				    .spawn = host_spawn,
+				    .signal = host_signal,
+				    .reply = host_reply};
+		ls->gs = gs_new(&h);
+		if (!ls->gs) {
+			ls_log(ls, "out of memory for global services");
+			goto out;
+		}
+	}
+	if (o->ctl_fd >= 0 && !conn_add(ls, o->ctl_fd, 1))
+		goto out;
+	/* Children were forked before our SIGCHLD watch existed? Reap them now too. */
+	on_sigchld(SIGCHLD, 0, ls);
+	event_base_dispatch(ls->base);
+	kill_descendants();
+	rv = 0;
+out:
+	/* Cleanup must finish: a late SIGTERM (the launcher's death signal can arrive after its
+	 * socket closed) would kill LS half way once libevent restores the default handler. */
+	{
+		sigset_t stop;
+		sigemptyset(&stop);
+		sigaddset(&stop, SIGTERM);
+		sigaddset(&stop, SIGINT);
+		sigaddset(&stop, SIGHUP);
+		sigprocmask(SIG_BLOCK, &stop, NULL);
+	}
+	if (ls->base) {
+		/* Whatever is still alive (a loop error) must not outlive LS. */
+		kill_all(ls, SIGKILL);
+		while (ls->procs)
+			proc_free(ls, ls->procs);
+		while (ls->conns) {
+			struct conn *c = ls->conns;
+			ls->conns = c->next;
+			bufferevent_free(c->bev);
+			free(c);
+		}
+		while (ls->waits) {
+			struct waitreq *w = ls->waits;
+			ls->waits = w->next;
+			if (w->timer)
+				event_free(w->timer);
+			free(w);
+		}
+		while (ls->pools) {
+			struct pool *pl = ls->pools;
+			ls->pools = pl->next;
+			close(pl->fd);
+			free(pl->name);
+			free(pl);
+		}
+		gs_free(ls->gs);
+		if (ls->lst)
+			evconnlistener_free(ls->lst);
+		if (ls->sigchld)
+			event_free(ls->sigchld);
+		if (ls->sigterm)
+			event_free(ls->sigterm);
+		if (ls->sigint)
+			event_free(ls->sigint);
+		if (ls->kill_timer)
+			event_free(ls->kill_timer);
+		event_base_free(ls->base);
+	}
+	if (lfd >= 0 && lfd != o->listen_fd)
+		close(lfd);
+	(void)own_sock;
+	unlink(ls->sock_path);
+	/* Embedded in a launcher that may itself be gone (SIGKILL): leave no directory behind. */
+	if (o->ctl_fd >= 0 && rmdir(o->dir) == 0) {
+		char base[PATH_MAX], *slash;
+		snprintf(base, sizeof(base), "%s", o->dir);
+		if ((slash = strrchr(base, '/')) && slash != base) {
+			*slash = 0;
+			if (rmdir(base) && ls->debug)
+				ls_log(ls, "rmdir %s: %s", base, strerror(errno));
+		}
+	} else if (o->ctl_fd >= 0 && ls->debug) {
+		ls_log(ls, "rmdir %s: %s", o->dir, strerror(errno));
+	}
+	if (ls->debug)
+		ls_log(ls, "exiting");
+	free(ls->base_env);
+	if (ls->allowed)
+		hwloc_bitmap_free(ls->allowed);
+	if (ls->topo)
+		hwloc_topology_destroy(ls->topo);
+	dg_boot_close(ls->boot);
+	return rv;
+}

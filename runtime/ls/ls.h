@@ -1,0 +1,25 @@
+/* runtime/ls/ls.h: local services: the per-node daemon that starts processes and serves clients. */
+#ifndef DRAGON_LS_H
+#define DRAGON_LS_H
+
+#include <stdint.h>
+
+/* Socket file of local services inside the fabric's runtime directory. */
+#define LS_SOCK_NAME "ls.sock"
+
+struct ls_opts {
+	const char *dir;       /* the fabric's runtime directory (exists, 0700) */
+	const char *fabric_id; /* the fabric's id (directory name) */
+	int listen_fd;         /* a listening unix socket, or -1 to bind dir/ls.sock here */
+	int ctl_fd;            /* the launcher's connection (a socketpair end), or -1 */
+	const char *boot;      /* bootstrap backend name, NULL: single */
+};
+
+/*
+ * Run local services (and, on node 0, global services) until told to shut down, or until the
+ * launcher's connection closes. Every process it started is terminated before it returns; the
+ * socket is removed. Returns a process exit code.
+ */
+int ls_run(const struct ls_opts *o);
+
+#endif

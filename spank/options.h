@@ -1,0 +1,35 @@
+/* spank/options.h: the plugin's settings and the pure parser of plugstack.conf arguments and --dragon values. */
+#ifndef DRAGON_SPANK_OPTIONS_H
+#define DRAGON_SPANK_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define DRAGON_SPANK_RUNTIME_DIR_MAX 200
+#define DRAGON_SPANK_TRANSPORT_MAX 64
+#define DRAGON_SPANK_TIMEOUT_MAX 3600
+
+struct dragon_spank_opts {
+	bool on;              /* the job uses Dragon: --dragon given, or default=on */
+	char runtime_dir[DRAGON_SPANK_RUNTIME_DIR_MAX + 1];
+	unsigned startup_timeout; /* seconds a task waits for its node's runtime */
+	char transport[DRAGON_SPANK_TRANSPORT_MAX + 1];
+};
+
+/* Fill in the built-in defaults (off, /run/dragon, 30 s, tcp;ofi_rxm). */
+void dragon_spank_opts_init(struct dragon_spank_opts *o);
+
+/* Apply plugstack.conf arguments (each "key=value": default, runtime_dir, startup_timeout,
+ * transport). Returns DRAGON_OK, or DRAGON_EINVAL with a message naming the argument in err. */
+int dragon_spank_parse_conf(struct dragon_spank_opts *o, int argc, char *const argv[], char *err,
+			    size_t errlen);
+
+/* Apply the value of --dragon[=key=value,...] (NULL or "" = just enable; keys startup_timeout and
+ * transport) and set o->on. Returns DRAGON_OK, or DRAGON_EINVAL with a message naming the key. */
+int dragon_spank_parse_option(struct dragon_spank_opts *o, const char *value, char *err, size_t errlen);
+
+/* Write the effective settings as "transport=...,startup_timeout=..." into buf. Returns DRAGON_OK,
+ * or DRAGON_ETOOBIG when buf is too small. */
+int dragon_spank_opts_format(const struct dragon_spank_opts *o, char *buf, size_t len);
+
+#endif

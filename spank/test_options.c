@@ -1,0 +1,192 @@
+/* spank/test_options.c: unit tests of the plugin's key=value parser (plugstack.conf arguments and --dragon values). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <dragon/error.h>
+#include "options.h"
+
+static void defaults_are_off_run_dragon_30s_tcp(void **state)
+{
+	struct dragon_spank_opts o;
+
+	(void)state;
+	dragon_spank_opts_init(&o);
+	assert_false(o.on);
+	assert_string_equal(o.runtime_dir, "/run/dragon");
+	assert_int_equal(o.startup_timeout, 30);
+	assert_string_equal(o.transport, "tcp;ofi_rxm");
+}
+
+static void conf_sets_every_key(void **state)
+{
+	struct dragon_spank_opts o;
+	char err[256] = "";
+	char *argv[] = {"default=on", "runtime_dir=/var/run/dg", "startup_timeout=5", "transport=verbs;ofi_rxm"};
+
+	(void)state;
+	dragon_spank_opts_init(&o);
+	assert_int_equal(dragon_spank_parse_conf(&o, 4, argv, err, sizeof(err)), DRAGON_OK);
+	assert_true(o.on);
+	assert_string_equal(o.runtime_dir, "/var/run/dg");
+	assert_int_equal(o.startup_timeout, 5);
+	assert_string_equal(o.transport, "verbs;ofi_rxm");
+	char *off[] = {"default=off"};
+	assert_int_equal(dragon_spank_parse_conf(&o, 1, off, err, sizeof(err)), DRAGON_OK);
+	assert_false(o.on);
+}
+
+static void conf_unknown_key_is_named(void **state)
+{
+	struct dragon_spank_opts o;
+	char err[256] = "";
+	char *argv[] = {"transport=tcp", "sbatch_supprt=yes"};
+
+	(void)state;
+	dragon_spank_opts_init(&o);
+	assert_int_equal(dragon_spank_parse_conf(&o, 2, argv, err, sizeof(err)), DRAGON_EINVAL);
+	assert_non_null(strstr(err, "unknown key 'sbatch_supprt'"));
+}
+
+static void conf_bad_values_are_errors(void **state)
+{
+	const char *bad[] = {"default=yes", "default=", "runtime_dir=relative", "runtime_dir=/a/../b",
+			     "runtime_dir=/a/..", "startup_timeout=0", "startup_timeout=3601",
+			     "startup_timeout=5s", "startup_timeout=", "startup_timeout=-1",
+			     "startup_timeout=99999999999999999999", "transport=", "transport=tcp ofi",
+			     "transport=$(reboot)", "noequals", "=value", ""};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct dragon_spank_opts o;
+		char err[256] = "";
+		char *argv[] = {(char *)bad[i]};
+
+		dragon_spank_opts_init(&o);
+		assert_int_equal(dragon_spank_parse_conf(&o, 1, argv, err, sizeof(err)), DRAGON_EINVAL);
+		assert_true(strlen(err) > 0);
+		/* A failed argument leaves the defaults alone. */
+		assert_int_equal(o.startup_timeout, 30);
+	}
+}
+
+static void conf_long_runtime_dir_is_rejected_not_truncated(void **state)
+{
+	struct dragon_spank_opts o;
+	char err[256] = "", arg[400];
+	char *argv[] = {arg};
+
+	(void)state;
+	memset(arg, 'a', sizeof(arg) - 1);
+	arg[sizeof(arg) - 1] = '\0';
+	memcpy(arg, "runtime_dir=/", 13);
+	dragon_spank_opts_init(&o);
+	assert_int_equal(dragon_spank_parse_conf(&o, 1, argv, err, sizeof(err)), DRAGON_EINVAL);
+	assert_string_equal(o.runtime_dir, "/run/dragon");
+}
+
+static void option_without_value_enables(void **state)
+{
+	struct dragon_spank_opts o;
+	char err[64];
+
+	(void)state;
+	dragon_spank_opts_init(&o);
+	assert_int_equal(dragon_spank_parse_option(&o, NULL, err, sizeof(err)), DRAGON_OK);
+	assert_true(o.on);
+	dragon_spank_opts_init(&o);
+	assert_int_equal(dragon_spank_parse_option(&o, "", err, sizeof(err)), DRAGON_OK);
+	assert_true(o.on);
+}
+
+static void option_sets_user_keys(void **state)
+{
+	struct dragon_spank_opts o;
+	char err[64], buf[128];
+
+	(void)state;
+	dragon_spank_opts_init(&o);
+	assert_int_equal(dragon_spank_parse_option(&o, "startup_timeout=7,transport=shm", err, sizeof(err)),
+			 DRAGON_OK);
+	assert_true(o.on);
+	assert_int_equal(o.startup_timeout, 7);
+	assert_string_equal(o.transport, "shm");
+	assert_int_equal(dragon_spank_opts_format(&o, buf, sizeof(buf)), DRAGON_OK);
+	assert_string_equal(buf, "transport=shm,startup_timeout=7");
+	assert_int_equal(dragon_spank_opts_format(&o, buf, 8), DRAGON_ETOOBIG);
+}
+
+static void option_unknown_key_is_named_and_changes_nothing(void **state)
+{
+	struct dragon_spank_opts o;
+	char err[256] = "";
+
+	(void)state;
+	dragon_spank_opts_init(&o);
+	assert_int_equal(dragon_spank_parse_option(&o, "transport=shm,bogus=1", err, sizeof(err)), DRAGON_EINVAL);
+	assert_non_null(strstr(err, "unknown key 'bogus'"));
+	assert_false(o.on);
+	assert_string_equal(o.transport, "tcp;ofi_rxm");
+}
+
+static void option_cannot_set_admin_keys(void **state)
+{
+	struct dragon_spank_opts o;
+	char err[256] = "";
+
+	(void)state;
+	dragon_spank_opts_init(&o);
+	assert_int_equal(dragon_spank_parse_option(&o, "runtime_dir=/tmp/x", err, sizeof(err)), DRAGON_EINVAL);
+	assert_non_null(strstr(err, "runtime_dir"));
+	assert_int_equal(dragon_spank_parse_option(&o, "default=on", err, sizeof(err)), DRAGON_EINVAL);
+	assert_non_null(strstr(err, "default"));
+	assert_string_equal(o.runtime_dir, "/run/dragon");
+}
+
+static void option_empty_items_are_errors(void **state)
+{
+	const char *bad[] = {",", "transport=shm,", ",transport=shm", "transport=shm,,startup_timeout=3", "on"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct dragon_spank_opts o;
+		char err[256] = "";
+
+		dragon_spank_opts_init(&o);
+		assert_int_equal(dragon_spank_parse_option(&o, bad[i], err, sizeof(err)), DRAGON_EINVAL);
+		assert_true(strlen(err) > 0);
+	}
+}
+
+static void small_error_buffer_is_safe(void **state)
+{
+	struct dragon_spank_opts o;
+	char err[4];
+
+	(void)state;
+	dragon_spank_opts_init(&o);
+	assert_int_equal(dragon_spank_parse_option(&o, "bogus=1", err, sizeof(err)), DRAGON_EINVAL);
+	assert_int_equal(strlen(err), 3);
+	assert_int_equal(dragon_spank_parse_option(&o, "bogus=1", NULL, 0), DRAGON_EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(defaults_are_off_run_dragon_30s_tcp),
+		cmocka_unit_test(conf_sets_every_key),
+		cmocka_unit_test(conf_unknown_key_is_named),
+		cmocka_unit_test(conf_bad_values_are_errors),
+		cmocka_unit_test(conf_long_runtime_dir_is_rejected_not_truncated),
+		cmocka_unit_test(option_without_value_enables),
+		cmocka_unit_test(option_sets_user_keys),
+		cmocka_unit_test(option_unknown_key_is_named_and_changes_nothing),
+		cmocka_unit_test(option_cannot_set_admin_keys),
+		cmocka_unit_test(option_empty_items_are_errors),
+		cmocka_unit_test(small_error_buffer_is_safe),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,14 @@
+#!/bin/sh
+# tests/stress/stress-channels.sh: channel stress (1+1 .. 8+8 producers+consumers, then SIGKILL rounds); smaller under CI.
+set -eu
+bin=${top_builddir:-.}/tests/stress/chstress
+if [ "${CI:-}" = true ] || [ -n "${DRAGON_QUICK:-}" ]; then
+	total=100000; rounds=150
+else
+	total=1000000; rounds=300
+fi
+for pc in "1 1" "2 2" "4 4" "8 8"; do
+	set -- $pc
+	"$bin" run "$1" "$2" $((total / $1))
+done
+"$bin" kill "$rounds" 100000

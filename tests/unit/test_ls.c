@@ -1,0 +1,314 @@
+/* tests/unit/test_ls.c: local services against bad frames and requests, and the process API. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dragon/dragon.h>
+#include "err.h"
+#include "test_ls_fixture.h"
+#include "client/client.h"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+static int setup(void **state)
+{
+	(void)state;
+	if (fx_start())
+		return -1;
+	return dragon_init() == DRAGON_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	dragon_finalize();
+	fx_stop();
+	return 0;
+}
+
+static void garbage_gets_an_error_and_the_connection_lives(void **state)
+{
+	int fd = fx_connect();
+	const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff};
+
+	(void)state;
+	assert_true(fd >= 0);
+	fx_send_raw(fd, sizeof(junk), junk, sizeof(junk));
+	assert_int_equal(fx_reply_rc(fd, NULL), DRAGON_EPROTO);
+	assert_true(fx_hello_ok(fd));
+	close(fd);
+}
+
+static void wrong_version_no_body_unknown_body_are_refused(void **state)
+{
+	int fd = fx_connect();
+	/* version 9 with a hello body (field 4, empty) */
+	const uint8_t v9[] = {0x08, 0x09, 0x22, 0x00};
+	/* version 1 and nothing else */
+	const uint8_t nobody[] = {0x08, 0x01};
+	/* version 1 and field 99 (varint) from some future schema */
+	const uint8_t future[] = {0x08, 0x01, 0x98, 0x06, 0x01};
+	/* zero-length message */
+
+	(void)state;
+	fx_send_raw(fd, sizeof(v9), v9, sizeof(v9));
+	assert_int_equal(fx_reply_rc(fd, NULL), DRAGON_EPROTO);
+	fx_send_raw(fd, sizeof(nobody), nobody, sizeof(nobody));
+	assert_int_equal(fx_reply_rc(fd, NULL), DRAGON_EPROTO);
+	fx_send_raw(fd, sizeof(future), future, sizeof(future));
+	assert_int_equal(fx_reply_rc(fd, NULL), DRAGON_EPROTO);
+	fx_send_raw(fd, 0, NULL, 0);
+	assert_int_equal(fx_reply_rc(fd, NULL), DRAGON_EPROTO);
+	assert_true(fx_hello_ok(fd));
+	close(fd);
+}
+
+static void a_reply_sent_as_a_request_is_refused(void **state)
+{
+	int fd = fx_connect();
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__HelloReply r = DRAGON__HELLO_REPLY__INIT;
+
+	(void)state;
+	m.seq = 5;
+	m.body_case = DRAGON__MSG__BODY_HELLO_REPLY;
+	m.hello_reply = &r;
+	assert_int_equal(dg_wire_send(fd, &m, -1), DRAGON_OK);
+	assert_int_equal(fx_reply_rc(fd, NULL), DRAGON_EPROTO);
+	assert_true(fx_hello_ok(fd));
+	close(fd);
+}
+
+static void oversized_frame_closes_only_that_connection(void **state)
+{
+	int bad = fx_connect(), good = fx_connect();
+	Dragon__Msg *m = NULL;
+
+	(void)state;
+	fx_send_raw(bad, 0x7fffffff, "xx", 2);
+	assert_int_equal(fx_reply_rc(bad, NULL), DRAGON_EPROTO);
+	assert_int_equal(dg_wire_recv(bad, &m, NULL, 3000), DRAGON_EPEER);
+	assert_true(fx_hello_ok(good));
+	close(bad);
+	close(good);
+}
+
+static void truncated_frame_then_hangup_does_not_disturb_others(void **state)
+{
+	int bad = fx_connect(), good = fx_connect();
+
+	(void)state;
+	fx_send_raw(bad, 100, "\x08\x01", 2);
+	close(bad);
+	assert_true(fx_hello_ok(good));
+	close(good);
+}
+
+static void random_frames_never_kill_local_services(void **state)
+{
+	int fd = fx_connect(), sent = 0;
+	uint8_t buf[64];
+
+	(void)state;
+	srand(42);
+	for (int i = 0; i < 300; i++) {
+		size_t n = (size_t)(rand() % (int)sizeof(buf));
+		Dragon__Msg *m = NULL;
+		for (size_t j = 0; j < n; j++)
+			buf[j] = (uint8_t)rand();
+		if (n > 1) {
+			buf[0] = 0x08; /* most get past the version check */
+			buf[1] = 0x01;
+		}
+		/* Only frames the decoder refuses: a valid random request (a shutdown) would
+		 * be obeyed, which is right but not this test. */
+		if (dg_msg_decode(buf, n, &m) == DRAGON_OK) {
+			dg_msg_free(m);
+			continue;
+		}
+		fx_send_raw(fd, (uint32_t)n, buf, n);
+		sent++;
+	}
+	/* Each refused frame gets one error reply, and the connection still serves. */
+	for (int i = 0; i < sent; i++)
+		assert_int_equal(fx_reply_rc(fd, NULL), DRAGON_EPROTO);
+	assert_true(sent > 200);
+	assert_true(fx_hello_ok(fd));
+	close(fd);
+}
+
+static void bad_spawn_requests_get_errors(void **state)
+{
+	dragon_puid_t puid;
+	const char *empty[] = {NULL};
+	const char *missing[] = {"/nonexistent/prog", NULL};
+	const char *missing2[] = {"no-such-program-anywhere", NULL};
+	const char *ok[] = {"true", NULL};
+	const char *badenv[] = {"NOEQUALS", NULL};
+	dragon_process_opts_t o = DRAGON_PROCESS_OPTS_INIT;
+
+	(void)state;
+	assert_int_equal(dragon_process_create(empty, NULL, &puid), DRAGON_EINVAL);
+	assert_int_equal(dragon_process_create(missing, NULL, &puid), DRAGON_ENOTFOUND);
+	assert_int_equal(dragon_process_create(missing2, NULL, &puid), DRAGON_ENOTFOUND);
+	assert_non_null(strstr(dragon_errmsg(), "no-such-program-anywhere"));
+	o.env = badenv;
+	assert_int_equal(dragon_process_create(ok, &o, &puid), DRAGON_EINVAL);
+	o.env = NULL;
+	o.cwd = "/nonexistent-dir";
+	assert_int_equal(dragon_process_create(ok, &o, &puid), DRAGON_ENOTFOUND);
+	assert_non_null(strstr(dragon_errmsg(), "/nonexistent-dir"));
+}
+
+static void processes_start_end_and_report_status(void **state)
+{
+	dragon_puid_t a, b, c;
+	const char *t[] = {"true", NULL};
+	const char *seven[] = {"sh", "-c", "exit 7", NULL};
+	const char *sleeper[] = {"sleep", "10", NULL};
+	int st = -1;
+
+	(void)state;
+	assert_int_equal(dragon_process_create(t, NULL, &a), DRAGON_OK);
+	assert_int_equal(dragon_process_wait(a, 5000, &st), DRAGON_OK);
+	assert_int_equal(st, 0);
+	/* Waited once: the record is gone. */
+	assert_int_equal(dragon_process_wait(a, 0, &st), DRAGON_ENOTFOUND);
+	assert_int_equal(dragon_process_create(seven, NULL, &b), DRAGON_OK);
+	assert_int_equal(dragon_process_wait(b, 5000, &st), DRAGON_OK);
+	assert_int_equal(st, 7);
+	assert_int_equal(dragon_process_create(sleeper, NULL, &c), DRAGON_OK);
+	assert_int_equal(dragon_process_wait(c, 0, &st), DRAGON_ETIMEDOUT);
+	assert_int_equal(dragon_process_wait(c, 50, &st), DRAGON_ETIMEDOUT);
+	assert_int_equal(dragon_process_signal(c, 1000), DRAGON_EINVAL);
+	assert_int_equal(dragon_process_signal(c, SIGTERM), DRAGON_OK);
+	assert_int_equal(dragon_process_wait(c, 5000, &st), DRAGON_OK);
+	assert_int_equal(st, 128 + SIGTERM);
+	assert_int_equal(dragon_process_signal(c, SIGTERM), DRAGON_ENOTFOUND);
+	assert_int_equal(dragon_process_signal(0, SIGTERM), DRAGON_EINVAL);
+}
+
+static void list_shows_running_processes(void **state)
+{
+	dragon_puid_t c;
+	const char *sleeper[] = {"sleep", "10", NULL};
+	dragon_process_info_t *l = NULL;
+	size_t n = 0;
+	int found = 0, st;
+
+	(void)state;
+	assert_int_equal(dragon_process_create(sleeper, NULL, &c), DRAGON_OK);
+	assert_int_equal(dragon_process_list(&l, &n), DRAGON_OK);
+	for (size_t i = 0; i < n; i++)
+		if (l[i].puid == c) {
+			found = 1;
+			assert_true(l[i].running);
+			assert_string_equal(l[i].program, "sleep");
+			assert_true(l[i].pid > 0);
+			assert_int_equal(l[i].rank, -1);
+		}
+	free(l);
+	assert_true(found);
+	assert_int_equal(dragon_process_signal(c, SIGKILL), DRAGON_OK);
+	assert_int_equal(dragon_process_wait(c, 5000, &st), DRAGON_OK);
+	assert_int_equal(st, 128 + SIGKILL);
+}
+
+static void cpu_binding_stays_inside_the_allowed_set(void **state)
+{
+	dragon_puid_t p;
+	const char *show[] = {"sh", "-c", "test $(nproc) -eq 1", NULL};
+	dragon_process_opts_t o = DRAGON_PROCESS_OPTS_INIT;
+	int st = -1;
+
+	(void)state;
+	o.cpu = 1000; /* taken modulo the allowed set, never beyond it */
+	assert_int_equal(dragon_process_create(show, &o, &p), DRAGON_OK);
+	assert_int_equal(dragon_process_wait(p, 5000, &st), DRAGON_OK);
+	assert_int_equal(st, 0);
+}
+
+static void a_client_that_leaves_takes_its_processes_along(void **state)
+{
+	int fd = fx_connect();
+	Dragon__Msg m = DRAGON__MSG__INIT, *rep = NULL;
+	Dragon__Spawn s = DRAGON__SPAWN__INIT;
+	Dragon__SpawnArgs a = DRAGON__SPAWN_ARGS__INIT;
+	char *argv[] = {"sleep", "30", NULL};
+	pid_t pid;
+
+	(void)state;
+	a.n_argv = 2;
+	a.argv = argv;
+	a.cpu = -1;
+	s.args = &a;
+	m.seq = 1;
+	m.body_case = DRAGON__MSG__BODY_SPAWN;
+	m.spawn = &s;
+	assert_int_equal(dg_wire_send(fd, &m, -1), DRAGON_OK);
+	assert_int_equal(dg_wire_recv(fd, &rep, NULL, 3000), DRAGON_OK);
+	assert_int_equal(rep->body_case, DRAGON__MSG__BODY_SPAWN_REPLY);
+	pid = rep->spawn_reply->pid;
+	dg_msg_free(rep);
+	assert_int_equal(kill(pid, 0), 0);
+	close(fd);
+	for (int i = 0; i < 300 && kill(pid, 0) == 0; i++)
+		usleep(10000);
+	assert_int_not_equal(kill(pid, 0), 0);
+}
+
+static void pools_are_memfds_handed_over_the_socket(void **state)
+{
+	uint64_t id = 0, size = 0;
+	int fd = -1, fd2 = -1;
+	char *a, *b;
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(dg_client_pool_create("unit.pool", 0, 0, &id, &fd), DRAGON_EINVAL);
+	assert_int_equal(dg_client_pool_create("unit.pool", 1ull << 50, 0, &id, &fd), DRAGON_EINVAL);
+	assert_int_equal(dg_client_pool_create("unit.pool", 1 << 20, 0, &id, &fd), DRAGON_OK);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, 1 << 20);
+	/* Attaching by id (as any process of the fabric may) gives another descriptor of the same memory. */
+	assert_int_equal(dg_client_pool_attach(id, &fd2, &size), DRAGON_OK);
+	assert_int_equal(size, 1 << 20);
+	a = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	b = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd2, 0);
+	assert_true(a != MAP_FAILED && b != MAP_FAILED);
+	strcpy(a + 4096, "shared");
+	assert_string_equal(b + 4096, "shared");
+	/* Sealed: no client can shrink it under the others. */
+	assert_int_not_equal(ftruncate(fd2, 4096), 0);
+	munmap(a, 1 << 20);
+	munmap(b, 1 << 20);
+	close(fd);
+	close(fd2);
+	assert_int_equal(dg_client_pool_attach(id + 1000, &fd2, &size), DRAGON_ENOTFOUND);
+	assert_int_equal(dg_client_pool_destroy(id), DRAGON_OK);
+	assert_int_equal(dg_client_pool_attach(id, &fd2, &size), DRAGON_ENOTFOUND);
+	assert_int_equal(dg_client_pool_destroy(id), DRAGON_ENOTFOUND);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(garbage_gets_an_error_and_the_connection_lives),
+		cmocka_unit_test(wrong_version_no_body_unknown_body_are_refused),
+		cmocka_unit_test(a_reply_sent_as_a_request_is_refused),
+		cmocka_unit_test(oversized_frame_closes_only_that_connection),
+		cmocka_unit_test(truncated_frame_then_hangup_does_not_disturb_others),
+		cmocka_unit_test(random_frames_never_kill_local_services),
+		cmocka_unit_test(bad_spawn_requests_get_errors),
+		cmocka_unit_test(processes_start_end_and_report_status),
+		cmocka_unit_test(list_shows_running_processes),
+		cmocka_unit_test(cpu_binding_stays_inside_the_allowed_set),
+		cmocka_unit_test(a_client_that_leaves_takes_its_processes_along),
+		cmocka_unit_test(pools_are_memfds_handed_over_the_socket),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
