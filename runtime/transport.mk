@@ -1,1 +1,30 @@
 # runtime/transport.mk: build rules for this area (included from the top Makefile.am).
+runtime_libdragon_impl_la_SOURCES += runtime/ta/frame.c runtime/ta/frame.h runtime/ta/ta.c runtime/ta/ta.h
+runtime_libdragon_impl_la_CFLAGS += $(FABRIC_CFLAGS) $(SODIUM_CFLAGS)
+runtime_libdragon_impl_la_LIBADD += $(FABRIC_LIBS) $(SODIUM_LIBS)
+
+check_PROGRAMS += tests/ta/test_frame tests/ta/ta_peer
+BENCH_BINS += tests/ta/ta_peer
+tests_ta_test_frame_SOURCES = tests/ta/test_frame.c
+tests_ta_test_frame_CFLAGS = $(TEST_CFLAGS) $(SODIUM_CFLAGS)
+tests_ta_test_frame_LDADD = $(TEST_LIBS)
+tests_ta_ta_peer_SOURCES = tests/ta/ta_peer.c
+tests_ta_ta_peer_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
+tests_ta_ta_peer_LDADD = runtime/libdragon_impl.la
+TESTS += tests/ta/test_frame tests/ta/netns.sh
+EXTRA_DIST += tests/ta/netns.sh
+
+# libFuzzer target for the frame decoder: make tests/ta/fuzz_frame && tests/ta/fuzz_frame -max_total_time=60
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/ta/fuzz_frame
+tests_ta_fuzz_frame_SOURCES = tests/ta/fuzz_frame.c runtime/ta/frame.c runtime/error.c
+tests_ta_fuzz_frame_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) -fsanitize=fuzzer,address,undefined
+tests_ta_fuzz_frame_LDFLAGS = -fsanitize=fuzzer,address,undefined
+tests_ta_fuzz_frame_LDADD = $(SODIUM_LIBS)
+endif
+
+# Benchmark B4 (make bench BENCH=B4): our cross-node ping-pong and streaming against raw TCP and friends.
+check_PROGRAMS += tests/bench/b4/tcp_pp
+BENCH_BINS += tests/bench/b4/tcp_pp
+tests_bench_b4_tcp_pp_SOURCES = tests/bench/b4/tcp_pp.c
+EXTRA_DIST += tests/bench/parts/B4.sh

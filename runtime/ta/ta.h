@@ -1,0 +1,83 @@
+/* runtime/ta/ta.h: the transport agent's libfabric layer: authenticated, flow-controlled messages between nodes. */
+#ifndef DRAGON_TA_TA_H
+#define DRAGON_TA_TA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ta/frame.h"
+
+typedef struct dg_ta dg_ta;
+
+struct dg_ta_config {
+	const char *provider;  /* libfabric provider, default "tcp;ofi_rxm" (env DRAGON_TA_PROVIDER) */
+	const char *iface;     /* libfabric domain (network interface for tcp), NULL: any (DRAGON_TA_IFACE) */
+	const char *bind;      /* "ip[:port]" to bind, NULL: provider's choice */
+	const char *peer_file; /* static peer table: lines "<node> <hex endpoint address>" */
+	uint32_t node;         /* this node's id */
+	unsigned char key[DG_FRAME_KEY]; /* the job key */
+	size_t chunk;          /* payload bytes per frame; larger messages are chunked (default 256 KiB) */
+	unsigned window;       /* DATA frames in flight per peer: the credit (default 16) */
+	unsigned slots;        /* send and receive buffers each (default 32) */
+	size_t max_msg;        /* largest message accepted (default 1 GiB) */
+	int dead_ms;           /* a peer silent this long while we wait on it is dead (default 5000) */
+	int spin_us;           /* poll this long after the last traffic before sleeping (default 20000) */
+};
+
+/* How long dg_ta_send() waits. */
+enum dg_ta_mode {
+	DG_TA_BUFFERED = 0,  /* return once the message is copied into the agent's buffers */
+	DG_TA_DEPOSITED = 1, /* return once the remote agent has consumed (deposited) it */
+};
+
+struct dg_ta_msg {
+	uint32_t src;              /* sending node */
+	uint32_t port;             /* target port (channel) on this node */
+	const unsigned char *data; /* owned by the agent until the next dg_ta_recv() or dg_ta_release() */
+	size_t len;
+};
+
+struct dg_ta_stats {
+	uint64_t frames_in, frames_out;
+	uint64_t drop_malformed, drop_mac, drop_replay, drop_unknown; /* frames dropped and logged */
+	uint64_t wakeups; /* times the agent went to sleep and woke */
+};
+
+/* Fill defaults, then the DRAGON_TA_* environment overrides. */
+void dg_ta_config_init(struct dg_ta_config *cfg);
+
+/* Open the endpoint. Peers are looked up in cfg->peer_file lazily, when first talked to. */
+int dg_ta_open(const struct dg_ta_config *cfg, dg_ta **out);
+void dg_ta_close(dg_ta *ta);
+
+/* This agent's endpoint address (opaque bytes for the bootstrap); *len in: room, out: size. */
+int dg_ta_getname(dg_ta *ta, void *buf, size_t *len);
+
+/* Add or replace a peer's endpoint address (the bootstrap's alternative to the peer file). */
+int dg_ta_add_peer(dg_ta *ta, uint32_t node, const void *addr, size_t len);
+
+/* Send len bytes to port on node, in order after this agent's earlier sends to that node. */
+int dg_ta_send(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size_t len,
+	       enum dg_ta_mode mode);
+
+/* Wait up to timeout_ms (-1: forever, 0: poll) for the next message from any peer. */
+int dg_ta_recv(dg_ta *ta, int timeout_ms, struct dg_ta_msg *msg);
+
+/* Give back the buffer of the last message early (dg_ta_recv does it too). */
+void dg_ta_release(dg_ta *ta);
+
+/* Drive progress for up to timeout_ms without consuming messages (an idle agent sleeps here). */
+int dg_ta_progress(dg_ta *ta, int timeout_ms);
+
+/* DRAGON_OK, or DRAGON_EPEER if the node was found dead. */
+int dg_ta_peer_state(dg_ta *ta, uint32_t node);
+
+void dg_ta_get_stats(dg_ta *ta, struct dg_ta_stats *st);
+
+/* Tests only: post raw bytes to a peer as if they were a frame (forged and replayed frames). */
+int dg_ta_send_raw(dg_ta *ta, uint32_t node, const void *buf, size_t len);
+
+/* Tests only: a copy of the last frame this agent sent (to replay it). */
+int dg_ta_last_frame(dg_ta *ta, unsigned char *buf, size_t *len);
+
+#endif
