@@ -89,7 +89,7 @@ int main(int argc, char **argv)
 	dragon_pool_serialize(pool, &pd);
 	dragon_channel_serialize(ch, &cd);
 	dragon_mem_serialize(&mem, &md);
-	if (argc > 2) { /* write the seeds into a corpus directory for libFuzzer */
+	if (argc > 2 && !strcmp(argv[1], "--seeds")) { /* the seed corpus for libFuzzer */
 		const unsigned char *seeds[3] = { pd.bytes, cd.bytes, md.bytes };
 		for (int i = 0; i < 6; i++) {
 			char path[4096];
