@@ -5,6 +5,8 @@ runtime_libdragon_impl_la_SOURCES += \
 	runtime/pool.c runtime/pool_internal.h \
 	runtime/channel.c runtime/channel_remote.h
 dragoninclude_HEADERS += include/dragon/pool.h include/dragon/channel.h
+runtime_libdragon_impl_la_CFLAGS += $(SODIUM_CFLAGS)
+runtime_libdragon_impl_la_LIBADD += $(SODIUM_LIBS)
 
 check_PROGRAMS += tests/unit/test_pool tests/unit/test_channel
 TESTS += tests/unit/test_pool tests/unit/test_channel

@@ -10,6 +10,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "err.h"
 #include "shm.h"
 
@@ -75,37 +77,18 @@ int dg_desc_unpack(const unsigned char bytes[DRAGON_DESC_SIZE], int kind, struct
 	return DRAGON_OK;
 }
 
-static const char hexd[] = "0123456789abcdef";
-
 DRAGON_API int dragon_desc_format(const void *desc, char out[DRAGON_DESC_STRLEN])
 {
-	const unsigned char *b = desc;
-
 	if (!desc || !out)
 		return dg_err(DRAGON_EINVAL, "dragon_desc_format: NULL argument");
-	for (int i = 0; i < DRAGON_DESC_SIZE; i++) {
-		out[2 * i] = hexd[b[i] >> 4];
-		out[2 * i + 1] = hexd[b[i] & 15];
-	}
-	out[2 * DRAGON_DESC_SIZE] = '\0';
+	sodium_bin2hex(out, DRAGON_DESC_STRLEN, desc, DRAGON_DESC_SIZE);
 	return DRAGON_OK;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 DRAGON_API int dragon_desc_parse(const char *str, void *desc)
 {
-	unsigned char *b = desc;
-	size_t n;
+	const char *end = NULL;
+	size_t n, got = 0;
 
 	if (!str || !desc)
 		return dg_err(DRAGON_EINVAL, "dragon_desc_parse: NULL argument");
@@ -113,14 +96,10 @@ DRAGON_API int dragon_desc_parse(const char *str, void *desc)
 	if (n != 2 * DRAGON_DESC_SIZE)
 		return dg_err(DRAGON_EBADDESC, "printable descriptor has %zu characters, need %d",
 			      n, 2 * DRAGON_DESC_SIZE);
-	for (int i = 0; i < DRAGON_DESC_SIZE; i++) {
-		int hi = hexval(str[2 * i]), lo = hexval(str[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return dg_err(DRAGON_EBADDESC,
-				      "printable descriptor has a non-hex character at %d", 2 * i);
-		b[i] = (unsigned char)(hi << 4 | lo);
-	}
+	if (sodium_hex2bin(desc, DRAGON_DESC_SIZE, str, n, NULL, &got, &end) != 0 ||
+	    got != DRAGON_DESC_SIZE || end != str + n)
+		return dg_err(DRAGON_EBADDESC, "printable descriptor has a non-hex character at %td",
+			      end ? end - str : 0);
 	return DRAGON_OK;
 }
 

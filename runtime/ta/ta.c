@@ -125,17 +125,6 @@ static void log_drop(dg_ta *ta, uint64_t count, const char *kind)
 			ta->cfg.node, kind, count, dragon_errmsg());
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static struct peer *peer_find(dg_ta *ta, uint32_t node)
 {
 	for (size_t i = 0; i < ta->npeers; i++)
@@ -214,9 +203,14 @@ static int peer_file_load(dg_ta *ta)
 		p = end;
 		while (*p == ' ' || *p == '\t')
 			p++;
-		while (hexval(p[0]) >= 0 && hexval(p[1]) >= 0 && n < TA_ADDR_MAX) {
-			addr[n++] = (unsigned char)(hexval(p[0]) << 4 | hexval(p[1]));
-			p += 2;
+		{
+			const char *hex_end = p;
+			size_t got = 0;
+
+			/* Stops at the first non-hex character; fails if the address is too long. */
+			if (sodium_hex2bin(addr, TA_ADDR_MAX, p, strlen(p), NULL, &got, &hex_end) == 0)
+				n = got;
+			p = line + (hex_end - line);
 		}
 		if (n == 0 || (*p != '\n' && *p != 0 && *p != ' ')) {
 			rv = dg_err(DRAGON_EINVAL, "%s:%d: bad hex endpoint address", ta->peer_file,
