@@ -103,9 +103,11 @@ int dg_boot_open(const char *backend, struct dg_boot **out)
 
 	if (backend && !strcmp(backend, "pmix"))
 		ops = &dg_boot_pmix_ops;
+	else if (backend && !strcmp(backend, "file"))
+		ops = &dg_boot_file_ops;
 	else if (backend && strcmp(backend, "single"))
 		return dg_err(DRAGON_ENOTSUP, "bootstrap backend '%s' is not built in (have: single, "
-					      "pmix)",
+					      "pmix, file)",
 			      backend);
 	b = calloc(1, sizeof(*b));
 	if (!b)

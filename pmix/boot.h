@@ -31,8 +31,10 @@ struct dg_boot {
 
 /* The PMIx backend (pmix/boot_pmix.c): one rank per node of a step started with srun --mpi=pmix. */
 extern const struct dg_boot_ops dg_boot_pmix_ops;
+/* The file backend (pmix/boot_file.c): ranks meet in DRAGON_BOOT_DIR (tests without Slurm). */
+extern const struct dg_boot_ops dg_boot_file_ops;
 
-/* Open the named backend (NULL or "single": one node; "pmix") and run its init. */
+/* Open the named backend (NULL or "single": one node; "pmix"; "file") and run its init. */
 int dg_boot_open(const char *backend, struct dg_boot **out);
 int dg_boot_put(struct dg_boot *b, const char *key, const void *val, size_t len);
 /* *val is malloc'd and owned by the caller. DRAGON_ENOTFOUND if rank never put key. */

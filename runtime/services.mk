@@ -11,11 +11,11 @@ runtime/proto/dragon.pb-c.c runtime/proto/dragon.pb-c.h: $(srcdir)/runtime/proto
 nodist_runtime_libdragon_impl_la_SOURCES = runtime/proto/dragon.pb-c.c runtime/proto/dragon.pb-c.h
 runtime_libdragon_impl_la_SOURCES += \
 	runtime/proto/wire.c runtime/proto/wire.h \
-	runtime/ls/ls.c runtime/ls/ls.h \
+	runtime/ls/ls.c runtime/ls/ls.h runtime/ls/link.c runtime/ls/link.h \
 	runtime/gs/gs.c runtime/gs/gs.h \
 	runtime/launcher/rundir.c runtime/launcher/rundir.h \
 	runtime/client/client.c runtime/client/client.h runtime/client/sync.c
-runtime_libdragon_impl_la_CFLAGS += $(EVENT_CFLAGS) $(PROTOBUF_C_CFLAGS) $(HWLOC_CFLAGS)
+runtime_libdragon_impl_la_CFLAGS += $(EVENT_CFLAGS) $(PROTOBUF_C_CFLAGS) $(HWLOC_CFLAGS) $(SODIUM_CFLAGS)
 runtime_libdragon_impl_la_LIBADD += $(EVENT_LIBS) $(PROTOBUF_C_LIBS) $(HWLOC_LIBS)
 
 dragoninclude_HEADERS += include/dragon/init.h include/dragon/process.h include/dragon/group.h \
@@ -79,3 +79,10 @@ EXTRA_DIST += docs/services.md
 libexec_PROGRAMS += runtime/ls/dragon-ls
 runtime_ls_dragon_ls_SOURCES = runtime/ls/ls_main.c
 runtime_ls_dragon_ls_LDADD = runtime/libdragon_impl.la
+
+# Several nodes' local services on one machine (file bootstrap): links, routing, names and groups across nodes.
+check_PROGRAMS += tests/multinode/mnclient
+tests_multinode_mnclient_SOURCES = tests/multinode/mnclient.c
+tests_multinode_mnclient_LDADD = runtime/libdragon_impl.la
+TESTS += tests/multinode/multinode.bats
+EXTRA_DIST += tests/multinode/multinode.bats

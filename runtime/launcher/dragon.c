@@ -356,11 +356,59 @@ static const char *kind_name(int k)
 	}
 }
 
-static int query(const char *sock, Dragon__Msg **out)
+static int ask_status(int fd, int at_node, uint32_t node, Dragon__Msg **out)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	Dragon__Msg m = DRAGON__MSG__INIT;
 	Dragon__Status s = DRAGON__STATUS__INIT;
+	int rc;
+
+	*out = NULL;
+	m.seq = 1;
+	s.at_node = at_node;
+	s.node = node;
+	m.body_case = DRAGON__MSG__BODY_STATUS;
+	m.status = &s;
+	rc = dg_wire_send(fd, &m, -1);
+	if (!rc)
+		rc = dg_wire_recv(fd, out, NULL, 5000);
+	if (!rc && (*out)->body_case == DRAGON__MSG__BODY_ERROR) {
+		rc = dg_err((*out)->error->rc, "node %u: %s", node, (*out)->error->msg);
+		dg_msg_free(*out);
+		*out = NULL;
+	} else if (!rc && (*out)->body_case != DRAGON__MSG__BODY_STATUS_REPLY) {
+		rc = dg_err(DRAGON_EPROTO, "unexpected %s reply", dg_msg_name(*out));
+		dg_msg_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/* Append src's n pointers to a malloc'd array *dst of *dn (the items stay owned by src). */
+static int append_ptrs(void ***dst, size_t *dn, void **src, size_t n)
+{
+	void **a;
+
+	if (!n)
+		return 0;
+	a = realloc(*dst, (*dn + n) * sizeof(void *));
+	if (!a)
+		return -1;
+	memcpy(a + *dn, src, n * sizeof(void *));
+	*dst = a;
+	*dn += n;
+	return 0;
+}
+
+/*
+ * The fabric's status through one node's local services: the head node's view (every node,
+ * GS's groups and names, its own processes and pools), then each other node's processes and
+ * pools, merged into *view. *parts holds the replies that own the items (free them after).
+ */
+static int query(const char *sock, Dragon__StatusReply *view, Dragon__Msg ***parts, size_t *nparts)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	Dragon__Msg *head = NULL, **all = NULL;
+	size_t n = 0;
 	int fd, rc;
 
 	if (strlen(sock) >= sizeof(sa.sun_path))
@@ -374,19 +422,61 @@ static int query(const char *sock, Dragon__Msg **out)
 		close(fd);
 		return rc;
 	}
-	m.seq = 1;
-	m.body_case = DRAGON__MSG__BODY_STATUS;
-	m.status = &s;
-	rc = dg_wire_send(fd, &m, -1);
-	if (!rc)
-		rc = dg_wire_recv(fd, out, NULL, 5000);
-	close(fd);
-	if (!rc && (*out)->body_case != DRAGON__MSG__BODY_STATUS_REPLY) {
-		rc = dg_err(DRAGON_EPROTO, "unexpected %s reply", dg_msg_name(*out));
-		dg_msg_free(*out);
-		*out = NULL;
+	if ((rc = ask_status(fd, 0, 0, &head)))
+		goto out;
+	all = calloc(head->status_reply->n_nodes + 1, sizeof(*all));
+	if (!all) {
+		rc = dg_err(DRAGON_ENOMEM, "status");
+		goto out;
 	}
+	all[n++] = head;
+	*view = *head->status_reply;
+	view->procs = NULL;
+	view->n_procs = 0;
+	view->objects = NULL;
+	view->n_objects = 0;
+	if (append_ptrs((void ***)&view->procs, &view->n_procs, (void **)head->status_reply->procs,
+			head->status_reply->n_procs) ||
+	    append_ptrs((void ***)&view->objects, &view->n_objects,
+			(void **)head->status_reply->objects, head->status_reply->n_objects)) {
+		rc = dg_err(DRAGON_ENOMEM, "status");
+		goto out;
+	}
+	for (size_t i = 0; i < head->status_reply->n_nodes; i++) {
+		uint32_t node = head->status_reply->nodes[i]->index;
+		Dragon__Msg *m = NULL;
+		if (node == 0)
+			continue;
+		if (ask_status(fd, 1, node, &m)) {
+			fprintf(stderr, "dragon status: %s\n", dragon_errmsg());
+			continue;
+		}
+		all[n++] = m;
+		if (append_ptrs((void ***)&view->procs, &view->n_procs,
+				(void **)m->status_reply->procs, m->status_reply->n_procs) ||
+		    append_ptrs((void ***)&view->objects, &view->n_objects,
+				(void **)m->status_reply->objects, m->status_reply->n_objects)) {
+			rc = dg_err(DRAGON_ENOMEM, "status");
+			goto out;
+		}
+	}
+	head = NULL;
+	rc = 0;
+out:
+	close(fd);
+	*parts = all;
+	*nparts = n;
+	dg_msg_free(head && !n ? head : NULL);
 	return rc;
+}
+
+static void query_free(Dragon__StatusReply *view, Dragon__Msg **parts, size_t n)
+{
+	free(view->procs);
+	free(view->objects);
+	for (size_t i = 0; i < n; i++)
+		dg_msg_free(parts[i]);
+	free(parts);
 }
 
 static json_t *status_json(const Dragon__StatusReply *r)
@@ -507,16 +597,19 @@ static int status_cmd(const char *basedir, int json)
 	struct dirent *e;
 
 	if (env && *env && !basedir) {
-		Dragon__Msg *m = NULL;
-		if (query(env, &m)) {
+		Dragon__StatusReply v = DRAGON__STATUS_REPLY__INIT;
+		Dragon__Msg **parts = NULL;
+		size_t np = 0;
+		if (query(env, &v, &parts, &np)) {
 			fprintf(stderr, "dragon status: %s\n", dragon_errmsg());
+			query_free(&v, parts, np);
 			goto out;
 		}
 		if (json)
-			json_array_append_new(all, status_json(m->status_reply));
+			json_array_append_new(all, status_json(&v));
 		else
-			status_text(m->status_reply);
-		dg_msg_free(m);
+			status_text(&v);
+		query_free(&v, parts, np);
 		found = 1;
 	} else {
 		if (dg_rundir_base(basedir, base, sizeof(base))) {
@@ -525,21 +618,24 @@ static int status_cmd(const char *basedir, int json)
 		}
 		d = opendir(base);
 		while (d && (e = readdir(d))) {
-			Dragon__Msg *m = NULL;
+			Dragon__StatusReply v = DRAGON__STATUS_REPLY__INIT;
+			Dragon__Msg **parts = NULL;
+			size_t np = 0;
 			if (e->d_name[0] == '.')
 				continue;
 			snprintf(sock, sizeof(sock), "%s/%s/%s", base, e->d_name, LS_SOCK_NAME);
 			if (access(sock, F_OK))
 				continue;
-			if (query(sock, &m)) {
+			if (query(sock, &v, &parts, &np)) {
 				fprintf(stderr, "dragon status: %s\n", dragon_errmsg());
+				query_free(&v, parts, np);
 				continue;
 			}
 			if (json)
-				json_array_append_new(all, status_json(m->status_reply));
+				json_array_append_new(all, status_json(&v));
 			else
-				status_text(m->status_reply);
-			dg_msg_free(m);
+				status_text(&v);
+			query_free(&v, parts, np);
 			found++;
 		}
 		if (!found && !json) {

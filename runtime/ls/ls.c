@@ -25,10 +25,12 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include "err.h"
 #include "gs/gs.h"
+#include "ls/link.h"
 #include "ls/ls.h"
 #include "proto/wire.h"
 #include "../../pmix/boot.h"
@@ -44,6 +46,16 @@ extern char **environ;
 #define LS_KILL_GRACE_MS 2000
 #define LS_POOL_MAX (1ull << 40)
 
+/*
+ * Ids that cross nodes. A connection id is global: bit 62, the node in bits 48..61 and a per-node
+ * counter, so a reply can be routed to the node of its connection. A puid carries its node in
+ * bits 48..61 too (bit 47 marks puids GS chose for processes it placed on another node). Owner
+ * keys are a puid, or bit 63 plus a connection id.
+ */
+#define GCONN(node, n) ((1ull << 62) | ((uint64_t)(node) << 48) | (n))
+#define ID_NODE(id) ((uint32_t)(((id) >> 48) & 0x3fff))
+#define IS_GCONN(id) (((id) >> 62) == 1)
+
 struct ls;
 
 struct conn {
@@ -56,6 +68,8 @@ struct conn {
 	int sink;      /* wants output and exit events of what it starts */
 	int ctl;       /* the launcher's connection: LS ends when it closes */
 	int closing;
+	int remote;            /* a stand-in for a connection of another node (no socket) */
+	uint64_t inherit_sink; /* remote: where output of what it starts goes by default */
 };
 
 struct proc {
@@ -66,7 +80,7 @@ struct proc {
 	uint64_t gid;
 	int rank;
 	uint64_t creator; /* owner key of whoever asked for it */
-	uint64_t spawner; /* connection that asked; gets ProcExit if it is a sink */
+	uint64_t exit_to; /* connection that asked, if it is a sink: it gets the ProcExit */
 	uint64_t sink;    /* connection that gets its output; 0 discards */
 	struct bufferevent *out[2];
 	struct event *flush_timer;
@@ -91,6 +105,15 @@ struct pool {
 	int outlive;
 };
 
+/* What the head node knows of another node (from its Join). */
+struct node_info {
+	struct dg_link *link; /* NULL while the node has not joined, or after it left */
+	char host[256];
+	int ls_pid;
+	uint32_t ncpus;
+	int joined;
+};
+
 struct ls {
 	const struct ls_opts *o;
 	struct event_base *base;
@@ -112,6 +135,13 @@ struct ls {
 	int debug;
 	hwloc_topology_t topo;
 	hwloc_bitmap_t allowed;
+	/* Across nodes: the job key, the head node's listener and links, or this node's uplink. */
+	unsigned char key[DG_LINK_KEY];
+	struct evconnlistener *tcp;
+	struct node_info *nodes; /* head node: one per node of the fabric */
+	struct dg_link *uplink;  /* other nodes: the link to the head node */
+	uint64_t next_gs_puid;
+	struct conn *handling; /* the connection whose request is being handled (GS callbacks) */
 };
 
 static void ls_log(struct ls *ls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -156,6 +186,8 @@ static struct proc *proc_by_pid(struct ls *ls, pid_t pid)
 	return NULL;
 }
 
+static void send_to(struct ls *ls, uint64_t conn, Dragon__Msg *m);
+
 static void conn_send(struct conn *c, Dragon__Msg *m)
 {
 	uint8_t *buf;
@@ -163,6 +195,10 @@ static void conn_send(struct conn *c, Dragon__Msg *m)
 
 	if (!c || c->closing)
 		return;
+	if (c->remote) {
+		send_to(c->ls, c->id, m);
+		return;
+	}
 	if (dg_msg_encode(m, &buf, &len)) {
 		ls_log(c->ls, "cannot encode a %s reply: %s", dg_msg_name(m), dragon_errmsg());
 		return;
@@ -171,9 +207,85 @@ static void conn_send(struct conn *c, Dragon__Msg *m)
 	free(buf);
 }
 
+/* ---- between nodes ---------------------------------------------------------------------- */
+
+/* The link toward a node: the head node has one per node, every other node only its uplink. */
+static struct dg_link *link_to(struct ls *ls, uint32_t node)
+{
+	if (node == ls->node_index)
+		return NULL;
+	if (ls->nodes)
+		return node < ls->node_count ? ls->nodes[node].link : NULL;
+	return ls->uplink;
+}
+
+/* Send inner, wrapped in r, toward node (through the head node if this is not it). */
+static int relay(struct ls *ls, uint32_t node, Dragon__Relay *r, Dragon__Msg *inner)
+{
+	struct dg_link *l = link_to(ls, node);
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	uint8_t *buf;
+	size_t len;
+	int rv;
+
+	if (!l)
+		return dg_err(DRAGON_EPEER, "node %u is not connected to node %u", node,
+			      ls->node_index);
+	if ((rv = dg_msg_encode(inner, &buf, &len)))
+		return rv;
+	r->to_node = node;
+	r->msg.data = buf + DG_HDR_LEN;
+	r->msg.len = len - DG_HDR_LEN;
+	m.body_case = DRAGON__MSG__BODY_RELAY;
+	m.relay = r;
+	rv = dg_link_send(l, &m);
+	free(buf);
+	return rv;
+}
+
+/* Send a message to a connection of any node (0: nobody). */
 static void send_to(struct ls *ls, uint64_t conn, Dragon__Msg *m)
 {
-	conn_send(conn_find(ls, conn), m);
+	Dragon__Relay r = DRAGON__RELAY__INIT;
+	uint32_t node = ID_NODE(conn);
+
+	if (!conn)
+		return;
+	if (!IS_GCONN(conn) || node == ls->node_index) {
+		struct conn *c = conn_find(ls, conn);
+		if (c && !c->remote)
+			conn_send(c, m);
+		return;
+	}
+	r.conn = conn;
+	r.deliver = 1;
+	if (relay(ls, node, &r, m) && ls->debug)
+		ls_log(ls, "dropping a %s for node %u: %s", dg_msg_name(m), node, dragon_errmsg());
+}
+
+/*
+ * Tell the other nodes that an owner died or a connection closed, so they release what it held
+ * there (processes it started, names, waits). The head node passes it on to every node but the
+ * one it came from (except); other nodes tell only the head node, and only of their own.
+ */
+static void announce_gone(struct ls *ls, uint64_t owner, uint64_t conn, uint32_t except)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Gone g = DRAGON__GONE__INIT;
+
+	if (ls->node_count < 2 || (!owner && !conn))
+		return;
+	g.owner = owner;
+	g.conn = conn;
+	m.body_case = DRAGON__MSG__BODY_GONE;
+	m.gone = &g;
+	if (ls->nodes) {
+		for (uint32_t i = 1; i < ls->node_count; i++)
+			if (i != except && ls->nodes[i].link)
+				dg_link_send(ls->nodes[i].link, &m);
+	} else if (ls->uplink && except == UINT32_MAX) {
+		dg_link_send(ls->uplink, &m);
+	}
 }
 
 static void reply_error(struct conn *c, uint64_t seq, int rc, const char *msg)
@@ -250,11 +362,10 @@ static void proc_free(struct ls *ls, struct proc *p)
 
 static void forward(struct proc *p, int stream, const void *data, size_t len)
 {
-	struct conn *c;
 	Dragon__Msg m = DRAGON__MSG__INIT;
 	Dragon__Output o = DRAGON__OUTPUT__INIT;
 
-	if (!p->sink || !(c = conn_find(p->ls, p->sink)))
+	if (!p->sink)
 		return;
 	o.puid = p->puid;
 	o.stream = stream;
@@ -264,7 +375,7 @@ static void forward(struct proc *p, int stream, const void *data, size_t len)
 	o.host = p->ls->host;
 	m.body_case = DRAGON__MSG__BODY_OUTPUT;
 	m.output = &o;
-	conn_send(c, &m);
+	send_to(p->ls, p->sink, &m);
 }
 
 /* Forward every complete line (with its newline); at EOF or beyond LS_LINE_MAX, what is left. */
@@ -376,7 +487,6 @@ static void owner_gone(struct ls *ls, uint64_t owner)
 static void proc_done(struct proc *p)
 {
 	struct ls *ls = p->ls;
-	struct conn *c;
 
 	if (p->done)
 		return;
@@ -385,7 +495,7 @@ static void proc_done(struct proc *p)
 		event_free(p->flush_timer);
 		p->flush_timer = NULL;
 	}
-	if ((c = conn_find(ls, p->spawner)) && c->sink) {
+	if (p->exit_to) {
 		Dragon__Msg m = DRAGON__MSG__INIT;
 		Dragon__ProcExit x = DRAGON__PROC_EXIT__INIT;
 		x.puid = p->puid;
@@ -393,7 +503,7 @@ static void proc_done(struct proc *p)
 		x.signaled = p->signaled;
 		m.body_case = DRAGON__MSG__BODY_PROC_EXIT;
 		m.proc_exit = &x;
-		conn_send(c, &m);
+		send_to(ls, p->exit_to, &m);
 	}
 	for (struct waitreq **q = &ls->waits; *q;) {
 		struct waitreq *w = *q;
@@ -407,9 +517,21 @@ static void proc_done(struct proc *p)
 			q = &w->next;
 		}
 	}
-	if (ls->gs)
+	if (ls->gs) {
 		gs_proc_done(ls->gs, p->puid, p->status, p->signaled);
+	} else if (p->gid && ls->uplink) {
+		/* GS waits for the members of its groups. */
+		Dragon__Msg m = DRAGON__MSG__INIT;
+		Dragon__ProcDone d = DRAGON__PROC_DONE__INIT;
+		d.puid = p->puid;
+		d.status = p->status;
+		d.signaled = p->signaled;
+		m.body_case = DRAGON__MSG__BODY_PROC_DONE;
+		m.proc_done = &d;
+		dg_link_send(ls->uplink, &m);
+	}
 	owner_gone(ls, p->puid);
+	announce_gone(ls, p->puid, 0, UINT32_MAX);
 	/* Its status was delivered to a waiter: a process is waited for once. */
 	if (p->waited)
 		proc_free(ls, p);
@@ -575,6 +697,24 @@ static pid_t start_child(struct spawn_ctx *c)
 	return pid;
 }
 
+/* Where the output of what `from` starts goes: to itself if it asked or takes output, else where
+ * its own output goes (its parent's sink, or what the node it came from said). */
+static uint64_t sink_for(struct ls *ls, const struct conn *from, const Dragon__SpawnArgs *a)
+{
+	struct proc *parent;
+
+	if (a && a->output == DRAGON__OUTPUT_MODE__OUTPUT_DISCARD)
+		return 0;
+	if ((a && a->output == DRAGON__OUTPUT_MODE__OUTPUT_TO_ME) || from->sink)
+		return from->id;
+	if (from->remote)
+		return from->inherit_sink;
+	if (from->puid && (parent = proc_find(ls, from->puid)))
+		return parent->sink;
+	return 0;
+}
+
+/* Start a process for `from`. *puid_out: in, a puid GS chose, or 0 for a new one of this node. */
 static int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from, uint64_t gid,
 		    int rank, int size, uint64_t *puid_out, pid_t *pid_out)
 {
@@ -583,7 +723,7 @@ static int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from
 	size_t ne = 0, nbase = 0;
 	struct spawn_ctx sc = {0};
 	cpu_set_t cpus;
-	struct proc *p = NULL, *parent;
+	struct proc *p = NULL;
 	const char *pathvar = NULL;
 	uint64_t puid;
 	sigset_t all, old;
@@ -613,7 +753,8 @@ static int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from
 		rv = -1;
 		sc.cpus = &cpus;
 	}
-	puid = ls->next_puid++;
+	/* GS chooses the puid of a process it places on another node. */
+	puid = *puid_out ? *puid_out : ls->next_puid++;
 	for (char **e = ls->base_env; *e; e++)
 		nbase++;
 	envp = calloc(nbase + a->n_env + 11, sizeof(char *));
@@ -689,15 +830,8 @@ static int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from
 	p->rank = rank;
 	p->outlive = a->outlive;
 	p->creator = owner_of(from);
-	p->spawner = from->id;
-	if (a->output == DRAGON__OUTPUT_MODE__OUTPUT_DISCARD)
-		p->sink = 0;
-	else if (a->output == DRAGON__OUTPUT_MODE__OUTPUT_TO_ME || from->sink)
-		p->sink = from->id;
-	else if (from->puid && (parent = proc_find(ls, from->puid)))
-		p->sink = parent->sink;
-	else
-		p->sink = 0;
+	p->exit_to = from->sink ? from->id : 0;
+	p->sink = sink_for(ls, from, a);
 	for (int i = 0; i < 2; i++) {
 		int fd = i ? pe[0] : po[0];
 		evutil_make_socket_nonblocking(fd);
@@ -908,13 +1042,15 @@ static void fill_proc(Dragon__ProcInfo *x, const struct proc *p, uint32_t node)
 	x->creator = p->creator;
 }
 
+/* status 0: a process list; 1: this node's status; 2: the fabric's, from the head node (every
+ * node that joined, and GS's groups and names; processes and pools of this node only). */
 static void reply_procs(struct conn *c, uint64_t seq, int status)
 {
 	struct ls *ls = c->ls;
 	Dragon__Msg m = DRAGON__MSG__INIT;
 	Dragon__ListReply lr = DRAGON__LIST_REPLY__INIT;
 	Dragon__StatusReply sr = DRAGON__STATUS_REPLY__INIT;
-	Dragon__NodeInfo node = DRAGON__NODE_INFO__INIT, *nodes[1] = {&node};
+	Dragon__NodeInfo *node = NULL, **nodes = NULL;
 	Dragon__ProcInfo *items = NULL, **ptrs = NULL;
 	Dragon__ObjInfo *objs = NULL;
 	size_t n = 0, k = 0, np = 0;
@@ -927,7 +1063,9 @@ static void reply_procs(struct conn *c, uint64_t seq, int status)
 	items = calloc(n + 1, sizeof(*items));
 	ptrs = calloc(n + 1, sizeof(*ptrs));
 	objs = calloc(np + 1, sizeof(*objs));
-	if (!items || !ptrs || !objs) {
+	node = calloc(ls->node_count + 1, sizeof(*node));
+	nodes = calloc(ls->node_count + 1, sizeof(*nodes));
+	if (!items || !ptrs || !objs || !node || !nodes) {
 		reply_error(c, seq, DRAGON_ENOMEM, "process list");
 		goto out;
 	}
@@ -945,11 +1083,25 @@ static void reply_procs(struct conn *c, uint64_t seq, int status)
 		goto out;
 	}
 	sr.fabric_id = (char *)ls->o->fabric_id;
-	node.index = ls->node_index;
-	node.host = ls->host;
-	node.ls_pid = getpid();
-	node.ncpus = sched_getaffinity(0, sizeof(cs), &cs) ? 0 : (uint32_t)CPU_COUNT(&cs);
+	dragon__node_info__init(&node[0]);
+	node[0].index = ls->node_index;
+	node[0].host = ls->host;
+	node[0].ls_pid = getpid();
+	node[0].ncpus = sched_getaffinity(0, sizeof(cs), &cs) ? 0 : (uint32_t)CPU_COUNT(&cs);
+	nodes[0] = &node[0];
 	sr.n_nodes = 1;
+	for (uint32_t i = 1; status == 2 && ls->nodes && i < ls->node_count; i++) {
+		struct node_info *ni = &ls->nodes[i];
+		if (!ni->link)
+			continue;
+		dragon__node_info__init(&node[sr.n_nodes]);
+		node[sr.n_nodes].index = i;
+		node[sr.n_nodes].host = ni->host;
+		node[sr.n_nodes].ls_pid = ni->ls_pid;
+		node[sr.n_nodes].ncpus = ni->ncpus;
+		nodes[sr.n_nodes] = &node[sr.n_nodes];
+		sr.n_nodes++;
+	}
 	sr.nodes = nodes;
 	sr.n_procs = n;
 	sr.procs = ptrs;
@@ -970,7 +1122,7 @@ static void reply_procs(struct conn *c, uint64_t seq, int status)
 		sr.objects[k] = &objs[k];
 	}
 	sr.n_objects = k;
-	if (ls->gs)
+	if (status == 2 && ls->gs)
 		gs_status(ls->gs, &sr);
 	m.body_case = DRAGON__MSG__BODY_STATUS_REPLY;
 	m.status_reply = &sr;
@@ -983,6 +1135,8 @@ out:
 	free(items);
 	free(ptrs);
 	free(objs);
+	free(node);
+	free(nodes);
 }
 
 static void wait_timeout(evutil_socket_t fd, short what, void *arg)
@@ -1001,7 +1155,116 @@ static void wait_timeout(evutil_socket_t fd, short what, void *arg)
 	free(w);
 }
 
+/* Which node serves a request: GS's go to the head node, a process's to the node it runs on. */
+static uint32_t serving_node(struct ls *ls, const Dragon__Msg *req)
+{
+	switch (req->body_case) {
+	case DRAGON__MSG__BODY_WAIT:
+		return ID_NODE(req->wait->puid);
+	case DRAGON__MSG__BODY_SIGNAL:
+		return req->signal->gid ? 0 : ID_NODE(req->signal->puid);
+	case DRAGON__MSG__BODY_STATUS:
+		return req->status->at_node ? req->status->node : 0;
+	case DRAGON__MSG__BODY_NAME_REGISTER:
+	case DRAGON__MSG__BODY_NAME_LOOKUP:
+	case DRAGON__MSG__BODY_NAME_REMOVE:
+	case DRAGON__MSG__BODY_GROUP_CREATE:
+	case DRAGON__MSG__BODY_GROUP_WAIT:
+	case DRAGON__MSG__BODY_QUEUE_CREATE:
+	case DRAGON__MSG__BODY_QUEUE_PUT:
+	case DRAGON__MSG__BODY_QUEUE_GET:
+	case DRAGON__MSG__BODY_QUEUE_INFO:
+	case DRAGON__MSG__BODY_QUEUE_DESTROY:
+		return 0;
+	default:
+		return ls->node_index;
+	}
+}
+
+/* Messages that only links between nodes carry, and requests served only to a node's own clients
+ * (they pass descriptors, or act on the connection itself). */
+static int link_only(const Dragon__Msg *m)
+{
+	switch (m->body_case) {
+	case DRAGON__MSG__BODY_JOIN:
+	case DRAGON__MSG__BODY_RELAY:
+	case DRAGON__MSG__BODY_SPAWN_AT:
+	case DRAGON__MSG__BODY_PROC_DONE:
+	case DRAGON__MSG__BODY_GONE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int node_local_only(const Dragon__Msg *m)
+{
+	switch (m->body_case) {
+	case DRAGON__MSG__BODY_HELLO:
+	case DRAGON__MSG__BODY_SHUTDOWN:
+	case DRAGON__MSG__BODY_POOL_CREATE:
+	case DRAGON__MSG__BODY_POOL_ATTACH:
+	case DRAGON__MSG__BODY_POOL_DESTROY:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Pass a request to the node that serves it; its reply comes back to c through the links. */
+static void forward_request(struct conn *c, uint32_t node, const Dragon__Msg *req)
+{
+	struct ls *ls = c->ls;
+	Dragon__Relay r = DRAGON__RELAY__INIT;
+
+	if (node >= ls->node_count) {
+		reply_error(c, req->seq, DRAGON_ENOTFOUND,
+			    req->body_case == DRAGON__MSG__BODY_STATUS ? "no such node in this fabric"
+								  : "no such process");
+		return;
+	}
+	r.conn = c->id;
+	r.owner = owner_of(c);
+	r.puid = c->puid;
+	r.sink = c->sink;
+	r.inherit_sink = sink_for(ls, c, NULL);
+	if (relay(ls, node, &r, (Dragon__Msg *)req))
+		reply_error(c, req->seq, DRAGON_EPEER, dragon_errmsg());
+}
+
+static void handle_req(struct conn *c, const Dragon__Msg *req);
+
 static void handle(struct conn *c, const Dragon__Msg *req)
+{
+	struct ls *ls = c->ls;
+	struct conn *outer = ls->handling;
+	uint32_t node;
+
+	if (ls->debug)
+		ls_log(ls, "conn %llx (pid %d): %s", (unsigned long long)c->id, (int)c->pid,
+		       dg_msg_name(req));
+	if (link_only(req)) {
+		ls_log(ls, "pid %d sent a %s, which only links between nodes carry", (int)c->pid,
+		       dg_msg_name(req));
+		reply_error(c, req->seq, DRAGON_EPROTO, "not a request local services serve");
+		return;
+	}
+	if (c->remote && node_local_only(req)) {
+		reply_error(c, req->seq, DRAGON_ENOTSUP, "this request is served only on its own node");
+		return;
+	}
+	node = serving_node(ls, req);
+	if (node != ls->node_index) {
+		forward_request(c, node, req);
+		return;
+	}
+	/* GS's spawn callback needs the requester, which may be a stand-in for another node's. */
+	ls->handling = c;
+	handle_req(c, req);
+	ls->handling = outer;
+}
+
+static void handle_req(struct conn *c, const Dragon__Msg *req)
 {
 	struct ls *ls = c->ls;
 	Dragon__Msg m = DRAGON__MSG__INIT;
@@ -1009,9 +1272,6 @@ static void handle(struct conn *c, const Dragon__Msg *req)
 	int rc;
 
 	m.seq = seq;
-	if (ls->debug)
-		ls_log(ls, "conn %llu (pid %d): %s", (unsigned long long)c->id, (int)c->pid,
-		       dg_msg_name(req));
 	switch (req->body_case) {
 	case DRAGON__MSG__BODY_HELLO: {
 		Dragon__HelloReply r = DRAGON__HELLO_REPLY__INIT;
@@ -1029,7 +1289,7 @@ static void handle(struct conn *c, const Dragon__Msg *req)
 	}
 	case DRAGON__MSG__BODY_SPAWN: {
 		Dragon__SpawnReply r = DRAGON__SPAWN_REPLY__INIT;
-		uint64_t puid;
+		uint64_t puid = 0;
 		pid_t pid;
 		rc = ls_spawn(ls, req->spawn->args, c, 0, 0, 0, &puid, &pid);
 		if (rc) {
@@ -1096,7 +1356,7 @@ static void handle(struct conn *c, const Dragon__Msg *req)
 		reply_procs(c, seq, 0);
 		return;
 	case DRAGON__MSG__BODY_STATUS:
-		reply_procs(c, seq, 1);
+		reply_procs(c, seq, req->status->at_node || !ls->gs ? 1 : 2);
 		return;
 	case DRAGON__MSG__BODY_SHUTDOWN:
 		if (!ls->stop_seq) {
@@ -1141,18 +1401,12 @@ static void handle(struct conn *c, const Dragon__Msg *req)
 
 /* ---- connections ---------------------------------------------------------------------- */
 
-static void conn_free(struct conn *c)
+/* A connection of this node or another closed: drop its waits, GS's requests and its output. */
+static void conn_forget(struct ls *ls, uint64_t id)
 {
-	struct ls *ls = c->ls;
-
-	for (struct conn **q = &ls->conns; *q; q = &(*q)->next)
-		if (*q == c) {
-			*q = c->next;
-			break;
-		}
 	for (struct waitreq **q = &ls->waits; *q;) {
 		struct waitreq *w = *q;
-		if (w->conn == c->id) {
+		if (w->conn == id) {
 			*q = w->next;
 			if (w->timer)
 				event_free(w->timer);
@@ -1162,13 +1416,29 @@ static void conn_free(struct conn *c)
 		}
 	}
 	if (ls->gs)
-		gs_conn_gone(ls->gs, c->id);
-	for (struct proc *p = ls->procs; p; p = p->next)
-		if (p->sink == c->id)
+		gs_conn_gone(ls->gs, id);
+	for (struct proc *p = ls->procs; p; p = p->next) {
+		if (p->sink == id)
 			p->sink = 0;
+		if (p->exit_to == id)
+			p->exit_to = 0;
+	}
+}
+
+static void conn_free(struct conn *c)
+{
+	struct ls *ls = c->ls;
+
+	for (struct conn **q = &ls->conns; *q; q = &(*q)->next)
+		if (*q == c) {
+			*q = c->next;
+			break;
+		}
+	conn_forget(ls, c->id);
 	/* A client the fabric did not start owns what it created only while connected. */
 	if (!c->puid)
 		owner_gone(ls, owner_of(c));
+	announce_gone(ls, c->puid ? 0 : owner_of(c), c->id, UINT32_MAX);
 	if (c->ctl && !ls->stopping) {
 		ls_log(ls, "the launcher went away: stopping the fabric");
 		begin_stop(ls, SIGTERM);
@@ -1264,7 +1534,7 @@ static struct conn *conn_add(struct ls *ls, int fd, int ctl)
 		return NULL;
 	}
 	c->ls = ls;
-	c->id = ls->next_conn++;
+	c->id = GCONN(ls->node_index, ls->next_conn++);
 	c->pid = cred.pid;
 	c->ctl = ctl;
 	if ((p = proc_by_pid(ls, cred.pid)))
@@ -1288,23 +1558,357 @@ static int host_spawn(void *ctx, uint32_t node, const Dragon__SpawnArgs *a, uint
 		      uint64_t gid, int rank, int size, uint64_t *puid)
 {
 	struct ls *ls = ctx;
-	struct conn *c = conn_find(ls, conn_id);
+	struct conn *c = ls->handling && ls->handling->id == conn_id ? ls->handling
+								     : conn_find(ls, conn_id);
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__SpawnAt sa = DRAGON__SPAWN_AT__INIT;
+	struct dg_link *l;
+	int rv;
 
 	if (!c)
 		return dg_err(DRAGON_EPEER, "the requesting client is gone");
-	if (node != ls->node_index)
-		return dg_err(DRAGON_ENOTSUP, "node %u is not reachable from this node", node);
-	return ls_spawn(ls, a, c, gid, rank, size, puid, NULL);
+	*puid = 0;
+	if (node == ls->node_index)
+		return ls_spawn(ls, a, c, gid, rank, size, puid, NULL);
+	if (!(l = link_to(ls, node)))
+		return dg_err(DRAGON_EPEER, "node %u has not joined the fabric, or has left it", node);
+	/* The node reports a failed start as an exit (status 127) with the reason on stderr. */
+	sa.args = (Dragon__SpawnArgs *)a;
+	sa.puid = ((uint64_t)node << 48) | (1ull << 47) | ++ls->next_gs_puid;
+	sa.conn = c->id;
+	sa.owner = owner_of(c);
+	sa.gid = gid;
+	sa.rank = rank;
+	sa.size = size;
+	sa.sink = sink_for(ls, c, a);
+	sa.exit_events = c->sink;
+	m.body_case = DRAGON__MSG__BODY_SPAWN_AT;
+	m.spawn_at = &sa;
+	if ((rv = dg_link_send(l, &m)))
+		return rv;
+	*puid = sa.puid;
+	return DRAGON_OK;
 }
 
 static int host_signal(void *ctx, uint64_t puid, int signo)
 {
-	return ls_signal(ctx, puid, signo);
+	struct ls *ls = ctx;
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Signal sg = DRAGON__SIGNAL__INIT;
+	Dragon__Relay r = DRAGON__RELAY__INIT;
+
+	if (ID_NODE(puid) == ls->node_index)
+		return ls_signal(ls, puid, signo);
+	sg.puid = puid;
+	sg.signo = signo;
+	m.body_case = DRAGON__MSG__BODY_SIGNAL;
+	m.signal = &sg;
+	return relay(ls, ID_NODE(puid), &r, &m);
 }
 
 static void host_reply(void *ctx, uint64_t conn_id, Dragon__Msg *m)
 {
 	send_to(ctx, conn_id, m);
+}
+
+/* ---- links between nodes --------------------------------------------------------------- */
+
+/* A node's process for a group GS placed here. A failed start reads as exit status 127. */
+static void on_spawn_at(struct ls *ls, const Dragon__SpawnAt *sa)
+{
+	struct conn px = {.ls = ls, .id = sa->conn, .remote = 1, .sink = sa->exit_events,
+			  .inherit_sink = sa->sink};
+	uint64_t puid = sa->puid;
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Output o = DRAGON__OUTPUT__INIT;
+	Dragon__ProcExit x = DRAGON__PROC_EXIT__INIT;
+	Dragon__ProcDone d = DRAGON__PROC_DONE__INIT;
+	char line[1200];
+	int rc;
+
+	px.puid = (sa->owner >> 63) ? 0 : sa->owner;
+	if (ID_NODE(puid) != ls->node_index || !(puid & (1ull << 47)) || proc_find(ls, puid))
+		rc = dg_err(DRAGON_EPROTO, "puid %llx does not belong to node %u",
+			    (unsigned long long)puid, ls->node_index);
+	else if (!(rc = ls_spawn(ls, sa->args, &px, sa->gid, sa->rank, sa->size, &puid, NULL)))
+		return;
+	ls_log(ls, "starting a process of group %llu: %s", (unsigned long long)sa->gid,
+	       dragon_errmsg());
+	snprintf(line, sizeof(line), "dragon: on %s (node %u): %s\n", ls->host, ls->node_index,
+		 dragon_errmsg());
+	o.puid = sa->puid;
+	o.stream = 2;
+	o.data.data = (uint8_t *)line;
+	o.data.len = strlen(line);
+	o.rank = sa->rank;
+	o.host = ls->host;
+	m.body_case = DRAGON__MSG__BODY_OUTPUT;
+	m.output = &o;
+	send_to(ls, sink_for(ls, &px, sa->args), &m);
+	x.puid = sa->puid;
+	x.status = 127;
+	m.body_case = DRAGON__MSG__BODY_PROC_EXIT;
+	m.proc_exit = &x;
+	if (sa->exit_events)
+		send_to(ls, sa->conn, &m);
+	d.puid = sa->puid;
+	d.status = 127;
+	m.body_case = DRAGON__MSG__BODY_PROC_DONE;
+	m.proc_done = &d;
+	if (ls->uplink)
+		dg_link_send(ls->uplink, &m);
+}
+
+/* A request or a reply from another node; the head node passes on what is for a third one. */
+static void on_relay(struct ls *ls, const Dragon__Msg *outer)
+{
+	const Dragon__Relay *r = outer->relay;
+	Dragon__Msg *req = NULL;
+
+	if (r->to_node != ls->node_index) {
+		struct dg_link *l = ls->nodes ? link_to(ls, r->to_node) : NULL;
+		if (l && !dg_link_send(l, (Dragon__Msg *)outer))
+			return;
+		if (!r->deliver && r->conn && !dg_msg_decode(r->msg.data, r->msg.len, &req)) {
+			struct conn px = {.ls = ls, .id = r->conn, .remote = 1};
+			reply_error(&px, req->seq, DRAGON_EPEER, "that node is not part of the fabric now");
+		}
+		dg_msg_free(req);
+		return;
+	}
+	if (r->deliver) {
+		struct conn *c = conn_find(ls, r->conn);
+		uint8_t hdr[DG_HDR_LEN] = {r->msg.len & 0xff, (r->msg.len >> 8) & 0xff,
+					   (r->msg.len >> 16) & 0xff, (r->msg.len >> 24) & 0xff};
+		/* Already packed by the node that answered: pass it on as it is. */
+		if (c && !c->closing && !c->remote && r->msg.len <= DG_MSG_MAX) {
+			bufferevent_write(c->bev, hdr, sizeof(hdr));
+			bufferevent_write(c->bev, r->msg.data, r->msg.len);
+		}
+		return;
+	}
+	if (dg_msg_decode(r->msg.data, r->msg.len, &req)) {
+		ls_log(ls, "dropping a relayed request: %s", dragon_errmsg());
+		return;
+	}
+	{
+		struct conn px = {.ls = ls, .id = r->conn, .remote = 1, .puid = r->puid,
+				  .sink = r->sink, .inherit_sink = r->inherit_sink};
+		handle(&px, req);
+	}
+	dg_msg_free(req);
+}
+
+static void on_join(struct ls *ls, struct dg_link *l, const Dragon__Join *j)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Error e = DRAGON__ERROR__INIT;
+	char why[300] = "";
+
+	if (!ls->nodes || dg_link_node(l) != UINT32_MAX)
+		snprintf(why, sizeof(why), "a second Join on one link");
+	else if (j->node == 0 || j->node >= ls->node_count)
+		snprintf(why, sizeof(why), "node %u is not part of a fabric of %u nodes", j->node,
+			 ls->node_count);
+	else if (ls->nodes[j->node].link || ls->nodes[j->node].joined)
+		snprintf(why, sizeof(why), "node %u has joined already", j->node);
+	else if (!j->fabric_id || strcmp(j->fabric_id, ls->o->fabric_id))
+		snprintf(why, sizeof(why), "fabric '%s' is not this one ('%s')",
+			 j->fabric_id ? j->fabric_id : "", ls->o->fabric_id);
+	if (*why) {
+		ls_log(ls, "refusing a node: %s", why);
+		e.rc = DRAGON_EPERM;
+		e.msg = why;
+		m.body_case = DRAGON__MSG__BODY_ERROR;
+		m.error = &e;
+		dg_link_send(l, &m);
+		dg_link_flush(l, 100);
+		dg_link_fail(l, why);
+		return;
+	}
+	dg_link_set_node(l, j->node);
+	ls->nodes[j->node].link = l;
+	ls->nodes[j->node].joined = 1;
+	snprintf(ls->nodes[j->node].host, sizeof(ls->nodes[j->node].host), "%s",
+		 j->host ? j->host : "?");
+	ls->nodes[j->node].ls_pid = j->ls_pid;
+	ls->nodes[j->node].ncpus = j->ncpus;
+	if (ls->debug)
+		ls_log(ls, "node %u (%s) joined", j->node, ls->nodes[j->node].host);
+	m.body_case = DRAGON__MSG__BODY_OK;
+	m.ok = &e;
+	dg_link_send(l, &m);
+}
+
+static void link_msg(struct dg_link *l, const Dragon__Msg *m, void *arg)
+{
+	struct ls *ls = arg;
+	uint32_t from = dg_link_node(l);
+
+	if (m->body_case == DRAGON__MSG__BODY_JOIN) {
+		on_join(ls, l, m->join);
+		return;
+	}
+	if (from == UINT32_MAX) {
+		dg_link_fail(l, "a message before the Join");
+		return;
+	}
+	switch (m->body_case) {
+	case DRAGON__MSG__BODY_RELAY:
+		on_relay(ls, m);
+		return;
+	case DRAGON__MSG__BODY_SPAWN_AT:
+		if (ls->uplink) {
+			on_spawn_at(ls, m->spawn_at);
+			return;
+		}
+		break;
+	case DRAGON__MSG__BODY_PROC_DONE:
+		if (ls->gs) {
+			if (ID_NODE(m->proc_done->puid) == from)
+				gs_proc_done(ls->gs, m->proc_done->puid, m->proc_done->status,
+					     m->proc_done->signaled);
+			return;
+		}
+		break;
+	case DRAGON__MSG__BODY_GONE:
+		if (m->gone->conn)
+			conn_forget(ls, m->gone->conn);
+		if (m->gone->owner)
+			owner_gone(ls, m->gone->owner);
+		if (ls->nodes)
+			announce_gone(ls, m->gone->owner, m->gone->conn, from);
+		return;
+	default:
+		break;
+	}
+	ls_log(ls, "node %u sent a %s over its link: ignored", from, dg_msg_name(m));
+}
+
+static void link_closed(struct dg_link *l, const char *why, void *arg)
+{
+	struct ls *ls = arg;
+	uint32_t node = dg_link_node(l);
+
+	if (l == ls->uplink) {
+		ls->uplink = NULL;
+		dg_link_free(l);
+		if (!ls->stopping) {
+			ls_log(ls, "lost the head node (%s): stopping this node", why);
+			begin_stop(ls, SIGTERM);
+		}
+		return;
+	}
+	if (ls->nodes && node < ls->node_count && ls->nodes[node].link == l) {
+		ls->nodes[node].link = NULL;
+		if (!ls->stopping)
+			ls_log(ls, "node %u (%s) left the fabric: %s", node, ls->nodes[node].host, why);
+	} else if (node == UINT32_MAX) {
+		/* Someone reached the node port without the job key, or spoke garbage. */
+		ls_log(ls, "refused a connection on the port for other nodes: %s", why);
+	}
+	dg_link_free(l);
+}
+
+static void on_link_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa,
+			   int len, void *arg)
+{
+	struct ls *ls = arg;
+	struct dg_link_cb cb = {.msg = link_msg, .closed = link_closed, .arg = ls};
+
+	(void)lst;
+	(void)sa;
+	(void)len;
+	if (!dg_link_accept(ls->base, fd, ls->key, &cb))
+		ls_log(ls, "out of memory for a link");
+}
+
+/*
+ * Before the fence: the head node makes the job key and listens for the other nodes; both go
+ * through the bootstrap (PMIx for Slurm: only the fabric step's processes see them). The key
+ * is also left in DIR/job.key (0600) for the node's transport agent.
+ */
+static int links_prepare(struct ls *ls, int *tcp_fd)
+{
+	char addrs[1024];
+	int rv;
+
+	*tcp_fd = -1;
+	if (ls->node_index == 0)
+		randombytes_buf(ls->key, sizeof(ls->key));
+	if (ls->node_count < 2)
+		return DRAGON_OK;
+	if (ls->node_index != 0)
+		return DRAGON_OK;
+	if ((rv = dg_link_listen(getenv("DRAGON_LS_BIND"), tcp_fd, addrs, sizeof(addrs))))
+		return rv;
+	if ((rv = dg_boot_put(ls->boot, "ls.addrs", addrs, strlen(addrs) + 1)) ||
+	    (rv = dg_boot_put(ls->boot, "job.key", ls->key, sizeof(ls->key))))
+		return rv;
+	return DRAGON_OK;
+}
+
+static int startup_timeout_ms(void)
+{
+	const char *t = getenv("DRAGON_STARTUP_TIMEOUT");
+	int s = t ? atoi(t) : 0;
+
+	return (s > 0 ? s : 30) * 1000;
+}
+
+/* After the fence: other nodes read the key and the head node's addresses and join it. */
+static int links_join(struct ls *ls)
+{
+	Dragon__Join j = DRAGON__JOIN__INIT;
+	struct dg_link_cb cb = {.msg = link_msg, .closed = link_closed, .arg = ls};
+	void *key = NULL, *addrs = NULL;
+	size_t klen = 0, alen = 0;
+	cpu_set_t cs;
+	int rv;
+
+	if (ls->node_count < 2 || ls->node_index == 0)
+		return DRAGON_OK;
+	if ((rv = dg_boot_get(ls->boot, 0, "job.key", &key, &klen)) ||
+	    (rv = dg_boot_get(ls->boot, 0, "ls.addrs", &addrs, &alen)))
+		goto out;
+	if (klen != sizeof(ls->key) || !alen || ((char *)addrs)[alen - 1]) {
+		rv = dg_err(DRAGON_EPROTO, "the head node published a malformed key or address");
+		goto out;
+	}
+	memcpy(ls->key, key, sizeof(ls->key));
+	j.node = ls->node_index;
+	j.host = ls->host;
+	j.ls_pid = getpid();
+	j.ncpus = sched_getaffinity(0, sizeof(cs), &cs) ? 0 : (uint32_t)CPU_COUNT(&cs);
+	j.fabric_id = (char *)ls->o->fabric_id;
+	rv = dg_link_connect(ls->base, addrs, ls->key, &j, startup_timeout_ms(), &cb, &ls->uplink);
+out:
+	if (key)
+		sodium_memzero(key, klen);
+	free(key);
+	free(addrs);
+	return rv;
+}
+
+/* DIR/job.key: the key for the node's transport agent, readable by the fabric's user only. */
+static int write_key(struct ls *ls)
+{
+	char path[PATH_MAX + 16], tmp[PATH_MAX + 32];
+	int fd, rv = DRAGON_OK;
+
+	snprintf(path, sizeof(path), "%s/job.key", ls->o->dir);
+	snprintf(tmp, sizeof(tmp), "%s/.job.key.%d", ls->o->dir, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return dg_err_sys("create %s", tmp);
+	if (write(fd, ls->key, sizeof(ls->key)) != (ssize_t)sizeof(ls->key))
+		rv = dg_err_sys("write %s", tmp);
+	close(fd);
+	if (!rv && rename(tmp, path))
+		rv = dg_err_sys("rename to %s", path);
+	if (rv)
+		unlink(tmp);
+	return rv;
 }
 
 /* ---- main loop ------------------------------------------------------------------------ */
@@ -1353,7 +1957,7 @@ static void kill_descendants(void)
 int ls_run(const struct ls_opts *o)
 {
 	struct ls ls_s, *ls = &ls_s;
-	int rv = 1, lfd = o->listen_fd, own_sock = 0;
+	int rv = 1, lfd = o->listen_fd, own_sock = 0, tcp_fd = -1;
 	const char *dbg = getenv("DRAGON_DEBUG");
 
 	memset(ls, 0, sizeof(*ls));
@@ -1392,10 +1996,12 @@ int ls_run(const struct ls_opts *o)
 		}
 		own_sock = 1;
 	}
-	/* GS's address reaches every LS and client through the bootstrap (rank 0 hosts GS). */
-	if (ls->node_index == 0)
-		dg_boot_put(ls->boot, "gs.addr", ls->sock_path, strlen(ls->sock_path) + 1);
-	dg_boot_fence(ls->boot);
+	/* The head node (rank 0) hosts GS; its address and the job key reach the others through
+	 * the bootstrap, and every other node joins it over a sealed link. */
+	if (links_prepare(ls, &tcp_fd) || dg_boot_fence(ls->boot)) {
+		ls_log(ls, "bootstrap: %s", dragon_errmsg());
+		goto out;
+	}
 	if (make_base_env(ls))
 		goto out;
 	ls->base = event_base_new();
@@ -1410,6 +2016,26 @@ int ls_run(const struct ls_opts *o)
 		goto out;
 	}
 	lfd = -1;
+	if (tcp_fd >= 0) {
+		evutil_make_socket_nonblocking(tcp_fd);
+		ls->nodes = calloc(ls->node_count, sizeof(*ls->nodes));
+		ls->tcp = ls->nodes ? evconnlistener_new(ls->base, on_link_accept, ls,
+							 LEV_OPT_CLOSE_ON_FREE, -1, tcp_fd)
+				    : NULL;
+		if (!ls->tcp) {
+			ls_log(ls, "cannot watch the listening socket for other nodes");
+			goto out;
+		}
+		tcp_fd = -1;
+	}
+	if (links_join(ls)) {
+		ls_log(ls, "node %u cannot join the head node: %s", ls->node_index, dragon_errmsg());
+		goto out;
+	}
+	if (write_key(ls)) {
+		ls_log(ls, "%s", dragon_errmsg());
+		goto out;
+	}
 	ls->sigchld = evsignal_new(ls->base, SIGCHLD, on_sigchld, ls);
 	ls->sigterm = evsignal_new(ls->base, SIGTERM, on_stop_signal, ls);
 	ls->sigint = evsignal_new(ls->base, SIGINT, on_stop_signal, ls);
@@ -1475,6 +2101,20 @@ out:
 			free(pl);
 		}
 		gs_free(ls->gs);
+		if (ls->uplink) {
+			dg_link_flush(ls->uplink, 200);
+			dg_link_free(ls->uplink);
+			ls->uplink = NULL;
+		}
+		for (uint32_t i = 0; ls->nodes && i < ls->node_count; i++)
+			if (ls->nodes[i].link) {
+				dg_link_flush(ls->nodes[i].link, 200);
+				dg_link_free(ls->nodes[i].link);
+			}
+		free(ls->nodes);
+		ls->nodes = NULL;
+		if (ls->tcp)
+			evconnlistener_free(ls->tcp);
 		if (ls->lst)
 			evconnlistener_free(ls->lst);
 		if (ls->sigchld)
@@ -1489,8 +2129,16 @@ out:
 	}
 	if (lfd >= 0 && lfd != o->listen_fd)
 		close(lfd);
+	if (tcp_fd >= 0)
+		close(tcp_fd);
 	(void)own_sock;
 	unlink(ls->sock_path);
+	{
+		char key[PATH_MAX + 16];
+		snprintf(key, sizeof(key), "%s/job.key", o->dir);
+		unlink(key);
+	}
+	sodium_memzero(ls->key, sizeof(ls->key));
 	/* Embedded in a launcher that may itself be gone (SIGKILL): leave no directory behind. */
 	if (o->ctl_fd >= 0 && rmdir(o->dir) == 0) {
 		char base[PATH_MAX], *slash;

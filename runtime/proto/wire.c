@@ -24,12 +24,17 @@ const char *dg_msg_name(const Dragon__Msg *m)
 
 int dg_msg_decode(const uint8_t *buf, size_t len, Dragon__Msg **out)
 {
+	return dg_msg_decode_max(buf, len, DG_MSG_MAX, out);
+}
+
+int dg_msg_decode_max(const uint8_t *buf, size_t len, size_t max, Dragon__Msg **out)
+{
 	Dragon__Msg *m;
 
 	*out = NULL;
-	if (len > DG_MSG_MAX)
-		return dg_err(DRAGON_EPROTO, "message of %zu bytes exceeds the limit of %u", len,
-			      DG_MSG_MAX);
+	if (len > max)
+		return dg_err(DRAGON_EPROTO, "message of %zu bytes exceeds the limit of %zu", len,
+			      max);
 	m = dragon__msg__unpack(NULL, len, buf);
 	if (!m)
 		return dg_err(DRAGON_EPROTO, "undecodable message of %zu bytes", len);

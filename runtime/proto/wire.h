@@ -20,6 +20,8 @@
  * DRAGON_EPROTO with a detail message; *out is NULL.
  */
 int dg_msg_decode(const uint8_t *buf, size_t len, Dragon__Msg **out);
+/* The same with another size limit (links between nodes carry a request inside a Relay). */
+int dg_msg_decode_max(const uint8_t *buf, size_t len, size_t max, Dragon__Msg **out);
 void dg_msg_free(Dragon__Msg *m);
 
 /* Pack m (version is filled in) behind a frame header into a malloc'd buffer. */

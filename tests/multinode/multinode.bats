@@ -1,0 +1,148 @@
+#!/usr/bin/env bats
+# tests/multinode/multinode.bats: three nodes' local services on one machine (file bootstrap): joins, names, groups, status and failures across nodes.
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+	B="${top_builddir:-$PWD}"
+	LS="$B/runtime/ls/dragon-ls"
+	DRAGON="$B/runtime/launcher/dragon"
+	MN="$B/tests/multinode/mnclient"
+	RT="$(mktemp -d /tmp/dragon-mn.XXXXXX)"
+	chmod 700 "$RT"
+	mkdir -m 700 "$RT/boot" "$RT/out"
+	PIDS=()
+	FAB="mn$RANDOM"
+}
+
+teardown() {
+	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$RT"
+}
+
+# start_nodes N: N local services, node i serving $RT/n<i>/ls.sock.
+start_nodes() {
+	local n=$1
+	for i in $(seq 0 $((n - 1))); do
+		mkdir -m 700 "$RT/n$i"
+		DRAGON_BOOT_DIR="$RT/boot" DRAGON_BOOT_RANK=$i DRAGON_BOOT_SIZE=$n \
+			DRAGON_STARTUP_TIMEOUT=10 "$LS" --dir "$RT/n$i" --fabric-id "$FAB" --boot file \
+			2>"$RT/ls$i.log" &
+		PIDS+=($!)
+	done
+	for i in $(seq 0 $((n - 1))); do
+		for _ in $(seq 100); do [ -e "$RT/n$i/job.key" ] && break; sleep 0.05; done
+		[ -e "$RT/n$i/job.key" ] || { cat "$RT"/ls*.log; return 1; }
+	done
+}
+
+on() { # on NODE CMD...: run a client of that node
+	local i=$1
+	shift
+	DRAGON_LS_SOCKET="$RT/n$i/ls.sock" DRAGON_NODE_INDEX=$i "$@"
+}
+
+@test "three nodes join one fabric: every node reports its index, and status from any node lists all three" {
+	start_nodes 3
+	run on 2 "$MN" info
+	[ "$status" -eq 0 ]
+	[ "$output" = "node 2 of 3 fabric $FAB" ]
+	run on 1 "$DRAGON" status --json
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | grep -c '"index"')" -eq 3 ]
+	# The job key is the same on every node and private to the user.
+	cmp "$RT/n0/job.key" "$RT/n2/job.key"
+	[ "$(stat -c %a "$RT/n1/job.key")" = 600 ]
+}
+
+@test "a name registered on node 1 is found from node 2 and from the head node" {
+	start_nodes 3
+	run on 1 "$MN" put greeting "hello from one" outlive
+	[ "$status" -eq 0 ]
+	run on 2 "$MN" get greeting 2000
+	[ "$status" -eq 0 ]
+	[ "$output" = "hello from one" ]
+	run on 0 "$MN" get greeting 0
+	[ "$output" = "hello from one" ]
+	# Without outlive the name goes with its client, on every node.
+	on 1 "$MN" put transient x
+	run on 2 "$MN" get transient 0
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"not found"* || "$output" == *"ENOTFOUND"* || "$output" == *"timed out"* ]]
+}
+
+@test "a lookup on node 2 waits for a name that node 1 registers later" {
+	start_nodes 3
+	( sleep 0.5; on 1 "$MN" put late yes outlive ) &
+	run on 2 "$MN" get late 5000
+	[ "$status" -eq 0 ]
+	[ "$output" = "yes" ]
+}
+
+@test "a group created on node 1 places ranks round robin and block across the nodes, and its statuses come back" {
+	start_nodes 3
+	run on 1 "$MN" group 6 rr sh -c 'echo $DRAGON_NODE_INDEX > '"$RT/out"'/rr$DRAGON_GROUP_RANK; exit $((DRAGON_GROUP_RANK == 4 ? 3 : 0))'
+	[ "$status" -eq 0 ]
+	[ "$output" = "worst 3" ]
+	for r in 0 1 2 3 4 5; do [ "$(cat "$RT/out/rr$r")" = "$((r % 3))" ]; done
+	run on 2 "$MN" group 6 block sh -c 'echo $DRAGON_NODE_INDEX > '"$RT/out"'/b$DRAGON_GROUP_RANK'
+	[ "$output" = "worst 0" ]
+	for r in 0 1 2 3 4 5; do [ "$(cat "$RT/out/b$r")" = "$((r / 2))" ]; done
+}
+
+@test "a member that cannot start on another node ends with 127, and the group wait still returns" {
+	start_nodes 3
+	run on 0 "$MN" group 2 2 /nonexistent/program
+	[ "$status" -eq 0 ]
+	[ "$output" = "worst 127" ]
+	grep -q "starting a process of group" "$RT/ls2.log"
+	# On the requester's own node the same mistake is an error of the call.
+	run on 0 "$MN" group 2 0 /nonexistent/program
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"/nonexistent/program"* ]]
+}
+
+@test "garbage, a wrong key and a bad Join on the head node's port are refused and it keeps serving" {
+	start_nodes 3
+	addr=$(cut -d' ' -f1 < "$RT/boot/0.ls.addrs" | tr -d '\0')
+	host=${addr%:*}
+	port=${addr##*:}
+	# Garbage instead of the link preamble.
+	exec 8<>"/dev/tcp/$host/$port"
+	head -c 4096 /dev/urandom >&8 || true
+	exec 8>&-
+	# A node that holds another key: its Join does not authenticate.
+	mkdir -m 700 "$RT/boot2" "$RT/n9"
+	cp "$RT/boot/0.ls.addrs" "$RT/boot2/0.ls.addrs"
+	head -c 32 /dev/urandom > "$RT/boot2/0.job.key"
+	touch "$RT/boot2/fence1.0"
+	DRAGON_BOOT_DIR="$RT/boot2" DRAGON_BOOT_RANK=1 DRAGON_BOOT_SIZE=2 DRAGON_STARTUP_TIMEOUT=5 \
+		run "$LS" --dir "$RT/n9" --fabric-id "$FAB" --boot file
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"cannot join the head node"* ]]
+	# The fabric still works.
+	run on 2 "$MN" info
+	[ "$output" = "node 2 of 3 fabric $FAB" ]
+	run on 1 "$MN" group 3 rr true
+	[ "$output" = "worst 0" ]
+	grep -q "refusing\|dropped a link\|failed authentication\|does not speak" "$RT/ls0.log" || { cat "$RT/ls0.log"; false; }
+}
+
+@test "when a node's local services die the head node says so; when the head node dies every node stops" {
+	start_nodes 3
+	kill -KILL "${PIDS[2]}"
+	for _ in $(seq 50); do grep -q "node 2 .* left the fabric" "$RT/ls0.log" && break; sleep 0.1; done
+	grep -q "node 2 .* left the fabric" "$RT/ls0.log"
+	run on 1 "$MN" group 3 rr true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"node 2"* ]]
+	run on 1 "$MN" put still-here y outlive
+	[ "$status" -eq 0 ]
+	kill -TERM "${PIDS[0]}"
+	for _ in $(seq 100); do kill -0 "${PIDS[1]}" 2>/dev/null || break; sleep 0.05; done
+	! kill -0 "${PIDS[1]}" 2>/dev/null
+	grep -q "lost the head node" "$RT/ls1.log"
+	[ ! -e "$RT/n1/ls.sock" ]
+	[ ! -e "$RT/n1/job.key" ]
+}
