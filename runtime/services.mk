@@ -15,7 +15,8 @@ runtime_libdragon_impl_la_SOURCES += \
 	runtime/gs/gs.c runtime/gs/gs.h \
 	runtime/launcher/rundir.c runtime/launcher/rundir.h \
 	runtime/client/client.c runtime/client/client.h runtime/client/sync.c
-runtime_libdragon_impl_la_CFLAGS += $(EVENT_CFLAGS) $(PROTOBUF_C_CFLAGS) $(HWLOC_CFLAGS) $(SODIUM_CFLAGS)
+runtime_libdragon_impl_la_CFLAGS += $(EVENT_CFLAGS) $(PROTOBUF_C_CFLAGS) $(HWLOC_CFLAGS) $(SODIUM_CFLAGS) \
+	-DDRAGON_LIBEXECDIR='"$(libexecdir)"'
 runtime_libdragon_impl_la_LIBADD += $(EVENT_LIBS) $(PROTOBUF_C_LIBS) $(HWLOC_LIBS)
 
 dragoninclude_HEADERS += include/dragon/init.h include/dragon/process.h include/dragon/group.h \

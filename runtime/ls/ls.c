@@ -142,6 +142,7 @@ struct ls {
 	struct dg_link *uplink;  /* other nodes: the link to the head node */
 	uint64_t next_gs_puid;
 	struct conn *handling; /* the connection whose request is being handled (GS callbacks) */
+	pid_t ta_pid;          /* the node's transport agent, 0 if none */
 };
 
 static void ls_log(struct ls *ls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -546,6 +547,13 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
 		struct proc *p = proc_by_pid(ls, pid);
+		if (pid == ls->ta_pid) {
+			ls->ta_pid = 0;
+			if (!ls->stopping)
+				ls_log(ls, "the transport agent (pid %d) ended (status %d): channels of "
+					   "other nodes are unreachable from this node",
+				       (int)pid, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+		}
 		if (!p)
 			continue;
 		p->exited = 1;
@@ -718,7 +726,7 @@ static uint64_t sink_for(struct ls *ls, const struct conn *from, const Dragon__S
 static int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from, uint64_t gid,
 		    int rank, int size, uint64_t *puid_out, pid_t *pid_out)
 {
-	char path[PATH_MAX], **envp = NULL, **argv = NULL, *fab[10] = {0};
+	char path[PATH_MAX], **envp = NULL, **argv = NULL, *fab[12] = {0};
 	int po[2] = {-1, -1}, pe[2] = {-1, -1}, devnull = -1, nf = 0, rv = -1;
 	size_t ne = 0, nbase = 0;
 	struct spawn_ctx sc = {0};
@@ -757,7 +765,7 @@ static int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from
 	puid = *puid_out ? *puid_out : ls->next_puid++;
 	for (char **e = ls->base_env; *e; e++)
 		nbase++;
-	envp = calloc(nbase + a->n_env + 11, sizeof(char *));
+	envp = calloc(nbase + a->n_env + 13, sizeof(char *));
 	argv = calloc(a->n_argv + 1, sizeof(char *));
 	if (!envp || !argv) {
 		rv = dg_err(DRAGON_ENOMEM, "spawn");
@@ -769,6 +777,7 @@ static int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from
 	    asprintf(&fab[nf++], "DRAGON_FABRIC_ID=%s", ls->o->fabric_id) < 0 ||
 	    asprintf(&fab[nf++], "DRAGON_NODE_INDEX=%u", ls->node_index) < 0 ||
 	    asprintf(&fab[nf++], "DRAGON_NODE_COUNT=%u", ls->node_count) < 0 ||
+	    (ls->ta_pid && asprintf(&fab[nf++], "DRAGON_TA_INFO=%s/ta.info", ls->o->dir) < 0) ||
 	    (gid && (asprintf(&fab[nf++], "DRAGON_GROUP_ID=%llu", (unsigned long long)gid) < 0 ||
 		     asprintf(&fab[nf++], "DRAGON_GROUP_RANK=%d", rank) < 0 ||
 		     asprintf(&fab[nf++], "DRAGON_GROUP_SIZE=%d", size) < 0))) {
@@ -1856,26 +1865,44 @@ static int startup_timeout_ms(void)
 	return (s > 0 ? s : 30) * 1000;
 }
 
-/* After the fence: other nodes read the key and the head node's addresses and join it. */
+/* After the fence: the other nodes take the head node's job key. */
+static int links_key(struct ls *ls)
+{
+	void *key = NULL;
+	size_t klen = 0;
+	int rv;
+
+	if (ls->node_count < 2 || ls->node_index == 0)
+		return DRAGON_OK;
+	if ((rv = dg_boot_get(ls->boot, 0, "job.key", &key, &klen)))
+		return rv;
+	if (klen != sizeof(ls->key))
+		rv = dg_err(DRAGON_EPROTO, "the head node published a malformed job key");
+	else
+		memcpy(ls->key, key, sizeof(ls->key));
+	sodium_memzero(key, klen);
+	free(key);
+	return rv;
+}
+
+/* Then they join the head node at one of the addresses it published. */
 static int links_join(struct ls *ls)
 {
 	Dragon__Join j = DRAGON__JOIN__INIT;
 	struct dg_link_cb cb = {.msg = link_msg, .closed = link_closed, .arg = ls};
-	void *key = NULL, *addrs = NULL;
-	size_t klen = 0, alen = 0;
+	void *addrs = NULL;
+	size_t alen = 0;
 	cpu_set_t cs;
 	int rv;
 
 	if (ls->node_count < 2 || ls->node_index == 0)
 		return DRAGON_OK;
-	if ((rv = dg_boot_get(ls->boot, 0, "job.key", &key, &klen)) ||
-	    (rv = dg_boot_get(ls->boot, 0, "ls.addrs", &addrs, &alen)))
+	if ((rv = dg_boot_get(ls->boot, 0, "ls.addrs", &addrs, &alen)))
 		goto out;
-	if (klen != sizeof(ls->key) || !alen || ((char *)addrs)[alen - 1]) {
-		rv = dg_err(DRAGON_EPROTO, "the head node published a malformed key or address");
+	if (!alen || ((char *)addrs)[alen - 1]) {
+		rv = dg_err(DRAGON_EPROTO, "the head node published a malformed address");
 		goto out;
 	}
-	memcpy(ls->key, key, sizeof(ls->key));
 	j.node = ls->node_index;
 	j.host = ls->host;
 	j.ls_pid = getpid();
@@ -1883,9 +1910,6 @@ static int links_join(struct ls *ls)
 	j.fabric_id = (char *)ls->o->fabric_id;
 	rv = dg_link_connect(ls->base, addrs, ls->key, &j, startup_timeout_ms(), &cb, &ls->uplink);
 out:
-	if (key)
-		sodium_memzero(key, klen);
-	free(key);
 	free(addrs);
 	return rv;
 }
@@ -1904,6 +1928,125 @@ static int write_key(struct ls *ls)
 	if (write(fd, ls->key, sizeof(ls->key)) != (ssize_t)sizeof(ls->key))
 		rv = dg_err_sys("write %s", tmp);
 	close(fd);
+	if (!rv && rename(tmp, path))
+		rv = dg_err_sys("rename to %s", path);
+	if (rv)
+		unlink(tmp);
+	return rv;
+}
+
+/* ---- the node's transport agent -------------------------------------------------------- */
+
+/* The transport agent's program: DRAGON_LIBEXECDIR (tests, relocated installs) or the install's. */
+static void ta_program(char *out, size_t cap)
+{
+	const char *dir = getenv("DRAGON_LIBEXECDIR");
+
+	snprintf(out, cap, "%s/dragon-ta", dir && *dir ? dir : DRAGON_LIBEXECDIR);
+}
+
+/* Read the value of "key value" line `key` of a small file; DRAGON_ENOTFOUND if absent. */
+static int read_keyed(const char *path, const char *key, char *out, size_t cap)
+{
+	char line[1024];
+	size_t kl = strlen(key);
+	FILE *f = fopen(path, "re");
+	int rv = DRAGON_ENOTFOUND;
+
+	if (!f)
+		return DRAGON_ENOTFOUND;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		if (!strncmp(line, key, kl) && line[kl] == ' ' && strlen(line + kl + 1) < cap) {
+			strcpy(out, line + kl + 1);
+			rv = DRAGON_OK;
+			break;
+		}
+	}
+	fclose(f);
+	return rv;
+}
+
+/*
+ * A fabric of several nodes gets one transport agent per node, a child of LS (so it ends with
+ * LS), reading the job key from DIR/job.key and its peers from DIR/ta.peers, which LS writes
+ * after the second fence. The agent announces itself in DIR/ta.info: its endpoint address goes
+ * through the bootstrap; processes find its gateway channel there (DRAGON_TA_INFO).
+ */
+static int ta_start(struct ls *ls, char *addr, size_t cap)
+{
+	char prog[PATH_MAX], info[PATH_MAX + 16], peers[PATH_MAX + 16], node[16];
+	int ms = startup_timeout_ms();
+	pid_t pid;
+
+	ta_program(prog, sizeof(prog));
+	snprintf(info, sizeof(info), "%s/ta.info", ls->o->dir);
+	snprintf(peers, sizeof(peers), "%s/ta.peers", ls->o->dir);
+	snprintf(node, sizeof(node), "%u", ls->node_index);
+	unlink(info);
+	if (access(prog, X_OK))
+		return dg_err(DRAGON_ENOTFOUND, "no transport agent at %s (DRAGON_LIBEXECDIR names "
+					      "its directory; DRAGON_TA=off runs without one)",
+			      prog);
+	pid = fork();
+	if (pid < 0)
+		return dg_err_sys("fork for the transport agent");
+	if (pid == 0) {
+		char *argv[] = {prog, "--node", node, "--dir", (char *)ls->o->dir, "--peer-file", peers,
+				NULL};
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execv(prog, argv);
+		_exit(127);
+	}
+	ls->ta_pid = pid;
+	for (int waited = 0; waited < ms; waited += 5) {
+		int st;
+		if (read_keyed(info, "addr", addr, cap) == DRAGON_OK)
+			return DRAGON_OK;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			ls->ta_pid = 0;
+			return dg_err(DRAGON_EPEER, "the transport agent %s exited (status %d) before it "
+						    "was ready; its messages are above",
+				      prog, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+		}
+		usleep(5000);
+	}
+	return dg_err(DRAGON_ETIMEDOUT, "the transport agent did not write %s within %d s", info,
+		      ms / 1000);
+}
+
+/* DRAGON_TA=off: a fabric without channels across nodes (the rest works as usual). */
+static int ta_disabled(void)
+{
+	const char *v = getenv("DRAGON_TA");
+
+	return v && (!strcmp(v, "off") || !strcmp(v, "0"));
+}
+
+/* Second fence done: every agent's address into DIR/ta.peers, written atomically. */
+static int ta_write_peers(struct ls *ls)
+{
+	char path[PATH_MAX + 16], tmp[PATH_MAX + 32];
+	FILE *f;
+	int rv = DRAGON_OK;
+
+	snprintf(path, sizeof(path), "%s/ta.peers", ls->o->dir);
+	snprintf(tmp, sizeof(tmp), "%s/.ta.peers.%d", ls->o->dir, (int)getpid());
+	if (!(f = fopen(tmp, "wxe")))
+		return dg_err_sys("create %s", tmp);
+	for (uint32_t i = 0; i < ls->node_count && !rv; i++) {
+		void *v = NULL;
+		size_t len = 0;
+		if ((rv = dg_boot_get(ls->boot, (int)i, "ta.addr", &v, &len)))
+			break;
+		if (!len || ((char *)v)[len - 1] || strchr(v, '\n') || strchr(v, ' '))
+			rv = dg_err(DRAGON_EPROTO, "node %u published a malformed transport address", i);
+		else
+			fprintf(f, "%u %s\n", i, (char *)v);
+		free(v);
+	}
+	if (fclose(f) && !rv)
+		rv = dg_err_sys("write %s", tmp);
 	if (!rv && rename(tmp, path))
 		rv = dg_err_sys("rename to %s", path);
 	if (rv)
@@ -1998,9 +2141,20 @@ int ls_run(const struct ls_opts *o)
 	}
 	/* The head node (rank 0) hosts GS; its address and the job key reach the others through
 	 * the bootstrap, and every other node joins it over a sealed link. */
-	if (links_prepare(ls, &tcp_fd) || dg_boot_fence(ls->boot)) {
+	if (links_prepare(ls, &tcp_fd) || dg_boot_fence(ls->boot) || links_key(ls) ||
+	    write_key(ls)) {
 		ls_log(ls, "bootstrap: %s", dragon_errmsg());
 		goto out;
+	}
+	/* Several nodes: start the transport agent, exchange the agents' addresses (fence 2). */
+	if (ls->node_count > 1 && !ta_disabled()) {
+		char addr[600];
+		if (ta_start(ls, addr, sizeof(addr)) ||
+		    dg_boot_put(ls->boot, "ta.addr", addr, strlen(addr) + 1) ||
+		    dg_boot_fence(ls->boot) || ta_write_peers(ls)) {
+			ls_log(ls, "transport: %s", dragon_errmsg());
+			goto out;
+		}
 	}
 	if (make_base_env(ls))
 		goto out;
@@ -2030,10 +2184,6 @@ int ls_run(const struct ls_opts *o)
 	}
 	if (links_join(ls)) {
 		ls_log(ls, "node %u cannot join the head node: %s", ls->node_index, dragon_errmsg());
-		goto out;
-	}
-	if (write_key(ls)) {
-		ls_log(ls, "%s", dragon_errmsg());
 		goto out;
 	}
 	ls->sigchld = evsignal_new(ls->base, SIGCHLD, on_sigchld, ls);
@@ -2134,9 +2284,16 @@ out:
 	(void)own_sock;
 	unlink(ls->sock_path);
 	{
-		char key[PATH_MAX + 16];
-		snprintf(key, sizeof(key), "%s/job.key", o->dir);
-		unlink(key);
+		static const char *const mine[] = {"job.key", "ta.peers", "ta.info"};
+		char path[PATH_MAX + 16];
+		if (ls->ta_pid) {
+			kill(ls->ta_pid, SIGTERM);
+			waitpid(ls->ta_pid, NULL, 0);
+		}
+		for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++) {
+			snprintf(path, sizeof(path), "%s/%s", o->dir, mine[i]);
+			unlink(path);
+		}
 	}
 	sodium_memzero(ls->key, sizeof(ls->key));
 	/* Embedded in a launcher that may itself be gone (SIGKILL): leave no directory behind. */
