@@ -1937,12 +1937,34 @@ static int write_key(struct ls *ls)
 
 /* ---- the node's transport agent -------------------------------------------------------- */
 
-/* The transport agent's program: DRAGON_LIBEXECDIR (tests, relocated installs) or the install's. */
+/*
+ * The transport agent's program: in DRAGON_LIBEXECDIR if set; else beside this program (an
+ * installed dragon-ls), in the build tree's runtime/ta (tests), or the install's libexecdir.
+ */
 static void ta_program(char *out, size_t cap)
 {
 	const char *dir = getenv("DRAGON_LIBEXECDIR");
+	char self[PATH_MAX], *slash;
+	ssize_t n;
 
-	snprintf(out, cap, "%s/dragon-ta", dir && *dir ? dir : DRAGON_LIBEXECDIR);
+	if (dir && *dir) {
+		snprintf(out, cap, "%s/dragon-ta", dir);
+		return;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = 0;
+		if ((slash = strrchr(self, '/'))) {
+			*slash = 0;
+			if ((size_t)snprintf(out, cap, "%s/dragon-ta", self) < cap &&
+			    !access(out, X_OK))
+				return;
+			if ((size_t)snprintf(out, cap, "%s/../ta/dragon-ta", self) < cap &&
+			    !access(out, X_OK))
+				return;
+		}
+	}
+	snprintf(out, cap, "%s/dragon-ta", DRAGON_LIBEXECDIR);
 }
 
 /* Read the value of "key value" line `key` of a small file; DRAGON_ENOTFOUND if absent. */

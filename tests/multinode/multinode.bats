@@ -26,7 +26,7 @@ start_nodes() {
 	local n=$1
 	for i in $(seq 0 $((n - 1))); do
 		mkdir -m 700 "$RT/n$i"
-		DRAGON_LIBEXECDIR="$B/runtime/ta" DRAGON_BOOT_DIR="$RT/boot" DRAGON_BOOT_RANK=$i DRAGON_BOOT_SIZE=$n \
+		DRAGON_BOOT_DIR="$RT/boot" DRAGON_BOOT_RANK=$i DRAGON_BOOT_SIZE=$n \
 			DRAGON_STARTUP_TIMEOUT=10 "$LS" --dir "$RT/n$i" --fabric-id "$FAB" --boot file \
 			2>"$RT/ls$i.log" &
 		PIDS+=($!)
