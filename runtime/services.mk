@@ -13,7 +13,7 @@ runtime_libdragon_impl_la_SOURCES += \
 	runtime/proto/wire.c runtime/proto/wire.h \
 	runtime/ls/ls.c runtime/ls/ls.h runtime/ls/link.c runtime/ls/link.h \
 	runtime/gs/gs.c runtime/gs/gs.h \
-	runtime/launcher/rundir.c runtime/launcher/rundir.h \
+	runtime/launcher/rundir.c runtime/launcher/rundir.h runtime/libexec.c runtime/libexec.h \
 	runtime/client/client.c runtime/client/client.h runtime/client/sync.c
 runtime_libdragon_impl_la_CFLAGS += $(EVENT_CFLAGS) $(PROTOBUF_C_CFLAGS) $(HWLOC_CFLAGS) $(SODIUM_CFLAGS) \
 	-DDRAGON_LIBEXECDIR='"$(libexecdir)"'

@@ -30,6 +30,7 @@
 
 #include "err.h"
 #include "gs/gs.h"
+#include "libexec.h"
 #include "ls/link.h"
 #include "ls/ls.h"
 #include "proto/wire.h"
@@ -1937,36 +1938,6 @@ static int write_key(struct ls *ls)
 
 /* ---- the node's transport agent -------------------------------------------------------- */
 
-/*
- * The transport agent's program: in DRAGON_LIBEXECDIR if set; else beside this program (an
- * installed dragon-ls), in the build tree's runtime/ta (tests), or the install's libexecdir.
- */
-static void ta_program(char *out, size_t cap)
-{
-	const char *dir = getenv("DRAGON_LIBEXECDIR");
-	char self[PATH_MAX], *slash;
-	ssize_t n;
-
-	if (dir && *dir) {
-		snprintf(out, cap, "%s/dragon-ta", dir);
-		return;
-	}
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		self[n] = 0;
-		if ((slash = strrchr(self, '/'))) {
-			*slash = 0;
-			if ((size_t)snprintf(out, cap, "%s/dragon-ta", self) < cap &&
-			    !access(out, X_OK))
-				return;
-			if ((size_t)snprintf(out, cap, "%s/../ta/dragon-ta", self) < cap &&
-			    !access(out, X_OK))
-				return;
-		}
-	}
-	snprintf(out, cap, "%s/dragon-ta", DRAGON_LIBEXECDIR);
-}
-
 /* Read the value of "key value" line `key` of a small file; DRAGON_ENOTFOUND if absent. */
 static int read_keyed(const char *path, const char *key, char *out, size_t cap)
 {
@@ -2001,15 +1972,14 @@ static int ta_start(struct ls *ls, char *addr, size_t cap)
 	int ms = startup_timeout_ms();
 	pid_t pid;
 
-	ta_program(prog, sizeof(prog));
 	snprintf(info, sizeof(info), "%s/ta.info", ls->o->dir);
 	snprintf(peers, sizeof(peers), "%s/ta.peers", ls->o->dir);
 	snprintf(node, sizeof(node), "%u", ls->node_index);
 	unlink(info);
-	if (access(prog, X_OK))
-		return dg_err(DRAGON_ENOTFOUND, "no transport agent at %s (DRAGON_LIBEXECDIR names "
-					      "its directory; DRAGON_TA=off runs without one)",
-			      prog);
+	if (dg_libexec_find("dragon-ta", "ta", prog, sizeof(prog)))
+		return dg_err(DRAGON_ENOTFOUND, "%s; DRAGON_TA=off runs a fabric without channels "
+					      "across nodes",
+			      dragon_errmsg());
 	pid = fork();
 	if (pid < 0)
 		return dg_err_sys("fork for the transport agent");
