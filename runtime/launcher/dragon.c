@@ -24,6 +24,7 @@
 
 #include "err.h"
 #include "launcher/rundir.h"
+#include "libexec.h"
 #include "ls/ls.h"
 #include "proto/wire.h"
 
@@ -36,12 +37,18 @@ static const char usage[] =
 	"Usage: dragon [OPTIONS] PROG [ARGS...]\n"
 	"       dragon status [--json] [--runtime-dir DIR]\n"
 	"\n"
-	"Start a Dragon fabric on this machine (local and global services), run PROG as its\n"
-	"first process, forward the output of every process, and exit with PROG's status.\n"
-	"Nothing is left behind: processes, sockets, the runtime directory and pools go with it.\n"
+	"Run PROG as a process of a Dragon fabric, forward the output of every process it starts,\n"
+	"and exit with PROG's status. Which fabric:\n"
+	"  - in a job step that has one (srun --dragon; DRAGON_LS_SOCKET is set): that one;\n"
+	"  - on a node of a Slurm allocation of several nodes: a fresh one over all its nodes,\n"
+	"    started as a job step (srun --overlap --mpi=pmix) and shut down when PROG ends;\n"
+	"  - otherwise, or with --local: a fresh one on this machine.\n"
+	"A fabric dragon started leaves nothing behind: processes, sockets, runtime directories\n"
+	"and pools go with it.\n"
 	"\n"
 	"Options:\n"
 	"  -l, --label            prefix each output line with RANK/HOST: (like srun -l)\n"
+	"      --local            always start a fabric on this machine only\n"
 	"      --runtime-dir DIR  where fabrics keep their sockets (default $XDG_RUNTIME_DIR/dragon\n"
 	"                         or /tmp/dragon-UID)\n"
 	"      --json             (status) print JSON\n"
@@ -108,7 +115,9 @@ static void print_output(const Dragon__Output *o, int label)
 		char pre[320];
 		int n = o->rank >= 0 ? snprintf(pre, sizeof(pre), "%d/%s: ", o->rank, o->host)
 				     : snprintf(pre, sizeof(pre), "p%llu/%s: ",
-						(unsigned long long)o->puid, o->host);
+						/* the node is in the host name: show its counter */
+						(unsigned long long)(o->puid & 0x7fffffffffffull),
+						o->host);
 		if (n > 0)
 			write_all(fd, pre, (size_t)n < sizeof(pre) ? (size_t)n : sizeof(pre) - 1);
 	}
@@ -136,21 +145,173 @@ static int send_shutdown(int fd, int signo)
 	return send_msg(fd, &m);
 }
 
-static int run(const char *basedir, int label, char **argv)
+/* Signals become messages: Ctrl-C is an orderly shutdown, a second one is final. */
+static int take_signals(sigset_t *old)
+{
+	sigset_t mask;
+	int sfd;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &mask, old);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0)
+		fprintf(stderr, "dragon: signalfd: %s\n", strerror(errno));
+	return sfd;
+}
+
+static int send_signal(int fd, uint64_t puid, int signo)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Signal s = DRAGON__SIGNAL__INIT;
+
+	s.puid = puid;
+	s.signo = signo;
+	m.seq = 4;
+	m.body_case = DRAGON__MSG__BODY_SIGNAL;
+	m.signal = &s;
+	return send_msg(fd, &m);
+}
+
+/*
+ * Start PROG through the local services on fd and forward the output of the fabric's processes
+ * until PROG ends. own: this launcher owns the fabric, so PROG's end or a signal shuts it down
+ * (and we wait for the services to close the connection); otherwise a signal goes to PROG only
+ * and we return as soon as it ends. Returns PROG's status, or -1 if it never ran.
+ */
+static int session(int fd, int sfd, char **argv, int label, int own, int *stopsig)
+{
+	Dragon__Msg m0 = DRAGON__MSG__INIT;
+	Dragon__Hello h = DRAGON__HELLO__INIT;
+	Dragon__Spawn sp = DRAGON__SPAWN__INIT;
+	Dragon__SpawnArgs a = DRAGON__SPAWN_ARGS__INIT;
+	uint64_t prog_puid = 0;
+	int status = -1, shut_sent = 0, nsig = 0;
+	char cwd[PATH_MAX];
+	size_t n = 0;
+
+	while (argv[n])
+		n++;
+	h.pid = getpid();
+	h.sink = 1;
+	m0.seq = 1;
+	m0.body_case = DRAGON__MSG__BODY_HELLO;
+	m0.hello = &h;
+	if (send_msg(fd, &m0))
+		return -1;
+	a.n_argv = n;
+	a.argv = argv;
+	a.cpu = -1;
+	a.output = DRAGON__OUTPUT_MODE__OUTPUT_TO_ME;
+	/* Local services may run elsewhere in the file system's view: start PROG where we are. */
+	if (!own && getcwd(cwd, sizeof(cwd)))
+		a.cwd = cwd;
+	sp.args = &a;
+	m0.seq = 2;
+	m0.body_case = DRAGON__MSG__BODY_SPAWN;
+	m0.spawn = &sp;
+	if (send_msg(fd, &m0))
+		return -1;
+	for (;;) {
+		struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+		Dragon__Msg *m = NULL;
+		int rc;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				int sig = (int)si.ssi_signo == SIGHUP ? SIGTERM : (int)si.ssi_signo;
+				if (!*stopsig)
+					*stopsig = (int)si.ssi_signo;
+				/* First signal: pass it on, then SIGKILL after a grace; second: now. */
+				if (own)
+					send_shutdown(fd, shut_sent ? SIGKILL : sig);
+				else if (prog_puid)
+					send_signal(fd, prog_puid, nsig ? SIGKILL : sig);
+				else
+					return -1;
+				shut_sent = 1;
+				nsig++;
+			}
+		}
+		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		rc = dg_wire_recv(fd, &m, NULL, -1);
+		if (rc == DRAGON_EPEER)
+			break;
+		if (rc) {
+			fprintf(stderr, "dragon: from local services: %s\n", dragon_errmsg());
+			continue;
+		}
+		switch (m->body_case) {
+		case DRAGON__MSG__BODY_OUTPUT:
+			print_output(m->output, label);
+			break;
+		case DRAGON__MSG__BODY_SPAWN_REPLY:
+			prog_puid = m->spawn_reply->puid;
+			break;
+		case DRAGON__MSG__BODY_PROC_EXIT:
+			if (m->proc_exit->puid == prog_puid && status < 0) {
+				status = m->proc_exit->status;
+				if (!own) {
+					dg_msg_free(m);
+					return status;
+				}
+				if (!shut_sent)
+					send_shutdown(fd, SIGTERM);
+				shut_sent = 1;
+			}
+			break;
+		case DRAGON__MSG__BODY_ERROR:
+			if (m->seq == 2) {
+				fprintf(stderr, "dragon: cannot start %s: %s\n", argv[0],
+					m->error->msg);
+				status = m->error->rc == DRAGON_ENOTFOUND ? EXIT_NOTFOUND
+									  : EXIT_NOEXEC;
+				if (!own) {
+					dg_msg_free(m);
+					return status;
+				}
+				send_shutdown(fd, SIGTERM);
+				shut_sent = 1;
+			} else if (m->error->rc) {
+				fprintf(stderr, "dragon: local services: %s\n", m->error->msg);
+			}
+			break;
+		default:
+			break;
+		}
+		dg_msg_free(m);
+	}
+	return status;
+}
+
+static int exit_code(int status, int stopsig)
+{
+	if (stopsig)
+		return 128 + stopsig;
+	return status >= 0 ? status : EXIT_DRAGON;
+}
+
+/* A fresh fabric on this machine: local and global services in a child, PROG its first process. */
+static int run_local(const char *basedir, int label, char **argv)
 {
 	struct dg_rundir rd;
 	char fabric_id[17];
 	uint8_t rnd[8];
 	int sv[2] = {-1, -1}, lfd = -1, sfd = -1, rv = EXIT_DRAGON, status = -1, stopsig = 0;
-	int shut_sent = 0;
-	uint64_t prog_puid = 0;
-	sigset_t mask, old;
+	sigset_t old;
 	pid_t ls_pid = -1;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
-	if ((rv = resolve_prog(argv[0])))
-		return rv;
-	rv = EXIT_DRAGON;
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
 		fprintf(stderr, "dragon: getrandom: %s\n", strerror(errno));
 		return rv;
@@ -175,18 +336,8 @@ static int run(const char *basedir, int label, char **argv)
 		fprintf(stderr, "dragon: socketpair: %s\n", strerror(errno));
 		goto out;
 	}
-	/* Signals are taken through a signalfd so that Ctrl-C becomes an orderly shutdown. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGQUIT);
-	sigprocmask(SIG_BLOCK, &mask, &old);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	if (sfd < 0) {
-		fprintf(stderr, "dragon: signalfd: %s\n", strerror(errno));
+	if ((sfd = take_signals(&old)) < 0)
 		goto out;
-	}
 	fflush(NULL);
 	ls_pid = fork();
 	if (ls_pid < 0) {
@@ -213,96 +364,7 @@ static int run(const char *basedir, int label, char **argv)
 	sv[1] = -1;
 	close(lfd);
 	lfd = -1;
-	{
-		Dragon__Msg m = DRAGON__MSG__INIT;
-		Dragon__Hello h = DRAGON__HELLO__INIT;
-		Dragon__Spawn s = DRAGON__SPAWN__INIT;
-		Dragon__SpawnArgs a = DRAGON__SPAWN_ARGS__INIT;
-		size_t n = 0;
-
-		while (argv[n])
-			n++;
-		h.pid = getpid();
-		h.sink = 1;
-		m.seq = 1;
-		m.body_case = DRAGON__MSG__BODY_HELLO;
-		m.hello = &h;
-		if (send_msg(sv[0], &m))
-			goto wait_ls;
-		a.n_argv = n;
-		a.argv = argv;
-		a.cpu = -1;
-		a.output = DRAGON__OUTPUT_MODE__OUTPUT_TO_ME;
-		s.args = &a;
-		m.seq = 2;
-		m.body_case = DRAGON__MSG__BODY_SPAWN;
-		m.spawn = &s;
-		if (send_msg(sv[0], &m))
-			goto wait_ls;
-	}
-	for (;;) {
-		struct pollfd p[2] = {{.fd = sv[0], .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-		Dragon__Msg *m = NULL;
-		int rc;
-
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (p[1].revents & POLLIN) {
-			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				int sig = (int)si.ssi_signo == SIGHUP ? SIGTERM : (int)si.ssi_signo;
-				if (!stopsig)
-					stopsig = (int)si.ssi_signo;
-				/* First signal: pass it on, then SIGKILL after a grace; second: now. */
-				send_shutdown(sv[0], shut_sent ? SIGKILL : sig);
-				shut_sent = 1;
-			}
-		}
-		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
-			continue;
-		rc = dg_wire_recv(sv[0], &m, NULL, -1);
-		if (rc == DRAGON_EPEER)
-			break;
-		if (rc) {
-			fprintf(stderr, "dragon: from local services: %s\n", dragon_errmsg());
-			continue;
-		}
-		switch (m->body_case) {
-		case DRAGON__MSG__BODY_OUTPUT:
-			print_output(m->output, label);
-			break;
-		case DRAGON__MSG__BODY_SPAWN_REPLY:
-			prog_puid = m->spawn_reply->puid;
-			break;
-		case DRAGON__MSG__BODY_PROC_EXIT:
-			if (m->proc_exit->puid == prog_puid && status < 0) {
-				status = m->proc_exit->status;
-				if (!shut_sent)
-					send_shutdown(sv[0], SIGTERM);
-				shut_sent = 1;
-			}
-			break;
-		case DRAGON__MSG__BODY_ERROR:
-			if (m->seq == 2) {
-				fprintf(stderr, "dragon: cannot start %s: %s\n", argv[0],
-					m->error->msg);
-				status = m->error->rc == DRAGON_ENOTFOUND ? EXIT_NOTFOUND
-									  : EXIT_NOEXEC;
-				send_shutdown(sv[0], SIGTERM);
-				shut_sent = 1;
-			} else if (m->error->rc) {
-				fprintf(stderr, "dragon: local services: %s\n", m->error->msg);
-			}
-			break;
-		default:
-			break;
-		}
-		dg_msg_free(m);
-	}
-wait_ls:
+	status = session(sv[0], sfd, argv, label, 1, &stopsig);
 	close(sv[0]);
 	sv[0] = -1;
 	for (;;) {
@@ -316,12 +378,7 @@ wait_ls:
 				WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 		break;
 	}
-	if (stopsig)
-		rv = 128 + stopsig;
-	else if (status >= 0)
-		rv = status;
-	else
-		rv = EXIT_DRAGON;
+	rv = exit_code(status, stopsig);
 out:
 	if (sfd >= 0)
 		close(sfd);
@@ -332,6 +389,188 @@ out:
 		close(lfd);
 	dg_rundir_remove(&rd);
 	return rv;
+}
+
+/* Connect to a local services socket; -1 (errno set) if it does not accept (yet). */
+static int dial_ls(const char *sock)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(sock) >= sizeof(sa.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(sa.sun_path, sock);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Inside a job step with a fabric (the Slurm plugin set DRAGON_LS_SOCKET): run PROG in it. */
+static int run_join(const char *sock, int label, char **argv)
+{
+	sigset_t old;
+	int fd, sfd, status, stopsig = 0;
+
+	if ((fd = dial_ls(sock)) < 0) {
+		fprintf(stderr, "dragon: cannot reach this job's fabric at %s: %s\n", sock,
+			strerror(errno));
+		return EXIT_DRAGON;
+	}
+	if ((sfd = take_signals(&old)) < 0) {
+		close(fd);
+		return EXIT_DRAGON;
+	}
+	status = session(fd, sfd, argv, label, 0, &stopsig);
+	close(fd);
+	close(sfd);
+	return exit_code(status, stopsig);
+}
+
+static int env_int(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v ? atoi(v) : 0;
+}
+
+/* Keep a variable for the fabric step? Not the plugin's, PMIx's or a fabric's own. */
+static int scrubbed(const char *e)
+{
+	static const char *const keep[] = {"DRAGON_DEBUG=",	    "DRAGON_STARTUP_TIMEOUT=",
+					   "DRAGON_TA",		    "DRAGON_LIBEXECDIR=",
+					   "DRAGON_LS_BIND=",	    NULL};
+
+	for (int i = 0; keep[i]; i++)
+		if (!strncmp(e, keep[i], strlen(keep[i])))
+			return 0;
+	return !strncmp(e, "DRAGON_", 7) || !strncmp(e, "PMIX_", 5) ||
+	       !strncmp(e, "SLURM_SPANK_", 12) || !strncmp(e, "_SLURM_SPANK_", 13) ||
+	       !strncmp(e, "SPANK_", 6);
+}
+
+/*
+ * Inside a Slurm allocation without the plugin: start the fabric as a step over every node of the
+ * job (one dragon-ls per node, PMIx wire-up), join it on this node, run PROG, and shut it down.
+ */
+static int run_alloc(const char *basedir, int label, char **argv)
+{
+	char fabric_id[40], base[PATH_MAX], sock[PATH_MAX + 64], ls[PATH_MAX], nodes[16];
+	uint8_t rnd[4];
+	int sfd = -1, fd = -1, status = -1, stopsig = 0, timeout_ms, nn = env_int("SLURM_JOB_NUM_NODES");
+	sigset_t old;
+	pid_t step;
+	size_t ne = 0;
+	char **envp;
+	extern char **environ;
+
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd) || dg_rundir_base(basedir, base, sizeof(base)) ||
+	    dg_libexec_find("dragon-ls", "ls", ls, sizeof(ls))) {
+		fprintf(stderr, "dragon: %s\n", dragon_errmsg());
+		return EXIT_DRAGON;
+	}
+	snprintf(fabric_id, sizeof(fabric_id), "job%s-%02x%02x%02x%02x", getenv("SLURM_JOB_ID"), rnd[0],
+		 rnd[1], rnd[2], rnd[3]);
+	snprintf(sock, sizeof(sock), "%s/%s/%s", base, fabric_id, LS_SOCK_NAME);
+	snprintf(nodes, sizeof(nodes), "%d", nn);
+	for (char **e = environ; *e; e++)
+		ne++;
+	if (!(envp = calloc(ne + 2, sizeof(char *)))) {
+		fprintf(stderr, "dragon: out of memory\n");
+		return EXIT_DRAGON;
+	}
+	ne = 0;
+	for (char **e = environ; *e; e++)
+		if (!scrubbed(*e))
+			envp[ne++] = *e;
+	/* Marks the step so the plugin, if a node has it, leaves it alone. */
+	envp[ne++] = "DRAGON_FABRIC_STEP=1";
+	if ((sfd = take_signals(&old)) < 0) {
+		free(envp);
+		return EXIT_DRAGON;
+	}
+	fflush(NULL);
+	step = fork();
+	if (step < 0) {
+		fprintf(stderr, "dragon: fork: %s\n", strerror(errno));
+		free(envp);
+		close(sfd);
+		return EXIT_DRAGON;
+	}
+	if (step == 0) {
+		char *sargv[] = {"srun", "--overlap", "--mpi=pmix", "-N", nodes, "--ntasks-per-node=1",
+				 "--cpu-bind=none", "--kill-on-bad-exit=1", "--job-name=dragon-fabric",
+				 "--quiet", ls, "--base", base, "--fabric-id", fabric_id, "--boot",
+				 "pmix", NULL};
+		/* Its own process group: the terminal's Ctrl-C is ours to turn into a shutdown. */
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		execvpe("srun", sargv, envp);
+		fprintf(stderr, "dragon: cannot run srun: %s\n", strerror(errno));
+		_exit(EXIT_NOTFOUND);
+	}
+	free(envp);
+	timeout_ms = (env_int("DRAGON_STARTUP_TIMEOUT") > 0 ? env_int("DRAGON_STARTUP_TIMEOUT") : 30) * 1000;
+	for (int waited = 0; fd < 0; waited += 10) {
+		int st;
+		if ((fd = dial_ls(sock)) >= 0)
+			break;
+		if (waitpid(step, &st, WNOHANG) == step) {
+			fprintf(stderr, "dragon: the fabric step ended before it was ready (%s %d); see "
+					"the messages above\n",
+				WIFEXITED(st) ? "status" : "signal",
+				WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+			close(sfd);
+			return EXIT_DRAGON;
+		}
+		if (waited >= timeout_ms) {
+			fprintf(stderr, "dragon: local services did not appear at %s within %d s "
+					"(DRAGON_STARTUP_TIMEOUT)\n",
+				sock, timeout_ms / 1000);
+			break;
+		}
+		usleep(10000);
+	}
+	if (fd >= 0) {
+		status = session(fd, sfd, argv, label, 1, &stopsig);
+		close(fd);
+	}
+	/* The services stop when node 0's does; srun then ends. Bounded, then by force. */
+	for (int waited = 0;; waited += 10) {
+		int st;
+		pid_t r = waitpid(step, &st, WNOHANG);
+		if (r == step || (r < 0 && errno != EINTR))
+			break;
+		if (waited == 10000 || waited == 15000)
+			kill(step, waited == 10000 ? SIGTERM : SIGKILL);
+		usleep(10000);
+	}
+	close(sfd);
+	return exit_code(status, stopsig);
+}
+
+static int run(const char *basedir, int label, int local, char **argv)
+{
+	const char *sock = getenv("DRAGON_LS_SOCKET");
+	int rv;
+
+	if ((rv = resolve_prog(argv[0])))
+		return rv;
+	if (local)
+		return run_local(basedir, label, argv);
+	if (sock && *sock)
+		return run_join(sock, label, argv);
+	/* On a node of a Slurm allocation of several nodes (not on the login node of salloc). */
+	if (getenv("SLURM_JOB_ID") && getenv("SLURMD_NODENAME") && env_int("SLURM_JOB_NUM_NODES") > 1)
+		return run_alloc(basedir, label, argv);
+	return run_local(basedir, label, argv);
 }
 
 /* ---- dragon status --------------------------------------------------------------------- */
@@ -662,9 +901,10 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"help", no_argument, NULL, 'h'},    {"version", no_argument, NULL, 'V'},
 		{"label", no_argument, NULL, 'l'},   {"runtime-dir", required_argument, NULL, 'r'},
-		{"json", no_argument, NULL, 'j'},    {NULL, 0, NULL, 0}};
+		{"json", no_argument, NULL, 'j'},    {"local", no_argument, NULL, 'L'},
+		{NULL, 0, NULL, 0}};
 	const char *basedir = NULL;
-	int label = 0, json = 0, c;
+	int label = 0, json = 0, local = 0, c;
 
 	while ((c = getopt_long(argc, argv, "+hVl", opts, NULL)) != -1) {
 		switch (c) {
@@ -682,6 +922,9 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			json = 1;
+			break;
+		case 'L':
+			local = 1;
 			break;
 		default:
 			fputs(usage, stderr);
@@ -712,5 +955,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dragon: --json applies to `dragon status`\n");
 		return EXIT_DRAGON;
 	}
-	return run(basedir, label, argv + optind);
+	return run(basedir, label, local, argv + optind);
 }

@@ -146,3 +146,36 @@ on() { # on NODE CMD...: run a client of that node
 	[ ! -e "$RT/n1/ls.sock" ]
 	[ ! -e "$RT/n1/job.key" ]
 }
+
+@test "dragon PROG inside a fabric runs PROG there: hello's workers on three nodes report back through the links" {
+	start_nodes 3
+	run on 1 "$DRAGON" -l "$B/examples/hello" 6
+	[ "$status" -eq 0 ]
+	for r in 0 1 2 3 4 5; do
+		[[ "$output" == *"$r/$(hostname): hello from rank $r of 6"* ]]
+		[[ "$output" == *"report: rank $r pid"* ]]
+	done
+	[[ "$output" == *"6 workers done, worst status 0"* ]]
+	# PROG runs on the node it was started from, in the caller's directory, with its status.
+	cd "$RT/out"
+	run on 2 "$DRAGON" sh -c 'echo node $DRAGON_NODE_INDEX in $PWD; exit 4'
+	[ "$status" -eq 4 ]
+	[ "$output" = "node 2 in $RT/out" ]
+	# The fabric outlives a joined launcher.
+	run on 0 "$MN" info
+	[ "$status" -eq 0 ]
+}
+
+@test "a signal to a launcher joined to a fabric stops its program, not the fabric" {
+	start_nodes 2
+	on 1 "$DRAGON" sh -c 'echo started; exec sleep 30' > "$RT/out/join" &
+	local pid=$!
+	for _ in $(seq 50); do grep -q started "$RT/out/join" && break; sleep 0.1; done
+	# (SIGINT is ignored by background jobs of a script: SIGTERM takes the same path.)
+	kill -TERM $pid
+	run wait $pid
+	[ "$status" -eq 143 ]
+	! pgrep -f "sleep 30" -P "${PIDS[1]}" >/dev/null
+	run on 1 "$MN" info
+	[ "$output" = "node 1 of 2 fabric $FAB" ]
+}
