@@ -935,6 +935,17 @@ static void begin_stop(struct ls *ls, int signo)
 	struct timeval tv = {.tv_sec = LS_KILL_GRACE_MS / 1000,
 			     .tv_usec = (LS_KILL_GRACE_MS % 1000) * 1000};
 
+	/* The head node's end is the fabric's: the other nodes stop with it, the same way. */
+	for (uint32_t i = 1; ls->nodes && i < ls->node_count; i++)
+		if (ls->nodes[i].link) {
+			Dragon__Msg m = DRAGON__MSG__INIT;
+			Dragon__Shutdown sd = DRAGON__SHUTDOWN__INIT;
+			sd.signo = signo;
+			m.body_case = DRAGON__MSG__BODY_SHUTDOWN;
+			m.shutdown = &sd;
+			dg_link_send(ls->nodes[i].link, &m);
+		}
+
 	if (ls->stopping) {
 		/* A second request: do not wait for the grace period. */
 		if (signo == SIGKILL)
@@ -1781,6 +1792,12 @@ static void link_msg(struct dg_link *l, const Dragon__Msg *m, void *arg)
 			return;
 		}
 		break;
+	case DRAGON__MSG__BODY_SHUTDOWN:
+		if (ls->uplink) {
+			begin_stop(ls, m->shutdown->signo);
+			return;
+		}
+		break;
 	case DRAGON__MSG__BODY_GONE:
 		if (m->gone->conn)
 			conn_forget(ls, m->gone->conn);
@@ -1802,18 +1819,18 @@ static void link_closed(struct dg_link *l, const char *why, void *arg)
 
 	if (l == ls->uplink) {
 		ls->uplink = NULL;
-		dg_link_free(l);
 		if (!ls->stopping) {
 			ls_log(ls, "lost the head node (%s): stopping this node", why);
 			begin_stop(ls, SIGTERM);
 		}
+		dg_link_free(l);
 		return;
 	}
 	if (ls->nodes && node < ls->node_count && ls->nodes[node].link == l) {
 		ls->nodes[node].link = NULL;
 		if (!ls->stopping)
 			ls_log(ls, "node %u (%s) left the fabric: %s", node, ls->nodes[node].host, why);
-	} else if (node == UINT32_MAX) {
+	} else if (node == UINT32_MAX && !ls->stopping) {
 		/* Someone reached the node port without the job key, or spoke garbage. */
 		ls_log(ls, "refused a connection on the port for other nodes: %s", why);
 	}

@@ -139,7 +139,7 @@ on() { # on NODE CMD...: run a client of that node
 	[[ "$output" == *"node 2"* ]]
 	run on 1 "$MN" put still-here y outlive
 	[ "$status" -eq 0 ]
-	kill -TERM "${PIDS[0]}"
+	kill -KILL "${PIDS[0]}"
 	for _ in $(seq 100); do kill -0 "${PIDS[1]}" 2>/dev/null || break; sleep 0.05; done
 	! kill -0 "${PIDS[1]}" 2>/dev/null
 	grep -q "lost the head node" "$RT/ls1.log"
@@ -178,4 +178,17 @@ on() { # on NODE CMD...: run a client of that node
 	! pgrep -f "sleep 30" -P "${PIDS[1]}" >/dev/null
 	run on 1 "$MN" info
 	[ "$output" = "node 1 of 2 fabric $FAB" ]
+}
+
+@test "stopping the head node stops every node in order, with nothing left" {
+	start_nodes 3
+	on 2 "$MN" group 3 rr sh -c 'exec sleep 3$RANDOM' &
+	sleep 0.5
+	kill -TERM "${PIDS[0]}"
+	for p in "${PIDS[@]}"; do
+		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+		! kill -0 "$p" 2>/dev/null
+	done
+	! grep -q "lost the head node\|left the fabric" "$RT"/ls*.log
+	for i in 0 1 2; do [ -z "$(ls -A "$RT/n$i")" ]; done
 }
