@@ -504,10 +504,11 @@ static int run_alloc(const char *basedir, int label, char **argv)
 		return EXIT_DRAGON;
 	}
 	if (step == 0) {
+		/* No --cpu-bind: one task per node is bound to the node's whole grant, which LS
+		 * divides itself; and clusters without task/affinity warn about the option. */
 		char *sargv[] = {"srun", "--overlap", "--mpi=pmix", "-N", nodes, "--ntasks-per-node=1",
-				 "--cpu-bind=none", "--kill-on-bad-exit=1", "--job-name=dragon-fabric",
-				 "--quiet", ls, "--base", base, "--fabric-id", fabric_id, "--boot",
-				 "pmix", NULL};
+				 "--kill-on-bad-exit=1", "--job-name=dragon-fabric", "--quiet", ls,
+				 "--base", base, "--fabric-id", fabric_id, "--boot", "pmix", NULL};
 		/* Its own process group: the terminal's Ctrl-C is ours to turn into a shutdown. */
 		setpgid(0, 0);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
