@@ -74,7 +74,7 @@ tests_bench_b6_spawn_LDADD = runtime/libdragon_impl.la
 EXTRA_DIST += tests/bench/parts/B5a.sh tests/bench/parts/B6.sh
 
 dist_man_MANS += docs/man/dragon.1
-EXTRA_DIST += docs/services.md
+EXTRA_DIST += docs/services.md docs/multinode.md
 
 # dragon-ls: local services as their own daemon (the Slurm fabric step will start one per node).
 libexec_PROGRAMS += runtime/ls/dragon-ls
