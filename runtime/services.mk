@@ -87,3 +87,10 @@ tests_multinode_mnclient_SOURCES = tests/multinode/mnclient.c
 tests_multinode_mnclient_LDADD = runtime/libdragon_impl.la
 TESTS += tests/multinode/multinode.bats
 EXTRA_DIST += tests/multinode/multinode.bats
+
+# Links between nodes: joins, order, and what they refuse (a server thread on loopback).
+check_PROGRAMS += tests/unit/test_link
+TESTS += tests/unit/test_link
+tests_unit_test_link_SOURCES = tests/unit/test_link.c
+tests_unit_test_link_CFLAGS = $(TEST_CFLAGS) $(PROTOBUF_C_CFLAGS) $(EVENT_CFLAGS) $(SODIUM_CFLAGS) -pthread
+tests_unit_test_link_LDADD = $(TEST_LIBS) $(EVENT_LIBS) $(SODIUM_LIBS) -lpthread
