@@ -1993,10 +1993,14 @@ static int ta_start(struct ls *ls, char *addr, size_t cap)
 	snprintf(peers, sizeof(peers), "%s/ta.peers", ls->o->dir);
 	snprintf(node, sizeof(node), "%u", ls->node_index);
 	unlink(info);
-	if (dg_libexec_find("dragon-ta", "ta", prog, sizeof(prog)))
+	if (dg_libexec_find("dragon-ta", "ta", prog, sizeof(prog))) {
+		char why[512];
+		/* dg_err formats into the buffer dragon_errmsg() returns: copy it first. */
+		snprintf(why, sizeof(why), "%s", dragon_errmsg());
 		return dg_err(DRAGON_ENOTFOUND, "%s; DRAGON_TA=off runs a fabric without channels "
 					      "across nodes",
-			      dragon_errmsg());
+			      why);
+	}
 	pid = fork();
 	if (pid < 0)
 		return dg_err_sys("fork for the transport agent");
