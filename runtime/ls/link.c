@@ -554,21 +554,28 @@ int dg_link_listen(const char *bind_to, int *fdp, char *addrs, size_t cap)
 	return DRAGON_OK;
 }
 
-void dg_link_flush(struct dg_link *l, int timeout_ms)
+void dg_bev_flush(struct bufferevent *bev, int timeout_ms)
 {
-	struct evbuffer *out = bufferevent_get_output(l->bev);
-	int fd = bufferevent_getfd(l->bev);
+	struct evbuffer *out = bufferevent_get_output(bev);
+	int fd = bufferevent_getfd(bev);
 	struct timespec deadline;
 
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000 + 1;
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	/* A socket bufferevent freezes the start of its output; we are the writer here. */
 	evbuffer_unfreeze(out, 1);
-	while (evbuffer_get_length(out) > 0 && ms_left(&deadline) > 0) {
+	while (evbuffer_get_length(out) > 0) {
 		size_t len = evbuffer_get_contiguous_space(out);
 		ssize_t n = send(fd, evbuffer_pullup(out, (ssize_t)len), len, MSG_NOSIGNAL);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 			struct pollfd pf = {.fd = fd, .events = POLLOUT};
-			if (poll(&pf, 1, 100) < 0)
+			long left = ms_left(&deadline);
+			if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
 				break;
 			continue;
 		}
@@ -577,6 +584,11 @@ void dg_link_flush(struct dg_link *l, int timeout_ms)
 		evbuffer_drain(out, (size_t)n);
 	}
 	evbuffer_freeze(out, 1);
+}
+
+void dg_link_flush(struct dg_link *l, int timeout_ms)
+{
+	dg_bev_flush(l->bev, timeout_ms);
 }
 
 void dg_link_free(struct dg_link *l)

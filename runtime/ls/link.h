@@ -56,6 +56,10 @@ void dg_link_set_node(struct dg_link *l, uint32_t node);
 
 /* Write what is queued, bounded by timeout_ms (before an orderly exit). */
 void dg_link_flush(struct dg_link *l, int timeout_ms);
+
+/* The same for any socket bufferevent: its pending output, written synchronously. */
+struct bufferevent;
+void dg_bev_flush(struct bufferevent *bev, int timeout_ms);
 void dg_link_free(struct dg_link *l);
 
 #endif

@@ -318,27 +318,7 @@ static void reply_ok(struct conn *c, uint64_t seq)
  * carries a descriptor (which cannot queue in a bufferevent). */
 static void conn_drain(struct conn *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	int fd = bufferevent_getfd(c->bev);
-
-	/* A socket bufferevent freezes the start of its output; we are the writer here. */
-	evbuffer_unfreeze(out, 1);
-	while (evbuffer_get_length(out) > 0) {
-		size_t len = evbuffer_get_contiguous_space(out);
-		unsigned char *p = evbuffer_pullup(out, (ssize_t)len);
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			struct pollfd pf = {.fd = fd, .events = POLLOUT};
-			if (poll(&pf, 1, 1000) <= 0)
-				break;
-			continue;
-		}
-		if (n <= 0)
-			break;
-		evbuffer_drain(out, (size_t)n);
-	}
-	evbuffer_freeze(out, 1);
+	dg_bev_flush(c->bev, 1000);
 }
 
 /* ---- processes ------------------------------------------------------------------------- */

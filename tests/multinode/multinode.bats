@@ -175,8 +175,9 @@ on() { # on NODE CMD...: run a client of that node
 	for _ in $(seq 50); do grep -q started "$RT/out/join" && break; sleep 0.1; done
 	# (SIGINT is ignored by background jobs of a script: SIGTERM takes the same path.)
 	kill -TERM $pid
-	run wait $pid
-	[ "$status" -eq 143 ]
+	st=0
+	wait $pid || st=$?
+	[ "$st" -eq 143 ]
 	! pgrep -f "sleep 30" -P "${PIDS[1]}" >/dev/null
 	run on 1 "$MN" info
 	[ "$output" = "node 1 of 2 fabric $FAB" ]
