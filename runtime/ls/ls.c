@@ -1933,6 +1933,27 @@ static int write_key(struct ls *ls)
 	return rv;
 }
 
+/* Everything is up: say so in DIR/ls.ready (see ls.h), written atomically. */
+static int write_ready(struct ls *ls)
+{
+	char path[PATH_MAX + 16], tmp[PATH_MAX + 32];
+	FILE *f;
+	int rv = DRAGON_OK;
+
+	snprintf(path, sizeof(path), "%s/" LS_READY_NAME, ls->o->dir);
+	snprintf(tmp, sizeof(tmp), "%s/.ls.ready.%d", ls->o->dir, (int)getpid());
+	if (!(f = fopen(tmp, "wxe")))
+		return dg_err_sys("create %s", tmp);
+	fprintf(f, "%s %u %u %d\n", ls->o->fabric_id, ls->node_index, ls->node_count, (int)getpid());
+	if (fclose(f))
+		rv = dg_err_sys("write %s", tmp);
+	if (!rv && rename(tmp, path))
+		rv = dg_err_sys("rename to %s", path);
+	if (rv)
+		unlink(tmp);
+	return rv;
+}
+
 /* ---- the node's transport agent -------------------------------------------------------- */
 
 /* Read the value of "key value" line `key` of a small file; DRAGON_ENOTFOUND if absent. */
@@ -2204,6 +2225,10 @@ int ls_run(const struct ls_opts *o)
 		goto out;
 	/* Children were forked before our SIGCHLD watch existed? Reap them now too. */
 	on_sigchld(SIGCHLD, 0, ls);
+	if (write_ready(ls)) {
+		ls_log(ls, "%s", dragon_errmsg());
+		goto out;
+	}
 	event_base_dispatch(ls->base);
 	kill_descendants();
 	rv = 0;
@@ -2277,7 +2302,7 @@ out:
 	(void)own_sock;
 	unlink(ls->sock_path);
 	{
-		static const char *const mine[] = {"job.key", "ta.peers", "ta.info"};
+		static const char *const mine[] = {LS_READY_NAME, "job.key", "ta.peers", "ta.info"};
 		char path[PATH_MAX + 16];
 		if (ls->ta_pid) {
 			kill(ls->ta_pid, SIGTERM);

@@ -7,6 +7,13 @@
 /* Socket file of local services inside the fabric's runtime directory. */
 #define LS_SOCK_NAME "ls.sock"
 
+/*
+ * Written (atomically) once local services serve clients, removed when they stop: one line
+ * "fabric_id node_index node_count pid". Whoever waits for a node's runtime (the SPANK plugin's
+ * task_init) waits for this file rather than for the socket, which exists before the bootstrap ends.
+ */
+#define LS_READY_NAME "ls.ready"
+
 struct ls_opts {
 	const char *dir;       /* the fabric's runtime directory (exists, 0700) */
 	const char *fabric_id; /* the fabric's id (directory name) */
