@@ -68,7 +68,7 @@ struct dragon_channel {
 	dragon_channel_desc_t desc;
 };
 
-static const struct dg_channel_remote_ops *remote_ops;
+static const struct dg_channel_remote_ops *remote_ops = &dg_ta_remote_ops;
 
 void dg_channel_set_remote_ops(const struct dg_channel_remote_ops *ops)
 {

@@ -9,8 +9,8 @@
  * dragon_channel_attach asks these operations (set by the transport agent's client code) for a
  * state, and every operation of the handle goes to them. Zero-copy sends of a remote channel
  * are carried as copies (the caller's allocation is freed after it is sent); recv_mem and peek
- * of a remote channel fail with DRAGON_ENOTSUP. Without ops set, attaching a remote channel
- * fails with DRAGON_EPEER.
+ * of a remote channel fail with DRAGON_ENOTSUP. Without an agent on this node, attaching a
+ * remote channel fails with DRAGON_EPEER.
  */
 struct dg_channel_remote_ops {
 	int (*attach)(const dragon_channel_desc_t *desc, void **state);
@@ -20,6 +20,10 @@ struct dg_channel_remote_ops {
 	int (*poll)(void *state, unsigned events, unsigned *revents, const dragon_wait_t *w);
 };
 
+/* Replace the operations (tests); by default they are dg_ta_remote_ops. */
 void dg_channel_set_remote_ops(const struct dg_channel_remote_ops *ops);
+
+/* Through this node's transport agent (runtime/client/remote.c). */
+extern const struct dg_channel_remote_ops dg_ta_remote_ops;
 
 #endif

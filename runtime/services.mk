@@ -14,7 +14,8 @@ runtime_libdragon_impl_la_SOURCES += \
 	runtime/ls/ls.c runtime/ls/ls.h runtime/ls/link.c runtime/ls/link.h \
 	runtime/gs/gs.c runtime/gs/gs.h \
 	runtime/launcher/rundir.c runtime/launcher/rundir.h runtime/libexec.c runtime/libexec.h \
-	runtime/client/client.c runtime/client/client.h runtime/client/sync.c
+	runtime/client/client.c runtime/client/client.h runtime/client/sync.c \
+	runtime/client/remote.c runtime/ta/gateway.h
 runtime_libdragon_impl_la_CFLAGS += $(EVENT_CFLAGS) $(PROTOBUF_C_CFLAGS) $(HWLOC_CFLAGS) $(SODIUM_CFLAGS) \
 	-DDRAGON_LIBEXECDIR='"$(libexecdir)"'
 runtime_libdragon_impl_la_LIBADD += $(EVENT_LIBS) $(PROTOBUF_C_LIBS) $(HWLOC_LIBS)
@@ -86,7 +87,7 @@ check_PROGRAMS += tests/multinode/mnclient
 tests_multinode_mnclient_SOURCES = tests/multinode/mnclient.c
 tests_multinode_mnclient_LDADD = runtime/libdragon_impl.la
 TESTS += tests/multinode/multinode.bats
-EXTRA_DIST += tests/multinode/multinode.bats
+EXTRA_DIST += tests/multinode/multinode.bats tests/multinode/nodes.bash
 
 # Links between nodes: joins, order, and what they refuse (a server thread on loopback).
 check_PROGRAMS += tests/unit/test_link

@@ -11,8 +11,8 @@ tests_ta_test_frame_LDADD = $(TEST_LIBS)
 tests_ta_ta_peer_SOURCES = tests/ta/ta_peer.c
 tests_ta_ta_peer_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
 tests_ta_ta_peer_LDADD = runtime/libdragon_impl.la
-TESTS += tests/ta/test_frame tests/ta/netns.sh
-EXTRA_DIST += tests/ta/netns.sh
+TESTS += tests/ta/test_frame tests/ta/netns.sh tests/ta/channels.bats
+EXTRA_DIST += tests/ta/netns.sh tests/ta/channels.bats
 
 # libFuzzer target for the frame decoder: make tests/ta/fuzz_frame && tests/ta/fuzz_frame -max_total_time=60
 if ENABLE_FUZZ
@@ -28,3 +28,15 @@ check_PROGRAMS += tests/bench/b4/tcp_pp
 BENCH_BINS += tests/bench/b4/tcp_pp
 tests_bench_b4_tcp_pp_SOURCES = tests/bench/b4/tcp_pp.c
 EXTRA_DIST += tests/bench/parts/B4.sh
+
+# The transport agent: one per node of a fabric of several nodes, a child of dragon-ls.
+libexec_PROGRAMS += runtime/ta/dragon-ta
+runtime_ta_dragon_ta_SOURCES = runtime/ta/ta_main.c runtime/ta/gateway.h
+runtime_ta_dragon_ta_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
+runtime_ta_dragon_ta_LDADD = runtime/libdragon_impl.la $(SODIUM_LIBS)
+
+# Channels across nodes through the public API (tests/ta/channels.bats, benchmark B4).
+check_PROGRAMS += tests/ta/chtool
+BENCH_BINS += tests/ta/chtool
+tests_ta_chtool_SOURCES = tests/ta/chtool.c
+tests_ta_chtool_LDADD = runtime/libdragon_impl.la

@@ -36,10 +36,19 @@ typedef struct dragon_channel_attr {
 	dragon_wait_mode_t wait;    /* the channel's default wait mode */
 } dragon_channel_attr_t;
 
+/*
+ * A send to a channel on another node returns once this node's transport agent holds the message
+ * (ordered after the sender's earlier ones; flow control slows the sender when the receiver
+ * falls behind). With this flag it returns only once the message is in the remote channel, and
+ * reports that channel's error (full past the timeout, destroyed) if it could not go in.
+ */
+#define DRAGON_WAIT_DEPOSITED 0x1u
+
 /* How long and how a call may wait: NULL means forever in the channel's mode. */
 typedef struct dragon_wait {
 	long timeout_us;         /* -1 forever, 0 do not wait */
 	dragon_wait_mode_t mode; /* DRAGON_WAIT_DEFAULT: the channel's */
+	unsigned flags;          /* DRAGON_WAIT_DEPOSITED */
 } dragon_wait_t;
 
 /* Create a channel in pool; attr may be NULL. */

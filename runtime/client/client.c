@@ -12,6 +12,7 @@
 
 #include <dragon/dragon.h>
 #include "err.h"
+#include "shm.h"
 #include "client/client.h"
 #include "ls/ls.h"
 
@@ -200,6 +201,9 @@ DRAGON_API int dragon_init(void)
 	cl.puid = rep->hello_reply->puid;
 	cl.node_index = rep->hello_reply->node_index;
 	cl.node_count = rep->hello_reply->node_count;
+	/* A process that joined from outside (a Slurm step) learns its node here: the descriptors
+	 * of the channels it creates carry it. */
+	dg_set_local_node(cl.node_index);
 	snprintf(cl.fabric_id, sizeof(cl.fabric_id), "%s", rep->hello_reply->fabric_id);
 	cl.idle = c;
 	c = NULL;

@@ -2302,7 +2302,7 @@ out:
 	(void)own_sock;
 	unlink(ls->sock_path);
 	{
-		static const char *const mine[] = {LS_READY_NAME, "job.key", "ta.peers", "ta.info"};
+		static const char *const mine[] = {LS_READY_NAME, "job.key", "ta.peers", "ta.info", "ta.bell"};
 		char path[PATH_MAX + 16];
 		if (ls->ta_pid) {
 			kill(ls->ta_pid, SIGTERM);

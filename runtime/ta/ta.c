@@ -22,6 +22,7 @@
 #define TA_CTRL_SLOTS 16
 #define TA_OLD_EPOCHS 4
 #define TA_LAST_FRAME 4096
+#define TA_REORDER 64 /* frames one peer can have in flight: far above window + control slots */
 
 struct slot {
 	struct fi_context2 ctx; /* first: completions hand back &ctx, which is the slot */
@@ -45,6 +46,14 @@ struct peer {
 	/* their side */
 	uint64_t rx_epoch, old_epochs[TA_OLD_EPOCHS];
 	struct dg_replay win;
+	/*
+	 * Completions do not come in send order: a provider may finish a large frame (rendezvous)
+	 * after a small one sent behind it (eager). Frames are put back in seq order here: every
+	 * frame below rx_next has arrived; bit i of rx_seen says seq rx_next + i has; a DATA frame
+	 * waiting for a gap sits in rx_hold[seq % TA_REORDER] (receive slot + 1).
+	 */
+	uint64_t rx_next, rx_seen;
+	unsigned rx_hold[TA_REORDER];
 	uint64_t rx_consumed, ack_sent;
 	int ack_pending, pong_pending;
 	int64_t last_heard, last_ping;
@@ -63,6 +72,7 @@ struct dg_ta {
 	struct fid_av *av;
 	struct fid_cq *cq;
 	struct fid_ep *ep;
+	int wait_fd; /* the CQ's wait object when the provider gives one, else -1 */
 	struct slot *tx, *rx, *ctrl;
 	unsigned ntx_free;
 	unsigned *dq; /* receive slots holding DATA frames, in arrival order */
@@ -252,12 +262,20 @@ static int peer_use(dg_ta *ta, struct peer *p)
 	return DRAGON_OK;
 }
 
+static int post_recv(dg_ta *ta, struct slot *s);
+
 static void peer_mark_dead(dg_ta *ta, struct peer *p, const char *why)
 {
 	if (p->dead)
 		return;
 	p->dead = 1;
 	fprintf(stderr, "dragon-ta[%u]: node %u is dead: %s\n", ta->cfg.node, p->node, why);
+	for (unsigned i = 0; i < TA_REORDER; i++)
+		if (p->rx_hold[i]) {
+			post_recv(ta, &ta->rx[p->rx_hold[i] - 1]);
+			p->rx_hold[i] = 0;
+		}
+	p->rx_seen = 0;
 	free(p->rbuf);
 	p->rbuf = NULL;
 	p->rlen = p->rhave = 0;
@@ -378,6 +396,16 @@ static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 		goto repost;
 	}
 	p = peer_get(ta, h.src);
+	if (!p && ta->peer_file[0]) {
+		/* A fabric writes the table right after its agents exchanged addresses, and a fast
+		 * node may talk before a slow one has written it: give the file a moment. */
+		struct stat sb;
+		for (int i = 0; i < 200 && !p && stat(ta->peer_file, &sb) != 0; i++) {
+			struct timespec ts = {0, 10 * 1000000};
+			nanosleep(&ts, NULL);
+			p = peer_get(ta, h.src);
+		}
+	}
 	if (!p) {
 		dg_err(DRAGON_ENOTFOUND, "node %u is not in the peer table", h.src);
 		log_drop(ta, ++ta->st.drop_unknown, "unknown-peer");
@@ -405,6 +433,13 @@ static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 		}
 		p->rx_epoch = h.epoch;
 		memset(&p->win, 0, sizeof(p->win));
+		for (unsigned i = 0; i < TA_REORDER; i++)
+			if (p->rx_hold[i]) {
+				post_recv(ta, &ta->rx[p->rx_hold[i] - 1]);
+				p->rx_hold[i] = 0;
+			}
+		p->rx_next = 1;
+		p->rx_seen = 0;
 		p->rx_consumed = p->ack_sent = 0;
 		p->dead = 0;
 	}
@@ -415,19 +450,33 @@ static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 	p->last_heard = ta->last_traffic;
 	if (h.ack > p->acked && h.ack <= p->tx_data)
 		p->acked = h.ack;
-	switch (h.type) {
-	case DG_FRAME_DATA:
+	if (h.seq < p->rx_next || h.seq - p->rx_next >= TA_REORDER) {
+		dg_err(DRAGON_EPROTO, "frame %" PRIu64 " of node %u outside the reorder window at %" PRIu64,
+		       h.seq, h.src, p->rx_next);
+		log_drop(ta, ++ta->st.drop_malformed, "unordered");
+		goto repost;
+	}
+	if (h.type == DG_FRAME_PING)
+		p->pong_pending = 1;
+	if (h.type == DG_FRAME_DATA) {
 		s->hdr = h;
 		s->node = h.src;
 		s->busy = 1;
-		ta->dq[(ta->dq_head + ta->dq_len++) % ta->cfg.slots] = (unsigned)(s - ta->rx);
-		return;
-	case DG_FRAME_PING:
-		p->pong_pending = 1;
-		break;
-	default:
-		break;
+		p->rx_hold[h.seq % TA_REORDER] = (unsigned)(s - ta->rx) + 1;
 	}
+	p->rx_seen |= (uint64_t)1 << (h.seq - p->rx_next);
+	/* Deliver every DATA frame whose predecessors have all arrived, in seq order. */
+	while (p->rx_seen & 1) {
+		unsigned *hold = &p->rx_hold[p->rx_next % TA_REORDER];
+		if (*hold) {
+			ta->dq[(ta->dq_head + ta->dq_len++) % ta->cfg.slots] = *hold - 1;
+			*hold = 0;
+		}
+		p->rx_seen >>= 1;
+		p->rx_next++;
+	}
+	if (h.type == DG_FRAME_DATA)
+		return;
 repost:
 	post_recv(ta, s);
 }
@@ -592,6 +641,102 @@ int dg_ta_send(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size_t 
 	if (mode == DG_TA_DEPOSITED)
 		return wait_peer(ta, p, all_acked);
 	return DRAGON_OK;
+}
+
+int dg_ta_send_nb(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size_t len,
+		  size_t *off)
+{
+	struct peer *p = peer_get(ta, node);
+	int rc;
+
+	if (!p)
+		return dg_err(DRAGON_ENOTFOUND, "node %u is not in the peer table", node);
+	if (len > ta->cfg.max_msg)
+		return dg_err(DRAGON_ETOOBIG, "message of %zu bytes exceeds the limit %zu", len,
+			      ta->cfg.max_msg);
+	if (p->dead)
+		return dg_err(DRAGON_EPEER, "node %u's transport agent is dead", node);
+	if ((rc = peer_use(ta, p)) != DRAGON_OK)
+		return rc;
+	/* A zero-byte message is one empty frame: the loop runs once with *off == len == 0. */
+	do {
+		size_t n = len - *off < ta->cfg.chunk ? len - *off : ta->cfg.chunk, flen;
+		struct slot *s = NULL;
+
+		if (!can_send(ta, p)) {
+			progress(ta, 0);
+			if (!can_send(ta, p))
+				return p->dead ? dg_err(DRAGON_EPEER, "node %u's transport agent is dead",
+							node)
+					       : DRAGON_EAGAIN;
+		}
+		for (unsigned i = 0; i < ta->cfg.slots && !s; i++)
+			if (!ta->tx[i].busy)
+				s = &ta->tx[i];
+		if (!s)
+			return dg_err(DRAGON_EPROTO, "send buffer count out of step (%u free)", ta->ntx_free);
+		ta->ntx_free--;
+		fill_hdr(ta, p, &s->hdr, DG_FRAME_DATA);
+		s->hdr.port = port;
+		s->hdr.len = (uint32_t)n;
+		s->hdr.msg_len = len;
+		s->hdr.offset = *off;
+		p->tx_data++;
+		dg_frame_encode(ta->cfg.key, &s->hdr, (const unsigned char *)buf + *off, s->buf, &flen);
+		if ((rc = post_send(ta, s, p, flen, 1)) != DRAGON_OK) {
+			ta->ntx_free++;
+			return rc;
+		}
+		*off += n;
+	} while (*off < len);
+	return DRAGON_OK;
+}
+
+int dg_ta_watch(dg_ta *ta, uint32_t node, int64_t since_ns)
+{
+	struct peer *p = peer_get(ta, node);
+	int64_t t = now_ns(), dead = (int64_t)ta->cfg.dead_ms * 1000000, heard;
+
+	if (!p)
+		return dg_err(DRAGON_ENOTFOUND, "node %u is not in the peer table", node);
+	if (p->dead)
+		return dg_err(DRAGON_EPEER, "node %u's transport agent is dead", node);
+	heard = p->last_heard > since_ns ? p->last_heard : since_ns;
+	if (t - heard > dead) {
+		peer_mark_dead(ta, p, "silent while we waited for it");
+		return dg_err(DRAGON_EPEER, "node %u's transport agent silent for %d ms", node,
+			      ta->cfg.dead_ms);
+	}
+	if (t - heard > dead / 4 && t - p->last_ping > dead / 4 && peer_use(ta, p) == DRAGON_OK) {
+		p->last_ping = t;
+		send_ctrl(ta, p, DG_FRAME_PING);
+	}
+	return DRAGON_OK;
+}
+
+int dg_ta_wait_fd(dg_ta *ta)
+{
+	return ta->wait_fd;
+}
+
+int dg_ta_trywait(dg_ta *ta)
+{
+	struct fid *f = &ta->cq->fid;
+
+	if (ta->dq_len)
+		return DRAGON_EAGAIN;
+	flush_pending(ta);
+	return fi_trywait(ta->fabric, &f, 1) == FI_SUCCESS ? DRAGON_OK : DRAGON_EAGAIN;
+}
+
+int dg_ta_pending(dg_ta *ta)
+{
+	return ta->dq_len > 0;
+}
+
+int64_t dg_ta_now(void)
+{
+	return now_ns();
 }
 
 void dg_ta_release(dg_ta *ta)
@@ -769,6 +914,23 @@ static void free_slots(struct slot *s, unsigned n)
 	free(s);
 }
 
+/* An fd to sleep on lets the agent wait for the network and its local clients at once. */
+static int cq_open(dg_ta *ta, struct fi_cq_attr *attr)
+{
+	int rc;
+
+	ta->wait_fd = -1;
+	attr->wait_obj = FI_WAIT_FD;
+	rc = fi_cq_open(ta->domain, attr, &ta->cq, NULL);
+	if (rc == 0) {
+		if (fi_control(&ta->cq->fid, FI_GETWAIT, &ta->wait_fd) != 0)
+			ta->wait_fd = -1;
+		return 0;
+	}
+	attr->wait_obj = FI_WAIT_UNSPEC;
+	return fi_cq_open(ta->domain, attr, &ta->cq, NULL);
+}
+
 int dg_ta_open(const struct dg_ta_config *cfg, dg_ta **out)
 {
 	struct fi_info *hints = NULL;
@@ -843,7 +1005,7 @@ int dg_ta_open(const struct dg_ta_config *cfg, dg_ta **out)
 	}
 	cq_attr.size = 2 * cfg->slots + 2 * TA_CTRL_SLOTS;
 	if ((rc = fi_av_open(ta->domain, &av_attr, &ta->av, NULL)) ||
-	    (rc = fi_cq_open(ta->domain, &cq_attr, &ta->cq, NULL)) ||
+	    (rc = cq_open(ta, &cq_attr)) ||
 	    (rc = fi_endpoint(ta->domain, ta->info, &ta->ep, NULL)) ||
 	    (rc = fi_ep_bind(ta->ep, &ta->av->fid, 0)) ||
 	    (rc = fi_ep_bind(ta->ep, &ta->cq->fid, FI_TRANSMIT | FI_RECV)) ||

@@ -69,6 +69,36 @@ void dg_ta_release(dg_ta *ta);
 /* Drive progress for up to timeout_ms without consuming messages (an idle agent sleeps here). */
 int dg_ta_progress(dg_ta *ta, int timeout_ms);
 
+/*
+ * The agent's side of dg_ta_send, never waiting: post the chunks of the message from *off on as
+ * far as credits allow. DRAGON_OK once all are posted, DRAGON_EAGAIN with *off advanced when
+ * credits ran out (call again with the same message after progress), or an error (DRAGON_EPEER
+ * for a dead node). A caller may interleave calls for different nodes, but must finish one
+ * message to a node before it starts the next to that node.
+ */
+int dg_ta_send_nb(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size_t len,
+		  size_t *off);
+
+/*
+ * We wait on node for something (a reply) since since_ns (CLOCK_MONOTONIC): probe it while it
+ * is silent and declare it dead after dead_ms of silence. Never waits. DRAGON_OK or DRAGON_EPEER.
+ */
+int dg_ta_watch(dg_ta *ta, uint32_t node, int64_t since_ns);
+
+/*
+ * Sleeping: a file descriptor that becomes readable when the agent has completions to handle, or
+ * -1 if the provider has none (then nap briefly instead). Call dg_ta_trywait() right before
+ * sleeping on it: DRAGON_OK means it is safe to sleep, DRAGON_EAGAIN means work is waiting.
+ */
+int dg_ta_wait_fd(dg_ta *ta);
+int dg_ta_trywait(dg_ta *ta);
+
+/* Nonzero when received messages are waiting for dg_ta_recv. */
+int dg_ta_pending(dg_ta *ta);
+
+/* CLOCK_MONOTONIC in nanoseconds (the clock of dg_ta_watch). */
+int64_t dg_ta_now(void);
+
 /* DRAGON_OK, or DRAGON_EPEER if the node was found dead. */
 int dg_ta_peer_state(dg_ta *ta, uint32_t node);
 

@@ -6,8 +6,6 @@ setup() {
 	B="${top_builddir:?}"
 	DRAGON="$B/runtime/launcher/dragon"
 	HELLO="$B/examples/hello"
-	# Until the transport agent is built, fabrics of several nodes run without it.
-	[ -x "$B/runtime/ta/dragon-ta" ] || export DRAGON_TA=off
 	# Job output must be visible from the nodes and from here: not under /tmp.
 	OUT="$(mktemp -d /var/tmp/dragon-launcher-bats.XXXXXX)"
 }

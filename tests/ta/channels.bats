@@ -1,0 +1,124 @@
+#!/usr/bin/env bats
+# tests/ta/channels.bats: channels across nodes through the public API: three nodes' local services and transport agents on one machine.
+
+bats_require_minimum_version 1.5.0
+
+load ../multinode/nodes
+
+# bg NODE OUTFILE CMD...: a client of NODE in the background, killed at teardown
+bg() {
+	local i=$1 out=$2
+	shift 2
+	# A simple command in the background: $! is the client itself, not a subshell around it.
+	DRAGON_LS_SOCKET="$RT/n$i/ls.sock" DRAGON_NODE_INDEX=$i "$@" >"$out" 2>&1 &
+	PIDS+=($!)
+	LAST=$!
+}
+
+wait_ready() { # wait_ready FILE: the client printed "ready"
+	for _ in $(seq 200); do grep -q '^ready' "$1" 2>/dev/null && return 0; sleep 0.05; done
+	cat "$1"
+	return 1
+}
+
+@test "ping-pong between node 2 and a channel on node 0 carries every size from 0 B to 64 MiB intact" {
+	CH="$B/tests/ta/chtool"
+	start_nodes 3
+	bg 0 "$RT/echo.out" "$CH" echo e p
+	run -0 on 2 timeout 120 "$CH" ping p e 3 0 1 8 1000 65536 262144 262145 1048576 16777216 67108864
+	[ "$(echo "$output" | grep -c ' ok one-way')" -eq 10 ]
+	wait "$LAST"
+}
+
+@test "a million messages from node 1 reach a channel on node 0 with no loss, in order" {
+	CH="$B/tests/ta/chtool"
+	start_nodes 2
+	bg 0 "$RT/serve.out" "$CH" serve s 1000000 1
+	wait_ready "$RT/serve.out"
+	run -0 on 1 timeout 120 "$CH" send s 0 1000000 16
+	wait "$LAST"
+	grep -q "received 1000000 in order from 1 senders" "$RT/serve.out"
+}
+
+@test "eight senders on two nodes to one channel on node 0: each sender's messages arrive in its order" {
+	CH="$B/tests/ta/chtool"
+	start_nodes 3
+	bg 0 "$RT/serve.out" "$CH" serve m 80000 8
+	wait_ready "$RT/serve.out"
+	local senders=()
+	for i in 0 1 2 3; do on 1 timeout 120 "$CH" send m $i 10000 100 & senders+=($!); done
+	for i in 4 5 6 7; do on 2 timeout 120 "$CH" send m $i 10000 3000 & senders+=($!); done
+	for p in "${senders[@]}"; do wait "$p"; done
+	wait "$LAST"
+	grep -q "received 80000 in order from 8 senders" "$RT/serve.out"
+}
+
+@test "receive and poll on another node's channel: messages in order, a timeout, deposited sends" {
+	CH="$B/tests/ta/chtool"
+	start_nodes 3
+	bg 0 "$RT/hold.out" "$CH" hold h 30 one two
+	wait_ready "$RT/hold.out"
+	run -0 on 2 "$CH" poll h 0
+	[ "$output" = "in out" ]
+	run -0 on 1 "$CH" recv h 2 1000
+	[ "$output" = "$(printf 'one\ntwo')" ]
+	run -1 on 1 "$CH" recv h 1 300
+	[[ "$output" == *"DRAGON_ETIMEDOUT"*"channel on node 0"* ]]
+	run -0 on 2 "$CH" poll h 0
+	[ "$output" = "out" ]
+	# A deposited send has landed when it returns: a receive that does not wait finds it.
+	run -0 on 2 "$CH" send h 0 1 16 deposited
+	run -0 on 1 "$CH" recv h 1 0
+}
+
+@test "garbage in a node's gateway is dropped and logged; the agent goes on serving" {
+	CH="$B/tests/ta/chtool"
+	start_nodes 2
+	bg 0 "$RT/serve.out" "$CH" serve g 100 1
+	wait_ready "$RT/serve.out"
+	run -0 on 1 "$CH" junk "$RT/n1/ta.info"
+	run -0 on 1 "$CH" send g 0 100 64
+	wait "$LAST"
+	grep -q "received 100 in order" "$RT/serve.out"
+	grep -q "dragon-ta\[1\]: dropped request" "$RT/ls1.log"
+}
+
+@test "a node whose agent dies: waits on its channels fail with EPEER in bounded time; other nodes go on" {
+	CH="$B/tests/ta/chtool"
+	export DRAGON_TA_DEAD_MS=1000
+	start_nodes 3
+	bg 2 "$RT/hold.out" "$CH" hold h 60
+	wait_ready "$RT/hold.out"
+	bg 0 "$RT/serve.out" "$CH" serve ok 10 1
+	local server=$LAST
+	wait_ready "$RT/serve.out"
+	# A receive on node 2's empty channel waits; then node 2's agent is killed.
+	bg 1 "$RT/recv.out" "$CH" recv h 1 -1
+	local waiter=$LAST rc=0
+	sleep 0.5
+	local ta
+	ta=$(sed -n 's/^pid //p' "$RT/n2/ta.info")
+	[ -n "$ta" ]
+	kill -KILL "$ta"
+	local t0=$SECONDS
+	wait "$waiter" || rc=$?
+	[ "$rc" -eq 1 ]
+	[ $((SECONDS - t0)) -le 5 ]
+	grep -q "DRAGON_EPEER" "$RT/recv.out"
+	# Deposited sends to the dead node fail too, and node 0 still serves node 1.
+	run -1 on 1 timeout 20 "$CH" send h 0 1 16 deposited
+	[[ "$output" == *"DRAGON_EPEER"* ]]
+	run -0 on 1 "$CH" send ok 0 10 32
+	wait "$server"
+	grep -q "received 10 in order" "$RT/serve.out"
+}
+
+@test "a channel on another node without a transport agent (DRAGON_TA=off) fails to attach, naming why" {
+	CH="$B/tests/ta/chtool"
+	export DRAGON_TA=off
+	start_nodes 2
+	bg 0 "$RT/hold.out" "$CH" hold h 30 x
+	wait_ready "$RT/hold.out"
+	run -1 on 1 "$CH" recv h 1 0
+	[[ "$output" == *"DRAGON_EPEER"*"transport agent"* ]]
+}

@@ -1,0 +1,340 @@
+/* tests/ta/chtool.c: drives channels across nodes through the public API, for the tests and benchmark B4. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <dragon/dragon.h>
+
+static const char usage[] =
+	"Usage: chtool serve NAME COUNT NSENDERS     create a channel, register NAME, receive COUNT\n"
+	"                                            messages and check each sender's order\n"
+	"       chtool send NAME SENDER COUNT SIZE [deposited]\n"
+	"       chtool hold NAME SECONDS [MSG...]    create a channel holding MSGs, register NAME\n"
+	"       chtool recv NAME COUNT TIMEOUT_MS    receive from NAME's channel (any node), print\n"
+	"       chtool poll NAME TIMEOUT_MS          print which of in/out hold on NAME's channel\n"
+	"       chtool echo MINE PEER                answer every message on MINE to PEER until END\n"
+	"       chtool ping MINE PEER ITERS SIZE...  round trips per size; checks every byte; prints\n"
+	"                                            one-way microseconds (median of ITERS)\n"
+	"       chtool stream MINE PEER SIZE SECS    stream to PEER (an echo) for SECS; prints MB/s\n"
+	"       chtool junk FILE                     write garbage into the gateway named in ta.info FILE\n";
+
+#define END "END"
+
+static int fail(const char *what, int rc)
+{
+	fprintf(stderr, "chtool: %s: %s: %s\n", what, dragon_strerror(rc), dragon_errmsg());
+	return 1;
+}
+
+static double now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int make_channel(const char *name, size_t pool_mb, dragon_pool_t **pool, dragon_channel_t **ch)
+{
+	dragon_pool_attr_t pa = {.size = pool_mb << 20};
+	dragon_channel_attr_t ca = {.capacity = 64};
+	dragon_channel_desc_t d;
+	int rc;
+
+	if ((rc = dragon_pool_create(&pa, pool)) || (rc = dragon_channel_create(*pool, &ca, ch)) ||
+	    (rc = dragon_channel_serialize(*ch, &d)) ||
+	    (rc = dragon_name_register(name, DRAGON_NAME_CHANNEL, &d, sizeof(d), 0)))
+		return fail("create and register the channel", rc);
+	return 0;
+}
+
+static int find_channel(const char *name, dragon_channel_t **ch)
+{
+	dragon_channel_desc_t d;
+	size_t len = sizeof(d);
+	int rc;
+
+	if ((rc = dragon_name_lookup(name, 10000, NULL, &d, &len)))
+		return fail("lookup", rc);
+	if ((rc = dragon_channel_attach(&d, ch)))
+		return fail("attach", rc);
+	return 0;
+}
+
+static unsigned char pattern(uint64_t seq, uint32_t sender, size_t i)
+{
+	return (unsigned char)(seq * 31 + sender * 7 + i);
+}
+
+static int serve(const char *name, long count, int nsenders)
+{
+	dragon_pool_t *pool;
+	dragon_channel_t *ch;
+	uint64_t *next = calloc((size_t)nsenders, sizeof(*next));
+	size_t cap = 1 << 20, len;
+	unsigned char *buf = malloc(cap);
+	int rc;
+
+	if (!next || !buf || make_channel(name, 256, &pool, &ch))
+		return 1;
+	printf("ready\n");
+	fflush(stdout);
+	for (long n = 0; n < count; n++) {
+		uint32_t sender;
+		uint64_t seq;
+		if ((rc = dragon_channel_recv(ch, buf, cap, &len, NULL)))
+			return fail("recv", rc);
+		if (len < 12) {
+			fprintf(stderr, "chtool: message %ld has %zu bytes\n", n, len);
+			return 1;
+		}
+		memcpy(&sender, buf, 4);
+		memcpy(&seq, buf + 4, 8);
+		if (sender >= (uint32_t)nsenders || seq != next[sender]) {
+			fprintf(stderr, "chtool: message %ld: sender %u seq %" PRIu64 ", expected %" PRIu64 "\n",
+				n, sender, seq, sender < (uint32_t)nsenders ? next[sender] : 0);
+			return 1;
+		}
+		for (size_t i = 12; i < len; i++)
+			if (buf[i] != pattern(seq, sender, i)) {
+				fprintf(stderr, "chtool: sender %u seq %" PRIu64 ": byte %zu differs\n",
+					sender, seq, i);
+				return 1;
+			}
+		next[sender]++;
+	}
+	printf("received %ld in order from %d senders\n", count, nsenders);
+	return 0;
+}
+
+static int sendn(const char *name, uint32_t sender, long count, size_t size, int deposited)
+{
+	dragon_channel_t *ch;
+	dragon_wait_t w = {.timeout_us = -1, .flags = deposited ? DRAGON_WAIT_DEPOSITED : 0};
+	unsigned char *buf = malloc(size < 12 ? 12 : size);
+	int rc;
+
+	if (!buf || find_channel(name, &ch))
+		return 1;
+	if (size < 12)
+		size = 12;
+	for (long n = 0; n < count; n++) {
+		uint64_t seq = (uint64_t)n;
+		memcpy(buf, &sender, 4);
+		memcpy(buf + 4, &seq, 8);
+		for (size_t i = 12; i < size; i++)
+			buf[i] = pattern(seq, sender, i);
+		if ((rc = dragon_channel_send(ch, buf, size, &w))) {
+			fprintf(stderr, "chtool: send %ld of %ld failed\n", n, count);
+			return fail("send", rc);
+		}
+	}
+	return 0;
+}
+
+static int hold(const char *name, int seconds, char **msgs, int n)
+{
+	dragon_pool_t *pool;
+	dragon_channel_t *ch;
+	int rc;
+
+	if (make_channel(name, 64, &pool, &ch))
+		return 1;
+	for (int i = 0; i < n; i++)
+		if ((rc = dragon_channel_send(ch, msgs[i], strlen(msgs[i]), NULL)))
+			return fail("send", rc);
+	printf("ready\n");
+	fflush(stdout);
+	sleep((unsigned)seconds);
+	return 0;
+}
+
+static int recvn(const char *name, long count, long timeout_ms)
+{
+	dragon_channel_t *ch;
+	dragon_wait_t w = {.timeout_us = timeout_ms < 0 ? -1 : timeout_ms * 1000};
+	char buf[4096];
+	size_t len;
+	int rc;
+
+	if (find_channel(name, &ch))
+		return 1;
+	for (long n = 0; n < count; n++) {
+		if ((rc = dragon_channel_recv(ch, buf, sizeof(buf) - 1, &len, &w)))
+			return fail("recv", rc);
+		buf[len] = 0;
+		printf("%s\n", buf);
+		fflush(stdout);
+	}
+	return 0;
+}
+
+static int pollc(const char *name, long timeout_ms)
+{
+	dragon_channel_t *ch;
+	dragon_wait_t w = {.timeout_us = timeout_ms < 0 ? -1 : timeout_ms * 1000};
+	unsigned rev = 0;
+	int rc;
+
+	if (find_channel(name, &ch))
+		return 1;
+	rc = dragon_channel_poll(ch, DRAGON_POLLIN | DRAGON_POLLOUT, &rev, &w);
+	if (rc && rc != DRAGON_ETIMEDOUT)
+		return fail("poll", rc);
+	printf("%s%s%s\n", rev & DRAGON_POLLIN ? "in" : "", rev == 3 ? " " : "",
+	       rev & DRAGON_POLLOUT ? "out" : rev ? "" : "none");
+	return 0;
+}
+
+#define BIG ((size_t)64 << 20)
+
+static int echo(const char *mine, const char *peer)
+{
+	dragon_pool_t *pool;
+	dragon_channel_t *in, *out;
+	unsigned char *buf = malloc(BIG);
+	size_t len;
+	int rc;
+
+	if (!buf || make_channel(mine, 512, &pool, &in) || find_channel(peer, &out))
+		return 1;
+	for (;;) {
+		if ((rc = dragon_channel_recv(in, buf, BIG, &len, NULL)))
+			return fail("recv", rc);
+		if (len == 3 && !memcmp(buf, END, 3))
+			return 0;
+		if ((rc = dragon_channel_send(out, buf, len, NULL)))
+			return fail("send", rc);
+	}
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int ping(const char *mine, const char *peer, int iters, char **sizes, int nsizes)
+{
+	dragon_pool_t *pool;
+	dragon_channel_t *in, *out;
+	unsigned char *buf = malloc(BIG), *got = malloc(BIG);
+	double *t = calloc((size_t)iters, sizeof(double));
+	int rc;
+
+	if (!buf || !got || !t || make_channel(mine, 512, &pool, &in) || find_channel(peer, &out))
+		return 1;
+	for (int s = 0; s < nsizes; s++) {
+		size_t size = strtoull(sizes[s], NULL, 10), len;
+		if (size > BIG || size == 3) {
+			fprintf(stderr, "chtool: size %zu not allowed\n", size);
+			return 2;
+		}
+		for (int i = -2; i < iters; i++) { /* two warm-up rounds */
+			for (size_t k = 0; k < size; k++)
+				buf[k] = pattern((uint64_t)i, (uint32_t)s, k);
+			double t0 = now_us();
+			if ((rc = dragon_channel_send(out, buf, size, NULL)))
+				return fail("send", rc);
+			if ((rc = dragon_channel_recv(in, got, BIG, &len, NULL)))
+				return fail("recv", rc);
+			double dt = now_us() - t0;
+			if (len != size || memcmp(buf, got, size)) {
+				fprintf(stderr, "chtool: size %zu round %d came back different\n", size, i);
+				return 1;
+			}
+			if (i >= 0)
+				t[i] = dt / 2;
+		}
+		qsort(t, (size_t)iters, sizeof(double), cmp_double);
+		printf("size %zu ok one-way %.2f us\n", size, t[iters / 2]);
+		fflush(stdout);
+	}
+	return dragon_channel_send(out, END, 3, NULL) ? fail("send", 1) : 0;
+}
+
+/* Stream SIZE-byte messages at an echo for SECONDS; it answers each, we count what returns. */
+static int stream(const char *mine, const char *peer, size_t size, double seconds)
+{
+	dragon_pool_t *pool;
+	dragon_channel_t *in, *out;
+	unsigned char *buf = calloc(1, size + 16);
+	size_t len;
+	long sent = 0, back = 0;
+	int rc, window = 8;
+
+	if (!buf || make_channel(mine, 512, &pool, &in) || find_channel(peer, &out))
+		return 1;
+	double t0 = now_us(), end = t0 + seconds * 1e6;
+	/* Keep `window` messages in flight; the echo's answers are what we count. */
+	while (now_us() < end || back < sent) {
+		if (sent - back < window && now_us() < end) {
+			if ((rc = dragon_channel_send(out, buf, size, NULL)))
+				return fail("send", rc);
+			sent++;
+			continue;
+		}
+		if ((rc = dragon_channel_recv(in, buf, size + 16, &len, NULL)))
+			return fail("recv", rc);
+		back++;
+	}
+	double dt = (now_us() - t0) / 1e6;
+	printf("size %zu round-trip bandwidth %.1f MB/s one-way %.1f MB/s\n", size,
+	       2.0 * back * size / dt / 1e6, back * size / dt / 1e6);
+	return dragon_channel_send(out, END, 3, NULL) ? fail("send", 1) : 0;
+}
+
+int main(int argc, char **argv)
+{
+	int rc;
+
+	if (argc < 3) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "junk")) {
+		/* Garbage straight into this node's gateway: the agent must drop it and go on. */
+		char line[512], desc[256] = "";
+		FILE *f = fopen(argv[2], "r");
+		dragon_channel_desc_t d;
+		dragon_channel_t *gw;
+		unsigned char junk[300];
+		while (f && fgets(line, sizeof(line), f))
+			if (!strncmp(line, "gateway ", 8))
+				sscanf(line + 8, "%255s", desc);
+		if (f)
+			fclose(f);
+		if ((rc = dragon_desc_parse(desc, &d)) || (rc = dragon_channel_attach(&d, &gw)))
+			return fail("gateway", rc);
+		for (int i = 0; i < 50; i++) {
+			for (size_t k = 0; k < sizeof(junk); k++)
+				junk[k] = (unsigned char)rand();
+			if ((rc = dragon_channel_send(gw, junk, 1 + (size_t)i * 6, NULL)))
+				return fail("send junk", rc);
+		}
+		return 0;
+	}
+	if ((rc = dragon_init()))
+		return fail("dragon_init", rc);
+	if (!strcmp(argv[1], "serve") && argc == 5)
+		return serve(argv[2], atol(argv[3]), atoi(argv[4]));
+	if (!strcmp(argv[1], "send") && argc >= 6)
+		return sendn(argv[2], (uint32_t)atoi(argv[3]), atol(argv[4]), strtoull(argv[5], NULL, 10),
+			     argc > 6 && !strcmp(argv[6], "deposited"));
+	if (!strcmp(argv[1], "hold") && argc >= 4)
+		return hold(argv[2], atoi(argv[3]), argv + 4, argc - 4);
+	if (!strcmp(argv[1], "recv") && argc == 5)
+		return recvn(argv[2], atol(argv[3]), atol(argv[4]));
+	if (!strcmp(argv[1], "poll") && argc == 4)
+		return pollc(argv[2], atol(argv[3]));
+	if (!strcmp(argv[1], "echo") && argc == 4)
+		return echo(argv[2], argv[3]);
+	if (!strcmp(argv[1], "ping") && argc >= 6)
+		return ping(argv[2], argv[3], atoi(argv[4]), argv + 5, argc - 5);
+	if (!strcmp(argv[1], "stream") && argc == 6)
+		return stream(argv[2], argv[3], strtoull(argv[4], NULL, 10), atof(argv[5]));
+	fputs(usage, stderr);
+	return 2;
+}
