@@ -2,8 +2,10 @@
 # spank_dragon.so: the SPANK plugin, a libtool module exporting only what Slurm looks up.
 spankplugin_LTLIBRARIES = spank/spank_dragon.la
 spank_spank_dragon_la_SOURCES = spank/spank_dragon.c spank/plugin.h spank/local.c spank/allocator.c \
-	spank/remote.c spank/epilog.c spank/options.c spank/options.h spank/rundir.c spank/rundir.h
-spank_spank_dragon_la_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
+	spank/remote.c spank/epilog.c spank/options.c spank/options.h spank/rundir.c spank/rundir.h \
+	spank/fabric.c spank/fabric.h
+# dragon-ls is found in the installed libexec directory unless plugstack.conf says libexec_dir=.
+spank_spank_dragon_la_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS) -DDRAGON_LIBEXECDIR='"$(libexecdir)"'
 spank_spank_dragon_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared \
 	-Wl,--version-script=$(srcdir)/spank/spank_dragon.map
 EXTRA_spank_spank_dragon_la_DEPENDENCIES = $(srcdir)/spank/spank_dragon.map
