@@ -1,0 +1,183 @@
+#!/usr/bin/env bats
+# tests/integration/fabric.bats: the plugin's fabric step: --dragon steps of a job join one fabric, and nothing is left when the job ends (run by cluster.sh).
+bats_require_minimum_version 1.5.0
+
+setup() {
+	B="${top_builddir:?}"
+	JOIN="$B/tests/integration/join_check"
+	DRAGON="$B/runtime/launcher/dragon"
+	# Until the transport agent is built, fabrics of several nodes run without it.
+	[ -x "$B/runtime/ta/dragon-ta" ] || export DRAGON_TA=off
+	# Job output must be visible from the nodes and from here: not under /tmp.
+	work=$(mktemp -d "$DRAGON_TC_STATE/bats.XXXXXX")
+}
+
+teardown() {
+	rm -rf "$work"
+}
+
+# Submit a batch script and wait (bounded) until the job has left the queue; prints the job id.
+sbatch_wait() {
+	local id i
+	id=$(sbatch --parsable "$@") || return 1
+	for i in $(seq 600); do
+		squeue -h -j "$id" 2>/dev/null | grep -q . || { echo "$id"; return 0; }
+		sleep 0.1
+	done
+	echo "job $id did not finish in 60 s" >&2
+	return 1
+}
+
+# The fabric's local services of job $1 that run from this build tree (the nodes share the pid
+# namespace with this shell, so pgrep sees them all; other clusters' processes have other paths).
+fabric_procs() {
+	pgrep -f "^$B/runtime/ls/dragon-ls --dir [^ ]+/$1 --fabric-id job$1 " || true
+}
+
+# Nodes on which job $1's runtime directory exists (looked at from a job of its own: /tmp is per node).
+rundir_nodes() {
+	timeout 60 srun -Q -N3 sh -c "ls -d /tmp/dragon-run/*/$1 >/dev/null 2>&1 && hostname; true"
+}
+
+# Nothing of job $1 on any node: no local services, no runtime directory (polls: teardown and the
+# epilog run after the job has left the queue).
+assert_job_clean() {
+	local i procs="" dirs=""
+	for i in $(seq 50); do
+		procs=$(fabric_procs "$1")
+		[ -z "$procs" ] && dirs=$(rundir_nodes "$1") && [ -z "$dirs" ] && return 0
+		sleep 0.2
+	done
+	echo "job $1 left behind: processes [$procs] runtime directory on [$dirs]"
+	return 1
+}
+
+@test "srun --dragon -N3: every task joins one fabric, named after the job, on 3 distinct nodes" {
+	run --separate-stderr timeout 60 srun --dragon -N3 -n6 "$JOIN"
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -c '^joined job[0-9]* [0-2] 3 ')" -eq 6 ]
+	[ "$(printf '%s\n' "$output" | awk '{print $2}' | sort -u | wc -l)" -eq 1 ]
+	[ "$(printf '%s\n' "$output" | awk '{print $3}' | sort -u | tr '\n' ' ')" = "0 1 2 " ]
+	# Each node index is one host.
+	[ "$(printf '%s\n' "$output" | awk '{print $3, $5}' | sort -u | wc -l)" -eq 3 ]
+	job=$(printf '%s\n' "$output" | awk 'NR==1 {sub("job", "", $2); print $2}')
+	assert_job_clean "$job"
+}
+
+@test "a task of a --dragon step gets DRAGON_LS_SOCKET, DRAGON_FABRIC_ID and its node index and count" {
+	run --separate-stderr timeout 60 srun --dragon -N3 sh -c \
+		'echo "$DRAGON_FABRIC_ID $DRAGON_NODE_INDEX $DRAGON_NODE_COUNT $DRAGON_LS_SOCKET $DRAGON_FABRIC"; test -S "$DRAGON_LS_SOCKET"'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -cE '^(job[0-9]+) [0-2] 3 /tmp/dragon-run/[0-9]+/[0-9]+/ls\.sock \1$')" -eq 3 ]
+}
+
+@test "sbatch --dragon: three srun steps of the job see the same fabric" {
+	cat >"$work/job.sh" <<-EOF
+	#!/bin/sh
+	#SBATCH --dragon
+	#SBATCH -N3
+	echo "batch DRAGON_FABRIC=\$DRAGON_FABRIC"
+	for s in 1 2 3; do srun -N3 "$JOIN" | sed "s/^/step\$s /"; done
+	EOF
+	run sbatch_wait -o "$work/out" "$work/job.sh"
+	[ "$status" -eq 0 ]
+	job=$output
+	cat "$work/out"
+	grep -qx "batch DRAGON_FABRIC=job$job" "$work/out"
+	for s in 1 2 3; do
+		[ "$(grep -c "^step$s joined job$job [0-2] 3 " "$work/out")" -eq 3 ]
+	done
+	[ "$(grep '^step' "$work/out" | awk '{print $4}' | sort -u | tr '\n' ' ')" = "0 1 2 " ]
+	assert_job_clean "$job"
+}
+
+@test "salloc --dragon -N3, then srun --dragon joins; so do sruns started at the same time, with one fabric" {
+	cat >"$work/inside.sh" <<-EOF
+	#!/bin/sh
+	for i in 1 2 3 4; do srun --overlap --dragon -N3 "$JOIN" >"$work/out.\$i" 2>&1 & done
+	wait
+	pgrep -f "^$B/runtime/ls/dragon-ls .* --fabric-id job\$SLURM_JOB_ID " | wc -l
+	echo "job=\$SLURM_JOB_ID"
+	EOF
+	chmod +x "$work/inside.sh"
+	run --separate-stderr timeout 90 salloc -Q --dragon -N3 "$work/inside.sh"
+	echo "$output"
+	cat "$work"/out.*
+	[ "$status" -eq 0 ]
+	job=$(printf '%s\n' "$output" | sed -n 's/^job=//p')
+	# One fabric: one local services process per node, not one per srun.
+	[ "$(printf '%s\n' "$output" | head -1)" -eq 3 ]
+	[ "$(cat "$work"/out.* | grep -c "^joined job$job [0-2] 3 ")" -eq 12 ]
+	assert_job_clean "$job"
+}
+
+@test "dragon status inside a --dragon step lists the job's three nodes" {
+	run --separate-stderr timeout 60 srun --dragon -N3 sh -c \
+		"if [ \"\$SLURM_NODEID\" = 0 ]; then '$DRAGON' status --json; fi"
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -c '"ls_pid"')" -eq 3 ]
+	[ "$(printf '%s\n' "$output" | grep -oE '"host": "[^"]+"' | sort -u | wc -l)" -eq 3 ]
+	[[ "$output" == *'"fabric_id": "job'* ]]
+}
+
+@test "a job without --dragon starts no runtime: no local services, no runtime directory" {
+	run --separate-stderr timeout 60 srun -N3 sh -c \
+		'sleep 0.5; ls -d /tmp/dragon-run/*/$SLURM_JOB_ID 2>/dev/null; echo "job=$SLURM_JOB_ID fabric=${DRAGON_FABRIC-none}"'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -c '^job=[0-9]* fabric=none$')" -eq 3 ]
+	[ "$(printf '%s\n' "$output" | grep -vc '^job=')" -eq 0 ]
+	job=$(printf '%s\n' "$output" | sed -n '1s/^job=\([0-9]*\).*/\1/p')
+	[ -z "$(fabric_procs "$job")" ]
+	[ ! -e "/tmp/dragon-slurm-$(id -u)/job$job.lock" ]
+}
+
+@test "scancel of a --dragon job leaves no local services and no runtime directory on any node" {
+	run timeout 60 sbatch --parsable --dragon -N3 -o "$work/out" --wrap "srun -N3 sleep 300"
+	[ "$status" -eq 0 ]
+	job=$output
+	# Wait until the fabric serves on every node (three local services processes).
+	for _ in $(seq 300); do [ "$(fabric_procs "$job" | wc -l)" -eq 3 ] && break; sleep 0.1; done
+	[ "$(fabric_procs "$job" | wc -l)" -eq 3 ]
+	scancel "$job"
+	for _ in $(seq 300); do [ -z "$(squeue -h -j "$job")" ] && break; sleep 0.1; done
+	[ -z "$(squeue -h -j "$job")" ]
+	assert_job_clean "$job"
+}
+
+@test "when the fabric does not come up, the step fails within startup_timeout naming the node, the directory and the setting" {
+	mkdir "$work/fake"
+	printf '#!/bin/sh\necho "fake dragon-ls: not starting" >&2\nexit 3\n' >"$work/fake/dragon-ls"
+	chmod +x "$work/fake/dragon-ls"
+	SECONDS=0
+	DRAGON_LIBEXECDIR="$work/fake" run timeout 60 srun --dragon=startup_timeout=2 -N3 true
+	took=$SECONDS
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[ "$took" -lt 15 ]
+	[[ "$output" == *"dragon: node dgtc"*"-node"*"did not start within 2 s (no /tmp/dragon-run/"*"/ls.ready); raise startup_timeout"* ]]
+	# A user's failed fabric never drains a node.
+	sleep 1
+	! sinfo -h -o '%T' | grep -qiE 'drain|down'
+}
+
+@test "srun --dragon with no dragon-ls to run fails fast, naming where it looked" {
+	DRAGON_LIBEXECDIR=/nonexistent run timeout 60 srun --dragon -N3 true
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"dragon: job "*": cannot start the fabric step: no executable dragon-ls in DRAGON_LIBEXECDIR=/nonexistent"* ]]
+}
+
+@test "an invalid --dragon value fails fast and starts nothing" {
+	SECONDS=0
+	run timeout 60 srun --dragon=startup_timeout=x -N3 true
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[ "$SECONDS" -lt 5 ]
+	[[ "$output" == *"dragon: --dragon: startup_timeout='x'"* ]]
+}
