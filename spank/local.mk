@@ -22,3 +22,9 @@ spank_test_rundir_SOURCES = spank/test_rundir.c spank/rundir.c spank/rundir.h
 spank_test_rundir_CFLAGS = $(TEST_CFLAGS)
 spank_test_rundir_LDADD = $(CMOCKA_LIBS)
 TESTS += spank/test_rundir
+
+check_PROGRAMS += spank/test_fabric
+spank_test_fabric_SOURCES = spank/test_fabric.c spank/fabric.c spank/fabric.h
+spank_test_fabric_CFLAGS = $(TEST_CFLAGS)
+spank_test_fabric_LDADD = $(CMOCKA_LIBS)
+TESTS += spank/test_fabric
