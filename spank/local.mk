@@ -28,3 +28,7 @@ spank_test_fabric_SOURCES = spank/test_fabric.c spank/fabric.c spank/fabric.h
 spank_test_fabric_CFLAGS = $(TEST_CFLAGS)
 spank_test_fabric_LDADD = $(CMOCKA_LIBS)
 TESTS += spank/test_fabric
+
+# The plugin's manual page and the administrator's guide.
+dist_man_MANS += docs/man/spank-dragon.8
+EXTRA_DIST += docs/admin.md
