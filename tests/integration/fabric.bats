@@ -115,8 +115,16 @@ assert_job_clean() {
 }
 
 @test "dragon status inside a --dragon step lists the job's three nodes" {
-	run --separate-stderr timeout 60 srun --dragon -N3 sh -c \
-		"if [ \"\$SLURM_NODEID\" = 0 ]; then '$DRAGON' status --json; fi"
+	# The first step makes sure every node's local services are up (each task waits for its own
+	# node); node 0's are ready before the others have joined it, so a status asked at once from
+	# node 0 may list fewer nodes.
+	cat >"$work/inside.sh" <<-EOF
+	#!/bin/sh
+	srun --dragon -N3 true || exit 1
+	srun --dragon -N1 "$DRAGON" status --json
+	EOF
+	chmod +x "$work/inside.sh"
+	run --separate-stderr timeout 60 salloc -Q --dragon -N3 "$work/inside.sh"
 	echo "$output"
 	echo "$stderr"
 	[ "$status" -eq 0 ]
