@@ -436,6 +436,70 @@ int dragon_fabric_read_ready(const char *rundir, struct dragon_fabric_ready *r)
 	return DRAGON_OK;
 }
 
+/* Append line (of n bytes) in front of out, separated by '|', if it fits. */
+static bool prepend(char *out, size_t len, const char *line, size_t n)
+{
+	size_t have = strlen(out), sep = have ? 1 : 0;
+
+	if (n + sep + have + 1 > len)
+		return false;
+	memmove(out + n + sep, out, have + 1);
+	memcpy(out, line, n);
+	if (sep)
+		out[n] = '|';
+	return true;
+}
+
+void dragon_fabric_log_tail(const char *dir, uint32_t jobid, char *out, size_t len)
+{
+	char path[PATH_MAX], buf[2048];
+	bool whole;
+	off_t size;
+	ssize_t n;
+	int fd;
+
+	if (!len)
+		return;
+	out[0] = 0;
+	snprintf(path, sizeof(path), "%s/job%u.log", dir, jobid);
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return;
+	size = lseek(fd, 0, SEEK_END);
+	n = size > 0 ? pread(fd, buf, sizeof(buf) - 1, size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0)
+		     : 0;
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	whole = size <= n;
+	/* The runtime's own lines say more than srun's "task N: Exited with exit code 3": take the
+	 * last of those that fit, newest last; srun's only when there are no others. */
+	for (int pass = 0; pass < 2 && !out[0]; pass++) {
+		char *end = buf + n;
+
+		while (end > buf) {
+			char *line = end;
+			size_t ln;
+
+			while (line > buf && line[-1] != '\n')
+				line--;
+			ln = (size_t)(end - line);
+			while (ln && (line[ln - 1] == '\n' || line[ln - 1] == ' '))
+				ln--;
+			/* A first line cut by the read window is not shown. */
+			if (ln && (whole || line != buf) && (pass == 1 || strncmp(line, "srun: ", 6))) {
+				if (!prepend(out, len, line, ln)) {
+					/* Too long to show whole: its end, rather than nothing. */
+					if (!out[0])
+						snprintf(out, len, "%.*s", (int)(len - 1), line + ln - (len - 1));
+					break;
+				}
+			}
+			end = line > buf ? line - 1 : buf;
+		}
+	}
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;

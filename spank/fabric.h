@@ -65,6 +65,10 @@ struct dragon_fabric_ready {
  * DRAGON_ENOTFOUND otherwise. */
 int dragon_fabric_read_ready(const char *rundir, struct dragon_fabric_ready *r);
 
+/* The last lines of dir/job<jobid>.log (the fabric srun's messages), newlines shown as "|", in
+ * out; "" when there is no such file. */
+void dragon_fabric_log_tail(const char *dir, uint32_t jobid, char *out, size_t len);
+
 /* Wait up to timeout_ms for dragon_fabric_read_ready to succeed; DRAGON_ETIMEDOUT if it does not. */
 int dragon_fabric_wait_ready(const char *rundir, unsigned timeout_ms, struct dragon_fabric_ready *r);
 

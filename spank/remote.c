@@ -119,7 +119,7 @@ static int start_from_batch(spank_t sp, struct dragon_spank *st, uint32_t job)
 static int join(spank_t sp, struct dragon_spank *st, uint32_t job)
 {
 	struct dragon_fabric_ready r;
-	char host[256] = "?", sock[PATH_MAX + 16], v[16], fid[32];
+	char host[256] = "?", sock[PATH_MAX + 16], v[16], fid[32], tail[400];
 	spank_err_t rc;
 
 	if (!st->rundir[0]) {
@@ -134,6 +134,10 @@ static int join(spank_t sp, struct dragon_spank *st, uint32_t job)
 				   "directory on the batch node or in /tmp/dragon-slurm-%u on the srun host "
 				   "(see spank-dragon(8))",
 			    host, st->opts.startup_timeout, st->rundir, job, (unsigned)getuid());
+		/* On the batch node the fabric srun's log is right here: show its last words. */
+		dragon_fabric_log_tail(st->rundir, job, tail, sizeof(tail));
+		if (tail[0])
+			slurm_error(DG_LOG "node %s: the fabric step said: %s", host, tail);
 		return -1;
 	}
 	snprintf(sock, sizeof(sock), "%s/" LS_SOCK_NAME, st->rundir);

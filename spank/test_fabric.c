@@ -201,6 +201,36 @@ static void once_starts_one_fabric_per_job(void **state)
 	waitpid(third, NULL, 0);
 }
 
+static void log_tail_is_the_last_whole_lines(void **state)
+{
+	char path[PATH_MAX + 16], out[64], big[2048];
+
+	(void)state;
+	dragon_fabric_log_tail(dir, 77, out, sizeof(out));
+	assert_string_equal(out, "");
+	snprintf(path, sizeof(path), "%s/job77.log", dir);
+	write_file(path, "dragon-ls: one\nsrun: task 0: Exited\ndragon-ls: two\nsrun: task 1: Exited\n\n", 0600);
+	dragon_fabric_log_tail(dir, 77, out, sizeof(out));
+	assert_string_equal(out, "dragon-ls: one|dragon-ls: two");
+	/* srun's lines when there is nothing else. */
+	write_file(path, "srun: error: a\nsrun: error: b\n", 0600);
+	dragon_fabric_log_tail(dir, 77, out, sizeof(out));
+	assert_string_equal(out, "srun: error: a|srun: error: b");
+	/* The newest lines that fit; a line too long for the buffer shows its end. */
+	write_file(path, "dragon-ls: 0123456789 0123456789 0123456789\ndragon-ls: 0123456789 0123456789 0123456789 x\n", 0600);
+	dragon_fabric_log_tail(dir, 77, out, sizeof(out));
+	assert_string_equal(out, "dragon-ls: 0123456789 0123456789 0123456789 x");
+	dragon_fabric_log_tail(dir, 77, out, 11);
+	assert_string_equal(out, "23456789 x");
+	memset(big, 'x', sizeof(big));
+	memcpy(big + sizeof(big) - 12, "\nlast line\n", 12);
+	big[sizeof(big) - 1] = 0;
+	write_file(path, big, 0600);
+	dragon_fabric_log_tail(dir, 77, out, sizeof(out));
+	assert_string_equal(out, "last line");
+	unlink(path);
+}
+
 static void missing_programs_are_named(void **state)
 {
 	char out[PATH_MAX], err[512] = "";
@@ -225,6 +255,7 @@ int main(void)
 		cmocka_unit_test(wait_ready_is_bounded),
 		cmocka_unit_test(statedir_is_private),
 		cmocka_unit_test(once_starts_one_fabric_per_job),
+		cmocka_unit_test(log_tail_is_the_last_whole_lines),
 		cmocka_unit_test(missing_programs_are_named),
 	};
 	return cmocka_run_group_tests(tests, make_dir, remove_dir);

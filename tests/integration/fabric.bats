@@ -189,3 +189,17 @@ assert_job_clean() {
 	[ "$SECONDS" -lt 5 ]
 	[[ "$output" == *"dragon: --dragon: startup_timeout='x'"* ]]
 }
+
+@test "in a batch job whose fabric fails, a timed-out step on the batch node shows the fabric step's last words" {
+	mkdir "$work/fake"
+	printf '#!/bin/sh\necho "fake dragon-ls: not starting on $(hostname)" >&2\nexit 3\n' >"$work/fake/dragon-ls"
+	chmod +x "$work/fake/dragon-ls"
+	printf '#!/bin/sh\nsrun -N3 true\necho "srun rc=$?"\n' >"$work/job.sh"
+	DRAGON_LIBEXECDIR="$work/fake" run sbatch_wait --dragon=startup_timeout=3 -N3 -o "$work/out" "$work/job.sh"
+	[ "$status" -eq 0 ]
+	job=$output
+	cat "$work/out"
+	grep -q "^srun rc=[1-9]" "$work/out"
+	grep -q "dragon: node dgtc[0-9]*-node1: the fabric step said: .*fake dragon-ls: not starting" "$work/out"
+	assert_job_clean "$job"
+}
