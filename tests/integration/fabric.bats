@@ -203,3 +203,30 @@ assert_job_clean() {
 	grep -q "dragon: node dgtc[0-9]*-node1: the fabric step said: .*fake dragon-ls: not starting" "$work/out"
 	assert_job_clean "$job"
 }
+
+@test "the fabric of a user's job runs as that user, and its tasks join it" {
+	uid=$(id -u nobody) gid=$(id -g nobody)
+	run --separate-stderr timeout 60 setpriv --reuid="$uid" --regid="$gid" --clear-groups \
+		srun --chdir=/ --dragon -N3 sh -c \
+		'read id idx n pid <"$DRAGON_RUNTIME_DIR/ls.ready"; echo "$(ps -o uid= -p "$pid" | tr -d " ") $(stat -c %u "$DRAGON_LS_SOCKET")"; '"'$JOIN'"
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -cx "$uid $uid")" -eq 3 ]
+	[ "$(printf '%s\n' "$output" | grep -c '^joined job[0-9]* [0-2] 3 ')" -eq 3 ]
+}
+
+@test "an srun --dragon run by a task of a --dragon step joins the same fabric and starts no other" {
+	cat >"$work/inside.sh" <<-EOF
+	#!/bin/sh
+	srun --dragon -N1 -n1 sh -c 'srun --overlap --dragon -N3 -n3 "$JOIN"'
+	pgrep -f "^$B/runtime/ls/dragon-ls .* --fabric-id job\$SLURM_JOB_ID " | wc -l
+	EOF
+	chmod +x "$work/inside.sh"
+	run --separate-stderr timeout 60 salloc -Q --dragon -N3 "$work/inside.sh"
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -c '^joined job[0-9]* [0-2] 3 ')" -eq 3 ]
+	[ "$(printf '%s\n' "$output" | tail -1)" -eq 3 ]
+}
