@@ -24,6 +24,10 @@
 #define DRAGON_LIBEXECDIR "/usr/libexec/dragon"
 #endif
 
+/* How long an srun waits for another one of the job that is starting the fabric step (which
+ * holds the lock only while it forks). */
+#define LOCK_WAIT_MS 10000
+
 /* Lock files of fabrics that are gone are removed after this long (their logs with them). */
 #define STALE_SECONDS 3600
 
@@ -296,10 +300,17 @@ int dragon_fabric_once(const struct dragon_fabric_launch *l, const char *statedi
 		fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return fail(DRAGON_ESYS, err, errlen, "open %s", path);
-		while ((rv = flock(fd, LOCK_EX)) != 0 && errno == EINTR)
-			;
+		/* Bounded all the same: srun must not hang on a lock someone else keeps. */
+		for (int waited = 0; (rv = flock(fd, LOCK_EX | LOCK_NB)) != 0 && waited < LOCK_WAIT_MS; waited += 10) {
+			if (errno != EWOULDBLOCK && errno != EINTR)
+				break;
+			usleep(10000);
+		}
 		if (rv) {
-			rv = fail(DRAGON_ESYS, err, errlen, "lock %s", path);
+			if (errno == EWOULDBLOCK)
+				errno = ETIMEDOUT;
+			rv = fail(DRAGON_ESYS, err, errlen, "lock %s (held by another process for %d s)", path,
+				  LOCK_WAIT_MS / 1000);
 			close(fd);
 			return rv;
 		}

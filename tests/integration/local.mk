@@ -16,4 +16,4 @@ tests_integration_boot_check_LDADD = runtime/libdragon_impl.la
 check_PROGRAMS += tests/integration/join_check
 tests_integration_join_check_SOURCES = tests/integration/join_check.c
 tests_integration_join_check_LDADD = runtime/libdragon_impl.la
-EXTRA_DIST += tests/integration/fabric.bats
+EXTRA_DIST += tests/integration/fabric.bats tests/integration/launcher.bats
