@@ -192,7 +192,9 @@ assert_job_clean() {
 
 @test "in a batch job whose fabric fails, a timed-out step on the batch node shows the fabric step's last words" {
 	mkdir "$work/fake"
-	printf '#!/bin/sh\necho "fake dragon-ls: not starting on $(hostname)" >&2\nexit 3\n' >"$work/fake/dragon-ls"
+	# It lingers a little after its message: srun drops the output of a task that exits at once
+	# while --kill-on-bad-exit tears the step down.
+	printf '#!/bin/sh\necho "fake dragon-ls: not starting on $(hostname)" >&2\nsleep 1\nexit 3\n' >"$work/fake/dragon-ls"
 	chmod +x "$work/fake/dragon-ls"
 	printf '#!/bin/sh\nsrun -N3 true\necho "srun rc=$?"\n' >"$work/job.sh"
 	DRAGON_LIBEXECDIR="$work/fake" run sbatch_wait --dragon=startup_timeout=3 -N3 -o "$work/out" "$work/job.sh"
