@@ -74,23 +74,26 @@ assert_job_clean() {
 	[ "$(printf '%s\n' "$output" | grep -cE '^(job[0-9]+) [0-2] 3 /tmp/dragon-run/[0-9]+/[0-9]+/ls\.sock \1$')" -eq 3 ]
 }
 
-@test "sbatch --dragon: three srun steps of the job see the same fabric" {
+@test "sbatch --dragon: three srun steps of the job see the same fabric; what step 1 named, steps 2 and 3 find" {
 	cat >"$work/job.sh" <<-EOF
 	#!/bin/sh
 	#SBATCH --dragon
 	#SBATCH -N3
 	echo "batch DRAGON_FABRIC=\$DRAGON_FABRIC"
-	for s in 1 2 3; do srun -N3 "$JOIN" | sed "s/^/step\$s /"; done
+	srun -N3 "$JOIN" | sed "s/^/step1 /"
+	srun -N1 "$JOIN" put greeting from-step2 | sed "s/^/step2 /"
+	srun -N3 "$JOIN" get greeting | sed "s/^/step3 /"
 	EOF
 	run sbatch_wait -o "$work/out" "$work/job.sh"
 	[ "$status" -eq 0 ]
 	job=$output
 	cat "$work/out"
 	grep -qx "batch DRAGON_FABRIC=job$job" "$work/out"
-	for s in 1 2 3; do
-		[ "$(grep -c "^step$s joined job$job [0-2] 3 " "$work/out")" -eq 3 ]
-	done
-	[ "$(grep '^step' "$work/out" | awk '{print $4}' | sort -u | tr '\n' ' ')" = "0 1 2 " ]
+	[ "$(grep -c "^step1 joined job$job [0-2] 3 " "$work/out")" -eq 3 ]
+	[ "$(grep -c "^step2 joined job$job 0 3 " "$work/out")" -eq 1 ]
+	[ "$(grep -c "^step3 joined job$job [0-2] 3 " "$work/out")" -eq 3 ]
+	[ "$(grep -c "^step3 name greeting = from-step2" "$work/out")" -eq 3 ]
+	[ "$(grep '^step[13] joined' "$work/out" | awk '{print $4}' | sort | uniq -c | awk '{print $1}' | tr '\n' ' ')" = "2 2 2 " ]
 	assert_job_clean "$job"
 }
 
