@@ -63,8 +63,8 @@ int dragon_remote_init_post_opt(spank_t sp, struct dragon_spank *st)
 }
 
 /* The batch script (or salloc's interactive step) starts the job's fabric step and tells the sruns
- * it runs that the fabric exists. It does not wait for it: the script may do other things first,
- * and every --dragon step waits on its own nodes. */
+ * it runs that the fabric exists. The script then joins it like a step's task: `dragon PROG` and
+ * dragon_init() in the script use the job's fabric instead of starting another. */
 static int start_from_batch(spank_t sp, struct dragon_spank *st, uint32_t job)
 {
 	char nodes[16] = "", path[4096] = "", libexec[PATH_MAX] = "";
@@ -187,7 +187,7 @@ int dragon_remote_task_init(spank_t sp, struct dragon_spank *st)
 		slurm_error(DG_LOG "cannot read the job's id and step");
 		return -1;
 	}
-	if (step == SLURM_BATCH_SCRIPT || step == SLURM_INTERACTIVE_STEP)
-		return start_from_batch(sp, st, job);
+	if ((step == SLURM_BATCH_SCRIPT || step == SLURM_INTERACTIVE_STEP) && start_from_batch(sp, st, job))
+		return -1;
 	return join(sp, st, job);
 }

@@ -193,19 +193,47 @@ assert_job_clean() {
 	[[ "$output" == *"dragon: --dragon: startup_timeout='x'"* ]]
 }
 
-@test "in a batch job whose fabric fails, a timed-out step on the batch node shows the fabric step's last words" {
+@test "a --dragon batch job whose fabric does not come up fails, showing the fabric step's last words; no node drains" {
 	mkdir "$work/fake"
 	# It lingers a little after its message: srun drops the output of a task that exits at once
 	# while --kill-on-bad-exit tears the step down.
 	printf '#!/bin/sh\necho "fake dragon-ls: not starting on $(hostname)" >&2\nsleep 1\nexit 3\n' >"$work/fake/dragon-ls"
 	chmod +x "$work/fake/dragon-ls"
-	printf '#!/bin/sh\nsrun -N3 true\necho "srun rc=$?"\n' >"$work/job.sh"
+	printf '#!/bin/sh\necho "script ran"\n' >"$work/job.sh"
 	DRAGON_LIBEXECDIR="$work/fake" run sbatch_wait --dragon=startup_timeout=3 -N3 -o "$work/out" "$work/job.sh"
 	[ "$status" -eq 0 ]
 	job=$output
 	cat "$work/out"
-	grep -q "^srun rc=[1-9]" "$work/out"
+	! grep -q "script ran" "$work/out"
+	grep -q "dragon: node dgtc[0-9]*-node1: the job's runtime did not start within 3 s" "$work/out"
 	grep -q "dragon: node dgtc[0-9]*-node1: the fabric step said: .*fake dragon-ls: not starting" "$work/out"
+	scontrol show job "$job" | grep -q "JobState=FAILED"
+	! sinfo -h -o '%T' | grep -qiE 'drain|down'
+	assert_job_clean "$job"
+}
+
+@test "a --dragon batch script is a member of the job's fabric: dragon PROG and dragon status in it use that fabric" {
+	cat >"$work/job.sh" <<-EOF
+	#!/bin/sh
+	#SBATCH --dragon
+	#SBATCH -N3
+	echo "script \$DRAGON_FABRIC_ID \$DRAGON_NODE_INDEX \$DRAGON_NODE_COUNT"
+	"$DRAGON" status
+	"$DRAGON" -l "$B/examples/hello" 3
+	echo "hello rc=\$?"
+	"$DRAGON" status | grep -c "^fabric "
+	EOF
+	run sbatch_wait -o "$work/out" "$work/job.sh"
+	[ "$status" -eq 0 ]
+	job=$output
+	cat "$work/out"
+	grep -qx "script job$job 0 3" "$work/out"
+	grep -qx "fabric job$job" "$work/out"
+	[ "$(grep -c '^  node [0-2]: host ' "$work/out")" -eq 3 ]
+	[ "$(grep -c "hello from rank [0-2] of 3" "$work/out")" -eq 3 ]
+	grep -qx "hello rc=0" "$work/out"
+	# Only the job's fabric: dragon started none of its own.
+	[ "$(tail -1 "$work/out")" = 1 ]
 	assert_job_clean "$job"
 }
 
