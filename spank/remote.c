@@ -83,6 +83,11 @@ static int start_from_batch(spank_t sp, struct dragon_spank *st, uint32_t job)
 		return -1;
 	}
 	l.nnodes = (uint32_t)strtoul(nodes, NULL, 10);
+	if (!l.nnodes || !st->rundir[0]) {
+		slurm_error(DG_LOG "job %u: no node count ('%s') or no runtime directory for the fabric step", job,
+			    nodes);
+		return -1;
+	}
 	(void)spank_getenv(sp, "PATH", path, sizeof(path));
 	(void)spank_getenv(sp, "DRAGON_LIBEXECDIR", libexec, sizeof(libexec));
 	if (spank_get_item(sp, S_JOB_ENV, &env) != ESPANK_SUCCESS || !env) {
