@@ -220,6 +220,9 @@ assert_job_clean() {
 	#SBATCH --dragon
 	#SBATCH -N3
 	echo "script \$DRAGON_FABRIC_ID \$DRAGON_NODE_INDEX \$DRAGON_NODE_COUNT"
+	# Node 0's local services are ready before the other nodes have joined them: a step over all
+	# nodes first (each task waits for its own node), until node 0 waits for them itself.
+	srun -N3 true
 	"$DRAGON" status
 	"$DRAGON" -l "$B/examples/hello" 3
 	echo "hello rc=\$?"
