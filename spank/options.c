@@ -84,6 +84,8 @@ static int apply(struct dragon_spank_opts *o, char *kv, enum source src, char *e
 		return parse_transport(key, v, o->transport, err, errlen);
 	if (src == FROM_CONF && strcmp(key, "runtime_dir") == 0)
 		return parse_dir(key, v, o->runtime_dir, err, errlen);
+	if (src == FROM_CONF && strcmp(key, "libexec_dir") == 0)
+		return parse_dir(key, v, o->libexec_dir, err, errlen);
 	if (src == FROM_CONF && strcmp(key, "default") == 0) {
 		if (strcmp(v, "on") == 0)
 			o->on = true;
@@ -93,10 +95,11 @@ static int apply(struct dragon_spank_opts *o, char *kv, enum source src, char *e
 			return fail(err, errlen, "%s='%s': expected on or off", key, v);
 		return DRAGON_OK;
 	}
-	if (src == FROM_OPTION && (strcmp(key, "runtime_dir") == 0 || strcmp(key, "default") == 0))
+	if (src == FROM_OPTION && (strcmp(key, "runtime_dir") == 0 || strcmp(key, "default") == 0 ||
+				   strcmp(key, "libexec_dir") == 0))
 		return fail(err, errlen, "key '%s' can only be set by the administrator in plugstack.conf", key);
 	return fail(err, errlen, "unknown key '%s' (known: %s)", key,
-		    src == FROM_CONF ? "default, runtime_dir, startup_timeout, transport"
+		    src == FROM_CONF ? "default, runtime_dir, startup_timeout, transport, libexec_dir"
 				     : "startup_timeout, transport");
 }
 

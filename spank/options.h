@@ -14,13 +14,14 @@ struct dragon_spank_opts {
 	char runtime_dir[DRAGON_SPANK_RUNTIME_DIR_MAX + 1];
 	unsigned startup_timeout; /* seconds a task waits for its node's runtime */
 	char transport[DRAGON_SPANK_TRANSPORT_MAX + 1];
+	char libexec_dir[DRAGON_SPANK_RUNTIME_DIR_MAX + 1]; /* where dragon-ls is; "" = the installed one */
 };
 
 /* Fill in the built-in defaults (off, /run/dragon, 30 s, tcp;ofi_rxm). */
 void dragon_spank_opts_init(struct dragon_spank_opts *o);
 
 /* Apply plugstack.conf arguments (each "key=value": default, runtime_dir, startup_timeout,
- * transport). Returns DRAGON_OK, or DRAGON_EINVAL with a message naming the argument in err. */
+ * transport, libexec_dir). Returns DRAGON_OK, or DRAGON_EINVAL with a message naming the argument in err. */
 int dragon_spank_parse_conf(struct dragon_spank_opts *o, int argc, char *const argv[], char *err,
 			    size_t errlen);
 

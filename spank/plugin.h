@@ -21,6 +21,7 @@ struct dragon_spank {
 	bool option_seen;             /* the --dragon callback ran (it may run twice) */
 	char *option_value;           /* its last value, NULL when given without one */
 	char rundir[PATH_MAX];        /* slurmstepd: the job's runtime directory, once created */
+	bool fabric_step;             /* slurmstepd: this step is the job's fabric step (left alone) */
 };
 
 /* The one instance: Slurm loads the plugin once per process and calls it from one thread. */
@@ -28,6 +29,7 @@ extern struct dragon_spank dragon_spank_state;
 
 /* srun (S_CTX_LOCAL). */
 int dragon_local_init_post_opt(spank_t sp, struct dragon_spank *st);
+int dragon_local_user_init(spank_t sp, struct dragon_spank *st);
 /* sbatch/salloc (S_CTX_ALLOCATOR). */
 int dragon_allocator_init_post_opt(spank_t sp, struct dragon_spank *st);
 /* slurmstepd (S_CTX_REMOTE). */

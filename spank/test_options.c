@@ -25,12 +25,15 @@ static void conf_sets_every_key(void **state)
 {
 	struct dragon_spank_opts o;
 	char err[256] = "";
-	char *argv[] = {"default=on", "runtime_dir=/var/run/dg", "startup_timeout=5", "transport=verbs;ofi_rxm"};
+	char *argv[] = {"default=on", "runtime_dir=/var/run/dg", "startup_timeout=5", "transport=verbs;ofi_rxm",
+			"libexec_dir=/opt/dragon/libexec"};
 
 	(void)state;
 	dragon_spank_opts_init(&o);
-	assert_int_equal(dragon_spank_parse_conf(&o, 4, argv, err, sizeof(err)), DRAGON_OK);
+	assert_string_equal(o.libexec_dir, "");
+	assert_int_equal(dragon_spank_parse_conf(&o, 5, argv, err, sizeof(err)), DRAGON_OK);
 	assert_true(o.on);
+	assert_string_equal(o.libexec_dir, "/opt/dragon/libexec");
 	assert_string_equal(o.runtime_dir, "/var/run/dg");
 	assert_int_equal(o.startup_timeout, 5);
 	assert_string_equal(o.transport, "verbs;ofi_rxm");
@@ -54,7 +57,7 @@ static void conf_unknown_key_is_named(void **state)
 static void conf_bad_values_are_errors(void **state)
 {
 	const char *bad[] = {"default=yes", "default=", "runtime_dir=relative", "runtime_dir=/a/../b",
-			     "runtime_dir=/a/..", "startup_timeout=0", "startup_timeout=3601",
+			     "runtime_dir=/a/..", "libexec_dir=bin", "libexec_dir=", "startup_timeout=0", "startup_timeout=3601",
 			     "startup_timeout=5s", "startup_timeout=", "startup_timeout=-1",
 			     "startup_timeout=99999999999999999999", "transport=", "transport=tcp ofi",
 			     "transport=$(reboot)", "noequals", "=value", ""};
@@ -143,6 +146,9 @@ static void option_cannot_set_admin_keys(void **state)
 	assert_non_null(strstr(err, "runtime_dir"));
 	assert_int_equal(dragon_spank_parse_option(&o, "default=on", err, sizeof(err)), DRAGON_EINVAL);
 	assert_non_null(strstr(err, "default"));
+	/* A user picks the programs the fabric runs only through DRAGON_LIBEXECDIR (as themselves). */
+	assert_int_equal(dragon_spank_parse_option(&o, "libexec_dir=/home/x", err, sizeof(err)), DRAGON_EINVAL);
+	assert_non_null(strstr(err, "only be set by the administrator"));
 	assert_string_equal(o.runtime_dir, "/run/dragon");
 }
 

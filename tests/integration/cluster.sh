@@ -50,7 +50,7 @@ export DRAGON_TC_PLUGIN="$top_builddir/spank/.libs/spank_dragon.so"
 export PMIX_FENCE="$top_builddir/tests/integration/pmix_fence"
 export BOOT_CHECK="$top_builddir/tests/integration/boot_check"
 export TC="$tc"
-for f in "$DRAGON_TC_PLUGIN" "$PMIX_FENCE" "$BOOT_CHECK"; do
+for f in "$DRAGON_TC_PLUGIN" "$PMIX_FENCE" "$BOOT_CHECK" "$top_builddir/tests/integration/join_check"; do
 	[ -x "$f" ] || [ -f "$f" ] || { echo "FAIL: $f is not built"; exit 1; }
 done
 

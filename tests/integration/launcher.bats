@@ -14,10 +14,12 @@ teardown() {
 	rm -rf "$OUT"
 }
 
-# Nothing of a fabric on any node: no dragon-ls or dragon-ta process, no runtime directory.
+# Nothing of a fabric on any node: no dragon-ls or dragon-ta process, no runtime directory. The nodes
+# share the pid namespace with the machine, so only this build tree's programs count; the SPANK
+# plugin's runtime_dir keeps its (empty) per-user directory /tmp/dragon-run/<uid> by design.
 assert_nodes_clean() {
 	run --separate-stderr timeout 60 srun -N3 sh -c \
-		'pgrep -f "dragon-(ls|ta) " >/dev/null && echo "process on $(hostname)"; ls -d /tmp/dragon-*/* 2>/dev/null; true'
+		"pgrep -f '^$B/runtime/[^ ]*dragon-(ls|ta) ' >/dev/null && echo \"process on \$(hostname)\"; ls -d /tmp/dragon-*/* 2>/dev/null | grep -v '^/tmp/dragon-run/[0-9]*\$'; true"
 	[ "$status" -eq 0 ]
 	[ -z "$output" ] || { echo "left behind: $output"; return 1; }
 }

@@ -11,3 +11,9 @@ EXTRA_DIST += tests/integration/cluster.sh tests/integration/slurm.bats tests/in
 check_PROGRAMS += tests/integration/boot_check
 tests_integration_boot_check_SOURCES = tests/integration/boot_check.c
 tests_integration_boot_check_LDADD = runtime/libdragon_impl.la
+
+# A task of a srun --dragon step joins the job's fabric (fabric.bats).
+check_PROGRAMS += tests/integration/join_check
+tests_integration_join_check_SOURCES = tests/integration/join_check.c
+tests_integration_join_check_LDADD = runtime/libdragon_impl.la
+EXTRA_DIST += tests/integration/fabric.bats tests/integration/launcher.bats

@@ -1,0 +1,270 @@
+#!/usr/bin/env bats
+# tests/integration/fabric.bats: the plugin's fabric step: --dragon steps of a job join one fabric, and nothing is left when the job ends (run by cluster.sh).
+bats_require_minimum_version 1.5.0
+
+setup() {
+	B="${top_builddir:?}"
+	JOIN="$B/tests/integration/join_check"
+	DRAGON="$B/runtime/launcher/dragon"
+	# Until the transport agent is built, fabrics of several nodes run without it.
+	[ -x "$B/runtime/ta/dragon-ta" ] || export DRAGON_TA=off
+	# Job output must be visible from the nodes and from here: not under /tmp.
+	work=$(mktemp -d "$DRAGON_TC_STATE/bats.XXXXXX")
+}
+
+teardown() {
+	rm -rf "$work"
+}
+
+# Submit a batch script and wait (bounded) until the job has left the queue; prints the job id.
+sbatch_wait() {
+	local id i
+	id=$(sbatch --parsable "$@") || return 1
+	for i in $(seq 600); do
+		squeue -h -j "$id" 2>/dev/null | grep -q . || { echo "$id"; return 0; }
+		sleep 0.1
+	done
+	echo "job $id did not finish in 60 s" >&2
+	return 1
+}
+
+# The fabric's local services of job $1 that run from this build tree (the nodes share the pid
+# namespace with this shell, so pgrep sees them all; other clusters' processes have other paths).
+fabric_procs() {
+	pgrep -f "^$B/runtime/ls/dragon-ls --dir [^ ]+/$1 --fabric-id job$1 " || true
+}
+
+# Nodes on which job $1's runtime directory exists (looked at from a job of its own: /tmp is per node).
+rundir_nodes() {
+	timeout 60 srun -Q -N3 sh -c "ls -d /tmp/dragon-run/*/$1 >/dev/null 2>&1 && hostname; true"
+}
+
+# Nothing of job $1 on any node: no local services, no runtime directory (polls: teardown and the
+# epilog run after the job has left the queue).
+assert_job_clean() {
+	local i procs="" dirs=""
+	for i in $(seq 50); do
+		procs=$(fabric_procs "$1")
+		[ -z "$procs" ] && dirs=$(rundir_nodes "$1") && [ -z "$dirs" ] && return 0
+		sleep 0.2
+	done
+	echo "job $1 left behind: processes [$procs] runtime directory on [$dirs]"
+	return 1
+}
+
+@test "srun --dragon -N3: every task joins one fabric, named after the job, on 3 distinct nodes" {
+	run --separate-stderr timeout 60 srun --dragon -N3 -n6 "$JOIN"
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -c '^joined job[0-9]* [0-2] 3 ')" -eq 6 ]
+	[ "$(printf '%s\n' "$output" | awk '{print $2}' | sort -u | wc -l)" -eq 1 ]
+	[ "$(printf '%s\n' "$output" | awk '{print $3}' | sort -u | tr '\n' ' ')" = "0 1 2 " ]
+	# Each node index is one host.
+	[ "$(printf '%s\n' "$output" | awk '{print $3, $5}' | sort -u | wc -l)" -eq 3 ]
+	job=$(printf '%s\n' "$output" | awk 'NR==1 {sub("job", "", $2); print $2}')
+	assert_job_clean "$job"
+}
+
+@test "a task of a --dragon step gets DRAGON_LS_SOCKET, DRAGON_FABRIC_ID and its node index and count" {
+	run --separate-stderr timeout 60 srun --dragon -N3 sh -c \
+		'echo "$DRAGON_FABRIC_ID $DRAGON_NODE_INDEX $DRAGON_NODE_COUNT $DRAGON_LS_SOCKET $DRAGON_FABRIC"; test -S "$DRAGON_LS_SOCKET"'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -cE '^(job[0-9]+) [0-2] 3 /tmp/dragon-run/[0-9]+/[0-9]+/ls\.sock \1$')" -eq 3 ]
+}
+
+@test "sbatch --dragon: three srun steps of the job see the same fabric; what step 1 named, steps 2 and 3 find" {
+	cat >"$work/job.sh" <<-EOF
+	#!/bin/sh
+	#SBATCH --dragon
+	#SBATCH -N3
+	echo "batch DRAGON_FABRIC=\$DRAGON_FABRIC"
+	srun -N3 "$JOIN" | sed "s/^/step1 /"
+	srun -N1 "$JOIN" put greeting from-step2 | sed "s/^/step2 /"
+	srun -N3 "$JOIN" get greeting | sed "s/^/step3 /"
+	EOF
+	run sbatch_wait -o "$work/out" "$work/job.sh"
+	[ "$status" -eq 0 ]
+	job=$output
+	cat "$work/out"
+	grep -qx "batch DRAGON_FABRIC=job$job" "$work/out"
+	[ "$(grep -c "^step1 joined job$job [0-2] 3 " "$work/out")" -eq 3 ]
+	[ "$(grep -c "^step2 joined job$job 0 3 " "$work/out")" -eq 1 ]
+	[ "$(grep -c "^step3 joined job$job [0-2] 3 " "$work/out")" -eq 3 ]
+	[ "$(grep -c "^step3 name greeting = from-step2" "$work/out")" -eq 3 ]
+	[ "$(grep '^step[13] joined' "$work/out" | awk '{print $4}' | sort | uniq -c | awk '{print $1}' | tr '\n' ' ')" = "2 2 2 " ]
+	assert_job_clean "$job"
+}
+
+@test "salloc --dragon -N3, then srun --dragon joins; so do sruns started at the same time, with one fabric" {
+	cat >"$work/inside.sh" <<-EOF
+	#!/bin/sh
+	for i in 1 2 3 4; do srun --overlap --dragon -N3 "$JOIN" >"$work/out.\$i" 2>&1 & done
+	wait
+	pgrep -f "^$B/runtime/ls/dragon-ls .* --fabric-id job\$SLURM_JOB_ID " | wc -l
+	echo "job=\$SLURM_JOB_ID"
+	EOF
+	chmod +x "$work/inside.sh"
+	run --separate-stderr timeout 90 salloc -Q --dragon -N3 "$work/inside.sh"
+	echo "$output"
+	cat "$work"/out.*
+	[ "$status" -eq 0 ]
+	job=$(printf '%s\n' "$output" | sed -n 's/^job=//p')
+	# One fabric: one local services process per node, not one per srun.
+	[ "$(printf '%s\n' "$output" | head -1)" -eq 3 ]
+	[ "$(cat "$work"/out.* | grep -c "^joined job$job [0-2] 3 ")" -eq 12 ]
+	assert_job_clean "$job"
+}
+
+@test "dragon status inside a --dragon step lists the job's three nodes" {
+	# The first step makes sure every node's local services are up (each task waits for its own
+	# node); node 0's are ready before the others have joined it, so a status asked at once from
+	# node 0 may list fewer nodes.
+	cat >"$work/inside.sh" <<-EOF
+	#!/bin/sh
+	srun --dragon -N3 true || exit 1
+	srun --dragon -N1 "$DRAGON" status --json
+	EOF
+	chmod +x "$work/inside.sh"
+	run --separate-stderr timeout 60 salloc -Q --dragon -N3 "$work/inside.sh"
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -c '"ls_pid"')" -eq 3 ]
+	[ "$(printf '%s\n' "$output" | grep -oE '"host": "[^"]+"' | sort -u | wc -l)" -eq 3 ]
+	[[ "$output" == *'"fabric_id": "job'* ]]
+}
+
+@test "a job without --dragon starts no runtime: no local services, no runtime directory" {
+	# Lock files of earlier clusters' jobs may be there (job ids start again at 1): none may change.
+	locks=$(ls -l --time-style=full-iso "/tmp/dragon-slurm-$(id -u)" 2>/dev/null)
+	run --separate-stderr timeout 60 srun -N3 sh -c \
+		'sleep 0.5; ls -d /tmp/dragon-run/*/$SLURM_JOB_ID 2>/dev/null; echo "job=$SLURM_JOB_ID fabric=${DRAGON_FABRIC-none}"'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -c '^job=[0-9]* fabric=none$')" -eq 3 ]
+	[ "$(printf '%s\n' "$output" | grep -vc '^job=')" -eq 0 ]
+	job=$(printf '%s\n' "$output" | sed -n '1s/^job=\([0-9]*\).*/\1/p')
+	[ -z "$(fabric_procs "$job")" ]
+	[ "$(ls -l --time-style=full-iso "/tmp/dragon-slurm-$(id -u)" 2>/dev/null)" = "$locks" ]
+}
+
+@test "scancel of a --dragon job leaves no local services and no runtime directory on any node" {
+	run timeout 60 sbatch --parsable --dragon -N3 -o "$work/out" --wrap "srun -N3 sleep 300"
+	[ "$status" -eq 0 ]
+	job=$output
+	# Wait until the fabric serves on every node (three local services processes).
+	for _ in $(seq 300); do [ "$(fabric_procs "$job" | wc -l)" -eq 3 ] && break; sleep 0.1; done
+	[ "$(fabric_procs "$job" | wc -l)" -eq 3 ]
+	scancel "$job"
+	for _ in $(seq 300); do [ -z "$(squeue -h -j "$job")" ] && break; sleep 0.1; done
+	[ -z "$(squeue -h -j "$job")" ]
+	assert_job_clean "$job"
+}
+
+@test "when the fabric does not come up, the step fails within startup_timeout naming the node, the directory and the setting" {
+	mkdir "$work/fake"
+	printf '#!/bin/sh\necho "fake dragon-ls: not starting" >&2\nexit 3\n' >"$work/fake/dragon-ls"
+	chmod +x "$work/fake/dragon-ls"
+	SECONDS=0
+	DRAGON_LIBEXECDIR="$work/fake" run timeout 60 srun --dragon=startup_timeout=2 -N3 true
+	took=$SECONDS
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[ "$took" -lt 15 ]
+	[[ "$output" == *"dragon: node dgtc"*"-node"*"did not start within 2 s (no /tmp/dragon-run/"*"/ls.ready); raise startup_timeout"* ]]
+	# A user's failed fabric never drains a node.
+	sleep 1
+	! sinfo -h -o '%T' | grep -qiE 'drain|down'
+}
+
+@test "srun --dragon with no dragon-ls to run fails fast, naming where it looked" {
+	DRAGON_LIBEXECDIR=/nonexistent run timeout 60 srun --dragon -N3 true
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"dragon: job "*": cannot start the fabric step: no executable dragon-ls in DRAGON_LIBEXECDIR=/nonexistent"* ]]
+}
+
+@test "an invalid --dragon value fails fast and starts nothing" {
+	SECONDS=0
+	run timeout 60 srun --dragon=startup_timeout=x -N3 true
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[ "$SECONDS" -lt 5 ]
+	[[ "$output" == *"dragon: --dragon: startup_timeout='x'"* ]]
+}
+
+@test "a --dragon batch job whose fabric does not come up fails, showing the fabric step's last words; no node drains" {
+	mkdir "$work/fake"
+	# It lingers a little after its message: srun drops the output of a task that exits at once
+	# while --kill-on-bad-exit tears the step down.
+	printf '#!/bin/sh\necho "fake dragon-ls: not starting on $(hostname)" >&2\nsleep 1\nexit 3\n' >"$work/fake/dragon-ls"
+	chmod +x "$work/fake/dragon-ls"
+	printf '#!/bin/sh\necho "script ran"\n' >"$work/job.sh"
+	DRAGON_LIBEXECDIR="$work/fake" run sbatch_wait --dragon=startup_timeout=3 -N3 -o "$work/out" "$work/job.sh"
+	[ "$status" -eq 0 ]
+	job=$output
+	cat "$work/out"
+	! grep -q "script ran" "$work/out"
+	grep -q "dragon: node dgtc[0-9]*-node1: the job's runtime did not start within 3 s" "$work/out"
+	grep -q "dragon: node dgtc[0-9]*-node1: the fabric step said: .*fake dragon-ls: not starting" "$work/out"
+	scontrol show job "$job" | grep -q "JobState=FAILED"
+	! sinfo -h -o '%T' | grep -qiE 'drain|down'
+	assert_job_clean "$job"
+}
+
+@test "a --dragon batch script is a member of the job's fabric: dragon PROG and dragon status in it use that fabric" {
+	cat >"$work/job.sh" <<-EOF
+	#!/bin/sh
+	#SBATCH --dragon
+	#SBATCH -N3
+	echo "script \$DRAGON_FABRIC_ID \$DRAGON_NODE_INDEX \$DRAGON_NODE_COUNT"
+	# Node 0's local services are ready before the other nodes have joined them: a step over all
+	# nodes first (each task waits for its own node), until node 0 waits for them itself.
+	srun -N3 true
+	"$DRAGON" status
+	"$DRAGON" -l "$B/examples/hello" 3
+	echo "hello rc=\$?"
+	"$DRAGON" status | grep -c "^fabric "
+	EOF
+	run sbatch_wait -o "$work/out" "$work/job.sh"
+	[ "$status" -eq 0 ]
+	job=$output
+	cat "$work/out"
+	grep -qx "script job$job 0 3" "$work/out"
+	grep -qx "fabric job$job" "$work/out"
+	[ "$(grep -c '^  node [0-2]: host ' "$work/out")" -eq 3 ]
+	[ "$(grep -c "hello from rank [0-2] of 3" "$work/out")" -eq 3 ]
+	grep -qx "hello rc=0" "$work/out"
+	# Only the job's fabric: dragon started none of its own.
+	[ "$(tail -1 "$work/out")" = 1 ]
+	assert_job_clean "$job"
+}
+
+@test "the fabric of a user's job runs as that user, and its tasks join it" {
+	uid=$(id -u nobody) gid=$(id -g nobody)
+	run --separate-stderr timeout 60 setpriv --reuid="$uid" --regid="$gid" --clear-groups \
+		srun --chdir=/ --dragon -N3 sh -c \
+		'read id idx n pid <"$DRAGON_RUNTIME_DIR/ls.ready"; echo "$(ps -o uid= -p "$pid" | tr -d " ") $(stat -c %u "$DRAGON_LS_SOCKET")"; '"'$JOIN'"
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -cx "$uid $uid")" -eq 3 ]
+	[ "$(printf '%s\n' "$output" | grep -c '^joined job[0-9]* [0-2] 3 ')" -eq 3 ]
+}
+
+@test "an srun --dragon run by a task of a --dragon step joins the same fabric and starts no other" {
+	cat >"$work/inside.sh" <<-EOF
+	#!/bin/sh
+	srun --dragon -N1 -n1 sh -c 'srun --overlap --dragon -N3 -n3 "$JOIN"'
+	pgrep -f "^$B/runtime/ls/dragon-ls .* --fabric-id job\$SLURM_JOB_ID " | wc -l
+	EOF
+	chmod +x "$work/inside.sh"
+	run --separate-stderr timeout 60 salloc -Q --dragon -N3 "$work/inside.sh"
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -c '^joined job[0-9]* [0-2] 3 ')" -eq 3 ]
+	[ "$(printf '%s\n' "$output" | tail -1)" -eq 3 ]
+}
