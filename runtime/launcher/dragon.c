@@ -461,7 +461,8 @@ static int scrubbed(const char *e)
  */
 static int run_alloc(const char *basedir, int label, char **argv)
 {
-	char fabric_id[40], base[PATH_MAX], sock[PATH_MAX + 64], ls[PATH_MAX], nodes[16];
+	char fabric_id[40], base[PATH_MAX], sock[PATH_MAX + 64], ready[PATH_MAX + 64], ls[PATH_MAX],
+		nodes[16];
 	uint8_t rnd[4];
 	int sfd = -1, fd = -1, status = -1, stopsig = 0, timeout_ms, nn = env_int("SLURM_JOB_NUM_NODES");
 	sigset_t old;
@@ -519,9 +520,11 @@ static int run_alloc(const char *basedir, int label, char **argv)
 	}
 	free(envp);
 	timeout_ms = (env_int("DRAGON_STARTUP_TIMEOUT") > 0 ? env_int("DRAGON_STARTUP_TIMEOUT") : 30) * 1000;
+	snprintf(ready, sizeof(ready), "%s/%s/%s", base, fabric_id, LS_READY_NAME);
 	for (int waited = 0; fd < 0; waited += 10) {
 		int st;
-		if ((fd = dial_ls(sock)) >= 0)
+		/* Ready, not merely listening: the head node says so once every node joined it. */
+		if (access(ready, F_OK) == 0 && (fd = dial_ls(sock)) >= 0)
 			break;
 		if (waitpid(step, &st, WNOHANG) == step) {
 			fprintf(stderr, "dragon: the fabric step ended before it was ready (%s %d); see "

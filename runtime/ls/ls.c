@@ -144,6 +144,8 @@ struct ls {
 	uint64_t next_gs_puid;
 	struct conn *handling; /* the connection whose request is being handled (GS callbacks) */
 	pid_t ta_pid;          /* the node's transport agent, 0 if none */
+	int ready;             /* DIR/ls.ready is written */
+	struct event *join_timer; /* head node: the other nodes must join before this fires */
 };
 
 static void ls_log(struct ls *ls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -1700,6 +1702,50 @@ static void on_relay(struct ls *ls, const Dragon__Msg *outer)
 	dg_msg_free(req);
 }
 
+static int write_ready(struct ls *ls);
+static int startup_timeout_ms(void);
+
+/*
+ * The head node says it is ready only once every node joined it: a program started on it at
+ * once may place processes anywhere. A node that does not join in time fails the fabric.
+ */
+static int all_joined(struct ls *ls)
+{
+	for (uint32_t i = 1; i < ls->node_count; i++)
+		if (!ls->nodes || !ls->nodes[i].joined)
+			return 0;
+	return 1;
+}
+
+static void ready_when_joined(struct ls *ls)
+{
+	if (ls->ready || !all_joined(ls))
+		return;
+	if (ls->join_timer)
+		evtimer_del(ls->join_timer);
+	if (write_ready(ls)) {
+		ls_log(ls, "%s", dragon_errmsg());
+		begin_stop(ls, SIGTERM);
+	}
+}
+
+static void on_join_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct ls *ls = arg;
+	char missing[512] = "";
+	size_t n = 0;
+
+	(void)fd;
+	(void)what;
+	for (uint32_t i = 1; i < ls->node_count && n + 16 < sizeof(missing); i++)
+		if (!ls->nodes[i].joined)
+			n += (size_t)snprintf(missing + n, sizeof(missing) - n, "%s%u", n ? ", " : "", i);
+	ls_log(ls, "node(s) %s did not join the head node within %d s (DRAGON_STARTUP_TIMEOUT); "
+		   "stopping the fabric",
+	       missing, startup_timeout_ms() / 1000);
+	begin_stop(ls, SIGTERM);
+}
+
 static void on_join(struct ls *ls, struct dg_link *l, const Dragon__Join *j)
 {
 	Dragon__Msg m = DRAGON__MSG__INIT;
@@ -1739,6 +1785,7 @@ static void on_join(struct ls *ls, struct dg_link *l, const Dragon__Join *j)
 	m.body_case = DRAGON__MSG__BODY_OK;
 	m.ok = &e;
 	dg_link_send(l, &m);
+	ready_when_joined(ls);
 }
 
 static void link_msg(struct dg_link *l, const Dragon__Msg *m, void *arg)
@@ -1944,6 +1991,7 @@ static int write_ready(struct ls *ls)
 	snprintf(tmp, sizeof(tmp), "%s/.ls.ready.%d", ls->o->dir, (int)getpid());
 	if (!(f = fopen(tmp, "wxe")))
 		return dg_err_sys("create %s", tmp);
+	ls->ready = 1;
 	fprintf(f, "%s %u %u %d\n", ls->o->fabric_id, ls->node_index, ls->node_count, (int)getpid());
 	if (fclose(f))
 		rv = dg_err_sys("write %s", tmp);
@@ -2225,7 +2273,15 @@ int ls_run(const struct ls_opts *o)
 		goto out;
 	/* Children were forked before our SIGCHLD watch existed? Reap them now too. */
 	on_sigchld(SIGCHLD, 0, ls);
-	if (write_ready(ls)) {
+	if (ls->node_index == 0 && !all_joined(ls)) {
+		int ms = startup_timeout_ms();
+		struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+		ls->join_timer = evtimer_new(ls->base, on_join_timeout, ls);
+		if (!ls->join_timer || evtimer_add(ls->join_timer, &tv)) {
+			ls_log(ls, "libevent: no timer");
+			goto out;
+		}
+	} else if (write_ready(ls)) {
 		ls_log(ls, "%s", dragon_errmsg());
 		goto out;
 	}
@@ -2293,6 +2349,8 @@ out:
 			event_free(ls->sigint);
 		if (ls->kill_timer)
 			event_free(ls->kill_timer);
+		if (ls->join_timer)
+			event_free(ls->join_timer);
 		event_base_free(ls->base);
 	}
 	if (lfd >= 0 && lfd != o->listen_fd)

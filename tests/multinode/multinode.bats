@@ -79,7 +79,8 @@ load nodes
 	cp "$RT/boot/0.ls.addrs" "$RT/boot2/0.ls.addrs"
 	head -c 32 /dev/urandom > "$RT/boot2/0.job.key"
 	touch "$RT/boot2/fence1.0"
-	DRAGON_BOOT_DIR="$RT/boot2" DRAGON_BOOT_RANK=1 DRAGON_BOOT_SIZE=2 DRAGON_STARTUP_TIMEOUT=5 \
+	# (Without a transport agent: its fake bootstrap has no second fence.)
+	DRAGON_TA=off DRAGON_BOOT_DIR="$RT/boot2" DRAGON_BOOT_RANK=1 DRAGON_BOOT_SIZE=2 DRAGON_STARTUP_TIMEOUT=5 \
 		run "$LS" --dir "$RT/n9" --fabric-id "$FAB" --boot file
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"cannot join the head node"* ]]
