@@ -121,6 +121,8 @@ void dg_ta_config_init(struct dg_ta_config *cfg)
 		cfg->provider = e;
 	if ((e = getenv("DRAGON_TA_IFACE")) && *e)
 		cfg->iface = e;
+	if ((e = getenv("DRAGON_TA_BIND")) && *e)
+		cfg->bind = e;
 	if ((e = getenv("DRAGON_TA_DEAD_MS")) && atoi(e) > 0)
 		cfg->dead_ms = atoi(e);
 	if ((e = getenv("DRAGON_TA_SPIN_US")) && atoi(e) >= 0)

@@ -12,7 +12,7 @@ typedef struct dg_ta dg_ta;
 struct dg_ta_config {
 	const char *provider;  /* libfabric provider, default "tcp;ofi_rxm" (env DRAGON_TA_PROVIDER) */
 	const char *iface;     /* libfabric domain (network interface for tcp), NULL: any (DRAGON_TA_IFACE) */
-	const char *bind;      /* "ip[:port]" to bind, NULL: provider's choice */
+	const char *bind;      /* "ip[:port]" to bind, NULL: provider's choice (DRAGON_TA_BIND) */
 	const char *peer_file; /* static peer table: lines "<node> <hex endpoint address>" */
 	uint32_t node;         /* this node's id */
 	unsigned char key[DG_FRAME_KEY]; /* the job key */
