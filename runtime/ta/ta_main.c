@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -734,6 +735,8 @@ static void run(struct agent *a)
 			a->last_work = dg_ta_now();
 		else if (dg_ta_now() - a->last_work > a->spin_ns)
 			nap(a);
+		else
+			sched_yield(); /* polling, but a node's processes may need this core */
 	}
 }
 
