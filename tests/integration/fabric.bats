@@ -6,8 +6,6 @@ setup() {
 	B="${top_builddir:?}"
 	JOIN="$B/tests/integration/join_check"
 	DRAGON="$B/runtime/launcher/dragon"
-	# Until the transport agent is built, fabrics of several nodes run without it.
-	[ -x "$B/runtime/ta/dragon-ta" ] || export DRAGON_TA=off
 	# Job output must be visible from the nodes and from here: not under /tmp.
 	work=$(mktemp -d "$DRAGON_TC_STATE/bats.XXXXXX")
 }
@@ -267,4 +265,45 @@ assert_job_clean() {
 	[ "$status" -eq 0 ]
 	[ "$(printf '%s\n' "$output" | grep -c '^joined job[0-9]* [0-2] 3 ')" -eq 3 ]
 	[ "$(printf '%s\n' "$output" | tail -1)" -eq 3 ]
+}
+
+@test "srun --dragon -N3: every task sends to one channel on node 0 through the transport agents" {
+	CH="$B/tests/ta/chtool"
+	# Task 0 owns the channel and expects 1000 messages from each of the other five tasks.
+	cat >"$work/task.sh" <<-EOF
+	#!/bin/sh
+	if [ "\$SLURM_PROCID" = 0 ]; then exec "$CH" serve q 5000 6; fi
+	exec "$CH" send q "\$SLURM_PROCID" 1000 200
+	EOF
+	chmod +x "$work/task.sh"
+	run --separate-stderr timeout 90 srun --dragon -N3 -n6 --distribution=block "$work/task.sh"
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"received 5000 in order from 6 senders"* ]]
+}
+
+@test "sbatch --dragon: a channel named by step 1 on the first node is read by step 2 on the third" {
+	CH="$B/tests/ta/chtool"
+	cat >"$work/job.sh" <<-EOF
+	#!/bin/sh
+	#SBATCH --dragon
+	#SBATCH -N3
+	#SBATCH -o $work/out
+	nodes=\$(scontrol show hostnames "\$SLURM_JOB_NODELIST")
+	first=\$(echo "\$nodes" | sed -n 1p)
+	third=\$(echo "\$nodes" | sed -n 3p)
+	srun --overlap -N1 -n1 -w "\$first" "$CH" hold shared 30 "first message" "second message" > $work/hold.out 2>&1 &
+	holder=\$!
+	srun --overlap -N1 -n1 -w "\$third" "$CH" recv shared 2 10000
+	echo "step2 status \$?"
+	kill \$holder
+	wait \$holder
+	EOF
+	job=$(sbatch_wait "$work/job.sh")
+	cat "$work/out" "$work/hold.out" || true
+	grep -qx "first message" "$work/out"
+	grep -qx "second message" "$work/out"
+	grep -qx "step2 status 0" "$work/out"
+	assert_job_clean "$job"
 }

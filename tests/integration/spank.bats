@@ -5,9 +5,6 @@ bats_require_minimum_version 1.5.0
 
 setup() {
 	work=$(mktemp -d "$DRAGON_TC_STATE/bats.XXXXXX")
-	# --dragon steps wait for the job's fabric: until the transport agent is built, fabrics of
-	# several nodes run without it.
-	[ -x "${top_builddir:?}/runtime/ta/dragon-ta" ] || export DRAGON_TA=off
 }
 
 teardown() {
