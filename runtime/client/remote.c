@@ -124,7 +124,10 @@ static int attach_agent(void)
 					     "agent of %s serves node %u (DRAGON_NODE_INDEX)",
 			      dg_local_node(), path, tc.agent_node);
 	if ((rv = dragon_channel_attach(&gd, &tc.gw)) || (rv = dragon_mem_attach(&md, &tc.flag)))
-		return rv;
+		return rv == DRAGON_ESTALE ? dg_err(DRAGON_EPEER, "the transport agent of this node "
+								  "(pid %ld, %s) is gone",
+						    pid, path)
+					   : rv;
 	tc.sleeping = tc.flag.ptr;
 	tc.agent = (pid_t)pid;
 	tc.bell_fd = open(bell, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
@@ -204,6 +207,34 @@ static void ring(void)
 	}
 }
 
+static int agent_gone(void)
+{
+	return kill(tc.agent, 0) && errno == ESRCH
+		       ? dg_err(DRAGON_EPEER, "the transport agent of this node (pid %d) is gone",
+				(int)tc.agent)
+		       : DRAGON_OK;
+}
+
+/*
+ * Put a request into the gateway. Waiting forever on a full gateway would hang with a dead
+ * agent: wait in one-second slices and look at the agent between them.
+ */
+static int gw_put(const void *buf, dragon_mem_t *mem, size_t len, const dragon_wait_t *w)
+{
+	dragon_wait_t slice = {.timeout_us = 1000000, .mode = w ? w->mode : DRAGON_WAIT_DEFAULT};
+	int forever = !w || w->timeout_us < 0, rv;
+
+	for (;;) {
+		const dragon_wait_t *use = forever ? &slice : w;
+		rv = mem ? dragon_channel_send_mem(tc.gw, mem, use)
+			 : dragon_channel_send(tc.gw, buf, len, use);
+		if (rv != DRAGON_ETIMEDOUT || !forever)
+			return rv;
+		if ((rv = agent_gone()))
+			return rv;
+	}
+}
+
 /* Hand the agent header h followed by len bytes of buf. */
 static int request(struct dg_gw_hdr *h, const void *buf, size_t len, const dragon_wait_t *w)
 {
@@ -216,11 +247,20 @@ static int request(struct dg_gw_hdr *h, const void *buf, size_t len, const drago
 		memcpy(tmp, h, sizeof(*h));
 		if (len)
 			memcpy(tmp + sizeof(*h), buf, len);
-		rv = dragon_channel_send(tc.gw, tmp, total, w);
+		rv = gw_put(tmp, NULL, total, w);
 	} else {
 		dragon_mem_t mem;
 		/* Built in the agent's pool and handed over without another copy. */
-		rv = dragon_pool_alloc_wait(tc.flag.pool, total, 0, w ? w->timeout_us : -1, &mem);
+		long t = w ? w->timeout_us : -1;
+		/* The agent frees the pool as it sends; if it died, nothing would: look between waits. */
+		while ((rv = dragon_pool_alloc_wait(tc.flag.pool, total, 0, t < 0 ? 1000000 : t,
+						    &mem)) == DRAGON_ETIMEDOUT &&
+		       t < 0 && !agent_gone())
+			;
+		if (rv == DRAGON_ETIMEDOUT && t < 0)
+			rv = DRAGON_EPEER;
+		if (rv == DRAGON_EPEER)
+			return rv;
 		if (rv)
 			return rv == DRAGON_ETIMEDOUT || rv == DRAGON_ENOSPACE
 				       ? dg_err(rv, "the transport agent's pool has no room for %zu "
@@ -229,7 +269,7 @@ static int request(struct dg_gw_hdr *h, const void *buf, size_t len, const drago
 				       : rv;
 		memcpy(mem.ptr, h, sizeof(*h));
 		memcpy((unsigned char *)mem.ptr + sizeof(*h), buf, len);
-		rv = dragon_channel_send_mem(tc.gw, &mem, w);
+		rv = gw_put(NULL, &mem, total, w);
 		if (rv)
 			dragon_pool_free(&mem);
 	}
@@ -250,10 +290,8 @@ static int answer(struct reply *r, uint64_t req, uint32_t node, dragon_wait_mode
 		int rv = dragon_channel_recv_mem(r->ch, &mem, &slice);
 
 		if (rv == DRAGON_ETIMEDOUT) {
-			if (kill(tc.agent, 0) && errno == ESRCH)
-				return dg_err(DRAGON_EPEER, "the transport agent of this node (pid %d) "
-							    "is gone",
-					      (int)tc.agent);
+			if ((rv = agent_gone()))
+				return rv;
 			continue;
 		}
 		if (rv)

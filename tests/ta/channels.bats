@@ -122,3 +122,24 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	run -1 on 1 "$CH" recv h 1 0
 	[[ "$output" == *"DRAGON_EPEER"*"transport agent"* ]]
 }
+
+@test "a process whose own node's agent dies gets EPEER, never waits forever on its gateway" {
+	CH="$B/tests/ta/chtool"
+	start_nodes 2
+	bg 0 "$RT/hold.out" "$CH" hold h 60
+	wait_ready "$RT/hold.out"
+	local ta
+	ta=$(sed -n 's/^pid //p' "$RT/n1/ta.info")
+	# A stopped agent takes nothing: the sender fills the gateway and waits; then the agent dies.
+	kill -STOP "$ta"
+	bg 1 "$RT/send.out" timeout 30 "$CH" send h 0 5000 100
+	local sender=$LAST rc=0
+	sleep 1
+	kill -KILL "$ta"
+	wait "$sender" || rc=$?
+	[ "$rc" -eq 1 ]
+	grep -q "DRAGON_EPEER.*transport agent of this node.*is gone" "$RT/send.out"
+	# A process that starts after the agent died is told the same at once.
+	run -1 on 1 "$CH" send h 0 1 100
+	[[ "$output" == *"DRAGON_EPEER"*"transport agent of this node"*"is gone"* ]]
+}
