@@ -15,13 +15,14 @@ runtime_libdragon_impl_la_SOURCES += \
 	runtime/gs/gs.c runtime/gs/gs.h \
 	runtime/launcher/rundir.c runtime/launcher/rundir.h runtime/libexec.c runtime/libexec.h \
 	runtime/client/client.c runtime/client/client.h runtime/client/sync.c \
-	runtime/client/remote.c runtime/ta/gateway.h
+	runtime/client/remote.c runtime/client/fchannel.c runtime/ta/gateway.h
 runtime_libdragon_impl_la_CFLAGS += $(EVENT_CFLAGS) $(PROTOBUF_C_CFLAGS) $(HWLOC_CFLAGS) $(SODIUM_CFLAGS) \
 	-DDRAGON_LIBEXECDIR='"$(libexecdir)"'
 runtime_libdragon_impl_la_LIBADD += $(EVENT_LIBS) $(PROTOBUF_C_LIBS) $(HWLOC_LIBS)
 
 dragoninclude_HEADERS += include/dragon/init.h include/dragon/process.h include/dragon/group.h \
-	include/dragon/name.h include/dragon/queue.h include/dragon/sync.h
+	include/dragon/name.h include/dragon/queue.h include/dragon/sync.h \
+	include/dragon/fchannel.h
 
 # The launcher links libdragon statically: it forks local services from its own image.
 bin_PROGRAMS += runtime/launcher/dragon

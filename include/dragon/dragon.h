@@ -11,5 +11,6 @@
 #include <dragon/name.h>
 #include <dragon/queue.h>
 #include <dragon/sync.h>
+#include <dragon/fchannel.h>
 
 #endif

@@ -12,6 +12,7 @@
 
 #include <dragon/dragon.h>
 #include "err.h"
+#include "pool_internal.h"
 #include "shm.h"
 #include "client/client.h"
 #include "ls/ls.h"
@@ -154,6 +155,18 @@ static int expect(Dragon__Msg *rep, Dragon__Msg__BodyCase want)
 	return dg_err(DRAGON_EPROTO, "expected another reply than %s", dg_msg_name(rep));
 }
 
+/*
+ * Pools kept by local services (the node's pool of channels, pools created through them) are
+ * attached with the memfd LS hands over the socket: no need for /proc access to their creator.
+ */
+static int pool_fd_provider(uint64_t pool_id, int *fd, void *arg)
+{
+	uint64_t size;
+
+	(void)arg;
+	return dg_client_pool_attach(pool_id, fd, &size);
+}
+
 DRAGON_API int dragon_init(void)
 {
 	const char *sock = getenv("DRAGON_LS_SOCKET"), *dir = getenv("DRAGON_RUNTIME_DIR");
@@ -204,6 +217,7 @@ DRAGON_API int dragon_init(void)
 	/* A process that joined from outside (a Slurm step) learns its node here: the descriptors
 	 * of the channels it creates carry it. */
 	dg_set_local_node(cl.node_index);
+	dg_pool_set_fd_provider(pool_fd_provider, NULL);
 	snprintf(cl.fabric_id, sizeof(cl.fabric_id), "%s", rep->hello_reply->fabric_id);
 	cl.idle = c;
 	c = NULL;
@@ -232,6 +246,7 @@ DRAGON_API int dragon_finalize(void)
 			conn_close(c);
 		}
 		cl.fabric_id[0] = 0;
+		dg_pool_set_fd_provider(NULL, NULL);
 	}
 	pthread_mutex_unlock(&cl.lock);
 	return rv;

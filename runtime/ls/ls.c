@@ -28,8 +28,12 @@
 #include <sodium.h>
 #include <unistd.h>
 
+#include <dragon/channel.h>
+#include <dragon/pool.h>
+
 #include "err.h"
 #include "gs/gs.h"
+#include "shm.h"
 #include "libexec.h"
 #include "ls/link.h"
 #include "ls/ls.h"
@@ -106,6 +110,17 @@ struct pool {
 	int outlive;
 };
 
+/* A channel local services keep in the node's pool for a process (ChannelCreate). */
+struct lchan {
+	struct lchan *next;
+	dragon_channel_t *ch;
+	unsigned char desc[DRAGON_DESC_SIZE];
+	uint64_t id;
+	uint32_t capacity;
+	uint64_t owner;
+	int outlive;
+};
+
 /* What the head node knows of another node (from its Join). */
 struct node_info {
 	struct dg_link *link; /* NULL while the node has not joined, or after it left */
@@ -124,6 +139,8 @@ struct ls {
 	struct proc *procs;
 	struct waitreq *waits;
 	struct pool *pools;
+	dragon_pool_t *node_pool; /* the pool of channels local services create (lazily) */
+	struct lchan *chans;
 	struct gs *gs;
 	struct dg_boot *boot;
 	char sock_path[PATH_MAX];
@@ -462,6 +479,16 @@ static void owner_gone(struct ls *ls, uint64_t owner)
 			free(pl);
 		} else {
 			q = &pl->next;
+		}
+	}
+	for (struct lchan **q = &ls->chans; *q;) {
+		struct lchan *lc = *q;
+		if (lc->owner == owner && !lc->outlive) {
+			*q = lc->next;
+			dragon_channel_destroy(lc->ch);
+			free(lc);
+		} else {
+			q = &lc->next;
 		}
 	}
 	if (ls->gs)
@@ -1029,6 +1056,110 @@ static void pool_create(struct conn *c, uint64_t seq, const Dragon__PoolCreate *
 	send_pool(c, seq, pl);
 }
 
+/* ---- channels ------------------------------------------------------------------------- */
+
+/*
+ * The node's pool, created on the first ChannelCreate (DRAGON_LS_POOL_MB, default 256 MiB; a
+ * memfd is sparse). It is also listed among the node's pools, so a process attaches it through
+ * local services (PoolAttach hands the memfd over the socket) even where /proc is closed to it.
+ */
+static int node_pool(struct ls *ls)
+{
+	const char *v = getenv("DRAGON_LS_POOL_MB");
+	dragon_pool_attr_t pa = {.size = (size_t)(v && atoi(v) > 0 ? atoi(v) : 256) << 20};
+	struct pool *pl;
+	int rv;
+
+	if (ls->node_pool)
+		return DRAGON_OK;
+	if ((rv = dragon_pool_create(&pa, &ls->node_pool)))
+		return rv;
+	pl = calloc(1, sizeof(*pl));
+	if (!pl || (pl->fd = dup(dragon_pool_fd(ls->node_pool))) < 0) {
+		free(pl);
+		dragon_pool_destroy(ls->node_pool);
+		ls->node_pool = NULL;
+		return dg_err_sys("keeping the node pool");
+	}
+	pl->id = dragon_pool_id(ls->node_pool);
+	pl->size = pa.size;
+	pl->name = strdup("node");
+	pl->outlive = 1;
+	pl->next = ls->pools;
+	ls->pools = pl;
+	return DRAGON_OK;
+}
+
+static void channel_create(struct conn *c, uint64_t seq, const Dragon__ChannelCreate *cc)
+{
+	struct ls *ls = c->ls;
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__ChannelReply r = DRAGON__CHANNEL_REPLY__INIT;
+	dragon_channel_attr_t attr = {.capacity = cc->capacity, .block_size = cc->block_size};
+	struct lchan *lc;
+	int rv;
+
+	if (cc->capacity > (1u << 20) || cc->block_size > (1u << 20) || cc->wait > DRAGON_WAIT_IDLE) {
+		reply_error(c, seq, DRAGON_EINVAL, "a channel holds up to 1048576 messages of up to "
+						   "1 MiB inline, and waits in a mode 0 to 3");
+		return;
+	}
+	attr.wait = (dragon_wait_mode_t)cc->wait;
+	if (!(lc = calloc(1, sizeof(*lc)))) {
+		reply_error(c, seq, DRAGON_ENOMEM, "channel record");
+		return;
+	}
+	if ((rv = node_pool(ls)) || (rv = dragon_channel_create(ls->node_pool, &attr, &lc->ch)) ||
+	    (rv = dragon_channel_serialize(lc->ch, (dragon_channel_desc_t *)lc->desc))) {
+		reply_error(c, seq, rv, dragon_errmsg());
+		if (lc->ch)
+			dragon_channel_destroy(lc->ch);
+		free(lc);
+		return;
+	}
+	{
+		struct dg_desc d;
+		if (dg_desc_unpack(lc->desc, DG_DESC_CHANNEL, &d) == DRAGON_OK)
+			lc->id = d.size;
+	}
+	lc->capacity = cc->capacity ? cc->capacity : 64;
+	lc->owner = owner_of(c);
+	lc->outlive = cc->outlive;
+	lc->next = ls->chans;
+	ls->chans = lc;
+	r.desc.data = lc->desc;
+	r.desc.len = sizeof(lc->desc);
+	m.seq = seq;
+	m.body_case = DRAGON__MSG__BODY_CHANNEL_REPLY;
+	m.channel_reply = &r;
+	conn_send(c, &m);
+}
+
+static void channel_destroy(struct conn *c, uint64_t seq, const Dragon__ChannelDestroy *cd)
+{
+	struct ls *ls = c->ls;
+
+	struct dg_desc want, have;
+
+	/* Descriptors of one channel differ between processes (each names its own handle on the
+	 * pool): the channel is its pool and its place in it. */
+	if (cd->desc.len == DRAGON_DESC_SIZE &&
+	    dg_desc_unpack(cd->desc.data, DG_DESC_CHANNEL, &want) == DRAGON_OK)
+		for (struct lchan **q = &ls->chans; *q; q = &(*q)->next)
+			if (dg_desc_unpack((*q)->desc, DG_DESC_CHANNEL, &have) == DRAGON_OK &&
+			    have.pool_id == want.pool_id && have.offset == want.offset &&
+			    have.size == want.size) {
+				struct lchan *lc = *q;
+				*q = lc->next;
+				dragon_channel_destroy(lc->ch);
+				free(lc);
+				reply_ok(c, seq);
+				return;
+			}
+	reply_error(c, seq, DRAGON_ENOTFOUND, "no channel of local services with that descriptor "
+					      "on this node");
+}
+
 /* ---- requests ------------------------------------------------------------------------- */
 
 static void fill_proc(Dragon__ProcInfo *x, const struct proc *p, uint32_t node)
@@ -1062,6 +1193,8 @@ static void reply_procs(struct conn *c, uint64_t seq, int status)
 	for (struct proc *p = ls->procs; p; p = p->next)
 		n++;
 	for (struct pool *pl = ls->pools; pl; pl = pl->next)
+		np++;
+	for (struct lchan *lc = ls->chans; lc; lc = lc->next)
 		np++;
 	items = calloc(n + 1, sizeof(*items));
 	ptrs = calloc(n + 1, sizeof(*ptrs));
@@ -1121,6 +1254,16 @@ static void reply_procs(struct conn *c, uint64_t seq, int status)
 		objs[k].name = pl->name ? pl->name : (char *)"";
 		objs[k].size = pl->size;
 		objs[k].creator = pl->owner;
+		objs[k].node = ls->node_index;
+		sr.objects[k] = &objs[k];
+	}
+	for (struct lchan *lc = ls->chans; lc; lc = lc->next, k++) {
+		dragon__obj_info__init(&objs[k]);
+		objs[k].id = lc->id;
+		objs[k].kind = DRAGON__KIND__KIND_CHANNEL;
+		objs[k].name = (char *)"";
+		objs[k].size = lc->capacity;
+		objs[k].creator = lc->owner;
 		objs[k].node = ls->node_index;
 		sr.objects[k] = &objs[k];
 	}
@@ -1208,6 +1351,8 @@ static int node_local_only(const Dragon__Msg *m)
 	case DRAGON__MSG__BODY_POOL_CREATE:
 	case DRAGON__MSG__BODY_POOL_ATTACH:
 	case DRAGON__MSG__BODY_POOL_DESTROY:
+	case DRAGON__MSG__BODY_CHANNEL_CREATE:
+	case DRAGON__MSG__BODY_CHANNEL_DESTROY:
 		return 1;
 	default:
 		return 0;
@@ -1370,6 +1515,12 @@ static void handle_req(struct conn *c, const Dragon__Msg *req)
 		return;
 	case DRAGON__MSG__BODY_POOL_CREATE:
 		pool_create(c, seq, req->pool_create);
+		return;
+	case DRAGON__MSG__BODY_CHANNEL_CREATE:
+		channel_create(c, seq, req->channel_create);
+		return;
+	case DRAGON__MSG__BODY_CHANNEL_DESTROY:
+		channel_destroy(c, seq, req->channel_destroy);
 		return;
 	case DRAGON__MSG__BODY_POOL_ATTACH: {
 		struct pool *pl = pool_find(ls, req->pool_attach->pool_id);
@@ -2201,6 +2352,8 @@ int ls_run(const struct ls_opts *o)
 		}
 		own_sock = 1;
 	}
+	/* Descriptors of what this node creates (its channels) carry its index. */
+	dg_set_local_node(ls->node_index);
 	/* The head node (rank 0) hosts GS; its address and the job key reach the others through
 	 * the bootstrap, and every other node joins it over a sealed link. */
 	if (links_prepare(ls, &tcp_fd) || dg_boot_fence(ls->boot) || links_key(ls) ||
@@ -2371,6 +2524,14 @@ out:
 			unlink(path);
 		}
 	}
+	while (ls->chans) {
+		struct lchan *lc = ls->chans;
+		ls->chans = lc->next;
+		dragon_channel_destroy(lc->ch);
+		free(lc);
+	}
+	if (ls->node_pool)
+		dragon_pool_destroy(ls->node_pool);
 	sodium_memzero(ls->key, sizeof(ls->key));
 	/* Embedded in a launcher that may itself be gone (SIGKILL): leave no directory behind. */
 	if (o->ctl_fd >= 0 && rmdir(o->dir) == 0) {

@@ -143,3 +143,17 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	run -1 on 1 "$CH" send h 0 1 100
 	[[ "$output" == *"DRAGON_EPEER"*"transport agent of this node"*"is gone"* ]]
 }
+
+@test "a channel kept by local services: found by name from another node after its creator left, or gone with it" {
+	CH="$B/tests/ta/chtool"
+	start_nodes 3
+	run -0 on 0 "$CH" fchan kept outlive 0 one two
+	run -0 on 2 "$CH" recv kept 2 1000
+	[ "$output" = "$(printf 'one\ntwo')" ]
+	run -0 on 0 "$DRAGON" status --json
+	[[ "$output" == *CHANNEL* || "$output" == *channel* ]]
+	# Without outlive the channel and its name go with the process.
+	run -0 on 1 "$CH" fchan owned owned 0 x
+	run -1 on 2 "$CH" recv owned 1 0
+	[[ "$output" == *lookup* ]]
+}

@@ -13,6 +13,7 @@ static const char usage[] =
 	"                                            messages and check each sender's order\n"
 	"       chtool send NAME SENDER COUNT SIZE [deposited]\n"
 	"       chtool hold NAME SECONDS [MSG...]    create a channel holding MSGs, register NAME\n"
+	"       chtool fchan NAME outlive|owned SECONDS [MSG...]  the same, kept by local services\n"
 	"       chtool recv NAME COUNT TIMEOUT_MS    receive from NAME's channel (any node), print\n"
 	"       chtool poll NAME TIMEOUT_MS          print which of in/out hold on NAME's channel\n"
 	"       chtool echo MINE PEER                answer every message on MINE to PEER until END\n"
@@ -286,6 +287,23 @@ static int stream(const char *mine, const char *peer, size_t size, double second
 	return dragon_channel_send(out, END, 3, NULL) ? fail("send", 1) : 0;
 }
 
+/* A channel kept by local services: fill it, print ready, stay SECONDS, exit (owned: it goes too). */
+static int fchan(const char *name, int outlive, int seconds, char **msgs, int n)
+{
+	dragon_channel_t *ch;
+	int rc;
+
+	if ((rc = dragon_fchannel_create(name, NULL, outlive ? DRAGON_FCHANNEL_OUTLIVE : 0, &ch)))
+		return fail("create", rc);
+	for (int i = 0; i < n; i++)
+		if ((rc = dragon_channel_send(ch, msgs[i], strlen(msgs[i]), NULL)))
+			return fail("send", rc);
+	printf("ready\n");
+	fflush(stdout);
+	sleep((unsigned)seconds);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int rc;
@@ -323,6 +341,8 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "send") && argc >= 6)
 		return sendn(argv[2], (uint32_t)atoi(argv[3]), atol(argv[4]), strtoull(argv[5], NULL, 10),
 			     argc > 6 && !strcmp(argv[6], "deposited"));
+	if (!strcmp(argv[1], "fchan") && argc >= 5)
+		return fchan(argv[2], !strcmp(argv[3], "outlive"), atoi(argv[4]), argv + 5, argc - 5);
 	if (!strcmp(argv[1], "hold") && argc >= 4)
 		return hold(argv[2], atoi(argv[3]), argv + 4, argc - 4);
 	if (!strcmp(argv[1], "recv") && argc == 5)

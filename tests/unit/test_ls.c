@@ -294,6 +294,41 @@ static void pools_are_memfds_handed_over_the_socket(void **state)
 	assert_int_equal(dg_client_pool_destroy(id), DRAGON_ENOTFOUND);
 }
 
+static void channels_of_local_services_are_made_checked_and_destroyed(void **state)
+{
+	dragon_channel_attr_t big = {.capacity = (1u << 20) + 1};
+	dragon_channel_attr_t small = {.capacity = 4};
+	dragon_channel_t *ch = NULL, *other = NULL;
+	dragon_channel_desc_t desc;
+	char buf[16];
+	size_t len;
+
+	(void)state;
+	assert_int_equal(dragon_fchannel_create(NULL, &big, 0, &ch), DRAGON_EINVAL);
+	assert_int_equal(dragon_fchannel_create("unit.chan", &small, 0, &ch), DRAGON_OK);
+	/* A name is taken once: the second create fails and leaves nothing behind. */
+	assert_int_equal(dragon_fchannel_create("unit.chan", &small, 0, &other), DRAGON_EEXIST);
+	assert_int_equal(dragon_channel_send(ch, "hi", 2, NULL), DRAGON_OK);
+	assert_int_equal(dragon_fchannel_attach("unit.chan", 0, &other), DRAGON_OK);
+	assert_int_equal(dragon_channel_recv(other, buf, sizeof(buf), &len, NULL), DRAGON_OK);
+	assert_int_equal(len, 2);
+	assert_int_equal(dragon_channel_serialize(ch, &desc), DRAGON_OK);
+	assert_int_equal(dragon_fchannel_destroy(ch), DRAGON_OK);
+	assert_int_equal(dragon_channel_send(other, "x", 1, NULL), DRAGON_ECLOSED);
+	assert_int_equal(dragon_channel_attach(&desc, &ch), DRAGON_ESTALE);
+	dragon_channel_detach(other);
+	/* A channel of the process's own pool is not local services' to destroy. */
+	{
+		dragon_pool_t *pool;
+		assert_int_equal(dragon_pool_create(NULL, &pool), DRAGON_OK);
+		assert_int_equal(dragon_channel_create(pool, NULL, &ch), DRAGON_OK);
+		assert_int_equal(dragon_fchannel_destroy(ch), DRAGON_ENOTFOUND);
+		dragon_channel_destroy(ch);
+		dragon_pool_destroy(pool);
+	}
+	assert_int_equal(dragon_name_remove("unit.chan"), DRAGON_OK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -309,6 +344,7 @@ int main(void)
 		cmocka_unit_test(cpu_binding_stays_inside_the_allowed_set),
 		cmocka_unit_test(a_client_that_leaves_takes_its_processes_along),
 		cmocka_unit_test(pools_are_memfds_handed_over_the_socket),
+		cmocka_unit_test(channels_of_local_services_are_made_checked_and_destroyed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
