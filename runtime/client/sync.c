@@ -1,4 +1,4 @@
-/* runtime/client/sync.c: queues (served by global services) and the lock, semaphore, barrier, event on them. */
+/* runtime/client/sync.c: queues (channels kept by local services) and the lock, semaphore, barrier, event on them. */
 #include "config.h"
 
 #include <stdio.h>
@@ -9,126 +9,130 @@
 #include "err.h"
 #include "client/client.h"
 
+/*
+ * A queue is a channel kept by the creator's local services (dragon_fchannel_create), so puts and
+ * gets on its node are shared-memory operations, and from other nodes they go through the
+ * transport agents like any channel's. Its name maps to the channel's descriptor followed by the
+ * queue's message limit (little-endian 32 bits), registered as a channel with the channel's
+ * lifetime: a descriptor of another length is not a queue.
+ */
+#define QUEUE_NAME_LEN (DRAGON_DESC_SIZE + 4)
+
 struct dragon_queue {
-	uint64_t qid;
-	uint32_t cap, msg_max;
+	dragon_channel_t *ch;
+	uint32_t msg_max;
+	char name[256]; /* "" when unnamed */
 };
 
-static int queue_from_reply(Dragon__Msg *rep, dragon_queue_t **q)
+/* The queue's own words for what the channel says. */
+static int queue_rc(int rv)
 {
-	dragon_queue_t *h;
+	if (rv == DRAGON_ECLOSED || rv == DRAGON_ESTALE)
+		return dg_err(DRAGON_ESTALE, "the queue was destroyed");
+	return rv;
+}
 
-	if (rep->body_case != DRAGON__MSG__BODY_QUEUE_REPLY)
-		return dg_err(DRAGON_EPROTO, "expected a queue reply, got %s", dg_msg_name(rep));
-	h = calloc(1, sizeof(*h));
-	if (!h)
-		return dg_err(DRAGON_ENOMEM, "queue handle");
-	h->qid = rep->queue_reply->qid;
-	h->cap = rep->queue_reply->capacity;
-	h->msg_max = rep->queue_reply->msg_max;
-	*q = h;
-	return DRAGON_OK;
+static dragon_wait_t queue_wait(int timeout_ms)
+{
+	dragon_wait_t w = {.timeout_us = timeout_ms < 0 ? -1 : (long)timeout_ms * 1000};
+	return w;
 }
 
 DRAGON_API int dragon_queue_create(const char *name, unsigned capacity, size_t msg_max, int flags,
 				   dragon_queue_t **q)
 {
-	Dragon__Msg m = DRAGON__MSG__INIT, *rep = NULL;
-	Dragon__QueueCreate c = DRAGON__QUEUE_CREATE__INIT;
+	dragon_channel_attr_t attr = {.capacity = capacity};
+	unsigned char desc[QUEUE_NAME_LEN];
+	dragon_queue_t *h;
 	int rv;
 
 	if (!q)
 		return dg_err(DRAGON_EINVAL, "q is NULL");
-	if (msg_max > UINT32_MAX)
-		return dg_err(DRAGON_EINVAL, "msg_max %zu is beyond 65536", msg_max);
-	c.name = (char *)(name ? name : "");
-	c.capacity = capacity;
-	c.msg_max = (uint32_t)msg_max;
-	c.outlive = !!(flags & DRAGON_QUEUE_OUTLIVE);
-	m.body_case = DRAGON__MSG__BODY_QUEUE_CREATE;
-	m.queue_create = &c;
-	rv = dg_client_call(&m, &rep, NULL);
-	if (!rv)
-		rv = queue_from_reply(rep, q);
-	dg_msg_free(rep);
-	return rv;
+	if (capacity < 1 || capacity > 65536 || msg_max < 1 || msg_max > 65536)
+		return dg_err(DRAGON_EINVAL, "a queue holds 1..65536 messages of 1..65536 bytes "
+					     "(asked: %u of %zu)",
+			      capacity, msg_max);
+	if (name && strlen(name) >= sizeof(h->name))
+		return dg_err(DRAGON_EINVAL, "queue name longer than %zu bytes", sizeof(h->name) - 1);
+	/* Small messages inline; larger ones travel as allocations of the node's pool. */
+	attr.block_size = msg_max < 512 ? (uint32_t)msg_max : 512;
+	if (!(h = calloc(1, sizeof(*h))))
+		return dg_err(DRAGON_ENOMEM, "queue handle");
+	h->msg_max = (uint32_t)msg_max;
+	if ((rv = dragon_fchannel_create(NULL, &attr,
+					 flags & DRAGON_QUEUE_OUTLIVE ? DRAGON_FCHANNEL_OUTLIVE : 0,
+					 &h->ch))) {
+		free(h);
+		return rv;
+	}
+	if (name && *name) {
+		snprintf(h->name, sizeof(h->name), "%s", name);
+		rv = dragon_channel_serialize(h->ch, (dragon_channel_desc_t *)desc);
+		for (int k = 0; k < 4; k++)
+			desc[DRAGON_DESC_SIZE + k] = (unsigned char)(h->msg_max >> (8 * k));
+		if (!rv)
+			rv = dragon_name_register(name, DRAGON_NAME_CHANNEL, desc, sizeof(desc),
+						  flags & DRAGON_QUEUE_OUTLIVE ? DRAGON_NAME_OUTLIVE : 0);
+		if (rv) {
+			char why[512];
+			snprintf(why, sizeof(why), "%s", dragon_errmsg());
+			dragon_fchannel_destroy(h->ch);
+			free(h);
+			return dg_err(rv, "%s", why);
+		}
+	}
+	*q = h;
+	return DRAGON_OK;
 }
 
 DRAGON_API int dragon_queue_attach(const char *name, int timeout_ms, dragon_queue_t **q)
 {
-	Dragon__Msg m = DRAGON__MSG__INIT, *rep = NULL;
-	Dragon__QueueInfo i = DRAGON__QUEUE_INFO__INIT;
 	enum dragon_name_kind kind;
-	uint8_t desc[64];
+	unsigned char desc[QUEUE_NAME_LEN + 1];
 	size_t len = sizeof(desc);
+	dragon_queue_t *h;
 	int rv;
 
 	if (!q || !name)
 		return dg_err(DRAGON_EINVAL, "name or q is NULL");
 	rv = dragon_name_lookup(name, timeout_ms, &kind, desc, &len);
-	if (rv == DRAGON_ETOOBIG)
+	if (rv == DRAGON_ETOOBIG || (!rv && (kind != DRAGON_NAME_CHANNEL || len != QUEUE_NAME_LEN)))
 		return dg_err(DRAGON_EINVAL, "'%s' names something else than a queue", name);
 	if (rv)
 		return rv;
-	if (kind != (enum dragon_name_kind)DRAGON__KIND__KIND_QUEUE || len != 8)
-		return dg_err(DRAGON_EINVAL, "'%s' names something else than a queue", name);
-	for (int k = 0; k < 8; k++)
-		i.qid |= (uint64_t)desc[k] << (8 * k);
-	m.body_case = DRAGON__MSG__BODY_QUEUE_INFO;
-	m.queue_info = &i;
-	rv = dg_client_call(&m, &rep, NULL);
-	if (!rv)
-		rv = queue_from_reply(rep, q);
-	dg_msg_free(rep);
-	return rv;
+	if (!(h = calloc(1, sizeof(*h))))
+		return dg_err(DRAGON_ENOMEM, "queue handle");
+	for (int k = 0; k < 4; k++)
+		h->msg_max |= (uint32_t)desc[DRAGON_DESC_SIZE + k] << (8 * k);
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	if ((rv = dragon_channel_attach((const dragon_channel_desc_t *)desc, &h->ch))) {
+		free(h);
+		return queue_rc(rv);
+	}
+	*q = h;
+	return DRAGON_OK;
 }
 
 DRAGON_API int dragon_queue_put(dragon_queue_t *q, const void *data, size_t len, int timeout_ms)
 {
-	Dragon__Msg m = DRAGON__MSG__INIT;
-	Dragon__QueuePut p = DRAGON__QUEUE_PUT__INIT;
+	dragon_wait_t w = queue_wait(timeout_ms);
 
 	if (!q || (!data && len))
 		return dg_err(DRAGON_EINVAL, "q or data is NULL");
 	if (len > q->msg_max)
 		return dg_err(DRAGON_ETOOBIG, "message of %zu bytes, the queue takes %u", len,
 			      q->msg_max);
-	p.qid = q->qid;
-	p.data.data = (uint8_t *)data;
-	p.data.len = len;
-	p.timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
-	m.body_case = DRAGON__MSG__BODY_QUEUE_PUT;
-	m.queue_put = &p;
-	return dg_client_call(&m, NULL, NULL);
+	return queue_rc(dragon_channel_send(q->ch, data, len, &w));
 }
 
 DRAGON_API int dragon_queue_get(dragon_queue_t *q, void *buf, size_t *len, int timeout_ms)
 {
-	Dragon__Msg m = DRAGON__MSG__INIT, *rep = NULL;
-	Dragon__QueueGet g = DRAGON__QUEUE_GET__INIT;
-	int rv;
+	dragon_wait_t w = queue_wait(timeout_ms);
 
 	if (!q || !len || (!buf && *len))
 		return dg_err(DRAGON_EINVAL, "q, buf or len is NULL");
-	g.qid = q->qid;
-	g.timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
-	m.body_case = DRAGON__MSG__BODY_QUEUE_GET;
-	m.queue_get = &g;
-	rv = dg_client_call(&m, &rep, NULL);
-	if (rv)
-		return rv;
-	if (rep->body_case != DRAGON__MSG__BODY_QUEUE_ITEM) {
-		rv = dg_err(DRAGON_EPROTO, "expected a queue item, got %s", dg_msg_name(rep));
-	} else if (rep->queue_item->data.len > *len) {
-		rv = dg_err(DRAGON_ETOOBIG, "message of %zu bytes, buffer of %zu",
-			    rep->queue_item->data.len, *len);
-		*len = rep->queue_item->data.len;
-	} else {
-		memcpy(buf, rep->queue_item->data.data, rep->queue_item->data.len);
-		*len = rep->queue_item->data.len;
-	}
-	dg_msg_free(rep);
-	return rv;
+	/* A message larger than buf stays in the queue; *len says what it needs. */
+	return queue_rc(dragon_channel_recv(q->ch, buf, *len, len, &w));
 }
 
 DRAGON_API size_t dragon_queue_msg_max(const dragon_queue_t *q)
@@ -138,24 +142,26 @@ DRAGON_API size_t dragon_queue_msg_max(const dragon_queue_t *q)
 
 DRAGON_API int dragon_queue_detach(dragon_queue_t *q)
 {
-	free(q);
+	if (q) {
+		dragon_channel_detach(q->ch);
+		free(q);
+	}
 	return DRAGON_OK;
 }
 
 DRAGON_API int dragon_queue_destroy(dragon_queue_t *q)
 {
-	Dragon__Msg m = DRAGON__MSG__INIT;
-	Dragon__QueueDestroy d = DRAGON__QUEUE_DESTROY__INIT;
 	int rv;
 
 	if (!q)
 		return dg_err(DRAGON_EINVAL, "q is NULL");
-	d.qid = q->qid;
-	m.body_case = DRAGON__MSG__BODY_QUEUE_DESTROY;
-	m.queue_destroy = &d;
-	rv = dg_client_call(&m, NULL, NULL);
+	if (q->name[0])
+		dragon_name_remove(q->name); /* it may be gone already with its owner */
+	rv = dragon_fchannel_destroy(q->ch);
+	if (rv)
+		dragon_channel_detach(q->ch);
 	free(q);
-	return rv;
+	return rv == DRAGON_ENOTFOUND ? dg_err(DRAGON_ESTALE, "the queue was destroyed") : rv;
 }
 
 /* ---- semaphore and lock: a queue of `max` one-byte permits ---------------------------------- */

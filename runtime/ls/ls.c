@@ -1311,6 +1311,14 @@ static uint32_t serving_node(struct ls *ls, const Dragon__Msg *req)
 		return req->signal->gid ? 0 : ID_NODE(req->signal->puid);
 	case DRAGON__MSG__BODY_STATUS:
 		return req->status->at_node ? req->status->node : 0;
+	case DRAGON__MSG__BODY_CHANNEL_DESTROY: {
+		/* served where the channel lives: its descriptor names the node */
+		struct dg_desc d;
+		if (req->channel_destroy->desc.len == DRAGON_DESC_SIZE &&
+		    dg_desc_unpack(req->channel_destroy->desc.data, DG_DESC_CHANNEL, &d) == DRAGON_OK)
+			return d.node;
+		return ls->node_index;
+	}
 	case DRAGON__MSG__BODY_NAME_REGISTER:
 	case DRAGON__MSG__BODY_NAME_LOOKUP:
 	case DRAGON__MSG__BODY_NAME_REMOVE:
@@ -1352,7 +1360,6 @@ static int node_local_only(const Dragon__Msg *m)
 	case DRAGON__MSG__BODY_POOL_ATTACH:
 	case DRAGON__MSG__BODY_POOL_DESTROY:
 	case DRAGON__MSG__BODY_CHANNEL_CREATE:
-	case DRAGON__MSG__BODY_CHANNEL_DESTROY:
 		return 1;
 	default:
 		return 0;
