@@ -11,12 +11,24 @@
 #include "client/client.h"
 #include "shm.h"
 
+/* Ask the channel's node's local services to destroy it. */
+static int destroy_request(const dragon_channel_desc_t *desc)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__ChannelDestroy d = DRAGON__CHANNEL_DESTROY__INIT;
+
+	d.desc.data = (uint8_t *)desc->bytes;
+	d.desc.len = sizeof(desc->bytes);
+	m.body_case = DRAGON__MSG__BODY_CHANNEL_DESTROY;
+	m.channel_destroy = &d;
+	return dg_client_call(&m, NULL, NULL);
+}
+
 DRAGON_API int dragon_fchannel_create(const char *name, const dragon_channel_attr_t *attr, int flags,
 				      dragon_channel_t **ch)
 {
 	Dragon__Msg m = DRAGON__MSG__INIT, *rep = NULL;
 	Dragon__ChannelCreate c = DRAGON__CHANNEL_CREATE__INIT;
-	Dragon__ChannelDestroy d = DRAGON__CHANNEL_DESTROY__INIT;
 	dragon_channel_desc_t desc;
 	int rv;
 
@@ -52,11 +64,7 @@ undo:
 		/* Keep the first failure's message; the channel must not linger unnamed. */
 		char why[512];
 		snprintf(why, sizeof(why), "%s", dragon_errmsg());
-		d.desc.data = desc.bytes;
-		d.desc.len = sizeof(desc.bytes);
-		m.body_case = DRAGON__MSG__BODY_CHANNEL_DESTROY;
-		m.channel_destroy = &d;
-		dg_client_call(&m, NULL, NULL);
+		destroy_request(&desc);
 		return dg_err(rv, "%s", why);
 	}
 }
@@ -79,20 +87,12 @@ DRAGON_API int dragon_fchannel_attach(const char *name, int timeout_ms, dragon_c
 
 DRAGON_API int dragon_fchannel_destroy(dragon_channel_t *ch)
 {
-	Dragon__Msg m = DRAGON__MSG__INIT;
-	Dragon__ChannelDestroy d = DRAGON__CHANNEL_DESTROY__INIT;
 	dragon_channel_desc_t desc;
 	int rv;
 
 	if (!ch)
 		return dg_err(DRAGON_EINVAL, "ch is NULL");
-	if ((rv = dragon_channel_serialize(ch, &desc)))
-		return rv;
-	d.desc.data = desc.bytes;
-	d.desc.len = sizeof(desc.bytes);
-	m.body_case = DRAGON__MSG__BODY_CHANNEL_DESTROY;
-	m.channel_destroy = &d;
-	if ((rv = dg_client_call(&m, NULL, NULL)))
+	if ((rv = dragon_channel_serialize(ch, &desc)) || (rv = destroy_request(&desc)))
 		return rv;
 	return dragon_channel_detach(ch);
 }

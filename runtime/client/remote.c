@@ -352,46 +352,50 @@ static dragon_wait_mode_t mode_of(const dragon_wait_t *w)
 	return w && w->mode != DRAGON_WAIT_DEFAULT ? w->mode : DRAGON_WAIT_ADAPTIVE;
 }
 
-static int r_send(void *state, const void *buf, size_t len, const dragon_wait_t *w)
+/*
+ * One request to the channel's node (h's op and argument set by the caller) and, when it wants
+ * one, its answer: payload into buf (at most cap bytes), the answer's argument in *arg.
+ */
+static int ask(const struct rstate *s, struct dg_gw_hdr *h, const void *payload, size_t plen,
+	       const dragon_wait_t *w, int want_answer, void *buf, size_t cap, uint64_t *arg)
 {
-	struct rstate *s = state;
-	struct dg_gw_hdr h = {.op = DG_GW_SEND, .node = s->node};
 	struct reply *r = NULL;
-	uint64_t arg;
 	int rv;
 
 	if ((rv = agent()))
 		return rv;
-	memcpy(h.chan, s->desc.bytes, DRAGON_DESC_SIZE);
-	if (w && (w->flags & DRAGON_WAIT_DEPOSITED)) {
+	h->node = s->node;
+	memcpy(h->chan, s->desc.bytes, DRAGON_DESC_SIZE);
+	if (want_answer) {
 		if ((rv = reply_channel(&r)))
 			return rv;
-		h.flags = DG_GW_F_DEPOSIT;
-		h.req = atomic_fetch_add(&tc.next_req, 1) + 1;
-		memcpy(h.reply, r->desc.bytes, DRAGON_DESC_SIZE);
+		h->req = atomic_fetch_add(&tc.next_req, 1) + 1;
+		memcpy(h->reply, r->desc.bytes, DRAGON_DESC_SIZE);
 	}
-	if ((rv = request(&h, buf, len, w)) || !r)
+	/* A send's payload may wait for room in the gateway as the caller allows; the rest is
+	 * small and waits for the answer instead. */
+	if ((rv = request(h, payload, plen, h->op == DG_GW_SEND ? w : NULL)) || !r)
 		return rv;
-	return answer(r, h.req, s->node, mode_of(w), NULL, 0, &arg);
+	return answer(r, h->req, s->node, mode_of(w), buf, cap, arg);
+}
+
+static int r_send(void *state, const void *buf, size_t len, const dragon_wait_t *w)
+{
+	struct dg_gw_hdr h = {.op = DG_GW_SEND};
+	int deposit = w && (w->flags & DRAGON_WAIT_DEPOSITED);
+	uint64_t arg;
+
+	if (deposit)
+		h.flags = DG_GW_F_DEPOSIT;
+	return ask(state, &h, buf, len, w, deposit, NULL, 0, &arg);
 }
 
 static int r_recv(void *state, void *buf, size_t cap, size_t *len, const dragon_wait_t *w)
 {
-	struct rstate *s = state;
-	struct dg_gw_hdr h = {.op = DG_GW_RECV, .node = s->node, .arg = cap,
-			      .timeout_us = w ? w->timeout_us : -1};
-	struct reply *r;
+	struct dg_gw_hdr h = {.op = DG_GW_RECV, .arg = cap, .timeout_us = w ? w->timeout_us : -1};
 	uint64_t arg = 0;
-	int rv;
+	int rv = ask(state, &h, NULL, 0, w, 1, buf, cap, &arg);
 
-	if ((rv = agent()) || (rv = reply_channel(&r)))
-		return rv;
-	h.req = atomic_fetch_add(&tc.next_req, 1) + 1;
-	memcpy(h.chan, s->desc.bytes, DRAGON_DESC_SIZE);
-	memcpy(h.reply, r->desc.bytes, DRAGON_DESC_SIZE);
-	if ((rv = request(&h, NULL, 0, NULL)))
-		return rv;
-	rv = answer(r, h.req, s->node, mode_of(w), buf, cap, &arg);
 	if (rv == DRAGON_OK || rv == DRAGON_ETOOBIG)
 		*len = (size_t)arg;
 	return rv;
@@ -399,21 +403,10 @@ static int r_recv(void *state, void *buf, size_t cap, size_t *len, const dragon_
 
 static int r_poll(void *state, unsigned events, unsigned *revents, const dragon_wait_t *w)
 {
-	struct rstate *s = state;
-	struct dg_gw_hdr h = {.op = DG_GW_POLL, .node = s->node, .arg = events,
-			      .timeout_us = w ? w->timeout_us : -1};
-	struct reply *r;
+	struct dg_gw_hdr h = {.op = DG_GW_POLL, .arg = events, .timeout_us = w ? w->timeout_us : -1};
 	uint64_t arg = 0;
-	int rv;
+	int rv = ask(state, &h, NULL, 0, w, 1, NULL, 0, &arg);
 
-	if ((rv = agent()) || (rv = reply_channel(&r)))
-		return rv;
-	h.req = atomic_fetch_add(&tc.next_req, 1) + 1;
-	memcpy(h.chan, s->desc.bytes, DRAGON_DESC_SIZE);
-	memcpy(h.reply, r->desc.bytes, DRAGON_DESC_SIZE);
-	if ((rv = request(&h, NULL, 0, NULL)))
-		return rv;
-	rv = answer(r, h.req, s->node, mode_of(w), NULL, 0, &arg);
 	*revents = (unsigned)arg;
 	return rv;
 }

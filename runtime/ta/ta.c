@@ -595,12 +595,10 @@ static int all_acked(dg_ta *ta, struct peer *p)
 	return p->acked >= p->tx_data;
 }
 
-int dg_ta_send(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size_t len,
-	       enum dg_ta_mode mode)
+/* The checks every send makes; the peer, ready to talk to, in *out. */
+static int send_peer(dg_ta *ta, uint32_t node, size_t len, struct peer **out)
 {
 	struct peer *p = peer_get(ta, node);
-	size_t off = 0;
-	int rc;
 
 	if (!p)
 		return dg_err(DRAGON_ENOTFOUND, "node %u is not in the peer table", node);
@@ -609,58 +607,21 @@ int dg_ta_send(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size_t 
 			      ta->cfg.max_msg);
 	if (p->dead)
 		return dg_err(DRAGON_EPEER, "node %u's transport agent is dead", node);
-	if ((rc = peer_use(ta, p)) != DRAGON_OK)
-		return rc;
-	do {
-		size_t n = len - off < ta->cfg.chunk ? len - off : ta->cfg.chunk, flen;
-		struct slot *s = NULL;
-
-		if (!can_send(ta, p) && (rc = wait_peer(ta, p, can_send)) != DRAGON_OK)
-			return rc;
-		for (unsigned i = 0; i < ta->cfg.slots; i++)
-			if (!ta->tx[i].busy) {
-				s = &ta->tx[i];
-				break;
-			}
-		if (!s)
-			return dg_err(DRAGON_EPROTO, "send buffer count out of step (%u free)", ta->ntx_free);
-		ta->ntx_free--;
-		fill_hdr(ta, p, &s->hdr, DG_FRAME_DATA);
-		s->hdr.port = port;
-		s->hdr.len = (uint32_t)n;
-		s->hdr.msg_len = len;
-		s->hdr.offset = off;
-		if (mode == DG_TA_DEPOSITED && off + n == len)
-			s->hdr.flags |= DG_FRAME_F_ACKNOW;
-		p->tx_data++;
-		dg_frame_encode(ta->cfg.key, &s->hdr, (const unsigned char *)buf + off, s->buf, &flen);
-		if ((rc = post_send(ta, s, p, flen, 1)) != DRAGON_OK) {
-			ta->ntx_free++;
-			return rc;
-		}
-		off += n;
-	} while (off < len);
-	if (mode == DG_TA_DEPOSITED)
-		return wait_peer(ta, p, all_acked);
-	return DRAGON_OK;
+	*out = p;
+	return peer_use(ta, p);
 }
 
-int dg_ta_send_nb(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size_t len,
-		  size_t *off)
+/*
+ * Post the chunks of a message from *off on while credits last: DRAGON_OK when all are posted,
+ * DRAGON_EAGAIN (with *off advanced) when credits ran out. A zero-byte message is one empty
+ * frame: the loop runs once with *off == len == 0. acknow asks the peer to acknowledge the
+ * last chunk as soon as it is consumed.
+ */
+static int post_chunks(dg_ta *ta, struct peer *p, uint32_t port, const void *buf, size_t len,
+		       size_t *off, int acknow)
 {
-	struct peer *p = peer_get(ta, node);
 	int rc;
 
-	if (!p)
-		return dg_err(DRAGON_ENOTFOUND, "node %u is not in the peer table", node);
-	if (len > ta->cfg.max_msg)
-		return dg_err(DRAGON_ETOOBIG, "message of %zu bytes exceeds the limit %zu", len,
-			      ta->cfg.max_msg);
-	if (p->dead)
-		return dg_err(DRAGON_EPEER, "node %u's transport agent is dead", node);
-	if ((rc = peer_use(ta, p)) != DRAGON_OK)
-		return rc;
-	/* A zero-byte message is one empty frame: the loop runs once with *off == len == 0. */
 	do {
 		size_t n = len - *off < ta->cfg.chunk ? len - *off : ta->cfg.chunk, flen;
 		struct slot *s = NULL;
@@ -669,7 +630,7 @@ int dg_ta_send_nb(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size
 			progress(ta, 0);
 			if (!can_send(ta, p))
 				return p->dead ? dg_err(DRAGON_EPEER, "node %u's transport agent is dead",
-							node)
+							p->node)
 					       : DRAGON_EAGAIN;
 		}
 		for (unsigned i = 0; i < ta->cfg.slots && !s; i++)
@@ -683,6 +644,8 @@ int dg_ta_send_nb(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size
 		s->hdr.len = (uint32_t)n;
 		s->hdr.msg_len = len;
 		s->hdr.offset = *off;
+		if (acknow && *off + n == len)
+			s->hdr.flags |= DG_FRAME_F_ACKNOW;
 		p->tx_data++;
 		dg_frame_encode(ta->cfg.key, &s->hdr, (const unsigned char *)buf + *off, s->buf, &flen);
 		if ((rc = post_send(ta, s, p, flen, 1)) != DRAGON_OK) {
@@ -692,6 +655,35 @@ int dg_ta_send_nb(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size
 		*off += n;
 	} while (*off < len);
 	return DRAGON_OK;
+}
+
+int dg_ta_send(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size_t len,
+	       enum dg_ta_mode mode)
+{
+	struct peer *p = NULL;
+	size_t off = 0;
+	int rc;
+
+	if ((rc = send_peer(ta, node, len, &p)) != DRAGON_OK)
+		return rc;
+	while ((rc = post_chunks(ta, p, port, buf, len, &off, mode == DG_TA_DEPOSITED)) ==
+	       DRAGON_EAGAIN)
+		if ((rc = wait_peer(ta, p, can_send)) != DRAGON_OK)
+			return rc;
+	if (rc != DRAGON_OK)
+		return rc;
+	if (mode == DG_TA_DEPOSITED)
+		return wait_peer(ta, p, all_acked);
+	return DRAGON_OK;
+}
+
+int dg_ta_send_nb(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size_t len,
+		  size_t *off)
+{
+	struct peer *p = NULL;
+	int rc = send_peer(ta, node, len, &p);
+
+	return rc != DRAGON_OK ? rc : post_chunks(ta, p, port, buf, len, off, 0);
 }
 
 int dg_ta_watch(dg_ta *ta, uint32_t node, int64_t since_ns)
