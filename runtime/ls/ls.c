@@ -2138,25 +2138,43 @@ static int write_key(struct ls *ls)
 	return rv;
 }
 
-/* Everything is up: say so in DIR/ls.ready (see ls.h), written atomically. */
-static int write_ready(struct ls *ls)
+/*
+ * Write DIR/name whole or not at all (readers poll for it): fill writes it into a temporary file
+ * that is then renamed into place.
+ */
+static int publish_file(struct ls *ls, const char *name, int (*fill)(struct ls *, FILE *))
 {
 	char path[PATH_MAX + 16], tmp[PATH_MAX + 32];
 	FILE *f;
-	int rv = DRAGON_OK;
+	int rv;
 
-	snprintf(path, sizeof(path), "%s/" LS_READY_NAME, ls->o->dir);
-	snprintf(tmp, sizeof(tmp), "%s/.ls.ready.%d", ls->o->dir, (int)getpid());
+	snprintf(path, sizeof(path), "%s/%s", ls->o->dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.%d", ls->o->dir, name, (int)getpid());
 	if (!(f = fopen(tmp, "wxe")))
 		return dg_err_sys("create %s", tmp);
-	ls->ready = 1;
-	fprintf(f, "%s %u %u %d\n", ls->o->fabric_id, ls->node_index, ls->node_count, (int)getpid());
-	if (fclose(f))
+	rv = fill(ls, f);
+	if (fclose(f) && !rv)
 		rv = dg_err_sys("write %s", tmp);
 	if (!rv && rename(tmp, path))
 		rv = dg_err_sys("rename to %s", path);
 	if (rv)
 		unlink(tmp);
+	return rv;
+}
+
+static int fill_ready(struct ls *ls, FILE *f)
+{
+	fprintf(f, "%s %u %u %d\n", ls->o->fabric_id, ls->node_index, ls->node_count, (int)getpid());
+	return DRAGON_OK;
+}
+
+/* Everything is up: say so in DIR/ls.ready (see ls.h). */
+static int write_ready(struct ls *ls)
+{
+	int rv = publish_file(ls, LS_READY_NAME, fill_ready);
+
+	if (!rv)
+		ls->ready = 1;
 	return rv;
 }
 
@@ -2243,17 +2261,11 @@ static int ta_disabled(void)
 	return v && (!strcmp(v, "off") || !strcmp(v, "0"));
 }
 
-/* Second fence done: every agent's address into DIR/ta.peers, written atomically. */
-static int ta_write_peers(struct ls *ls)
+/* Second fence done: every agent's address into DIR/ta.peers. */
+static int fill_peers(struct ls *ls, FILE *f)
 {
-	char path[PATH_MAX + 16], tmp[PATH_MAX + 32];
-	FILE *f;
 	int rv = DRAGON_OK;
 
-	snprintf(path, sizeof(path), "%s/ta.peers", ls->o->dir);
-	snprintf(tmp, sizeof(tmp), "%s/.ta.peers.%d", ls->o->dir, (int)getpid());
-	if (!(f = fopen(tmp, "wxe")))
-		return dg_err_sys("create %s", tmp);
 	for (uint32_t i = 0; i < ls->node_count && !rv; i++) {
 		void *v = NULL;
 		size_t len = 0;
@@ -2265,13 +2277,12 @@ static int ta_write_peers(struct ls *ls)
 			fprintf(f, "%u %s\n", i, (char *)v);
 		free(v);
 	}
-	if (fclose(f) && !rv)
-		rv = dg_err_sys("write %s", tmp);
-	if (!rv && rename(tmp, path))
-		rv = dg_err_sys("rename to %s", path);
-	if (rv)
-		unlink(tmp);
 	return rv;
+}
+
+static int ta_write_peers(struct ls *ls)
+{
+	return publish_file(ls, "ta.peers", fill_peers);
 }
 
 /* ---- main loop ------------------------------------------------------------------------ */
