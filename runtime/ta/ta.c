@@ -127,6 +127,13 @@ void dg_ta_config_init(struct dg_ta_config *cfg)
 		cfg->dead_ms = atoi(e);
 	if ((e = getenv("DRAGON_TA_SPIN_US")) && atoi(e) >= 0)
 		cfg->spin_us = atoi(e);
+	/* Chunk and window trade memory for bandwidth: slots x chunk bytes each way per agent. */
+	if ((e = getenv("DRAGON_TA_CHUNK_KB")) && atoi(e) >= 4 && atoi(e) <= 16384)
+		cfg->chunk = (size_t)atoi(e) << 10;
+	if ((e = getenv("DRAGON_TA_WINDOW")) && atoi(e) >= 2 && atoi(e) <= 1024) {
+		cfg->window = (unsigned)atoi(e);
+		cfg->slots = 2 * cfg->window;
+	}
 }
 
 /* Log a dropped frame; the first 100 of a kind and then every 1000th, so a flood cannot fill disks. */
