@@ -939,6 +939,25 @@ static void check_stopped(struct ls *ls)
 	event_base_loopbreak(ls->base);
 }
 
+/*
+ * The runtime directory's files (and, for a directory of its own, the directory): removed as soon
+ * as LS stops, before it waits for its processes, so that a SIGKILL during the grace period (Slurm
+ * sends one KillWait seconds after SIGTERM) leaves nothing on disk. Idempotent.
+ */
+static void remove_files(struct ls *ls)
+{
+	static const char *const mine[] = {LS_READY_NAME, "job.key", "ta.peers", "ta.info", "ta.bell"};
+	char path[PATH_MAX + 16];
+
+	unlink(ls->sock_path);
+	for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", ls->o->dir, mine[i]);
+		unlink(path);
+	}
+	if (ls->o->remove_dir)
+		rmdir(ls->o->dir);
+}
+
 static void begin_stop(struct ls *ls, int signo)
 {
 	struct timeval tv = {.tv_sec = LS_KILL_GRACE_MS / 1000,
@@ -962,6 +981,7 @@ static void begin_stop(struct ls *ls, int signo)
 		return;
 	}
 	ls->stopping = 1;
+	remove_files(ls);
 	kill_all(ls, signo ? signo : SIGTERM);
 	ls->kill_timer = evtimer_new(ls->base, kill_timeout, ls);
 	if (ls->kill_timer)
@@ -2529,19 +2549,11 @@ out:
 	if (tcp_fd >= 0)
 		close(tcp_fd);
 	(void)own_sock;
-	unlink(ls->sock_path);
-	{
-		static const char *const mine[] = {LS_READY_NAME, "job.key", "ta.peers", "ta.info", "ta.bell"};
-		char path[PATH_MAX + 16];
-		if (ls->ta_pid) {
-			kill(ls->ta_pid, SIGTERM);
-			waitpid(ls->ta_pid, NULL, 0);
-		}
-		for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++) {
-			snprintf(path, sizeof(path), "%s/%s", o->dir, mine[i]);
-			unlink(path);
-		}
+	if (ls->ta_pid) {
+		kill(ls->ta_pid, SIGTERM);
+		waitpid(ls->ta_pid, NULL, 0);
 	}
+	remove_files(ls);
 	while (ls->chans) {
 		struct lchan *lc = ls->chans;
 		ls->chans = lc->next;

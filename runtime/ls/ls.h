@@ -20,6 +20,7 @@ struct ls_opts {
 	int listen_fd;         /* a listening unix socket, or -1 to bind dir/ls.sock here */
 	int ctl_fd;            /* the launcher's connection (a socketpair end), or -1 */
 	const char *boot;      /* bootstrap backend name, NULL: single */
+	int remove_dir;        /* dir is this LS's own (dragon-ls --base): removed once it stops */
 };
 
 /*

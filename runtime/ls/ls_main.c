@@ -68,6 +68,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		o.dir = rd.dir;
+		o.remove_dir = 1;
 		rv = ls_run(&o) ? 1 : 0;
 		dg_rundir_remove(&rd);
 		return rv;

@@ -447,7 +447,10 @@ static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 				post_recv(ta, &ta->rx[p->rx_hold[i] - 1]);
 				p->rx_hold[i] = 0;
 			}
-		p->rx_next = 1;
+		/* A sender that started this epoch with us counts from 1. One that talked before we
+		 * (re)started is further on: we cannot know what it sent before its first frame we
+		 * see, so order starts there (frames below it, not replays, are delivered at once). */
+		p->rx_next = h.seq <= TA_REORDER ? 1 : h.seq;
 		p->rx_seen = 0;
 		p->rx_consumed = p->ack_sent = 0;
 		p->dead = 0;
@@ -459,7 +462,19 @@ static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 	p->last_heard = ta->last_traffic;
 	if (h.ack > p->acked && h.ack <= p->tx_data)
 		p->acked = h.ack;
-	if (h.seq < p->rx_next || h.seq - p->rx_next >= TA_REORDER) {
+	if (h.seq < p->rx_next) {
+		/* only right after we met a sender mid-epoch: deliver as it comes */
+		if (h.type == DG_FRAME_PING)
+			p->pong_pending = 1;
+		if (h.type != DG_FRAME_DATA)
+			goto repost;
+		s->hdr = h;
+		s->node = h.src;
+		s->busy = 1;
+		ta->dq[(ta->dq_head + ta->dq_len++) % ta->cfg.slots] = (unsigned)(s - ta->rx);
+		return;
+	}
+	if (h.seq - p->rx_next >= TA_REORDER) {
 		dg_err(DRAGON_EPROTO, "frame %" PRIu64 " of node %u outside the reorder window at %" PRIu64,
 		       h.seq, h.src, p->rx_next);
 		log_drop(ta, ++ta->st.drop_malformed, "unordered");
