@@ -20,9 +20,15 @@ static const char usage[] =
 	"       chtool ping MINE PEER ITERS SIZE...  round trips per size; checks every byte; prints\n"
 	"                                            one-way microseconds (median of ITERS)\n"
 	"       chtool stream MINE PEER SIZE SECS    stream to PEER (an echo) for SECS; prints MB/s\n"
-	"       chtool junk FILE                     write garbage into the gateway named in ta.info FILE\n";
+	"       chtool junk FILE                     write garbage into the gateway named in ta.info FILE\n"
+	"env CHTOOL_WAIT=spin: echo, ping and stream busy-poll (DRAGON_WAIT_SPIN) instead of the\n"
+	"channel's adaptive wait, so B4 can show both.\n";
 
 #define END "END"
+
+/* NULL (the channel's adaptive wait) unless CHTOOL_WAIT=spin: set by main. */
+static const dragon_wait_t *waitp;
+static dragon_wait_mode_t chan_wait;
 
 static int fail(const char *what, int rc)
 {
@@ -40,7 +46,7 @@ static double now_us(void)
 static int make_channel(const char *name, size_t pool_mb, dragon_pool_t **pool, dragon_channel_t **ch)
 {
 	dragon_pool_attr_t pa = {.size = pool_mb << 20};
-	dragon_channel_attr_t ca = {.capacity = 64};
+	dragon_channel_attr_t ca = {.capacity = 64, .wait = chan_wait};
 	dragon_channel_desc_t d;
 	int rc;
 
@@ -202,11 +208,11 @@ static int echo(const char *mine, const char *peer)
 	if (!buf || make_channel(mine, 512, &pool, &in) || find_channel(peer, &out))
 		return 1;
 	for (;;) {
-		if ((rc = dragon_channel_recv(in, buf, BIG, &len, NULL)))
+		if ((rc = dragon_channel_recv(in, buf, BIG, &len, waitp)))
 			return fail("recv", rc);
 		if (len == 3 && !memcmp(buf, END, 3))
 			return 0;
-		if ((rc = dragon_channel_send(out, buf, len, NULL)))
+		if ((rc = dragon_channel_send(out, buf, len, waitp)))
 			return fail("send", rc);
 	}
 }
@@ -237,9 +243,9 @@ static int ping(const char *mine, const char *peer, int iters, char **sizes, int
 			for (size_t k = 0; k < size; k++)
 				buf[k] = pattern((uint64_t)i, (uint32_t)s, k);
 			double t0 = now_us();
-			if ((rc = dragon_channel_send(out, buf, size, NULL)))
+			if ((rc = dragon_channel_send(out, buf, size, waitp)))
 				return fail("send", rc);
-			if ((rc = dragon_channel_recv(in, got, BIG, &len, NULL)))
+			if ((rc = dragon_channel_recv(in, got, BIG, &len, waitp)))
 				return fail("recv", rc);
 			double dt = now_us() - t0;
 			if (len != size || memcmp(buf, got, size)) {
@@ -272,12 +278,12 @@ static int stream(const char *mine, const char *peer, size_t size, double second
 	/* Keep `window` messages in flight; the echo's answers are what we count. */
 	while (now_us() < end || back < sent) {
 		if (sent - back < window && now_us() < end) {
-			if ((rc = dragon_channel_send(out, buf, size, NULL)))
+			if ((rc = dragon_channel_send(out, buf, size, waitp)))
 				return fail("send", rc);
 			sent++;
 			continue;
 		}
-		if ((rc = dragon_channel_recv(in, buf, size + 16, &len, NULL)))
+		if ((rc = dragon_channel_recv(in, buf, size + 16, &len, waitp)))
 			return fail("recv", rc);
 		back++;
 	}
@@ -336,6 +342,12 @@ int main(int argc, char **argv)
 	}
 	if ((rc = dragon_init()))
 		return fail("dragon_init", rc);
+	const char *wm = getenv("CHTOOL_WAIT");
+	if (wm && !strcmp(wm, "spin")) {
+		static const dragon_wait_t spin = {.timeout_us = -1, .mode = DRAGON_WAIT_SPIN};
+		waitp = &spin;
+		chan_wait = DRAGON_WAIT_SPIN;
+	}
 	if (!strcmp(argv[1], "serve") && argc == 5)
 		return serve(argv[2], atol(argv[3]), atoi(argv[4]));
 	if (!strcmp(argv[1], "send") && argc >= 6)
