@@ -151,6 +151,36 @@ out:
 	return rv;
 }
 
+int dragon_spank_parse_env(struct dragon_spank_opts *o, const char *(*get)(const char *, void *),
+			   void *arg, char *err, size_t errlen)
+{
+	static const struct {
+		const char *var, *key;
+	} keyed[] = {{"DRAGON_STARTUP_TIMEOUT", "startup_timeout"}, {"DRAGON_TRANSPORT", "transport"}};
+	struct dragon_spank_opts tmp = *o;
+	const char *v = get("DRAGON_ENABLE", arg);
+	char kv[DRAGON_SPANK_TRANSPORT_MAX + 64], why[256];
+
+	if (v && *v) {
+		if (!strcmp(v, "1") || !strcmp(v, "on") || !strcmp(v, "yes"))
+			tmp.on = true;
+		else if (!strcmp(v, "0") || !strcmp(v, "off") || !strcmp(v, "no"))
+			tmp.on = false;
+		else
+			return fail(err, errlen, "DRAGON_ENABLE='%s': expected 1/on/yes or 0/off/no", v);
+	}
+	for (size_t i = 0; i < sizeof(keyed) / sizeof(keyed[0]); i++) {
+		if (!(v = get(keyed[i].var, arg)) || !*v)
+			continue;
+		if ((size_t)snprintf(kv, sizeof(kv), "%s=%s", keyed[i].key, v) >= sizeof(kv))
+			return fail(err, errlen, "%s is too long", keyed[i].var);
+		if (apply(&tmp, kv, FROM_OPTION, why, sizeof(why)) != DRAGON_OK)
+			return fail(err, errlen, "%s: %s", keyed[i].var, why);
+	}
+	*o = tmp;
+	return DRAGON_OK;
+}
+
 int dragon_spank_opts_format(const struct dragon_spank_opts *o, char *buf, size_t len)
 {
 	int n = snprintf(buf, len, "transport=%s,startup_timeout=%u", o->transport, o->startup_timeout);

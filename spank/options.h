@@ -29,6 +29,12 @@ int dragon_spank_parse_conf(struct dragon_spank_opts *o, int argc, char *const a
  * transport) and set o->on. Returns DRAGON_OK, or DRAGON_EINVAL with a message naming the key. */
 int dragon_spank_parse_option(struct dragon_spank_opts *o, const char *value, char *err, size_t errlen);
 
+/* Apply the user's environment, read through get(name, arg): DRAGON_ENABLE=1|on|yes (as a bare
+ * --dragon) or 0|off|no, DRAGON_STARTUP_TIMEOUT, DRAGON_TRANSPORT. Between plugstack.conf and
+ * --dragon in precedence. Returns DRAGON_OK, or DRAGON_EINVAL with a message naming the variable. */
+int dragon_spank_parse_env(struct dragon_spank_opts *o, const char *(*get)(const char *, void *),
+			   void *arg, char *err, size_t errlen);
+
 /* Write the effective settings as "transport=...,startup_timeout=..." into buf. Returns DRAGON_OK,
  * or DRAGON_ETOOBIG when buf is too small. */
 int dragon_spank_opts_format(const struct dragon_spank_opts *o, char *buf, size_t len);

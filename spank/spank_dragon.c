@@ -71,10 +71,29 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 }
 
 /* Apply the recorded --dragon value to the settings; an invalid one is an error naming the key. */
-static int resolve(struct dragon_spank *st)
+/* The user's DRAGON_* variables: srun's and sbatch's own environment, the job's in slurmstepd. */
+static const char *env_get(const char *name, void *arg)
+{
+	static char bufs[4][256];
+	static unsigned next;
+	spank_t sp = arg;
+	char *b;
+
+	if (!sp)
+		return getenv(name);
+	b = bufs[next++ % 4];
+	return spank_getenv(sp, name, b, sizeof(bufs[0])) == ESPANK_SUCCESS ? b : NULL;
+}
+
+static int resolve(spank_t sp, struct dragon_spank *st)
 {
 	char err[256];
 
+	if (dragon_spank_parse_env(&st->opts, env_get, spank_context() == S_CTX_REMOTE ? sp : NULL,
+				   err, sizeof(err)) != DRAGON_OK) {
+		slurm_error(DG_LOG "%s", err);
+		return -1;
+	}
 	if (!st->option_seen)
 		return 0;
 	if (dragon_spank_parse_option(&st->opts, st->option_value, err, sizeof(err)) != DRAGON_OK) {
@@ -93,7 +112,7 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	(void)av;
 	if (!context_uses_option(ctx))
 		return 0;
-	if (resolve(st) != 0)
+	if (resolve(sp, st) != 0)
 		return -1;
 	switch (ctx) {
 	case S_CTX_LOCAL:

@@ -179,6 +179,68 @@ static void small_error_buffer_is_safe(void **state)
 	assert_int_equal(dragon_spank_parse_option(&o, "bogus=1", NULL, 0), DRAGON_EINVAL);
 }
 
+/* A fake environment: "NAME=value" strings. */
+static const char *fake_get(const char *name, void *arg)
+{
+	for (const char *const *e = arg; *e; e++) {
+		size_t n = strlen(name);
+		if (!strncmp(*e, name, n) && (*e)[n] == '=')
+			return *e + n + 1;
+	}
+	return NULL;
+}
+
+static void env_enables_and_sets_keys_and_option_wins(void **state)
+{
+	const char *env[] = {"DRAGON_ENABLE=1", "DRAGON_STARTUP_TIMEOUT=45", "DRAGON_TRANSPORT=verbs;ofi_rxm",
+			     NULL};
+	struct dragon_spank_opts o;
+	char err[256];
+
+	(void)state;
+	dragon_spank_opts_init(&o);
+	assert_int_equal(dragon_spank_parse_env(&o, fake_get, env, err, sizeof(err)), DRAGON_OK);
+	assert_true(o.on);
+	assert_int_equal(o.startup_timeout, 45);
+	assert_string_equal(o.transport, "verbs;ofi_rxm");
+	/* --dragon is applied after the environment and wins. */
+	assert_int_equal(dragon_spank_parse_option(&o, "startup_timeout=5", err, sizeof(err)), DRAGON_OK);
+	assert_int_equal(o.startup_timeout, 5);
+}
+
+static void env_without_variables_changes_nothing(void **state)
+{
+	const char *env[] = {"PATH=/bin", NULL};
+	struct dragon_spank_opts o, before;
+	char err[256];
+
+	(void)state;
+	dragon_spank_opts_init(&o);
+	before = o;
+	assert_int_equal(dragon_spank_parse_env(&o, fake_get, env, err, sizeof(err)), DRAGON_OK);
+	assert_memory_equal(&o, &before, sizeof(o));
+}
+
+static void env_bad_values_name_the_variable_and_change_nothing(void **state)
+{
+	const char *bad_enable[] = {"DRAGON_ENABLE=maybe", NULL};
+	const char *bad_timeout[] = {"DRAGON_ENABLE=1", "DRAGON_STARTUP_TIMEOUT=soon", NULL};
+	const char *bad_transport[] = {"DRAGON_TRANSPORT=tcp rxm", NULL};
+	struct dragon_spank_opts o, before;
+	char err[256];
+
+	(void)state;
+	dragon_spank_opts_init(&o);
+	before = o;
+	assert_int_equal(dragon_spank_parse_env(&o, fake_get, bad_enable, err, sizeof(err)), DRAGON_EINVAL);
+	assert_non_null(strstr(err, "DRAGON_ENABLE"));
+	assert_int_equal(dragon_spank_parse_env(&o, fake_get, bad_timeout, err, sizeof(err)), DRAGON_EINVAL);
+	assert_non_null(strstr(err, "DRAGON_STARTUP_TIMEOUT"));
+	assert_int_equal(dragon_spank_parse_env(&o, fake_get, bad_transport, err, sizeof(err)), DRAGON_EINVAL);
+	assert_non_null(strstr(err, "DRAGON_TRANSPORT"));
+	assert_memory_equal(&o, &before, sizeof(o));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -193,6 +255,9 @@ int main(void)
 		cmocka_unit_test(option_cannot_set_admin_keys),
 		cmocka_unit_test(option_empty_items_are_errors),
 		cmocka_unit_test(small_error_buffer_is_safe),
+		cmocka_unit_test(env_enables_and_sets_keys_and_option_wins),
+		cmocka_unit_test(env_without_variables_changes_nothing),
+		cmocka_unit_test(env_bad_values_name_the_variable_and_change_nothing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,6 +75,24 @@ sbatch_wait() {
 	[[ "$output" == *"dragon: --dragon: unknown key 'bogus'"* ]]
 }
 
+@test "DRAGON_ENABLE=1 in the environment is --dragon: every task joins the job's fabric" {
+	run --separate-stderr env DRAGON_ENABLE=1 timeout 60 srun -N3 sh -c 'echo "fabric=$DRAGON_FABRIC_ID node=$DRAGON_NODE_INDEX"'
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -cE '^fabric=job[0-9]+ node=[0-2]$')" -eq 3 ]
+}
+
+@test "a bad DRAGON_STARTUP_TIMEOUT fails srun and sbatch before submission, naming the variable" {
+	printf '#!/bin/sh\ntrue\n' >"$work/noop.sh"
+	run env DRAGON_STARTUP_TIMEOUT=soon timeout 60 srun --dragon -N1 true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"dragon: DRAGON_STARTUP_TIMEOUT: startup_timeout='soon'"* ]]
+	run env DRAGON_STARTUP_TIMEOUT=soon timeout 60 sbatch --dragon -o /dev/null "$work/noop.sh"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"DRAGON_STARTUP_TIMEOUT"* ]]
+}
+
 @test "an invalid --dragon value is rejected before the job is submitted" {
 	printf '#!/bin/sh\ntrue\n' >"$work/noop.sh"
 	first=$(sbatch --parsable -o /dev/null "$work/noop.sh")
