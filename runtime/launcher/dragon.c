@@ -182,6 +182,42 @@ static int send_signal(int fd, uint64_t puid, int signo)
  * (and we wait for the services to close the connection); otherwise a signal goes to PROG only
  * and we return as soon as it ends. Returns PROG's status, or -1 if it never ran.
  */
+/*
+ * Our stdin goes to PROG's, unless it is a terminal we do not own (a background job would be
+ * stopped by SIGTTIN for reading it): then PROG's stdin is /dev/null, as before.
+ */
+static int forward_stdin(void)
+{
+	return !isatty(0) || tcgetpgrp(0) == getpgrp();
+}
+
+/* Send PROG the next piece of our stdin (seq 5); at end of input, eof. Returns 0 at the end. */
+static int send_input(int fd, uint64_t puid)
+{
+	static unsigned char buf[64 * 1024];
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Input in = DRAGON__INPUT__INIT;
+	ssize_t n;
+
+	do
+		n = read(0, buf, sizeof(buf));
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return 1;
+	in.puid = puid;
+	if (n > 0) {
+		in.data.data = buf;
+		in.data.len = (size_t)n;
+	} else {
+		in.eof = 1;
+	}
+	m.seq = 5;
+	m.body_case = DRAGON__MSG__BODY_INPUT;
+	m.input = &in;
+	send_msg(fd, &m);
+	return n > 0;
+}
+
 static int session(int fd, int sfd, char **argv, int label, int own, int *stopsig)
 {
 	Dragon__Msg m0 = DRAGON__MSG__INIT;
@@ -190,6 +226,8 @@ static int session(int fd, int sfd, char **argv, int label, int own, int *stopsi
 	Dragon__SpawnArgs a = DRAGON__SPAWN_ARGS__INIT;
 	uint64_t prog_puid = 0;
 	int status = -1, shut_sent = 0, nsig = 0;
+	/* stdin: 1 while there is more to read, and whether an Input waits for its ok */
+	int in_open = forward_stdin(), in_waiting = 0;
 	char cwd[PATH_MAX];
 	size_t n = 0;
 
@@ -206,6 +244,7 @@ static int session(int fd, int sfd, char **argv, int label, int own, int *stopsi
 	a.argv = argv;
 	a.cpu = -1;
 	a.output = DRAGON__OUTPUT_MODE__OUTPUT_TO_ME;
+	a.stdin_pipe = in_open;
 	/* Local services may run elsewhere in the file system's view: start PROG where we are. */
 	if (!own && getcwd(cwd, sizeof(cwd)))
 		a.cwd = cwd;
@@ -216,11 +255,12 @@ static int session(int fd, int sfd, char **argv, int label, int own, int *stopsi
 	if (send_msg(fd, &m0))
 		return -1;
 	for (;;) {
-		struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+		struct pollfd p[3] = {{.fd = fd, .events = POLLIN}, {.fd = sfd, .events = POLLIN},
+				      {.fd = 0, .events = POLLIN}};
 		Dragon__Msg *m = NULL;
-		int rc;
+		int rc, feed = in_open && !in_waiting && prog_puid && status < 0;
 
-		if (poll(p, 2, -1) < 0) {
+		if (poll(p, feed ? 3 : 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -241,6 +281,10 @@ static int session(int fd, int sfd, char **argv, int label, int own, int *stopsi
 				shut_sent = 1;
 				nsig++;
 			}
+		}
+		if (feed && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+			in_open = send_input(fd, prog_puid);
+			in_waiting = 1;
 		}
 		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
@@ -270,8 +314,14 @@ static int session(int fd, int sfd, char **argv, int label, int own, int *stopsi
 				shut_sent = 1;
 			}
 			break;
+		case DRAGON__MSG__BODY_OK:
+			if (m->seq == 5)
+				in_waiting = 0; /* local services took it: the next piece may go */
+			break;
 		case DRAGON__MSG__BODY_ERROR:
-			if (m->seq == 2) {
+			if (m->seq == 5) {
+				in_open = 0; /* PROG closed its stdin or ended: stop reading ours */
+			} else if (m->seq == 2) {
 				fprintf(stderr, "dragon: cannot start %s: %s\n", argv[0],
 					m->error->msg);
 				status = m->error->rc == DRAGON_ENOTFOUND ? EXIT_NOTFOUND

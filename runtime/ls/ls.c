@@ -88,6 +88,9 @@ struct proc {
 	uint64_t exit_to; /* connection that asked, if it is a sink: it gets the ProcExit */
 	uint64_t sink;    /* connection that gets its output; 0 discards */
 	struct bufferevent *out[2];
+	struct bufferevent *in; /* its stdin pipe (stdin_pipe), NULL once closed */
+	int in_eof;             /* close stdin once what is queued is written */
+	uint64_t in_conn, in_seq; /* an Input whose ok waits for the queue to drain, or 0 */
 	struct event *flush_timer;
 	int exited, done, status, signaled, outlive, waited;
 	char *argv0;
@@ -355,10 +358,88 @@ static void proc_free(struct ls *ls, struct proc *p)
 	for (int i = 0; i < 2; i++)
 		if (p->out[i])
 			bufferevent_free(p->out[i]);
+	if (p->in)
+		bufferevent_free(p->in);
 	if (p->flush_timer)
 		event_free(p->flush_timer);
 	free(p->argv0);
 	free(p);
+}
+
+/* ---- stdin ----------------------------------------------------------------------------- */
+
+#define LS_INPUT_HIGH (1u << 20) /* bytes queued for a stdin before its feeder must wait */
+
+static void input_ok(struct proc *p)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Error e = DRAGON__ERROR__INIT;
+
+	if (!p->in_conn)
+		return;
+	m.seq = p->in_seq;
+	m.body_case = DRAGON__MSG__BODY_OK;
+	m.ok = &e;
+	send_to(p->ls, p->in_conn, &m);
+	p->in_conn = 0;
+}
+
+static void input_close(struct proc *p)
+{
+	if (p->in) {
+		bufferevent_free(p->in);
+		p->in = NULL;
+	}
+	input_ok(p); /* a reader that went away takes no more: the feeder stops on its own */
+}
+
+/* The queue drained below the low mark (or to nothing). */
+static void in_write(struct bufferevent *bev, void *arg)
+{
+	struct proc *p = arg;
+
+	input_ok(p);
+	if (p->in_eof && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		input_close(p);
+}
+
+static void in_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what; /* EPIPE: the process closed its stdin or ended */
+	input_close(arg);
+}
+
+static void input(struct conn *c, uint64_t seq, const Dragon__Input *in)
+{
+	struct proc *p = proc_find(c->ls, in->puid);
+	struct evbuffer *out;
+
+	if (!p || !p->in) {
+		reply_error(c, seq, p ? DRAGON_ECLOSED : DRAGON_ENOTFOUND,
+			    p ? "the process's stdin is closed (or was never a pipe)" : "no such process");
+		return;
+	}
+	out = bufferevent_get_output(p->in);
+	if (in->data.len && evbuffer_add(out, in->data.data, in->data.len)) {
+		reply_error(c, seq, DRAGON_ENOMEM, "stdin data");
+		return;
+	}
+	if (in->eof) {
+		p->in_eof = 1;
+		if (evbuffer_get_length(out) == 0) {
+			input_close(p);
+			reply_ok(c, seq);
+			return;
+		}
+	}
+	if (evbuffer_get_length(out) < LS_INPUT_HIGH) {
+		reply_ok(c, seq);
+		return;
+	}
+	input_ok(p); /* one waiting feeder at a time */
+	p->in_conn = c->id;
+	p->in_seq = seq;
 }
 
 static void forward(struct proc *p, int stream, const void *data, size_t len)
@@ -737,7 +818,7 @@ static int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from
 		    int rank, int size, uint64_t *puid_out, pid_t *pid_out)
 {
 	char path[PATH_MAX], **envp = NULL, **argv = NULL, *fab[12] = {0};
-	int po[2] = {-1, -1}, pe[2] = {-1, -1}, devnull = -1, nf = 0, rv = -1;
+	int po[2] = {-1, -1}, pe[2] = {-1, -1}, pi[2] = {-1, -1}, devnull = -1, nf = 0, rv = -1;
 	size_t ne = 0, nbase = 0;
 	struct spawn_ctx sc = {0};
 	cpu_set_t cpus;
@@ -805,8 +886,9 @@ static int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from
 	for (size_t i = 0; i < a->n_argv; i++)
 		argv[i] = a->argv[i];
 	if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC) ||
-	    (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-		rv = dg_err_sys("pipes for the output of %s", a->argv[0]);
+	    (a->stdin_pipe ? pipe2(pi, O_CLOEXEC)
+			   : (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)) {
+		rv = dg_err_sys("pipes for the input and output of %s", a->argv[0]);
 		goto out;
 	}
 	p = calloc(1, sizeof(*p));
@@ -820,7 +902,7 @@ static int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from
 	sc.cwd = a->cwd;
 	sc.fd_out = po[1];
 	sc.fd_err = pe[1];
-	sc.devnull = devnull;
+	sc.devnull = a->stdin_pipe ? pi[0] : devnull;
 	/* No handler may run in the vfork child, which shares our memory. */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
@@ -863,6 +945,16 @@ static int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from
 		bufferevent_enable(p->out[i], EV_READ);
 	}
 	po[0] = pe[0] = -1;
+	if (a->stdin_pipe) {
+		evutil_make_socket_nonblocking(pi[1]);
+		p->in = bufferevent_socket_new(ls->base, pi[1], BEV_OPT_CLOSE_ON_FREE);
+		if (p->in) {
+			pi[1] = -1;
+			bufferevent_setcb(p->in, NULL, in_write, in_event, p);
+			bufferevent_setwatermark(p->in, EV_WRITE, LS_INPUT_HIGH / 4, 0);
+			bufferevent_enable(p->in, EV_WRITE);
+		}
+	}
 	p->next = ls->procs;
 	ls->procs = p;
 	p = NULL;
@@ -880,6 +972,8 @@ out:
 			close(po[i]);
 		if (pe[i] >= 0)
 			close(pe[i]);
+		if (pi[i] >= 0)
+			close(pi[i]);
 	}
 	if (devnull >= 0)
 		close(devnull);
@@ -1327,6 +1421,8 @@ static uint32_t serving_node(struct ls *ls, const Dragon__Msg *req)
 	switch (req->body_case) {
 	case DRAGON__MSG__BODY_WAIT:
 		return ID_NODE(req->wait->puid);
+	case DRAGON__MSG__BODY_INPUT:
+		return ID_NODE(req->input->puid);
 	case DRAGON__MSG__BODY_SIGNAL:
 		return req->signal->gid ? 0 : ID_NODE(req->signal->puid);
 	case DRAGON__MSG__BODY_STATUS:
@@ -1514,6 +1610,9 @@ static void handle_req(struct conn *c, const Dragon__Msg *req)
 		ls->waits = w;
 		return;
 	}
+	case DRAGON__MSG__BODY_INPUT:
+		input(c, seq, req->input);
+		return;
 	case DRAGON__MSG__BODY_SIGNAL:
 		if (req->signal->gid) {
 			if (ls->gs && gs_handle(ls->gs, c->id, owner_of(c), req))

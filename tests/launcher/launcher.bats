@@ -222,3 +222,23 @@ wait_for() { # wait_for FILE: up to 5 s
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"mode 0700"* ]]
 }
+
+@test "dragon's stdin is PROG's: lines, 20 MB intact, and end of input" {
+	run -0 bash -c "printf 'a\nb\n' | '$DRAGON' --runtime-dir '$BASE' sh -c 'read x; read y; echo \"\$y \$x\"; cat'"
+	[ "$output" = "b a" ]
+	head -c 20000000 /dev/urandom >"$RT/in.bin"
+	want=$(sha256sum <"$RT/in.bin" | cut -d' ' -f1)
+	run -0 bash -c "'$DRAGON' --runtime-dir '$BASE' sha256sum <'$RT/in.bin'"
+	[ "${output%% *}" = "$want" ]
+	run -0 bash -c "'$DRAGON' --runtime-dir '$BASE' wc -c </dev/null"
+	[ "$output" = 0 ]
+	assert_clean
+}
+
+@test "a PROG that never reads its stdin still ends, and dragon with it" {
+	head -c 20000000 /dev/zero >"$RT/in.bin"
+	run -3 timeout 20 bash -c "'$DRAGON' --runtime-dir '$BASE' sh -c 'exit 3' <'$RT/in.bin'"
+	run -0 timeout 20 bash -c "yes | '$DRAGON' --runtime-dir '$BASE' head -n 2"
+	[ "$output" = "$(printf 'y\ny')" ]
+	assert_clean
+}
