@@ -346,7 +346,10 @@ assert_job_clean() {
 	run timeout 60 sbatch --parsable --dragon -N3 -t 1 -o "$work/out" "$work/job.sh"
 	[ "$status" -eq 0 ]
 	job=$output
-	for _ in $(seq 300); do [ "$(fabric_procs "$job" | wc -l)" -eq 3 ] && break; sleep 0.1; done
+	# The script runs once the fabric is ready on every node: a batch task still waiting for it
+	# would be killed only when startup_timeout runs out.
+	for _ in $(seq 300); do grep -q "^script started" "$work/out" 2>/dev/null && break; sleep 0.1; done
+	grep -q "^script started" "$work/out"
 	[ "$(fabric_procs "$job" | wc -l)" -eq 3 ]
 	# A minute is Slurm's smallest limit, and slurmctld looks at limits every 30 s or so: a limit
 	# of 0 set on the running job (end time = start time) expires at the next look, not 60-90 s on.
@@ -361,10 +364,12 @@ assert_job_clean() {
 }
 
 @test "when one node's local services are killed, the head says it left, the fabric step ends with its transport agents, a later step fails, and scancel leaves nothing" {
-	# The script waits for the test to kill node 2's local services, then shows the fabric step's
-	# log (on the batch node) and tries one more --dragon step.
+	# The script (which runs once the fabric is ready on every node) waits for the test to kill
+	# node 2's local services, then shows the fabric step's log (on the batch node) and tries one
+	# more --dragon step.
 	cat >"$work/job.sh" <<-EOF
 	#!/bin/sh
+	echo "script started"
 	for i in \$(seq 600); do [ -e "$work/go" ] && break; sleep 0.1; done
 	sed 's/^/log: /' "/tmp/dragon-run/\$(id -u)/\$SLURM_JOB_ID/job\$SLURM_JOB_ID.log"
 	srun --dragon=startup_timeout=3 -N3 "$JOIN"
@@ -374,8 +379,9 @@ assert_job_clean() {
 	run timeout 60 sbatch --parsable --dragon -N3 -o "$work/out" "$work/job.sh"
 	[ "$status" -eq 0 ]
 	job=$output
-	victim=
-	for _ in $(seq 300); do victim=$(ls_of_node "$job" 2) && break; sleep 0.1; done
+	for _ in $(seq 300); do grep -q "^script started" "$work/out" 2>/dev/null && break; sleep 0.1; done
+	grep -q "^script started" "$work/out"
+	victim=$(ls_of_node "$job" 2)
 	[ -n "$victim" ]
 	ta=$(pgrep -P "$victim" -f dragon-ta)
 	[ -n "$ta" ]
