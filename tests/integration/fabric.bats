@@ -32,17 +32,33 @@ fabric_procs() {
 	pgrep -f "^$B/runtime/ls/dragon-ls --dir [^ ]+/$1 --fabric-id job$1 " || true
 }
 
+# The transport agents of job $1 (children of its local services, started with the same --dir).
+fabric_tas() {
+	pgrep -f "^$B/runtime/.*dragon-ta --node [0-9]+ --dir [^ ]+/$1 " || true
+}
+
+# The pid of the local services of job $1 that are node $2 of its fabric, as their ls.ready says
+# (read through the process's own mount namespace: every node has the same path in its own /tmp).
+ls_of_node() {
+	local p id idx n pid
+	for p in $(fabric_procs "$1"); do
+		read -r id idx n pid 2>/dev/null <"$(echo /proc/"$p"/root/tmp/dragon-run/*/"$1"/ls.ready)" || continue
+		[ "$id" = "job$1" ] && [ "$idx" = "$2" ] && [ "$pid" = "$p" ] && echo "$p" && return 0
+	done
+	return 1
+}
+
 # Nodes on which job $1's runtime directory exists (looked at from a job of its own: /tmp is per node).
 rundir_nodes() {
 	timeout 60 srun -Q -N3 sh -c "ls -d /tmp/dragon-run/*/$1 >/dev/null 2>&1 && hostname; true"
 }
 
-# Nothing of job $1 on any node: no local services, no runtime directory (polls: teardown and the
-# epilog run after the job has left the queue).
+# Nothing of job $1 on any node: no local services, no transport agent, no runtime directory
+# (polls: teardown and the epilog run after the job has left the queue).
 assert_job_clean() {
 	local i procs="" dirs=""
 	for i in $(seq 50); do
-		procs=$(fabric_procs "$1")
+		procs=$(fabric_procs "$1"; fabric_tas "$1")
 		[ -z "$procs" ] && dirs=$(rundir_nodes "$1") && [ -z "$dirs" ] && return 0
 		sleep 0.2
 	done
@@ -305,5 +321,87 @@ assert_job_clean() {
 	grep -qx "first message" "$work/out"
 	grep -qx "second message" "$work/out"
 	grep -qx "step2 status 0" "$work/out"
+	assert_job_clean "$job"
+}
+
+@test "Open MPI under srun --mpi=pmix --dragon -N3: every rank allreduces and joins one fabric on its own node" {
+	MPI="$B/tests/integration/mpi_dragon"
+	[ -x "$MPI" ] || skip "no mpicc at configure time: tests/integration/mpi_dragon is not built"
+	run --separate-stderr timeout 60 srun --mpi=pmix --dragon -N3 -n3 "$MPI"
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	# "mpi RANK SIZE SUM FABRIC_ID NODE_INDEX NODE_COUNT HOST": the sum of ranks 0..2 is 3.
+	[ "$(printf '%s\n' "$output" | grep -cE '^mpi [0-2] 3 3 job[0-9]+ [0-2] 3 ')" -eq 3 ]
+	[ "$(printf '%s\n' "$output" | awk '{print $2}' | sort -u | tr '\n' ' ')" = "0 1 2 " ]
+	[ "$(printf '%s\n' "$output" | awk '{print $5}' | sort -u | wc -l)" -eq 1 ]
+	[ "$(printf '%s\n' "$output" | awk '{print $6}' | sort -u | tr '\n' ' ')" = "0 1 2 " ]
+	[ "$(printf '%s\n' "$output" | awk '{print $6, $8}' | sort -u | wc -l)" -eq 3 ]
+	job=$(printf '%s\n' "$output" | awk 'NR==1 {sub("job", "", $5); print $5}')
+	assert_job_clean "$job"
+}
+
+@test "a --dragon batch job that runs past its time limit is killed by Slurm and leaves nothing on any node" {
+	printf '#!/bin/sh\necho "script started"\nsleep 300\necho "script woke"\n' >"$work/job.sh"
+	run timeout 60 sbatch --parsable --dragon -N3 -t 1 -o "$work/out" "$work/job.sh"
+	[ "$status" -eq 0 ]
+	job=$output
+	# The script runs once the fabric is ready on every node: a batch task still waiting for it
+	# would be killed only when startup_timeout runs out.
+	for _ in $(seq 300); do grep -q "^script started" "$work/out" 2>/dev/null && break; sleep 0.1; done
+	grep -q "^script started" "$work/out"
+	[ "$(fabric_procs "$job" | wc -l)" -eq 3 ]
+	# A minute is Slurm's smallest limit, and slurmctld looks at limits every 30 s or so: a limit
+	# of 0 set on the running job (end time = start time) expires at the next look, not 60-90 s on.
+	scontrol update JobId="$job" TimeLimit=0
+	for _ in $(seq 600); do [ -z "$(squeue -h -j "$job")" ] && break; sleep 0.1; done
+	[ -z "$(squeue -h -j "$job")" ]
+	cat "$work/out"
+	scontrol show job "$job" | grep -q "JobState=TIMEOUT"
+	grep -q "DUE TO TIME LIMIT" "$work/out"
+	! grep -q "script woke" "$work/out"
+	assert_job_clean "$job"
+}
+
+@test "when one node's local services are killed, the head says it left, the fabric step ends with its transport agents, a later step fails, and scancel leaves nothing" {
+	# The script (which runs once the fabric is ready on every node) waits for the test to kill
+	# node 2's local services, then shows the fabric step's log (on the batch node) and tries one
+	# more --dragon step.
+	cat >"$work/job.sh" <<-EOF
+	#!/bin/sh
+	echo "script started"
+	for i in \$(seq 600); do [ -e "$work/go" ] && break; sleep 0.1; done
+	sed 's/^/log: /' "/tmp/dragon-run/\$(id -u)/\$SLURM_JOB_ID/job\$SLURM_JOB_ID.log"
+	srun --dragon=startup_timeout=3 -N3 "$JOIN"
+	echo "later step rc=\$?"
+	exec sleep 300
+	EOF
+	run timeout 60 sbatch --parsable --dragon -N3 -o "$work/out" "$work/job.sh"
+	[ "$status" -eq 0 ]
+	job=$output
+	for _ in $(seq 300); do grep -q "^script started" "$work/out" 2>/dev/null && break; sleep 0.1; done
+	grep -q "^script started" "$work/out"
+	victim=$(ls_of_node "$job" 2)
+	[ -n "$victim" ]
+	ta=$(pgrep -P "$victim" -f dragon-ta)
+	[ -n "$ta" ]
+	[ "$(fabric_tas "$job" | wc -l)" -eq 3 ]
+	host=$(nsenter -t "$victim" -u hostname)
+	kill -KILL "$victim"
+	# srun --kill-on-bad-exit ends the whole fabric step; the transport agent dies with its parent.
+	for _ in $(seq 100); do [ -z "$(fabric_procs "$job"; fabric_tas "$job")" ] && break; sleep 0.1; done
+	[ -z "$(fabric_procs "$job")" ]
+	[ -z "$(fabric_tas "$job")" ]
+	! kill -0 "$ta" 2>/dev/null
+	touch "$work/go"
+	for _ in $(seq 300); do grep -q "^later step rc=" "$work/out" && break; sleep 0.1; done
+	cat "$work/out"
+	grep -q "^log: dragon-ls\[[0-9]*\]: node 2 ($host) left the fabric: " "$work/out"
+	grep -qE "^later step rc=[1-9]" "$work/out"
+	grep -q "dragon: node dgtc[0-9]*-node[0-9]: the job's runtime did not start within 3 s" "$work/out"
+	[ -n "$(squeue -h -j "$job")" ]
+	scancel "$job"
+	for _ in $(seq 300); do [ -z "$(squeue -h -j "$job")" ] && break; sleep 0.1; done
+	[ -z "$(squeue -h -j "$job")" ]
 	assert_job_clean "$job"
 }

@@ -17,3 +17,13 @@ check_PROGRAMS += tests/integration/join_check
 tests_integration_join_check_SOURCES = tests/integration/join_check.c
 tests_integration_join_check_LDADD = runtime/libdragon_impl.la
 EXTRA_DIST += tests/integration/fabric.bats tests/integration/launcher.bats
+
+# An Open MPI program that joins the fabric too (fabric.bats); compiled with mpicc's flags like tests/bench/bench_mpi,
+# linked by libtool (libdragon is a libtool library) with mpicc's link flags.
+if HAVE_MPI
+check_PROGRAMS += tests/integration/mpi_dragon
+tests_integration_mpi_dragon_SOURCES = tests/integration/mpi_dragon.c
+tests_integration_mpi_dragon_CFLAGS = $(AM_CFLAGS) `$(MPICC) -showme:compile`
+tests_integration_mpi_dragon_LDFLAGS = `$(MPICC) -showme:link`
+tests_integration_mpi_dragon_LDADD = runtime/libdragon_impl.la
+endif
