@@ -519,7 +519,8 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int dragon_fabric_wait_ready(const char *rundir, unsigned timeout_ms, struct dragon_fabric_ready *r)
+int dragon_fabric_wait_ready(const char *rundir, unsigned timeout_ms, pid_t watch,
+			     struct dragon_fabric_ready *r)
 {
 	long long end = now_ms() + timeout_ms;
 
@@ -530,6 +531,8 @@ int dragon_fabric_wait_ready(const char *rundir, unsigned timeout_ms, struct dra
 			return DRAGON_OK;
 		if (now_ms() >= end)
 			return DRAGON_ETIMEDOUT;
+		if (watch > 0 && kill(watch, 0) && errno == ESRCH)
+			return DRAGON_EPEER;
 		usleep(5000);
 	}
 }

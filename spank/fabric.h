@@ -69,7 +69,10 @@ int dragon_fabric_read_ready(const char *rundir, struct dragon_fabric_ready *r);
  * out; "" when there is no such file. */
 void dragon_fabric_log_tail(const char *dir, uint32_t jobid, char *out, size_t len);
 
-/* Wait up to timeout_ms for dragon_fabric_read_ready to succeed; DRAGON_ETIMEDOUT if it does not. */
-int dragon_fabric_wait_ready(const char *rundir, unsigned timeout_ms, struct dragon_fabric_ready *r);
+/* Wait up to timeout_ms for dragon_fabric_read_ready to succeed; DRAGON_ETIMEDOUT if it does not.
+ * With watch > 0 (the fabric step's srun, on the node that started it), DRAGON_EPEER as soon as
+ * that process is gone: a fabric step that ended will not get ready. */
+int dragon_fabric_wait_ready(const char *rundir, unsigned timeout_ms, pid_t watch,
+			     struct dragon_fabric_ready *r);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include <slurm/spank.h>
 
 #include "options.h"
@@ -21,6 +22,7 @@ struct dragon_spank {
 	bool option_seen;             /* the --dragon callback ran (it may run twice) */
 	char *option_value;           /* its last value, NULL when given without one */
 	char rundir[PATH_MAX];        /* slurmstepd: the job's runtime directory, once created */
+	pid_t fabric_pid;             /* batch step: the fabric step's srun, started from here */
 	bool fabric_step;             /* slurmstepd: this step is the job's fabric step (left alone) */
 };
 

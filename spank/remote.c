@@ -111,6 +111,7 @@ static int start_from_batch(spank_t sp, struct dragon_spank *st, uint32_t job)
 	}
 	slurm_verbose(DG_LOG "job %u: fabric step srun pid %d (%s), log %s/job%u.log", job, (int)pid,
 		      started ? "started" : "running", st->rundir, job);
+	st->fabric_pid = pid;
 	snprintf(fid, sizeof(fid), "job%u", job);
 	if (spank_setenv(sp, DRAGON_FABRIC_ENV, fid, 1) != ESPANK_SUCCESS) {
 		slurm_error(DG_LOG "job %u: cannot set %s in the batch environment", job, DRAGON_FABRIC_ENV);
@@ -131,7 +132,19 @@ static int join(spank_t sp, struct dragon_spank *st, uint32_t job)
 		slurm_error(DG_LOG "job %u: no runtime directory on this node", job);
 		return -1;
 	}
-	if (dragon_fabric_wait_ready(st->rundir, st->opts.startup_timeout * 1000u, &r) != DRAGON_OK) {
+	int wr = dragon_fabric_wait_ready(st->rundir, st->opts.startup_timeout * 1000u, st->fabric_pid, &r);
+
+	if (wr == DRAGON_EPEER) {
+		gethostname(host, sizeof(host) - 1);
+		slurm_error(DG_LOG "node %s: the job's fabric step (srun pid %d) ended before its runtime "
+				   "was ready (the job was cancelled, or the fabric failed)",
+			    host, (int)st->fabric_pid);
+		dragon_fabric_log_tail(st->rundir, job, tail, sizeof(tail));
+		if (tail[0])
+			slurm_error(DG_LOG "node %s: the fabric step said: %s", host, tail);
+		return -1;
+	}
+	if (wr != DRAGON_OK) {
 		gethostname(host, sizeof(host) - 1);
 		slurm_error(DG_LOG "node %s: the job's runtime did not start within %u s (no %s/" LS_READY_NAME
 				   "); raise startup_timeout (srun --dragon=startup_timeout=SECONDS, or in "

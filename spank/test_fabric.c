@@ -105,7 +105,15 @@ static void wait_ready_is_bounded(void **state)
 
 	(void)state;
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	assert_int_equal(dragon_fabric_wait_ready(dir, 100, &r), DRAGON_ETIMEDOUT);
+	assert_int_equal(dragon_fabric_wait_ready(dir, 100, 0, &r), DRAGON_ETIMEDOUT);
+	/* A fabric step that is gone ends the wait at once. */
+	{
+		pid_t gone = fork();
+		if (gone == 0)
+			_exit(0);
+		waitpid(gone, NULL, 0);
+		assert_int_equal(dragon_fabric_wait_ready(dir, 10000, gone, &r), DRAGON_EPEER);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
 	assert_true(ms >= 100 && ms < 2000);
