@@ -1,16 +1,20 @@
 # runtime/transport.mk: build rules for this area (included from the top Makefile.am).
-runtime_libdragon_impl_la_SOURCES += runtime/ta/frame.c runtime/ta/frame.h runtime/ta/ta.c runtime/ta/ta.h
-runtime_libdragon_impl_la_CFLAGS += $(FABRIC_CFLAGS) $(SODIUM_CFLAGS)
-runtime_libdragon_impl_la_LIBADD += $(FABRIC_LIBS) $(SODIUM_LIBS)
+# The libfabric layer is a library of its own, linked only into the agent and its tests: libfabric
+# pulls in provider libraries (Debian's links PSM, whose constructor sleeps ~200 ms), which no
+# process of the fabric should pay for at start.
+noinst_LTLIBRARIES += runtime/libdragon_ta.la
+runtime_libdragon_ta_la_SOURCES = runtime/ta/frame.c runtime/ta/frame.h runtime/ta/ta.c runtime/ta/ta.h
+runtime_libdragon_ta_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(FABRIC_CFLAGS) $(SODIUM_CFLAGS)
+runtime_libdragon_ta_la_LIBADD = $(FABRIC_LIBS) $(SODIUM_LIBS)
 
 check_PROGRAMS += tests/ta/test_frame tests/ta/ta_peer
 BENCH_BINS += tests/ta/ta_peer
 tests_ta_test_frame_SOURCES = tests/ta/test_frame.c
 tests_ta_test_frame_CFLAGS = $(TEST_CFLAGS) $(SODIUM_CFLAGS)
-tests_ta_test_frame_LDADD = $(TEST_LIBS)
+tests_ta_test_frame_LDADD = runtime/libdragon_ta.la $(TEST_LIBS)
 tests_ta_ta_peer_SOURCES = tests/ta/ta_peer.c
 tests_ta_ta_peer_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
-tests_ta_ta_peer_LDADD = runtime/libdragon_impl.la
+tests_ta_ta_peer_LDADD = runtime/libdragon_ta.la runtime/libdragon_impl.la
 TESTS += tests/ta/test_frame tests/ta/netns.sh tests/ta/channels.bats
 EXTRA_DIST += tests/ta/netns.sh tests/ta/channels.bats
 
@@ -33,7 +37,7 @@ EXTRA_DIST += tests/bench/parts/B4.sh
 libexec_PROGRAMS += runtime/ta/dragon-ta
 runtime_ta_dragon_ta_SOURCES = runtime/ta/ta_main.c runtime/ta/gateway.h
 runtime_ta_dragon_ta_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
-runtime_ta_dragon_ta_LDADD = runtime/libdragon_impl.la $(SODIUM_LIBS)
+runtime_ta_dragon_ta_LDADD = runtime/libdragon_ta.la runtime/libdragon_impl.la $(SODIUM_LIBS)
 
 # Channels across nodes through the public API (tests/ta/channels.bats, benchmark B4).
 check_PROGRAMS += tests/ta/chtool

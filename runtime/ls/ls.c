@@ -2327,10 +2327,14 @@ static int read_keyed(const char *path, const char *key, char *out, size_t cap)
  * after the second fence. The agent announces itself in DIR/ta.info: its endpoint address goes
  * through the bootstrap; processes find its gateway channel there (DRAGON_TA_INFO).
  */
-static int ta_start(struct ls *ls, char *addr, size_t cap)
+/*
+ * Started before the bootstrap's first fence: loading libfabric (and the provider libraries it
+ * links) takes a good part of a second on some systems, time the fence would otherwise add to.
+ * The agent waits for DIR/job.key, written after that fence, before it handles any frame.
+ */
+static int ta_spawn(struct ls *ls)
 {
 	char prog[PATH_MAX], info[PATH_MAX + 16], peers[PATH_MAX + 16], node[16];
-	int ms = startup_timeout_ms();
 	pid_t pid;
 
 	snprintf(info, sizeof(info), "%s/ta.info", ls->o->dir);
@@ -2356,15 +2360,26 @@ static int ta_start(struct ls *ls, char *addr, size_t cap)
 		_exit(127);
 	}
 	ls->ta_pid = pid;
+	return DRAGON_OK;
+}
+
+/* The agent announced its endpoint address in DIR/ta.info. */
+static int ta_ready(struct ls *ls, char *addr, size_t cap)
+{
+	char info[PATH_MAX + 16];
+	int ms = startup_timeout_ms();
+	pid_t pid = ls->ta_pid;
+
+	snprintf(info, sizeof(info), "%s/ta.info", ls->o->dir);
 	for (int waited = 0; waited < ms; waited += 5) {
 		int st;
 		if (read_keyed(info, "addr", addr, cap) == DRAGON_OK)
 			return DRAGON_OK;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			ls->ta_pid = 0;
-			return dg_err(DRAGON_EPEER, "the transport agent %s exited (status %d) before it "
-						    "was ready; its messages are above",
-				      prog, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+			return dg_err(DRAGON_EPEER, "the transport agent dragon-ta exited (status %d) before "
+						    "it was ready; its messages are above",
+				      WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 		}
 		usleep(5000);
 	}
@@ -2491,6 +2506,10 @@ int ls_run(const struct ls_opts *o)
 	}
 	/* Descriptors of what this node creates (its channels) carry its index. */
 	dg_set_local_node(ls->node_index);
+	if (ls->node_count > 1 && !ta_disabled() && ta_spawn(ls)) {
+		ls_log(ls, "transport: %s", dragon_errmsg());
+		goto out;
+	}
 	/* The head node (rank 0) hosts GS; its address and the job key reach the others through
 	 * the bootstrap, and every other node joins it over a sealed link. */
 	if (links_prepare(ls, &tcp_fd) || dg_boot_fence(ls->boot) || links_key(ls) ||
@@ -2501,7 +2520,7 @@ int ls_run(const struct ls_opts *o)
 	/* Several nodes: start the transport agent, exchange the agents' addresses (fence 2). */
 	if (ls->node_count > 1 && !ta_disabled()) {
 		char addr[600];
-		if (ta_start(ls, addr, sizeof(addr)) ||
+		if (ta_ready(ls, addr, sizeof(addr)) ||
 		    dg_boot_put(ls->boot, "ta.addr", addr, strlen(addr) + 1) ||
 		    dg_boot_fence(ls->boot) || ta_write_peers(ls)) {
 			ls_log(ls, "transport: %s", dragon_errmsg());

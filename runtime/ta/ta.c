@@ -730,6 +730,11 @@ int dg_ta_watch(dg_ta *ta, uint32_t node, int64_t since_ns)
 	return DRAGON_OK;
 }
 
+void dg_ta_set_key(dg_ta *ta, const unsigned char key[DG_FRAME_KEY])
+{
+	memcpy(ta->cfg.key, key, DG_FRAME_KEY);
+}
+
 int dg_ta_wait_fd(dg_ta *ta)
 {
 	return ta->wait_fd;

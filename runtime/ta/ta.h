@@ -50,6 +50,9 @@ void dg_ta_config_init(struct dg_ta_config *cfg);
 int dg_ta_open(const struct dg_ta_config *cfg, dg_ta **out);
 void dg_ta_close(dg_ta *ta);
 
+/* Set the job key (when it was not known at dg_ta_open): frames are checked with it from now on. */
+void dg_ta_set_key(dg_ta *ta, const unsigned char key[DG_FRAME_KEY]);
+
 /* This agent's endpoint address (opaque bytes for the bootstrap); *len in: room, out: size. */
 int dg_ta_getname(dg_ta *ta, void *buf, size_t *len);
 

@@ -762,6 +762,25 @@ static int read_key(const char *path, unsigned char key[DG_FRAME_KEY])
 	return DRAGON_OK;
 }
 
+/*
+ * Local services start the agent before the bootstrap has delivered the job key: wait for the key
+ * file (written atomically, after the first fence) up to DRAGON_STARTUP_TIMEOUT. No frame is
+ * looked at before: they wait in the provider's queue.
+ */
+static int wait_key(const char *path, unsigned char key[DG_FRAME_KEY])
+{
+	const char *v = getenv("DRAGON_STARTUP_TIMEOUT");
+	int ms = (v && atoi(v) > 0 ? atoi(v) : 30) * 1000;
+
+	for (int waited = 0;; waited += 5) {
+		if (access(path, F_OK) == 0 || waited >= ms || stopping)
+			return read_key(path, key);
+		if (getppid() == 1)
+			return dg_err(DRAGON_EPEER, "local services went away before the job key came");
+		usleep(5000);
+	}
+}
+
 static int write_info(struct agent *a, const char *dir)
 {
 	unsigned char addr[256];
@@ -906,11 +925,12 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (sodium_init() < 0 || read_key(keyf ? keyf : keypath, cfg.key) ||
-	    setup(&a, &cfg, dir)) {
+	if (sodium_init() < 0 || setup(&a, &cfg, dir) ||
+	    wait_key(keyf ? keyf : keypath, cfg.key)) {
 		logf_(&a, "%s", dragon_errmsg());
 		rv = 1;
 	} else {
+		dg_ta_set_key(a.ta, cfg.key);
 		run(&a);
 		rv = 0;
 	}
