@@ -34,8 +34,8 @@ int dragon_queue_put(dragon_queue_t *q, const void *data, size_t len, int timeou
 
 /*
  * Get the oldest message into buf (*len bytes of room; set to the message's size). Blocks while
- * empty, like put. A message larger than the buffer is DRAGON_ETOOBIG and is lost: size buf for
- * msg_max.
+ * empty, like put. A message larger than the buffer is DRAGON_ETOOBIG: it stays in the queue and
+ * *len says its size.
  */
 int dragon_queue_get(dragon_queue_t *q, void *buf, size_t *len, int timeout_ms);
 

@@ -37,26 +37,7 @@ struct group {
 	char *name;
 };
 
-struct item {
-	uint8_t *data;
-	size_t len;
-};
-
-struct queue {
-	struct queue *next;
-	uint64_t qid;
-	uint32_t cap, msg_max;
-	struct item *ring;
-	uint32_t head, count;
-	uint64_t owner;
-	int outlive;
-	char *name;
-};
-
-#define GS_QUEUE_CAP_MAX 65536
-#define GS_QUEUE_MSG_MAX 65536
-
-enum { W_LOOKUP, W_GROUP, W_QGET, W_QPUT };
+enum { W_LOOKUP, W_GROUP };
 
 struct waiter {
 	struct waiter *next;
@@ -64,10 +45,9 @@ struct waiter {
 	int type;
 	uint64_t conn, seq;
 	char *name;
-	uint64_t gid; /* or the qid of a queue waiter */
+	uint64_t gid;
 	int any;
 	struct event *timer;
-	struct item put; /* W_QPUT: what waits to be put */
 };
 
 struct gs {
@@ -75,8 +55,7 @@ struct gs {
 	struct name_ent *names;
 	struct group *groups;
 	struct waiter *waiters;
-	struct queue *queues;
-	uint64_t next_gid, next_qid;
+	uint64_t next_gid;
 };
 
 struct gs *gs_new(const struct gs_host *h)
@@ -87,7 +66,6 @@ struct gs *gs_new(const struct gs_host *h)
 		return NULL;
 	g->h = *h;
 	g->next_gid = 1;
-	g->next_qid = 1;
 	return g;
 }
 
@@ -112,17 +90,7 @@ static void waiter_free(struct waiter *w)
 	if (w->timer)
 		event_free(w->timer);
 	free(w->name);
-	free(w->put.data);
 	free(w);
-}
-
-static void queue_free(struct queue *q)
-{
-	for (uint32_t i = 0; i < q->count; i++)
-		free(q->ring[(q->head + i) % q->cap].data);
-	free(q->ring);
-	free(q->name);
-	free(q);
 }
 
 static void unlink_waiter(struct gs *g, struct waiter *w)
@@ -152,11 +120,6 @@ void gs_free(struct gs *g)
 		struct waiter *w = g->waiters;
 		g->waiters = w->next;
 		waiter_free(w);
-	}
-	while (g->queues) {
-		struct queue *q = g->queues;
-		g->queues = q->next;
-		queue_free(q);
 	}
 	free(g);
 }
@@ -265,22 +228,21 @@ static void waiter_timeout(evutil_socket_t fd, short what, void *arg)
 
 	unlink_waiter(g, w);
 	send_error(g, w->conn, w->seq, DRAGON_ETIMEDOUT,
-		   w->type == W_LOOKUP  ? "the name did not appear in time"
-		   : w->type == W_GROUP ? "the group did not end in time"
-		   : w->type == W_QGET  ? "the queue stayed empty"
-					: "the queue stayed full");
+		   w->type == W_LOOKUP ? "the name did not appear in time"
+				       : "the group did not end in time");
 	waiter_free(w);
 }
 
-static struct waiter *park_w(struct gs *g, int type, uint64_t conn, uint64_t seq,
-			     const char *name, uint64_t gid, int any, int64_t timeout_ms)
+/* Wait for a name to appear or a group to end; the reply comes later (or the timeout's error). */
+static int park(struct gs *g, int type, uint64_t conn, uint64_t seq, const char *name,
+		uint64_t gid, int any, int64_t timeout_ms)
 {
 	struct waiter *w = calloc(1, sizeof(*w)), **tail;
 
 	if (!w || (name && !(w->name = strdup(name)))) {
 		free(w);
 		send_error(g, conn, seq, DRAGON_ENOMEM, "waiter");
-		return NULL;
+		return 1;
 	}
 	w->g = g;
 	w->type = type;
@@ -295,21 +257,14 @@ static struct waiter *park_w(struct gs *g, int type, uint64_t conn, uint64_t seq
 		if (!w->timer) {
 			waiter_free(w);
 			send_error(g, conn, seq, DRAGON_ENOMEM, "waiter timer");
-			return NULL;
+			return 1;
 		}
 		evtimer_add(w->timer, &tv);
 	}
-	/* Oldest first: queue waiters are served in arrival order. */
+	/* Oldest first: waiters on one name or group are answered in arrival order. */
 	for (tail = &g->waiters; *tail; tail = &(*tail)->next)
 		;
 	*tail = w;
-	return w;
-}
-
-static int park(struct gs *g, int type, uint64_t conn, uint64_t seq, const char *name,
-		uint64_t gid, int any, int64_t timeout_ms)
-{
-	park_w(g, type, conn, seq, name, gid, any, timeout_ms);
 	return 1;
 }
 
@@ -440,210 +395,6 @@ static int group_create(struct gs *g, uint64_t conn, uint64_t owner, uint64_t se
 	return 1;
 }
 
-
-/* ---- queues --------------------------------------------------------------------------- */
-
-static struct queue *queue_find(struct gs *g, uint64_t qid)
-{
-	for (struct queue *q = g->queues; q; q = q->next)
-		if (q->qid == qid)
-			return q;
-	return NULL;
-}
-
-static void reply_item(struct gs *g, uint64_t conn, uint64_t seq, const struct item *it)
-{
-	Dragon__Msg m = DRAGON__MSG__INIT;
-	Dragon__QueueItem r = DRAGON__QUEUE_ITEM__INIT;
-
-	r.data.data = it->data;
-	r.data.len = it->len;
-	m.seq = seq;
-	m.body_case = DRAGON__MSG__BODY_QUEUE_ITEM;
-	m.queue_item = &r;
-	g->h.reply(g->h.ctx, conn, &m);
-}
-
-static void reply_queue(struct gs *g, uint64_t conn, uint64_t seq, const struct queue *q)
-{
-	Dragon__Msg m = DRAGON__MSG__INIT;
-	Dragon__QueueReply r = DRAGON__QUEUE_REPLY__INIT;
-
-	r.qid = q->qid;
-	r.capacity = q->cap;
-	r.msg_max = q->msg_max;
-	m.seq = seq;
-	m.body_case = DRAGON__MSG__BODY_QUEUE_REPLY;
-	m.queue_reply = &r;
-	g->h.reply(g->h.ctx, conn, &m);
-}
-
-static struct waiter *first_waiter(struct gs *g, int type, uint64_t qid)
-{
-	for (struct waiter *w = g->waiters; w; w = w->next)
-		if (w->type == type && w->gid == qid)
-			return w;
-	return NULL;
-}
-
-/* Move parked puts into the queue while there is room, answering each putter. */
-static void admit_putters(struct gs *g, struct queue *q)
-{
-	struct waiter *w;
-
-	while (q->count < q->cap && (w = first_waiter(g, W_QPUT, q->qid))) {
-		unlink_waiter(g, w);
-		q->ring[(q->head + q->count) % q->cap] = w->put;
-		q->count++;
-		w->put.data = NULL;
-		send_ok(g, w->conn, w->seq);
-		waiter_free(w);
-	}
-}
-
-static void queue_destroy(struct gs *g, struct queue *q)
-{
-	for (struct queue **p = &g->queues; *p; p = &(*p)->next)
-		if (*p == q) {
-			*p = q->next;
-			break;
-		}
-	for (struct waiter **p = &g->waiters; *p;) {
-		struct waiter *w = *p;
-		if ((w->type == W_QGET || w->type == W_QPUT) && w->gid == q->qid) {
-			*p = w->next;
-			send_error(g, w->conn, w->seq, DRAGON_ESTALE, "the queue was destroyed");
-			waiter_free(w);
-		} else {
-			p = &w->next;
-		}
-	}
-	if (q->name)
-		gs_name_drop(g, q->name);
-	queue_free(q);
-}
-
-static int queue_create(struct gs *g, uint64_t conn, uint64_t owner, uint64_t seq,
-			const Dragon__QueueCreate *c)
-{
-	struct queue *q;
-
-	if (c->capacity == 0 || c->capacity > GS_QUEUE_CAP_MAX || c->msg_max == 0 ||
-	    c->msg_max > GS_QUEUE_MSG_MAX) {
-		send_error(g, conn, seq, DRAGON_EINVAL,
-			   "a queue holds 1 to 65536 messages of 1 to 65536 bytes");
-		return 1;
-	}
-	if (c->name[0] && name_find(g, c->name)) {
-		send_error(g, conn, seq, DRAGON_EEXIST, "the queue's name is taken");
-		return 1;
-	}
-	q = calloc(1, sizeof(*q));
-	if (!q || !(q->ring = calloc(c->capacity, sizeof(*q->ring))) ||
-	    (c->name[0] && !(q->name = strdup(c->name)))) {
-		if (q)
-			free(q->ring);
-		free(q);
-		send_error(g, conn, seq, DRAGON_ENOMEM, "queue");
-		return 1;
-	}
-	q->qid = g->next_qid++;
-	q->cap = c->capacity;
-	q->msg_max = c->msg_max;
-	q->owner = owner;
-	q->outlive = c->outlive;
-	if (q->name) {
-		uint8_t desc[8];
-		for (int i = 0; i < 8; i++)
-			desc[i] = (uint8_t)(q->qid >> (8 * i));
-		if (gs_name_put(g, q->name, DRAGON__KIND__KIND_QUEUE, desc, 8, owner, q->outlive)) {
-			send_error(g, conn, seq, DRAGON_EINVAL, dragon_errmsg());
-			queue_free(q);
-			return 1;
-		}
-	}
-	q->next = g->queues;
-	g->queues = q;
-	reply_queue(g, conn, seq, q);
-	return 1;
-}
-
-static int queue_put(struct gs *g, uint64_t conn, uint64_t seq, const Dragon__QueuePut *p)
-{
-	struct queue *q = queue_find(g, p->qid);
-	struct waiter *w;
-	struct item it;
-
-	if (!q) {
-		send_error(g, conn, seq, DRAGON_ESTALE, "no such queue");
-		return 1;
-	}
-	if (p->data.len > q->msg_max) {
-		char msg[96];
-		snprintf(msg, sizeof(msg), "message of %zu bytes, the queue takes %u", p->data.len,
-			 q->msg_max);
-		send_error(g, conn, seq, DRAGON_ETOOBIG, msg);
-		return 1;
-	}
-	/* A getter already waits: hand the message over directly. */
-	if ((w = first_waiter(g, W_QGET, q->qid))) {
-		struct item direct = {.data = p->data.data, .len = p->data.len};
-		unlink_waiter(g, w);
-		reply_item(g, w->conn, w->seq, &direct);
-		waiter_free(w);
-		send_ok(g, conn, seq);
-		return 1;
-	}
-	if (q->count == q->cap && p->timeout_ms == 0) {
-		send_error(g, conn, seq, DRAGON_EAGAIN, "the queue is full");
-		return 1;
-	}
-	it.len = p->data.len;
-	it.data = malloc(it.len ? it.len : 1);
-	if (!it.data) {
-		send_error(g, conn, seq, DRAGON_ENOMEM, "queue message");
-		return 1;
-	}
-	memcpy(it.data, p->data.data, it.len);
-	if (q->count < q->cap) {
-		q->ring[(q->head + q->count) % q->cap] = it;
-		q->count++;
-		send_ok(g, conn, seq);
-		return 1;
-	}
-	w = park_w(g, W_QPUT, conn, seq, NULL, q->qid, 0, p->timeout_ms);
-	if (w)
-		w->put = it;
-	else
-		free(it.data);
-	return 1;
-}
-
-static int queue_get(struct gs *g, uint64_t conn, uint64_t seq, const Dragon__QueueGet *r)
-{
-	struct queue *q = queue_find(g, r->qid);
-	struct item it;
-
-	if (!q) {
-		send_error(g, conn, seq, DRAGON_ESTALE, "no such queue");
-		return 1;
-	}
-	if (q->count == 0) {
-		if (r->timeout_ms == 0) {
-			send_error(g, conn, seq, DRAGON_EAGAIN, "the queue is empty");
-			return 1;
-		}
-		return park(g, W_QGET, conn, seq, NULL, q->qid, 0, r->timeout_ms);
-	}
-	it = q->ring[q->head];
-	q->head = (q->head + 1) % q->cap;
-	q->count--;
-	reply_item(g, conn, seq, &it);
-	free(it.data);
-	admit_putters(g, q);
-	return 1;
-}
-
 int gs_handle(struct gs *g, uint64_t conn, uint64_t owner, const Dragon__Msg *req)
 {
 	uint64_t seq = req->seq;
@@ -687,30 +438,6 @@ int gs_handle(struct gs *g, uint64_t conn, uint64_t owner, const Dragon__Msg *re
 		return 1;
 	case DRAGON__MSG__BODY_GROUP_CREATE:
 		return group_create(g, conn, owner, seq, req->group_create);
-	case DRAGON__MSG__BODY_QUEUE_CREATE:
-		return queue_create(g, conn, owner, seq, req->queue_create);
-	case DRAGON__MSG__BODY_QUEUE_PUT:
-		return queue_put(g, conn, seq, req->queue_put);
-	case DRAGON__MSG__BODY_QUEUE_GET:
-		return queue_get(g, conn, seq, req->queue_get);
-	case DRAGON__MSG__BODY_QUEUE_INFO: {
-		struct queue *q = queue_find(g, req->queue_info->qid);
-		if (!q)
-			send_error(g, conn, seq, DRAGON_ESTALE, "no such queue");
-		else
-			reply_queue(g, conn, seq, q);
-		return 1;
-	}
-	case DRAGON__MSG__BODY_QUEUE_DESTROY: {
-		struct queue *q = queue_find(g, req->queue_destroy->qid);
-		if (!q) {
-			send_error(g, conn, seq, DRAGON_ESTALE, "no such queue");
-			return 1;
-		}
-		queue_destroy(g, q);
-		send_ok(g, conn, seq);
-		return 1;
-	}
 	case DRAGON__MSG__BODY_GROUP_WAIT: {
 		const Dragon__GroupWait *w = req->group_wait;
 		struct group *gr = group_find(g, w->gid);
@@ -782,11 +509,6 @@ void gs_proc_done(struct gs *g, uint64_t puid, int status, int signaled)
 
 void gs_owner_gone(struct gs *g, uint64_t owner)
 {
-	for (struct queue *q = g->queues, *n; q; q = n) {
-		n = q->next;
-		if (q->owner == owner && !q->outlive)
-			queue_destroy(g, q);
-	}
 	for (struct name_ent **p = &g->names; *p;) {
 		struct name_ent *e = *p;
 		if (e->owner == owner && !e->outlive) {
@@ -862,21 +584,6 @@ int gs_status(struct gs *g, Dragon__StatusReply *r)
 		if (!o)
 			return dg_err(DRAGON_ENOMEM, "status");
 		r->objects = o;
-	}
-	for (struct queue *q = g->queues; q; q = q->next) {
-		Dragon__ObjInfo *x = malloc(sizeof(*x)), **o;
-		if (!x || !(o = realloc(r->objects, (r->n_objects + nn + 2) * sizeof(*o)))) {
-			free(x);
-			break;
-		}
-		r->objects = o;
-		dragon__obj_info__init(x);
-		x->id = q->qid;
-		x->kind = DRAGON__KIND__KIND_QUEUE;
-		x->name = q->name ? q->name : (char *)"";
-		x->size = q->count;
-		x->creator = q->owner;
-		r->objects[r->n_objects++] = x;
 	}
 	for (struct name_ent *e = g->names; e; e = e->next) {
 		Dragon__ObjInfo *x = malloc(sizeof(*x));

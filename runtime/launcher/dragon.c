@@ -642,8 +642,6 @@ static const char *kind_name(int k)
 		return "channel";
 	case DRAGON__KIND__KIND_USER:
 		return "user";
-	case DRAGON__KIND__KIND_QUEUE:
-		return "queue";
 	default:
 		return "none";
 	}
@@ -694,8 +692,8 @@ static int append_ptrs(void ***dst, size_t *dn, void **src, size_t n)
 
 /*
  * The fabric's status through one node's local services: the head node's view (every node,
- * GS's groups and names, its own processes and pools), then each other node's processes and
- * pools, merged into *view. *parts holds the replies that own the items (free them after).
+ * GS's groups and names, its own processes, pools and channels), then each other node's
+ * processes, pools and channels, merged into *view. *parts holds the replies that own the items (free them after).
  */
 static int query(const char *sock, Dragon__StatusReply *view, Dragon__Msg ***parts, size_t *nparts)
 {
@@ -810,8 +808,8 @@ static json_t *status_json(const Dragon__StatusReply *r)
 	}
 	json_object_set_new(o, "groups", a);
 	{
+		/* Queues and the sync objects on them are channels of local services: listed here. */
 		json_t *pools = json_array(), *chans = json_array(), *names = json_array();
-		json_t *queues = json_array();
 		for (size_t i = 0; i < r->n_objects; i++) {
 			const Dragon__ObjInfo *x = r->objects[i];
 			if (x->id && x->kind == DRAGON__KIND__KIND_POOL)
@@ -820,14 +818,10 @@ static json_t *status_json(const Dragon__StatusReply *r)
 							 "name", x->name, "size", (json_int_t)x->size,
 							 "node", (int)x->node));
 			else if (x->id && x->kind == DRAGON__KIND__KIND_CHANNEL)
-				json_array_append_new(chans, json_pack("{s:I,s:s}", "id",
-								       (json_int_t)x->id, "name",
-								       x->name));
-			else if (x->id && x->kind == DRAGON__KIND__KIND_QUEUE)
-				json_array_append_new(queues, json_pack("{s:I,s:s,s:I}", "id",
-									(json_int_t)x->id, "name",
-									x->name, "messages",
-									(json_int_t)x->size));
+				json_array_append_new(
+					chans, json_pack("{s:I,s:s,s:I,s:i}", "id", (json_int_t)x->id,
+							 "name", x->name, "capacity",
+							 (json_int_t)x->size, "node", (int)x->node));
 			else if (!x->id)
 				json_array_append_new(names, json_pack("{s:s,s:s}", "name", x->name,
 								       "kind", kind_name(x->kind)));
@@ -835,7 +829,6 @@ static json_t *status_json(const Dragon__StatusReply *r)
 		json_object_set_new(o, "pools", pools);
 		json_object_set_new(o, "channels", chans);
 		json_object_set_new(o, "names", names);
-		json_object_set_new(o, "queues", queues);
 	}
 	return o;
 }
@@ -870,10 +863,13 @@ static void status_text(const Dragon__StatusReply *r)
 		       r->groups[i]->n_puids);
 	for (size_t i = 0; i < r->n_objects; i++) {
 		const Dragon__ObjInfo *x = r->objects[i];
+		/* A pool's size is bytes, a channel's its capacity in messages. */
 		if (x->id)
-			printf("  %s %llu: %llu %s%s%s\n", kind_name(x->kind),
-			       (unsigned long long)x->id, (unsigned long long)x->size,
-			       x->kind == DRAGON__KIND__KIND_QUEUE ? "messages" : "bytes",
+			printf("  %s %llu: %s%llu %s%s%s\n", kind_name(x->kind),
+			       (unsigned long long)x->id,
+			       x->kind == DRAGON__KIND__KIND_CHANNEL ? "capacity " : "",
+			       (unsigned long long)x->size,
+			       x->kind == DRAGON__KIND__KIND_CHANNEL ? "messages" : "bytes",
 			       x->name[0] ? ", name " : "", x->name);
 		else
 			printf("  name '%s' -> %s\n", x->name, kind_name(x->kind));

@@ -1440,11 +1440,6 @@ static uint32_t serving_node(struct ls *ls, const Dragon__Msg *req)
 	case DRAGON__MSG__BODY_NAME_REMOVE:
 	case DRAGON__MSG__BODY_GROUP_CREATE:
 	case DRAGON__MSG__BODY_GROUP_WAIT:
-	case DRAGON__MSG__BODY_QUEUE_CREATE:
-	case DRAGON__MSG__BODY_QUEUE_PUT:
-	case DRAGON__MSG__BODY_QUEUE_GET:
-	case DRAGON__MSG__BODY_QUEUE_INFO:
-	case DRAGON__MSG__BODY_QUEUE_DESTROY:
 		return 0;
 	default:
 		return ls->node_index;

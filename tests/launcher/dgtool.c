@@ -1,4 +1,4 @@
-/* tests/launcher/dgtool.c: a fabric client the launcher tests drive (start, wait, list, names). */
+/* tests/launcher/dgtool.c: a fabric client the launcher tests drive (start, wait, list, names, queues). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +39,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: dgtool spawn-wait PROG [ARGS...] | orphan PROG [ARGS...]\n");
+		fprintf(stderr, "usage: dgtool spawn-wait PROG [ARGS...] | orphan PROG [ARGS...] | "
+				"queue NAME\n");
 		return 2;
 	}
 	if ((rc = dragon_init()))
@@ -55,6 +56,16 @@ int main(int argc, char **argv)
 		if (rc)
 			return fail("create", rc);
 		printf("started %llu\n", (unsigned long long)puid);
+	} else if (!strcmp(argv[1], "queue") && argc == 3) {
+		/* A named queue holding one message that outlives this process, for dragon status. */
+		dragon_queue_t *q;
+		rc = dragon_queue_create(argv[2], 4, 16, DRAGON_QUEUE_OUTLIVE, &q);
+		if (rc)
+			return fail("queue create", rc);
+		if ((rc = dragon_queue_put(q, "x", 1, 0)))
+			return fail("queue put", rc);
+		dragon_queue_detach(q);
+		printf("queue %s\n", argv[2]);
 	} else {
 		fprintf(stderr, "dgtool: unknown command %s\n", argv[1]);
 		rc = 2;

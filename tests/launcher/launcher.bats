@@ -181,6 +181,29 @@ wait_for() { # wait_for FILE: up to 5 s
 	assert_clean
 }
 
+@test "dragon status lists a queue as a channel of local services (GS keeps no queues)" {
+	"$DRAGON" --runtime-dir "$BASE" sh -c "$DGTOOL queue st.q > $RT/q; sleep 3$MARK" &
+	lp=$!
+	wait_for "$RT/q"
+	grep -qx "queue st.q" "$RT/q"
+	run "$DRAGON" status --runtime-dir "$BASE"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"channel "*": capacity 4 messages"* ]]
+	[[ "$output" == *"name 'st.q' -> channel"* ]]
+	[[ "$output" != *"queue"* ]]
+	run "$DRAGON" status --json --runtime-dir "$BASE"
+	[ "$status" -eq 0 ]
+	echo "$output" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)[0]
+assert "queues" not in d, d
+assert [c for c in d["channels"] if c["capacity"] == 4 and c["node"] == 0], d["channels"]
+assert {"name": "st.q", "kind": "channel"} in d["names"], d["names"]'
+	kill -TERM "$lp"
+	wait "$lp" || true
+	assert_clean
+}
+
 @test "dragon status lists the running fabric, in text and JSON" {
 	"$DRAGON" --runtime-dir "$BASE" sh -c "echo \$\$ > $RT/pid; sleep 3$MARK" &
 	lp=$!

@@ -1,4 +1,4 @@
-/* tests/unit/test_gs.c: global services: names, lookups that wait, lifetimes, groups, bad requests. */
+/* tests/unit/test_gs.c: global services: names, lookups that wait, lifetimes, groups, bad requests; queues and sync objects. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -357,7 +357,7 @@ static void a_thread_blocked_in_a_call_does_not_block_the_others(void **state)
 	(void)state;
 	assert_int_equal(dragon_queue_create(NULL, 1, 16, 0, &q), DRAGON_OK);
 	assert_int_equal(pthread_create(&t, NULL, getter, q), 0);
-	usleep(50000); /* the getter is parked in GS by now */
+	usleep(50000); /* the getter waits on the queue's channel by now */
 	assert_int_equal(dragon_queue_put(q, "t", 2, 1000), DRAGON_OK);
 	assert_int_equal(pthread_join(t, &res), 0);
 	assert_int_equal(*(int *)res, 0);
