@@ -2351,6 +2351,10 @@ static int ta_spawn(struct ls *ls)
 		char *argv[] = {prog, "--node", node, "--dir", (char *)ls->o->dir, "--peer-file", peers,
 				NULL};
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* PSM (linked by some libfabric builds) otherwise takes over SIGSEGV, SIGTERM and
+		 * others at load and writes backtrace files into the working directory. */
+		setenv("IPATH_NO_BACKTRACE", "1", 0);
+		setenv("HFI_NO_BACKTRACE", "1", 0);
 		execv(prog, argv);
 		_exit(127);
 	}
