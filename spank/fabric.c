@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <dragon/error.h>
+#include "fail.h"
 #include "ls/ls.h"
 #include "fabric.h"
 
@@ -31,22 +32,6 @@
 /* Lock files of fabrics that are gone are removed after this long (their logs with them). */
 #define STALE_SECONDS 3600
 
-__attribute__((format(printf, 4, 5))) static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	int e = errno;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-		if (code == DRAGON_ESYS) {
-			size_t n = strlen(err);
-			snprintf(err + n, errlen - n, ": %s", strerror(e));
-		}
-	}
-	return code;
-}
 
 static bool has_prefix(const char *e, const char *p)
 {
@@ -117,7 +102,7 @@ int dragon_fabric_start(const struct dragon_fabric_launch *l, pid_t *pid, char *
 	/* Everything is built before fork: the caller (srun) may have threads, so the children only
 	 * make async-signal-safe calls. */
 	if (!(envp = calloc(n + 4, sizeof(*envp))))
-		return fail(DRAGON_ENOMEM, err, errlen, "out of memory");
+		return dragon_spank_fail(DRAGON_ENOMEM, err, errlen, "out of memory");
 	n = 0;
 	for (char *const *e = l->env; e && *e; e++)
 		if (dragon_fabric_env_keep(*e))
@@ -130,12 +115,12 @@ int dragon_fabric_start(const struct dragon_fabric_launch *l, pid_t *pid, char *
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0) {
 		free(envp);
-		return fail(DRAGON_ESYS, err, errlen, "open /dev/null");
+		return dragon_spank_fail(DRAGON_ESYS, err, errlen, "open /dev/null");
 	}
 	if (pipe2(pfd, O_CLOEXEC)) {
 		close(devnull);
 		free(envp);
-		return fail(DRAGON_ESYS, err, errlen, "pipe");
+		return dragon_spank_fail(DRAGON_ESYS, err, errlen, "pipe");
 	}
 	child = fork();
 	if (child < 0) {
@@ -143,7 +128,7 @@ int dragon_fabric_start(const struct dragon_fabric_launch *l, pid_t *pid, char *
 		close(pfd[1]);
 		close(devnull);
 		free(envp);
-		return fail(DRAGON_ESYS, err, errlen, "fork");
+		return dragon_spank_fail(DRAGON_ESYS, err, errlen, "fork");
 	}
 	if (child == 0) {
 		pid_t g;
@@ -188,7 +173,7 @@ int dragon_fabric_start(const struct dragon_fabric_launch *l, pid_t *pid, char *
 		;
 	if (r != sizeof(got) || got <= 0) {
 		errno = EAGAIN;
-		return fail(DRAGON_ESYS, err, errlen, "cannot start %s for the fabric step", l->srun);
+		return dragon_spank_fail(DRAGON_ESYS, err, errlen, "cannot start %s for the fabric step", l->srun);
 	}
 	*pid = got;
 	return DRAGON_OK;
@@ -299,7 +284,7 @@ int dragon_fabric_once(const struct dragon_fabric_launch *l, const char *statedi
 	for (int tries = 0;; tries++) {
 		fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0)
-			return fail(DRAGON_ESYS, err, errlen, "open %s", path);
+			return dragon_spank_fail(DRAGON_ESYS, err, errlen, "open %s", path);
 		/* Bounded all the same: srun must not hang on a lock someone else keeps. */
 		for (int waited = 0; (rv = flock(fd, LOCK_EX | LOCK_NB)) != 0 && waited < LOCK_WAIT_MS; waited += 10) {
 			if (errno != EWOULDBLOCK && errno != EINTR)
@@ -309,7 +294,7 @@ int dragon_fabric_once(const struct dragon_fabric_launch *l, const char *statedi
 		if (rv) {
 			if (errno == EWOULDBLOCK)
 				errno = ETIMEDOUT;
-			rv = fail(DRAGON_ESYS, err, errlen, "lock %s (held by another process for %d s)", path,
+			rv = dragon_spank_fail(DRAGON_ESYS, err, errlen, "lock %s (held by another process for %d s)", path,
 				  LOCK_WAIT_MS / 1000);
 			close(fd);
 			return rv;
@@ -319,7 +304,7 @@ int dragon_fabric_once(const struct dragon_fabric_launch *l, const char *statedi
 		close(fd);
 		if (tries == 10) {
 			errno = EAGAIN;
-			return fail(DRAGON_ESYS, err, errlen, "lock %s keeps being replaced", path);
+			return dragon_spank_fail(DRAGON_ESYS, err, errlen, "lock %s keeps being replaced", path);
 		}
 	}
 	if (read_owner(fd, &owner, &start) && owner_alive(owner, start)) {
@@ -340,7 +325,7 @@ int dragon_fabric_once(const struct dragon_fabric_launch *l, const char *statedi
 		*started = true;
 		n = snprintf(line, sizeof(line), "%d %llu\n", (int)*pid, proc_start(*pid));
 		if (ftruncate(fd, 0) || pwrite(fd, line, (size_t)n, 0) != n)
-			rv = fail(DRAGON_ESYS, err, errlen, "write %s", path);
+			rv = dragon_spank_fail(DRAGON_ESYS, err, errlen, "write %s", path);
 		prune(statedir, l->jobid);
 	}
 	close(fd);
@@ -360,13 +345,13 @@ int dragon_fabric_statedir(uid_t uid, const char *xdg_runtime_dir, char *out, si
 	else
 		n = snprintf(out, len, "/tmp/dragon-slurm-%u", (unsigned)uid);
 	if (n < 0 || (size_t)n >= len)
-		return fail(DRAGON_ETOOBIG, err, errlen, "state directory path is too long");
+		return dragon_spank_fail(DRAGON_ETOOBIG, err, errlen, "state directory path is too long");
 	if (mkdir(out, 0700) && errno != EEXIST)
-		return fail(DRAGON_ESYS, err, errlen, "mkdir %s", out);
+		return dragon_spank_fail(DRAGON_ESYS, err, errlen, "mkdir %s", out);
 	if (lstat(out, &st))
-		return fail(DRAGON_ESYS, err, errlen, "%s", out);
+		return dragon_spank_fail(DRAGON_ESYS, err, errlen, "%s", out);
 	if (!S_ISDIR(st.st_mode) || st.st_uid != uid || (st.st_mode & 077))
-		return fail(DRAGON_EPERM, err, errlen,
+		return dragon_spank_fail(DRAGON_EPERM, err, errlen,
 			    "%s must be a directory of uid %u closed to others (mode 0700); remove it", out,
 			    (unsigned)uid);
 	return DRAGON_OK;
@@ -384,17 +369,17 @@ int dragon_fabric_find_ls(const char *envdir, const char *confdir, char *out, si
 	if (envdir && *envdir) {
 		if (in_dir(envdir, "dragon-ls", out, len))
 			return DRAGON_OK;
-		return fail(DRAGON_ENOTFOUND, err, errlen, "no executable dragon-ls in DRAGON_LIBEXECDIR=%s", envdir);
+		return dragon_spank_fail(DRAGON_ENOTFOUND, err, errlen, "no executable dragon-ls in DRAGON_LIBEXECDIR=%s", envdir);
 	}
 	if (confdir && *confdir) {
 		if (in_dir(confdir, "dragon-ls", out, len))
 			return DRAGON_OK;
-		return fail(DRAGON_ENOTFOUND, err, errlen, "no executable dragon-ls in libexec_dir=%s (plugstack.conf)",
+		return dragon_spank_fail(DRAGON_ENOTFOUND, err, errlen, "no executable dragon-ls in libexec_dir=%s (plugstack.conf)",
 			    confdir);
 	}
 	if (in_dir(DRAGON_LIBEXECDIR, "dragon-ls", out, len))
 		return DRAGON_OK;
-	return fail(DRAGON_ENOTFOUND, err, errlen,
+	return dragon_spank_fail(DRAGON_ENOTFOUND, err, errlen,
 		    "no executable dragon-ls in %s (set libexec_dir= in plugstack.conf to where it is installed)",
 		    DRAGON_LIBEXECDIR);
 }
@@ -419,7 +404,7 @@ int dragon_fabric_find_srun(const char *path, char *out, size_t len, char *err, 
 	}
 	if (in_dir("/usr/bin", "srun", out, len) || in_dir("/usr/local/bin", "srun", out, len))
 		return DRAGON_OK;
-	return fail(DRAGON_ENOTFOUND, err, errlen, "srun is not on the job's PATH (%s) nor in /usr/bin", path ? path : "");
+	return dragon_spank_fail(DRAGON_ENOTFOUND, err, errlen, "srun is not on the job's PATH (%s) nor in /usr/bin", path ? path : "");
 }
 
 int dragon_fabric_read_ready(const char *rundir, struct dragon_fabric_ready *r)

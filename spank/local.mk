@@ -3,7 +3,7 @@
 spankplugin_LTLIBRARIES = spank/spank_dragon.la
 spank_spank_dragon_la_SOURCES = spank/spank_dragon.c spank/plugin.h spank/local.c spank/allocator.c \
 	spank/remote.c spank/epilog.c spank/options.c spank/options.h spank/rundir.c spank/rundir.h \
-	spank/fabric.c spank/fabric.h
+	spank/fabric.c spank/fabric.h spank/fail.c spank/fail.h
 # dragon-ls is found in the installed libexec directory unless plugstack.conf says libexec_dir=.
 spank_spank_dragon_la_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS) -DDRAGON_LIBEXECDIR='"$(libexecdir)"'
 spank_spank_dragon_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared \
@@ -18,13 +18,13 @@ spank_test_options_LDADD = $(CMOCKA_LIBS)
 TESTS += spank/test_options spank/test_exports.sh
 
 check_PROGRAMS += spank/test_rundir
-spank_test_rundir_SOURCES = spank/test_rundir.c spank/rundir.c spank/rundir.h
+spank_test_rundir_SOURCES = spank/test_rundir.c spank/rundir.c spank/rundir.h spank/fail.c spank/fail.h
 spank_test_rundir_CFLAGS = $(TEST_CFLAGS)
 spank_test_rundir_LDADD = $(CMOCKA_LIBS)
 TESTS += spank/test_rundir
 
 check_PROGRAMS += spank/test_fabric
-spank_test_fabric_SOURCES = spank/test_fabric.c spank/fabric.c spank/fabric.h
+spank_test_fabric_SOURCES = spank/test_fabric.c spank/fabric.c spank/fabric.h spank/fail.c spank/fail.h
 spank_test_fabric_CFLAGS = $(TEST_CFLAGS)
 spank_test_fabric_LDADD = $(CMOCKA_LIBS)
 TESTS += spank/test_fabric

@@ -9,24 +9,9 @@
 #include <unistd.h>
 
 #include <dragon/error.h>
+#include "fail.h"
 #include "rundir.h"
 
-__attribute__((format(printf, 4, 5))) static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	int e = errno;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-		if (code == DRAGON_ESYS) {
-			size_t n = strlen(err);
-			snprintf(err + n, errlen - n, ": %s", strerror(e));
-		}
-	}
-	return code;
-}
 
 /* mkdir -p for the administrator's base path (trusted: symlinks in it are the site's choice). */
 static int make_base(const char *base, char *err, size_t errlen)
@@ -35,7 +20,7 @@ static int make_base(const char *base, char *err, size_t errlen)
 	size_t n = strlen(base);
 
 	if (base[0] != '/' || n >= sizeof(buf))
-		return fail(DRAGON_EINVAL, err, errlen, "runtime_dir '%s' is not an absolute path", base);
+		return dragon_spank_fail(DRAGON_EINVAL, err, errlen, "runtime_dir '%s' is not an absolute path", base);
 	memcpy(buf, base, n + 1);
 	for (char *p = buf + 1;; p++) {
 		if (*p == '/' || *p == '\0') {
@@ -43,7 +28,7 @@ static int make_base(const char *base, char *err, size_t errlen)
 
 			*p = '\0';
 			if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-				return fail(DRAGON_ESYS, err, errlen, "mkdir %s", buf);
+				return dragon_spank_fail(DRAGON_ESYS, err, errlen, "mkdir %s", buf);
 			*p = c;
 			if (c == '\0')
 				break;
@@ -75,7 +60,7 @@ static int open_owned_dir(int dirfd, const char *shown, const char *name, uid_t 
 	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ELOOP || errno == ENOTDIR) {
-			*code = fail(DRAGON_EPERM, err, errlen, "%s/%s exists and is not a directory (or is a symlink)",
+			*code = dragon_spank_fail(DRAGON_EPERM, err, errlen, "%s/%s exists and is not a directory (or is a symlink)",
 				     shown, name);
 			return -1;
 		}
@@ -87,13 +72,13 @@ static int open_owned_dir(int dirfd, const char *shown, const char *name, uid_t 
 	}
 	if (st.st_uid != uid || (st.st_mode & 0077)) {
 		close(fd);
-		*code = fail(DRAGON_EPERM, err, errlen, "%s/%s is owned by uid %u with mode %03o, need uid %u and 0700",
+		*code = dragon_spank_fail(DRAGON_EPERM, err, errlen, "%s/%s is owned by uid %u with mode %03o, need uid %u and 0700",
 			     shown, name, (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777), (unsigned)uid);
 		return -1;
 	}
 	return fd;
 sys:
-	*code = fail(DRAGON_ESYS, err, errlen, "%s/%s", shown, name);
+	*code = dragon_spank_fail(DRAGON_ESYS, err, errlen, "%s/%s", shown, name);
 	return -1;
 }
 
@@ -108,7 +93,7 @@ int dragon_rundir_create(const char *base, uid_t uid, gid_t gid, uint32_t jobid,
 		goto out;
 	basefd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (basefd < 0) {
-		rv = fail(DRAGON_ESYS, err, errlen, "open %s", base);
+		rv = dragon_spank_fail(DRAGON_ESYS, err, errlen, "open %s", base);
 		goto out;
 	}
 	snprintf(uname, sizeof(uname), "%u", (unsigned)uid);
@@ -120,7 +105,7 @@ int dragon_rundir_create(const char *base, uid_t uid, gid_t gid, uint32_t jobid,
 		goto out;
 	n = snprintf(path, pathlen, "%s/%s/%s", base, uname, jname);
 	if (n < 0 || (size_t)n >= pathlen) {
-		rv = fail(DRAGON_ETOOBIG, err, errlen, "runtime directory path is longer than %zu bytes", pathlen);
+		rv = dragon_spank_fail(DRAGON_ETOOBIG, err, errlen, "runtime directory path is longer than %zu bytes", pathlen);
 		goto out;
 	}
 	rv = DRAGON_OK;
@@ -144,12 +129,12 @@ static int empty_dir(int fd, int depth, char *err, size_t errlen)
 	if (depth > 64) {
 		close(fd);
 		errno = ELOOP;
-		return fail(DRAGON_ESYS, err, errlen, "runtime directory nests deeper than 64 levels");
+		return dragon_spank_fail(DRAGON_ESYS, err, errlen, "runtime directory nests deeper than 64 levels");
 	}
 	d = fdopendir(fd);
 	if (!d) {
 		close(fd);
-		return fail(DRAGON_ESYS, err, errlen, "fdopendir");
+		return dragon_spank_fail(DRAGON_ESYS, err, errlen, "fdopendir");
 	}
 	while ((e = readdir(d)) != NULL) {
 		int sub;
@@ -161,18 +146,18 @@ static int empty_dir(int fd, int depth, char *err, size_t errlen)
 		if (errno != EISDIR && errno != EPERM) {
 			if (errno == ENOENT)
 				continue;
-			rv = fail(DRAGON_ESYS, err, errlen, "unlink %s", e->d_name);
+			rv = dragon_spank_fail(DRAGON_ESYS, err, errlen, "unlink %s", e->d_name);
 			break;
 		}
 		sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (sub < 0) {
-			rv = fail(DRAGON_ESYS, err, errlen, "open %s", e->d_name);
+			rv = dragon_spank_fail(DRAGON_ESYS, err, errlen, "open %s", e->d_name);
 			break;
 		}
 		if ((rv = empty_dir(sub, depth + 1, err, errlen)) != DRAGON_OK)
 			break;
 		if (unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) != 0 && errno != ENOENT) {
-			rv = fail(DRAGON_ESYS, err, errlen, "rmdir %s", e->d_name);
+			rv = dragon_spank_fail(DRAGON_ESYS, err, errlen, "rmdir %s", e->d_name);
 			break;
 		}
 	}
@@ -189,12 +174,12 @@ int dragon_rundir_remove(const char *base, uid_t uid, uint32_t jobid, char *err,
 	snprintf(jname, sizeof(jname), "%u", (unsigned)jobid);
 	basefd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (basefd < 0) {
-		rv = errno == ENOENT ? DRAGON_OK : fail(DRAGON_ESYS, err, errlen, "open %s", base);
+		rv = errno == ENOENT ? DRAGON_OK : dragon_spank_fail(DRAGON_ESYS, err, errlen, "open %s", base);
 		goto out;
 	}
 	ufd = openat(basefd, uname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (ufd < 0) {
-		rv = errno == ENOENT ? DRAGON_OK : fail(DRAGON_ESYS, err, errlen, "open %s/%s", base, uname);
+		rv = errno == ENOENT ? DRAGON_OK : dragon_spank_fail(DRAGON_ESYS, err, errlen, "open %s/%s", base, uname);
 		goto out;
 	}
 	jfd = openat(ufd, jname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -204,16 +189,16 @@ int dragon_rundir_remove(const char *base, uid_t uid, uint32_t jobid, char *err,
 		else if (errno == ELOOP || errno == ENOTDIR)
 			/* Not ours to follow: remove the name itself. */
 			rv = unlinkat(ufd, jname, 0) == 0 ? DRAGON_OK
-							   : fail(DRAGON_ESYS, err, errlen, "unlink %s/%s/%s", base,
+							   : dragon_spank_fail(DRAGON_ESYS, err, errlen, "unlink %s/%s/%s", base,
 								  uname, jname);
 		else
-			rv = fail(DRAGON_ESYS, err, errlen, "open %s/%s/%s", base, uname, jname);
+			rv = dragon_spank_fail(DRAGON_ESYS, err, errlen, "open %s/%s/%s", base, uname, jname);
 		goto out;
 	}
 	if ((rv = empty_dir(jfd, 0, err, errlen)) != DRAGON_OK)
 		goto out;
 	if (unlinkat(ufd, jname, AT_REMOVEDIR) != 0 && errno != ENOENT) {
-		rv = fail(DRAGON_ESYS, err, errlen, "rmdir %s/%s/%s", base, uname, jname);
+		rv = dragon_spank_fail(DRAGON_ESYS, err, errlen, "rmdir %s/%s/%s", base, uname, jname);
 		goto out;
 	}
 	/* The <uid> directory stays: another job of the user may be creating its directory in it. */

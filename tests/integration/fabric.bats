@@ -2,29 +2,7 @@
 # tests/integration/fabric.bats: the plugin's fabric step: --dragon steps of a job join one fabric, and nothing is left when the job ends (run by cluster.sh).
 bats_require_minimum_version 1.5.0
 
-setup() {
-	B="${top_builddir:?}"
-	JOIN="$B/tests/integration/join_check"
-	DRAGON="$B/runtime/launcher/dragon"
-	# Job output must be visible from the nodes and from here: not under /tmp.
-	work=$(mktemp -d "$DRAGON_TC_STATE/bats.XXXXXX")
-}
-
-teardown() {
-	rm -rf "$work"
-}
-
-# Submit a batch script and wait (bounded) until the job has left the queue; prints the job id.
-sbatch_wait() {
-	local id i
-	id=$(sbatch --parsable "$@") || return 1
-	for i in $(seq 600); do
-		squeue -h -j "$id" 2>/dev/null | grep -q . || { echo "$id"; return 0; }
-		sleep 0.1
-	done
-	echo "job $id did not finish in 60 s" >&2
-	return 1
-}
+load common
 
 # The fabric's local services of job $1 that run from this build tree (the nodes share the pid
 # namespace with this shell, so pgrep sees them all; other clusters' processes have other paths).

@@ -2,26 +2,7 @@
 # tests/integration/spank.bats: the Dragon SPANK plugin's --dragon option on the test cluster (run by cluster.sh).
 bats_require_minimum_version 1.5.0
 
-
-setup() {
-	work=$(mktemp -d "$DRAGON_TC_STATE/bats.XXXXXX")
-}
-
-teardown() {
-	rm -rf "$work"
-}
-
-# Submit a batch script and wait (bounded) until the job has left the queue.
-sbatch_wait() {
-	local id i
-	id=$(sbatch --parsable "$@") || return 1
-	for i in $(seq 300); do
-		squeue -h -j "$id" 2>/dev/null | grep -q . || { echo "$id"; return 0; }
-		sleep 0.1
-	done
-	echo "job $id did not finish in 30 s" >&2
-	return 1
-}
+load common
 
 @test "srun --dragon -N3 true is accepted" {
 	run timeout 60 srun --dragon -N3 true
