@@ -118,6 +118,8 @@ struct agent {
 	struct waiter *waiters;
 	struct outstanding *outst;
 	size_t held, held_max; /* bytes in pend and out queues, and their bound */
+	size_t full_chans;     /* channels with messages waiting for room: the loop skips them if 0 */
+	size_t queued;         /* messages waiting to go to other nodes: likewise */
 	unsigned char *scratch;
 	size_t scratch_cap;
 	int64_t spin_ns, last_work, last_watch;
@@ -158,6 +160,8 @@ static const dragon_wait_t nowait = {.timeout_us = 0};
 
 static void chan_free(struct agent *a, struct chan *c)
 {
+	if (c->head)
+		a->full_chans--;
 	while (c->head) {
 		struct pend *p = c->head;
 		c->head = p->next;
@@ -246,14 +250,22 @@ static struct peerq *peerq(struct agent *a, uint32_t node)
 	return &a->peers[node];
 }
 
-static void out_free(struct agent *a, struct out *o)
+/* A message that never made it into a queue. */
+static void out_discard(struct out *o)
 {
-	a->held -= o->len;
 	if (o->from_pool)
 		dragon_pool_free(&o->mem);
 	else
 		free(o->buf);
 	free(o);
+}
+
+/* A message leaving its queue (sent, or its node died). */
+static void out_free(struct agent *a, struct out *o)
+{
+	a->held -= o->len;
+	a->queued--;
+	out_discard(o);
 }
 
 static int queue_out(struct agent *a, uint32_t node, struct out *o)
@@ -269,6 +281,7 @@ static int queue_out(struct agent *a, uint32_t node, struct out *o)
 		q->head = o;
 	q->tail = o;
 	a->held += o->len;
+	a->queued++;
 	return DRAGON_OK;
 }
 
@@ -294,7 +307,7 @@ static void reply_remote(struct agent *a, uint32_t to, const struct dg_gw_hdr *r
 		memcpy(o->buf + sizeof(h), payload, plen);
 	o->len = sizeof(h) + plen;
 	if (queue_out(a, to, o) != DRAGON_OK) {
-		out_free(a, o);
+		out_discard(o);
 		drop(a, "reply");
 	}
 }
@@ -321,10 +334,12 @@ static int deposit(struct agent *a, struct chan *c, const unsigned char *buf, si
 	memcpy(p->buf, buf, len);
 	p->len = len;
 	p->from = from;
-	if (c->tail)
+	if (c->tail) {
 		c->tail->next = p;
-	else
+	} else {
 		c->head = p;
+		a->full_chans++;
+	}
 	c->tail = p;
 	a->held += len;
 	return DRAGON_EAGAIN; /* queued */
@@ -413,7 +428,7 @@ static void from_gateway(struct agent *a, dragon_mem_t *mem)
 	if (queue_out(a, node, o) != DRAGON_OK) {
 		if (wants_answer(&h))
 			reply_local(a, &h, DRAGON_ENOMEM);
-		out_free(a, o);
+		out_discard(o);
 		return;
 	}
 	if (wants_answer(&h))
@@ -551,8 +566,10 @@ static int retry_deposits(struct agent *a)
 			else if (rc)
 				drop(a, "held message");
 			c->head = p->next;
-			if (!c->head)
+			if (!c->head) {
 				c->tail = NULL;
+				a->full_chans--;
+			}
 			a->held -= p->len;
 			free(p->buf);
 			free(p);
@@ -627,7 +644,7 @@ static int send_queued(struct agent *a)
 {
 	int sent = 0;
 
-	for (uint32_t n = 0; n < a->npeers; n++) {
+	for (uint32_t n = 0; a->queued && n < a->npeers; n++) {
 		struct peerq *q = &a->peers[n];
 		while (q->head) {
 			struct out *o = q->head;
@@ -666,14 +683,6 @@ static void watch_nodes(struct agent *a)
 		}
 }
 
-static int has_pending(struct agent *a)
-{
-	for (struct chan *c = a->chans; c; c = c->next)
-		if (c->head)
-			return 1;
-	return 0;
-}
-
 /* Nothing to do for a while: sleep until the network or a process needs us. */
 static void nap(struct agent *a)
 {
@@ -684,7 +693,7 @@ static void nap(struct agent *a)
 
 	/* Work that only time or other processes finish (full channels, receives on empty
 	 * ones) is retried every millisecond; waiting for answers, every 100 ms. */
-	if (a->waiters || has_pending(a))
+	if (a->waiters || a->full_chans)
 		timeout = 1;
 	else if (a->outst)
 		timeout = 100;
@@ -723,7 +732,7 @@ static void run(struct agent *a)
 			work = 1;
 		}
 		dg_ta_release(a->ta);
-		if (retry_deposits(a))
+		if (a->full_chans && retry_deposits(a))
 			work = 1;
 		if (a->waiters && serve_waiters(a))
 			work = 1;
