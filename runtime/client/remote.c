@@ -146,10 +146,28 @@ static void reply_free(void *p)
 }
 
 /* The agent, attached once per process. */
+/* Set once this process attached its agent; a forked child starts over (atfork below). */
+static _Atomic int attached;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void forked_child(void)
+{
+	atomic_store(&attached, 0);
+}
+
+static void register_atfork(void)
+{
+	pthread_atfork(NULL, NULL, forked_child);
+}
+
 static int agent(void)
 {
 	int rv;
 
+	/* The hot path of every remote operation: no lock, no system call. */
+	if (atomic_load_explicit(&attached, memory_order_acquire))
+		return DRAGON_OK;
+	pthread_once(&atfork_once, register_atfork);
 	pthread_mutex_lock(&tc.lock);
 	if (tc.pid != getpid()) {
 		/* first use, or a forked child: the parent's handles stay the parent's */
@@ -166,6 +184,8 @@ static int agent(void)
 	rv = tc.rc;
 	if (rv)
 		dg_err(rv, "%s", tc.why);
+	else
+		atomic_store_explicit(&attached, 1, memory_order_release);
 	pthread_mutex_unlock(&tc.lock);
 	return rv;
 }
