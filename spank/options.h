@@ -29,7 +29,7 @@ int dragon_spank_parse_conf(struct dragon_spank_opts *o, int argc, char *const a
  * transport) and set o->on. Returns DRAGON_OK, or DRAGON_EINVAL with a message naming the key. */
 int dragon_spank_parse_option(struct dragon_spank_opts *o, const char *value, char *err, size_t errlen);
 
-/* Apply the user's environment, read through get(name, arg): DRAGON_ENABLE=1|on|yes (as a bare
+/* Apply the user's environment, read through get(name, arg) (a value is used before the next is read): DRAGON_ENABLE=1|on|yes (as a bare
  * --dragon) or 0|off|no, DRAGON_STARTUP_TIMEOUT, DRAGON_TRANSPORT. Between plugstack.conf and
  * --dragon in precedence. Returns DRAGON_OK, or DRAGON_EINVAL with a message naming the variable. */
 int dragon_spank_parse_env(struct dragon_spank_opts *o, const char *(*get)(const char *, void *),

@@ -70,21 +70,20 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 	return 0;
 }
 
-/* Apply the recorded --dragon value to the settings; an invalid one is an error naming the key. */
-/* The user's DRAGON_* variables: srun's and sbatch's own environment, the job's in slurmstepd. */
+/* The user's DRAGON_* variables: srun's and sbatch's own environment, the job's in slurmstepd.
+ * One buffer will do: the parser uses each value before it reads the next. */
 static const char *env_get(const char *name, void *arg)
 {
-	static char bufs[4][256];
-	static unsigned next;
+	static char buf[256];
 	spank_t sp = arg;
-	char *b;
 
 	if (!sp)
 		return getenv(name);
-	b = bufs[next++ % 4];
-	return spank_getenv(sp, name, b, sizeof(bufs[0])) == ESPANK_SUCCESS ? b : NULL;
+	return spank_getenv(sp, name, buf, sizeof(buf)) == ESPANK_SUCCESS ? buf : NULL;
 }
 
+/* Apply the user's environment, then the recorded --dragon value, to the settings; an invalid one
+ * is an error naming the variable or the key. */
 static int resolve(spank_t sp, struct dragon_spank *st)
 {
 	char err[256];

@@ -2232,40 +2232,27 @@ out:
 }
 
 /* DIR/job.key: the key for the node's transport agent, readable by the fabric's user only. */
-static int write_key(struct ls *ls)
-{
-	char path[PATH_MAX + 16], tmp[PATH_MAX + 32];
-	int fd, rv = DRAGON_OK;
-
-	snprintf(path, sizeof(path), "%s/job.key", ls->o->dir);
-	snprintf(tmp, sizeof(tmp), "%s/.job.key.%d", ls->o->dir, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return dg_err_sys("create %s", tmp);
-	if (write(fd, ls->key, sizeof(ls->key)) != (ssize_t)sizeof(ls->key))
-		rv = dg_err_sys("write %s", tmp);
-	close(fd);
-	if (!rv && rename(tmp, path))
-		rv = dg_err_sys("rename to %s", path);
-	if (rv)
-		unlink(tmp);
-	return rv;
-}
-
 /*
  * Write DIR/name whole or not at all (readers poll for it): fill writes it into a temporary file
  * that is then renamed into place.
  */
-static int publish_file(struct ls *ls, const char *name, int (*fill)(struct ls *, FILE *))
+static int publish_file(struct ls *ls, const char *name, mode_t mode,
+			int (*fill)(struct ls *, FILE *))
 {
 	char path[PATH_MAX + 16], tmp[PATH_MAX + 32];
 	FILE *f;
-	int rv;
+	int fd, rv;
 
 	snprintf(path, sizeof(path), "%s/%s", ls->o->dir, name);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.%d", ls->o->dir, name, (int)getpid());
-	if (!(f = fopen(tmp, "wxe")))
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
 		return dg_err_sys("create %s", tmp);
+	if (!(f = fdopen(fd, "w"))) {
+		close(fd);
+		unlink(tmp);
+		return dg_err_sys("open %s", tmp);
+	}
 	rv = fill(ls, f);
 	if (fclose(f) && !rv)
 		rv = dg_err_sys("write %s", tmp);
@@ -2274,6 +2261,21 @@ static int publish_file(struct ls *ls, const char *name, int (*fill)(struct ls *
 	if (rv)
 		unlink(tmp);
 	return rv;
+}
+
+/* The job key, for the node's transport agent (0600). Unbuffered: no copy of it stays behind in a
+ * stdio buffer. */
+static int fill_key(struct ls *ls, FILE *f)
+{
+	setvbuf(f, NULL, _IONBF, 0);
+	if (fwrite(ls->key, 1, sizeof(ls->key), f) != sizeof(ls->key))
+		return dg_err_sys("write the job key");
+	return DRAGON_OK;
+}
+
+static int write_key(struct ls *ls)
+{
+	return publish_file(ls, "job.key", 0600, fill_key);
 }
 
 static int fill_ready(struct ls *ls, FILE *f)
@@ -2285,7 +2287,7 @@ static int fill_ready(struct ls *ls, FILE *f)
 /* Everything is up: say so in DIR/ls.ready (see ls.h). */
 static int write_ready(struct ls *ls)
 {
-	int rv = publish_file(ls, LS_READY_NAME, fill_ready);
+	int rv = publish_file(ls, LS_READY_NAME, 0644, fill_ready);
 
 	if (!rv)
 		ls->ready = 1;
@@ -2415,7 +2417,7 @@ static int fill_peers(struct ls *ls, FILE *f)
 
 static int ta_write_peers(struct ls *ls)
 {
-	return publish_file(ls, "ta.peers", fill_peers);
+	return publish_file(ls, "ta.peers", 0644, fill_peers);
 }
 
 /* ---- main loop ------------------------------------------------------------------------ */

@@ -141,14 +141,11 @@ static int sendn(const char *name, uint32_t sender, long count, size_t size, int
 	return 0;
 }
 
-static int hold(const char *name, int seconds, char **msgs, int n)
+/* Put the messages in, say ready, and keep the channel alive SECONDS. */
+static int fill_and_stay(dragon_channel_t *ch, int seconds, char **msgs, int n)
 {
-	dragon_pool_t *pool;
-	dragon_channel_t *ch;
 	int rc;
 
-	if (make_channel(name, 64, &pool, &ch))
-		return 1;
 	for (int i = 0; i < n; i++)
 		if ((rc = dragon_channel_send(ch, msgs[i], strlen(msgs[i]), NULL)))
 			return fail("send", rc);
@@ -156,6 +153,16 @@ static int hold(const char *name, int seconds, char **msgs, int n)
 	fflush(stdout);
 	sleep((unsigned)seconds);
 	return 0;
+}
+
+static int hold(const char *name, int seconds, char **msgs, int n)
+{
+	dragon_pool_t *pool;
+	dragon_channel_t *ch;
+
+	if (make_channel(name, 64, &pool, &ch))
+		return 1;
+	return fill_and_stay(ch, seconds, msgs, n);
 }
 
 static int recvn(const char *name, long count, long timeout_ms)
@@ -301,13 +308,7 @@ static int fchan(const char *name, int outlive, int seconds, char **msgs, int n)
 
 	if ((rc = dragon_fchannel_create(name, NULL, outlive ? DRAGON_FCHANNEL_OUTLIVE : 0, &ch)))
 		return fail("create", rc);
-	for (int i = 0; i < n; i++)
-		if ((rc = dragon_channel_send(ch, msgs[i], strlen(msgs[i]), NULL)))
-			return fail("send", rc);
-	printf("ready\n");
-	fflush(stdout);
-	sleep((unsigned)seconds);
-	return 0;
+	return fill_and_stay(ch, seconds, msgs, n);
 }
 
 int main(int argc, char **argv)
