@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include <dragon/dragon.h>
-#include "err.h"
-#include "pool_internal.h"
-#include "shm.h"
+#include "core/err.h"
+#include "core/pool_internal.h"
+#include "core/shm.h"
 #include "client/client.h"
 #include "ls/ls.h"
 

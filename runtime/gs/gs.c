@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
+#include "core/err.h"
 #include "gs/gs.h"
 
 /* Bounds that keep one client from exhausting the registry with a single request. */

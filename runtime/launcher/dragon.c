@@ -22,9 +22,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "core/err.h"
 #include "launcher/rundir.h"
-#include "libexec.h"
+#include "launcher/libexec.h"
 #include "ls/ls.h"
 #include "proto/wire.h"
 

@@ -31,10 +31,10 @@
 #include <dragon/channel.h>
 #include <dragon/pool.h>
 
-#include "err.h"
+#include "core/err.h"
 #include "gs/gs.h"
-#include "shm.h"
-#include "libexec.h"
+#include "core/shm.h"
+#include "launcher/libexec.h"
 #include "ls/link.h"
 #include "ls/ls.h"
 #include "proto/wire.h"

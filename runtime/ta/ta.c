@@ -16,7 +16,7 @@
 #include <rdma/fi_errno.h>
 #include <sodium.h>
 
-#include "err.h"
+#include "core/err.h"
 
 #define TA_ADDR_MAX 128
 #define TA_CTRL_SLOTS 16

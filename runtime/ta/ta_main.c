@@ -24,8 +24,8 @@
 #include <dragon/error.h>
 #include <dragon/pool.h>
 
-#include "err.h"
-#include "shm.h"
+#include "core/err.h"
+#include "core/shm.h"
 #include "ta/gateway.h"
 #include "ta/ta.h"
 

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include <dragon/dragon.h>
-#include "shm.h"
+#include "core/shm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,7 +6,7 @@
 #include <cmocka.h>
 
 #include <dragon/dragon.h>
-#include "err.h"
+#include "core/err.h"
 #include "test_ls_fixture.h"
 #include "client/client.h"
 

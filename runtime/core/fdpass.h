@@ -1,4 +1,4 @@
-/* runtime/fdpass.h: send and receive file descriptors (pool memfds) with a message over a unix socket. */
+/* runtime/core/fdpass.h: send and receive file descriptors (pool memfds) with a message over a unix socket. */
 #ifndef DRAGON_RUNTIME_FDPASS_H
 #define DRAGON_RUNTIME_FDPASS_H
 

@@ -1,4 +1,4 @@
-/* runtime/pool.c: memfd-backed shared-memory pools with a crash-tolerant block allocator. */
+/* runtime/core/pool.c: memfd-backed shared-memory pools with a crash-tolerant block allocator. */
 #include "config.h"
 
 #include <errno.h>
@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "pool_internal.h"
+#include "core/err.h"
+#include "core/pool_internal.h"
 
 /*
  * Layout of a pool: a header page, the allocation bitmap (one bit per block), the size map (for

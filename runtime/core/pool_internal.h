@@ -1,4 +1,4 @@
-/* runtime/pool_internal.h: pool internals shared with channels and local services. */
+/* runtime/core/pool_internal.h: pool internals shared with channels and local services. */
 #ifndef DRAGON_RUNTIME_POOL_INTERNAL_H
 #define DRAGON_RUNTIME_POOL_INTERNAL_H
 
@@ -6,7 +6,7 @@
 
 #include <dragon/pool.h>
 
-#include "shm.h"
+#include "core/shm.h"
 
 /*
  * Where a pool's memfd comes from when a descriptor names a pool this process has not attached:

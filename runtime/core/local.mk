@@ -1,12 +1,19 @@
-# runtime/core.mk: pools, channels, descriptors and fd passing (libdragon's on-node data path).
+# runtime/core/local.mk: pools, channels, descriptors and fd passing (libdragon's on-node data path).
 runtime_libdragon_impl_la_SOURCES += \
-	runtime/shm.c runtime/shm.h \
-	runtime/fdpass.c runtime/fdpass.h \
-	runtime/pool.c runtime/pool_internal.h \
-	runtime/channel.c runtime/channel_remote.h
+	runtime/core/error.c runtime/core/err.h \
+	runtime/core/shm.c runtime/core/shm.h \
+	runtime/core/fdpass.c runtime/core/fdpass.h \
+	runtime/core/pool.c runtime/core/pool_internal.h \
+	runtime/core/channel.c runtime/core/channel_remote.h
 dragoninclude_HEADERS += include/dragon/pool.h include/dragon/channel.h
 runtime_libdragon_impl_la_CFLAGS += $(SODIUM_CFLAGS)
 runtime_libdragon_impl_la_LIBADD += $(SODIUM_LIBS)
+
+check_PROGRAMS += tests/unit/test_error
+tests_unit_test_error_SOURCES = tests/unit/test_error.c
+tests_unit_test_error_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_error_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_error
 
 check_PROGRAMS += tests/unit/test_pool tests/unit/test_channel
 TESTS += tests/unit/test_pool tests/unit/test_channel

@@ -1,4 +1,4 @@
-/* runtime/channel.c: ordered MPMC channels in a pool: inline small messages, large ones as allocations. */
+/* runtime/core/channel.c: ordered MPMC channels in a pool: inline small messages, large ones as allocations. */
 #include "config.h"
 
 #include <errno.h>
@@ -6,9 +6,9 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "channel_remote.h"
-#include "err.h"
-#include "pool_internal.h"
+#include "core/channel_remote.h"
+#include "core/err.h"
+#include "core/pool_internal.h"
 
 /*
  * A channel is one pool allocation: a header and `capacity` slots. head and tail count messages

@@ -1,4 +1,4 @@
-/* runtime/error.c: return-code names and the per-thread failure detail of libdragon. */
+/* runtime/core/error.c: return-code names and the per-thread failure detail of libdragon. */
 #include "config.h"
 
 #include <errno.h>
@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "err.h"
+#include "core/err.h"
 
 static const char *const names[DRAGON_ERR_MAX] = {
 	[DRAGON_OK] = "DRAGON_OK: success",

@@ -1,4 +1,4 @@
-/* runtime/fdpass.c: SCM_RIGHTS descriptor passing, used to hand pool memfds to clients. */
+/* runtime/core/fdpass.c: SCM_RIGHTS descriptor passing, used to hand pool memfds to clients. */
 #include "config.h"
 
 #include <errno.h>
@@ -6,8 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "fdpass.h"
+#include "core/err.h"
+#include "core/fdpass.h"
 
 int dg_fdpass_send(int sock, const void *buf, size_t len, const int *fds, int nfds)
 {

@@ -1,4 +1,4 @@
-/* runtime/shm.c: descriptor codec, robust locks, futex-based waits and the local node index. */
+/* runtime/core/shm.c: descriptor codec, robust locks, futex-based waits and the local node index. */
 #include "config.h"
 
 #include <errno.h>
@@ -12,8 +12,8 @@
 
 #include <sodium.h>
 
-#include "err.h"
-#include "shm.h"
+#include "core/err.h"
+#include "core/shm.h"
 
 /* How long ADAPTIVE spins before it sleeps: a little more than a futex wake-up costs here. */
 #define ADAPTIVE_SPIN_NS 30000L

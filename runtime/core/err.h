@@ -1,4 +1,4 @@
-/* runtime/err.h: internal helpers to fail with a code and a detail message (see dragon/error.h). */
+/* runtime/core/err.h: internal helpers to fail with a code and a detail message (see dragon/error.h). */
 #ifndef DRAGON_RUNTIME_ERR_H
 #define DRAGON_RUNTIME_ERR_H
 

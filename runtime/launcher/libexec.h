@@ -1,4 +1,4 @@
-/* runtime/libexec.h: finding Dragon's helper programs (dragon-ls, dragon-ta) installed or in the build tree. */
+/* runtime/launcher/libexec.h: finding Dragon's helper programs (dragon-ls, dragon-ta) installed or in the build tree. */
 #ifndef DRAGON_RUNTIME_LIBEXEC_H
 #define DRAGON_RUNTIME_LIBEXEC_H
 

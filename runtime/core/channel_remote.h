@@ -1,4 +1,4 @@
-/* runtime/channel_remote.h: the hook through which operations on another node's channel reach a transport. */
+/* runtime/core/channel_remote.h: the hook through which operations on another node's channel reach a transport. */
 #ifndef DRAGON_RUNTIME_CHANNEL_REMOTE_H
 #define DRAGON_RUNTIME_CHANNEL_REMOTE_H
 

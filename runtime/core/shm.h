@@ -1,4 +1,4 @@
-/* runtime/shm.h: what pools and channels share: descriptors, robust locks, futex waits, node index. */
+/* runtime/core/shm.h: what pools and channels share: descriptors, robust locks, futex waits, node index. */
 #ifndef DRAGON_RUNTIME_SHM_H
 #define DRAGON_RUNTIME_SHM_H
 

@@ -1,4 +1,4 @@
-# runtime/transport.mk: build rules for this area (included from the top Makefile.am).
+# runtime/ta/local.mk: the transport agent dragon-ta (libfabric layer, frames, gateway), its tests and benchmark B4.
 # The libfabric layer is a library of its own, linked only into the agent and its tests: libfabric
 # pulls in provider libraries (Debian's links PSM, whose constructor sleeps ~200 ms), which no
 # process of the fabric should pay for at start.
@@ -21,7 +21,7 @@ EXTRA_DIST += tests/ta/netns.sh tests/ta/channels.bats
 # libFuzzer target for the frame decoder: make tests/ta/fuzz_frame && tests/ta/fuzz_frame -max_total_time=60
 if ENABLE_FUZZ
 noinst_PROGRAMS += tests/ta/fuzz_frame
-tests_ta_fuzz_frame_SOURCES = tests/ta/fuzz_frame.c runtime/ta/frame.c runtime/error.c
+tests_ta_fuzz_frame_SOURCES = tests/ta/fuzz_frame.c runtime/ta/frame.c runtime/core/error.c
 tests_ta_fuzz_frame_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) -fsanitize=fuzzer,address,undefined
 tests_ta_fuzz_frame_LDFLAGS = -fsanitize=fuzzer,address,undefined
 tests_ta_fuzz_frame_LDADD = $(SODIUM_LIBS)

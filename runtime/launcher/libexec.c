@@ -1,4 +1,4 @@
-/* runtime/libexec.c: finding Dragon's helper programs (dragon-ls, dragon-ta) installed or in the build tree. */
+/* runtime/launcher/libexec.c: finding Dragon's helper programs (dragon-ls, dragon-ta) installed or in the build tree. */
 #include "config.h"
 
 #include <limits.h>
@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "libexec.h"
+#include "core/err.h"
+#include "launcher/libexec.h"
 
 static int try_path(char *out, size_t cap, const char *dir, const char *mid, const char *name)
 {
