@@ -31,7 +31,7 @@ tests_stress_chstress_LDADD = runtime/libdragon_impl.la
 TESTS += tests/stress/stress-channels.sh
 EXTRA_DIST += tests/stress/stress-channels.sh
 
-# Descriptor decoder fuzzing: libFuzzer (clang) for a short run in make check, else a replay.
+# Descriptor decoder fuzzing: a replay of mutations, then libFuzzer (clang) for a short run.
 check_PROGRAMS += tests/fuzz/fuzz_desc_replay
 tests_fuzz_fuzz_desc_replay_SOURCES = tests/fuzz/fuzz_desc.c
 tests_fuzz_fuzz_desc_replay_LDADD = runtime/libdragon_impl.la

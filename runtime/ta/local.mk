@@ -18,11 +18,19 @@ tests_ta_ta_peer_LDADD = runtime/libdragon_ta.la runtime/libdragon_impl.la
 TESTS += tests/ta/test_frame tests/ta/netns.sh tests/ta/channels.bats
 EXTRA_DIST += tests/ta/netns.sh tests/ta/channels.bats
 
+# Frame codec fuzzing: a replay of mutations, then libFuzzer (clang) for a short run.
+check_PROGRAMS += tests/ta/fuzz_frame_replay
+tests_ta_fuzz_frame_replay_SOURCES = tests/ta/fuzz_frame.c
+tests_ta_fuzz_frame_replay_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
+tests_ta_fuzz_frame_replay_LDADD = runtime/libdragon_ta.la runtime/libdragon_impl.la $(SODIUM_LIBS)
+TESTS += tests/ta/fuzz-frame.sh
+EXTRA_DIST += tests/ta/fuzz-frame.sh
+
 # libFuzzer target for the frame decoder: make tests/ta/fuzz_frame && tests/ta/fuzz_frame -max_total_time=60
 if ENABLE_FUZZ
 noinst_PROGRAMS += tests/ta/fuzz_frame
 tests_ta_fuzz_frame_SOURCES = tests/ta/fuzz_frame.c runtime/ta/frame.c runtime/core/error.c
-tests_ta_fuzz_frame_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) -fsanitize=fuzzer,address,undefined
+tests_ta_fuzz_frame_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) -DDG_LIBFUZZER -fsanitize=fuzzer,address,undefined
 tests_ta_fuzz_frame_LDFLAGS = -fsanitize=fuzzer,address,undefined
 tests_ta_fuzz_frame_LDADD = $(SODIUM_LIBS)
 endif

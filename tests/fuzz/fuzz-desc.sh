@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/fuzz/fuzz-desc.sh: fuzz the descriptor decoder and attach paths (libFuzzer if clang can, else a replay).
+# tests/fuzz/fuzz-desc.sh: fuzz the descriptor decoder and attach paths (a replay of mutations, then libFuzzer).
 b="${top_builddir:-.}"
 s="${top_srcdir:-..}"
 exec "$s/tests/run-fuzz" descriptors "$b/tests/fuzz/fuzz_desc_replay" 200 -- \

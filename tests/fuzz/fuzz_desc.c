@@ -10,6 +10,22 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+#ifdef DG_LIBFUZZER
+#include "core/channel_remote.h"
+/*
+ * The libFuzzer build links the data path alone, without the client library that carries
+ * operations on other nodes' channels to the transport agent. Here no agent runs, which the
+ * client library reports the same way: a descriptor naming another node attaches to nothing.
+ */
+static int no_agent_attach(const dragon_channel_desc_t *desc, void **state)
+{
+	(void)desc;
+	(void)state;
+	return DRAGON_EPEER;
+}
+const struct dg_channel_remote_ops dg_ta_remote_ops = {.attach = no_agent_attach};
+#endif
+
 static dragon_pool_t *pool;
 static dragon_channel_t *ch;
 static dragon_mem_t mem;

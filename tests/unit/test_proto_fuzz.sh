@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/unit/test_proto_fuzz.sh: fuzz the message decoder (libFuzzer if clang can, else a replay of mutations).
+# tests/unit/test_proto_fuzz.sh: fuzz the message decoder (a replay of mutations, then libFuzzer).
 b="${top_builddir:-.}"
 s="${top_srcdir:-..}"
 DRAGON_FUZZ_SECONDS="${DRAGON_FUZZ_SECONDS:-20}" exec "$s/tests/run-fuzz" messages \
