@@ -36,4 +36,4 @@ check_PROGRAMS += tests/fuzz/fuzz_desc_replay
 tests_fuzz_fuzz_desc_replay_SOURCES = tests/fuzz/fuzz_desc.c
 tests_fuzz_fuzz_desc_replay_LDADD = runtime/libdragon_impl.la
 TESTS += tests/fuzz/fuzz-desc.sh
-EXTRA_DIST += tests/fuzz/fuzz-desc.sh
+EXTRA_DIST += tests/fuzz/fuzz-desc.sh tests/fuzz/seed.h

@@ -7,6 +7,7 @@
 
 #include <dragon/dragon.h>
 #include "core/shm.h"
+#include "seed.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -108,15 +109,10 @@ int main(int argc, char **argv)
 	if (argc > 2 && !strcmp(argv[1], "--seeds")) { /* the seed corpus for libFuzzer */
 		const unsigned char *seeds[3] = { pd.bytes, cd.bytes, md.bytes };
 		for (int i = 0; i < 6; i++) {
-			char path[4096];
-			snprintf(path, sizeof(path), "%s/seed%d", argv[2], i);
-			FILE *f = fopen(path, "wb");
-			if (!f)
-				return 1;
 			in[0] = (unsigned char)(i & 1);
 			memcpy(in + 1, seeds[i / 2], DRAGON_DESC_SIZE);
-			fwrite(in, 1, sizeof(in), f);
-			fclose(f);
+			if (fuzz_write_seed(argv[2], i, in, sizeof(in)))
+				return 1;
 		}
 		return 0;
 	}

@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "ta/frame.h"
+#include "../fuzz/seed.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -85,15 +86,9 @@ int main(int argc, char **argv)
 		}
 	}
 	if (argc > 2 && !strcmp(argv[1], "--seeds")) { /* the seed corpus for libFuzzer */
-		for (int i = 0; i < 4; i++) {
-			char path[4096];
-			snprintf(path, sizeof(path), "%s/seed%d", argv[2], i);
-			FILE *f = fopen(path, "wb");
-			if (!f)
+		for (int i = 0; i < 4; i++)
+			if (fuzz_write_seed(argv[2], i, seeds[i], lens[i]))
 				return 1;
-			fwrite(seeds[i], 1, lens[i], f);
-			fclose(f);
-		}
 		return 0;
 	}
 	for (long r = 0; r < rounds; r++) {
