@@ -1,8 +1,9 @@
 // examples/cpp/ring.cpp: the ring through the C++ API: a token passed around N processes over named queues, each adding one, for L laps.
 //
-// Run by `dragon ring [N [LAPS]]`, it starts N members as a group. Run as the tasks of a Slurm
-// step (`srun --dragon -N3 -n3 ring [LAPS]`), the tasks are the members: task 0 creates the queues
-// and the others find them by name.
+// Run by `dragon ring [N [LAPS]]`, it starts N members as a group. With --slurm, as the tasks of
+// a Slurm step (`srun --dragon -N3 -n3 ring --slurm [LAPS]`), the tasks are the members: task 0
+// creates the queues and the others find them by name. (An option, not a guess from SLURM_*:
+// processes that dragon starts inside a job inherit the fabric step's SLURM_NTASKS and PROCID.)
 #include <dragon/dragon.hpp>
 
 #include <unistd.h>
@@ -58,10 +59,14 @@ int run(int argc, char **argv)
 	if (std::optional<unsigned> r = dragon::runtime::rank())
 		return member(*r, dragon::runtime::group_size(), argc > 2 ? std::atoi(argv[2]) : 10, {});
 	// The tasks of a Slurm step are the members.
-	const char *ntasks = std::getenv("SLURM_NTASKS"), *procid = std::getenv("SLURM_PROCID");
-	if (ntasks && procid && std::atoi(ntasks) > 1) {
+	if (argc > 1 && std::string(argv[1]) == "--slurm") {
+		const char *ntasks = std::getenv("SLURM_NTASKS"), *procid = std::getenv("SLURM_PROCID");
+		int laps = argc > 2 ? std::atoi(argv[2]) : 10;
+		if (!ntasks || !procid || std::atoi(ntasks) < 2 || laps < 1) {
+			std::cerr << "usage: srun -n N (N >= 2) ring --slurm [LAPS]" << std::endl;
+			return 2;
+		}
 		unsigned n = static_cast<unsigned>(std::atoi(ntasks)), r = static_cast<unsigned>(std::atoi(procid));
-		int laps = argc > 1 ? std::atoi(argv[1]) : 10;
 		return member(r, n, laps, r == 0 ? make_queues(n) : std::vector<dragon::queue>{});
 	}
 	int n = argc > 1 ? std::atoi(argv[1]) : 4, laps = argc > 2 ? std::atoi(argv[2]) : 10;

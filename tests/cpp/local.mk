@@ -41,3 +41,10 @@ tests/cpp/header-check: Makefile
 	  echo 'done'; \
 	  echo 'exit $$rc'; \
 	} >$@ && chmod +x $@
+
+# The C++ API beside the C API in one program: `make bench BENCH=Bcpp` (tests/bench/parts/Bcpp.sh).
+BENCH_BINS += tests/bench/bench_cpp
+check_PROGRAMS += tests/bench/bench_cpp
+tests_bench_bench_cpp_SOURCES = tests/bench/bench_cpp.cpp tests/bench/bench_util.h
+tests_bench_bench_cpp_LDADD = runtime/libdragon_impl.la
+EXTRA_DIST += tests/bench/parts/Bcpp.sh

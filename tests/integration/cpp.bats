@@ -6,7 +6,7 @@ load common
 
 @test "C++ ring under srun --dragon -N3 -n3: the tasks pass the token over queues on node 0 from three nodes" {
 	RING="$B/examples/cpp/ring"
-	run --separate-stderr timeout 90 srun --dragon -N3 -n3 "$RING" 5
+	run --separate-stderr timeout 90 srun --dragon -N3 -n3 "$RING" --slurm 5
 	echo "$output"
 	echo "$stderr"
 	[ "$status" -eq 0 ]
