@@ -33,9 +33,10 @@ tests/cpp/header-check: Makefile
 	  echo 'flags="-std=c++17 -Wall -Wextra -Wshadow -Wpedantic -Werror -I$(abs_top_srcdir)/include -fsyntax-only"'; \
 	  echo 'rc=0'; \
 	  echo 'for cxx in "$(CXX)" "$(CLANGXX)"; do'; \
-	  echo '  if [ "$$cxx" = no ] || ! command -v "$${cxx%% *}" >/dev/null 2>&1; then'; \
-	  echo '    echo "FAIL: $$cxx is missing (clang++: install the Debian package clang, e.g. contrib/install-deps, and rerun configure)"; rc=1; continue'; \
+	  echo '  if [ "$$cxx" = no ]; then'; \
+	  echo '    echo "FAIL: configure found no clang++: install the Debian package clang (contrib/install-deps does) and rerun configure"; rc=1; continue'; \
 	  echo '  fi'; \
+	  echo '  if ! command -v "$${cxx%% *}" >/dev/null 2>&1; then echo "FAIL: $$cxx is not installed any more"; rc=1; continue; fi'; \
 	  echo '  echo "# $$cxx $$flags"'; \
 	  echo '  if $$cxx $$flags "$$src"; then echo "ok: $$cxx"; else echo "FAIL: $$cxx"; rc=1; fi'; \
 	  echo 'done'; \

@@ -271,6 +271,7 @@ TEST(Channel, DestroyedHandleDetachesMovedFromDoesNothing)
 		dragon::channel moved = std::move(other);
 		EXPECT_FALSE(other);
 		other.detach(); // nothing to do on a moved-from handle
+		EXPECT_DRAGON_ERROR(other.send("x"), invalid_argument);
 		moved.send("still open");
 		EXPECT_EQ(moved.recv_string(), "still open");
 		EXPECT_GT(mappings_of(st.st_ino), 0);
@@ -326,6 +327,7 @@ TEST(Queue, PutGetTryAndTimeouts)
 	// Moved from: empty; destroying through the new handle closes it for the other.
 	dragon::queue moved = std::move(q);
 	EXPECT_FALSE(q);
+	EXPECT_DRAGON_ERROR(q.put("x"), invalid_argument); // a moved-from handle fails, it does not crash
 	moved.destroy();
 	EXPECT_DRAGON_ERROR(other.put("x", 10ms), stale);
 }
@@ -377,7 +379,10 @@ TEST(Lock, LockGuardExcludesOtherProcesses)
 		std::unique_lock<dragon::lock> u(l, std::try_to_lock);
 		EXPECT_TRUE(u.owns_lock());
 	}
-	l.destroy();
+	dragon::lock moved = std::move(l);
+	EXPECT_FALSE(l);
+	EXPECT_DRAGON_ERROR(l.lock(), invalid_argument);
+	moved.destroy();
 	unlink(counter.c_str());
 	rmdir(dir);
 }
@@ -397,6 +402,7 @@ TEST(Semaphore, AcquireReleaseAndBounds)
 	s.acquire();
 	dragon::semaphore moved = std::move(s);
 	EXPECT_FALSE(s);
+	EXPECT_DRAGON_ERROR(s.release(), invalid_argument);
 	EXPECT_TRUE(moved.try_acquire());
 	EXPECT_DRAGON_ERROR(s.destroy(), invalid_argument);
 }
