@@ -421,7 +421,8 @@ public:
 		detail::check(dragon_pool_destroy(valid("dragon::pool::destroy")), "dragon::pool::destroy");
 		p_ = nullptr;
 	}
-	dragon_pool_t *get() const noexcept { return p_; }
+	// The C handle, for calls this API does not wrap; it stays owned by this object.
+	dragon_pool_t *native_handle() const noexcept { return p_; }
 	explicit operator bool() const noexcept { return p_ != nullptr; }
 
 private:
@@ -521,7 +522,7 @@ public:
 	{
 		dragon_channel_attr_t a = attr.c_attr();
 		dragon_channel_t *c = nullptr;
-		detail::check(dragon_channel_create(p.get(), &a, &c), "dragon::channel::create");
+		detail::check(dragon_channel_create(p.native_handle(), &a, &c), "dragon::channel::create");
 		return channel(c, false);
 	}
 	// The channel registered under name, on any node, waiting for it to appear.
@@ -692,7 +693,7 @@ public:
 	}
 	// Drop this handle (the destructor's work); the channel lives on.
 	void detach() noexcept { reset(); }
-	dragon_channel_t *get() const noexcept { return ch_; }
+	dragon_channel_t *native_handle() const noexcept { return ch_; }
 	explicit operator bool() const noexcept { return ch_ != nullptr; }
 
 private:
@@ -828,7 +829,7 @@ public:
 		q_ = nullptr;
 	}
 	void detach() noexcept { reset(); }
-	dragon_queue_t *get_handle() const noexcept { return q_; }
+	dragon_queue_t *native_handle() const noexcept { return q_; }
 	explicit operator bool() const noexcept { return q_ != nullptr; }
 
 private:
@@ -920,6 +921,7 @@ public:
 	}
 	void detach() noexcept { h_.reset(); }
 	explicit operator bool() const noexcept { return h_.get() != nullptr; }
+	dragon_lock_t *native_handle() const noexcept { return h_.get(); }
 
 private:
 	explicit mutex(dragon_lock_t *l) noexcept : h_(l) {}
@@ -969,6 +971,7 @@ public:
 	}
 	void detach() noexcept { h_.reset(); }
 	explicit operator bool() const noexcept { return h_.get() != nullptr; }
+	dragon_sem_t *native_handle() const noexcept { return h_.get(); }
 
 private:
 	explicit semaphore(dragon_sem_t *s) noexcept : h_(s) {}
@@ -1013,6 +1016,7 @@ public:
 	}
 	void detach() noexcept { h_.reset(); }
 	explicit operator bool() const noexcept { return h_.get() != nullptr; }
+	dragon_barrier_t *native_handle() const noexcept { return h_.get(); }
 
 private:
 	explicit barrier(dragon_barrier_t *b) noexcept : h_(b) {}
@@ -1056,6 +1060,7 @@ public:
 	}
 	void detach() noexcept { h_.reset(); }
 	explicit operator bool() const noexcept { return h_.get() != nullptr; }
+	dragon_event_t *native_handle() const noexcept { return h_.get(); }
 
 private:
 	explicit event(dragon_event_t *e) noexcept : h_(e) {}
@@ -1108,8 +1113,10 @@ public:
 	process(process &&o) noexcept : puid_(std::exchange(o.puid_, 0)), status_(std::exchange(o.status_, std::nullopt)) {}
 	process &operator=(process &&o) noexcept
 	{
-		puid_ = std::exchange(o.puid_, 0);
-		status_ = std::exchange(o.status_, std::nullopt);
+		if (this != &o) {
+			puid_ = std::exchange(o.puid_, 0);
+			status_ = std::exchange(o.status_, std::nullopt);
+		}
 		return *this;
 	}
 	process(const process &) = delete;
@@ -1173,8 +1180,10 @@ public:
 	group(group &&o) noexcept : gid_(std::exchange(o.gid_, 0)), n_(std::exchange(o.n_, 0)) {}
 	group &operator=(group &&o) noexcept
 	{
-		gid_ = std::exchange(o.gid_, 0);
-		n_ = std::exchange(o.n_, 0);
+		if (this != &o) {
+			gid_ = std::exchange(o.gid_, 0);
+			n_ = std::exchange(o.n_, 0);
+		}
 		return *this;
 	}
 	group(const group &) = delete;
@@ -1246,6 +1255,22 @@ struct name_entry {
 	std::vector<std::byte> desc;
 };
 
+namespace detail {
+// One lookup into e: the C call's return code (the callers decide what throws).
+inline int name_lookup(const std::string &name, int ms, name_entry &e)
+{
+	enum dragon_name_kind k = DRAGON_NAME_USER;
+	std::size_t len = 4096; // the registry's limit on a descriptor
+	e.desc.resize(len);
+	int rc = dragon_name_lookup(name.c_str(), ms, &k, e.desc.data(), &len);
+	if (rc == DRAGON_OK) {
+		e.desc.resize(len);
+		e.kind = static_cast<name_kind>(k);
+	}
+	return rc;
+}
+} // namespace detail
+
 // The fabric's registry, where unrelated processes find objects by name.
 namespace names {
 // Register desc (at most 4096 bytes) under name (1..255 bytes); errc::exists if taken.
@@ -1255,25 +1280,11 @@ inline void add(const std::string &name, name_kind kind, const_bytes desc, lifet
 					   desc.size(), life == lifetime::outlive ? DRAGON_NAME_OUTLIVE : 0),
 		      "dragon::names::add");
 }
-namespace detail_ {
-inline int lookup(const std::string &name, int ms, name_entry &e)
-{
-	enum dragon_name_kind k = DRAGON_NAME_USER;
-	std::size_t len = 4096;
-	e.desc.resize(len);
-	int rc = dragon_name_lookup(name.c_str(), ms, &k, e.desc.data(), &len);
-	if (rc == DRAGON_OK) {
-		e.desc.resize(len);
-		e.kind = static_cast<name_kind>(k);
-	}
-	return rc;
-}
-} // namespace detail_
 // Waits up to timeout for the name to appear (errc::timed_out / errc::not_found after it).
 template <class Rep, class Period> name_entry lookup(const std::string &name, std::chrono::duration<Rep, Period> timeout)
 {
 	name_entry e{name_kind::user, {}};
-	detail::check(detail_::lookup(name, detail::to_ms(timeout), e), "dragon::names::lookup");
+	detail::check(detail::name_lookup(name, detail::to_ms(timeout), e), "dragon::names::lookup");
 	return e;
 }
 inline name_entry lookup(const std::string &name) { return lookup(name, forever); }
@@ -1281,7 +1292,7 @@ inline name_entry lookup(const std::string &name) { return lookup(name, forever)
 inline std::optional<name_entry> try_lookup(const std::string &name)
 {
 	name_entry e{name_kind::user, {}};
-	int rc = detail_::lookup(name, 0, e);
+	int rc = detail::name_lookup(name, 0, e);
 	if (rc == DRAGON_ENOTFOUND || rc == DRAGON_ETIMEDOUT || rc == DRAGON_EAGAIN)
 		return std::nullopt;
 	detail::check(rc, "dragon::names::try_lookup");

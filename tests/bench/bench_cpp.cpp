@@ -40,7 +40,7 @@ struct pair {
 void pingpong_c(pair &p, long n, bool ping, unsigned char *buf)
 {
 	const dragon_wait_t w = {-1, DRAGON_WAIT_ADAPTIVE, 0};
-	dragon_channel_t *ab = p.ab.get(), *ba = p.ba.get();
+	dragon_channel_t *ab = p.ab.native_handle(), *ba = p.ba.native_handle();
 	std::size_t len;
 	int rc;
 	for (long k = 0; k < n; k++) {
@@ -71,7 +71,7 @@ void pingpong_cpp(pair &p, long n, bool ping, unsigned char *buf)
 void stream_c(pair &p, long windows, bool sender, unsigned char *buf)
 {
 	const dragon_wait_t w = {-1, DRAGON_WAIT_ADAPTIVE, 0};
-	dragon_channel_t *data = p.ab.get(), *ack = p.ba.get();
+	dragon_channel_t *data = p.ab.native_handle(), *ack = p.ba.native_handle();
 	std::size_t len;
 	int rc;
 	for (long k = 0; k < windows; k++) {

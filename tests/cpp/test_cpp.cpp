@@ -261,7 +261,7 @@ TEST(Channel, DestroyedHandleDetachesMovedFromDoesNothing)
 {
 	dragon::pool p = dragon::pool::create(1 << 20);
 	struct stat st;
-	ASSERT_EQ(fstat(dragon_pool_fd(p.get()), &st), 0);
+	ASSERT_EQ(fstat(dragon_pool_fd(p.native_handle()), &st), 0);
 	dragon::channel c = dragon::channel::create(p);
 	dragon::channel other = dragon::channel::attach(c.desc(), false);
 	p = dragon::pool();    // drop the pool's own handle: the channels keep it mapped
