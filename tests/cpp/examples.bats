@@ -15,10 +15,14 @@ teardown() {
 	rm -rf "$RT"
 }
 
-# Nothing of the fabric left: no runtime directory, no member of this run still running.
+# Nothing of this test's fabric left: no runtime directory, no process that it started (found by
+# the runtime directory in their environment: the same examples may run at the same time in other
+# tests, on the test cluster's nodes too, which share this pid namespace).
 assert_clean() {
+	local left
 	[ ! -e "$BASE" ] || { echo "left behind: $(find "$BASE")"; return 1; }
-	! pgrep -f "^$B/examples/cpp/" >/dev/null || { echo "left running: $(pgrep -af "^$B/examples/cpp/")"; return 1; }
+	left=$(grep -las "DRAGON_RUNTIME_DIR=$BASE/" /proc/[0-9]*/environ 2>/dev/null || true)
+	[ -z "$left" ] || { echo "left running: $left"; return 1; }
 }
 
 @test "C++ ring: a token goes 20 times around 5 processes over named queues" {
