@@ -478,8 +478,7 @@ DRAGON_API int dragon_group_wait_any(dragon_gid_t gid, int timeout_ms, dragon_pu
 		dg_msg_free(rep);
 		return dg_err(DRAGON_EPROTO, "empty wait-any reply");
 	}
-	/* GS marks every ended member it returns; report the first, the others are lost
-	 * to wait_any but still counted by wait_all. */
+	/* GS returns (and marks as reported) exactly one member per wait-any. */
 	if (puid)
 		*puid = rep->group_wait_reply->members[0]->puid;
 	if (status)
