@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <stdatomic.h>
 
 #include "core/err.h"
 #include "core/pool_internal.h"
@@ -24,11 +25,22 @@
  * locker rebuilds the bitmap and counters from the size map, so a half-done allocate or free
  * can at worst leak the one allocation the dead process was making or freeing, never corrupt
  * the pool or wedge it for the others.
+ *
+ * Version 2 adds a registry of the processes using the pool (pid + start time, so a reused pid
+ * is not mistaken for its dead predecessor) and an owner map: for each allocation, the record
+ * tag of the process that holds it while it is private to the runtime (a channel's large
+ * message between allocation and send, or between receipt and the copy out), 0 otherwise.
+ * Channels stamp their claims with the same tag, so one dead-owner check serves both: a
+ * claim of a dead process becomes a hole, and its tagged allocations are reclaimed when its
+ * record is recycled (or by dg_pool_reclaim_dead).
  */
 #define POOL_MAGIC 0x4c4f4f504e474452ull /* "RDGNPOOL" */
-#define POOL_VERSION 1
+#define POOL_VERSION 2
 #define BLOCK 64u
 #define HDR_SIZE 4096u
+#define NREC 1024u     /* process records; a tag is gen << 10 | index, index 1..1023 */
+#define REC_BITS 10u
+#define GEN_MASK 0x7ffu /* 11 bits of generation: tags fit DG_TAG_BITS (21) */
 #define DEFAULT_SIZE (64ull << 20)
 #define MAX_ALIGN 4096u
 
@@ -49,6 +61,16 @@ struct pool_hdr {
 	uint64_t hint;
 	_Atomic uint32_t free_seq;     /* bumped by every free, for blocked allocators */
 	_Atomic uint32_t free_waiters;
+	uint64_t reg_off;              /* NREC process records */
+	uint64_t owners_off;           /* owner tag per block (meaningful at an allocation's first) */
+};
+
+/* A process using the pool. pid is written last when a record is taken (0 = free). */
+struct pool_rec {
+	_Atomic uint32_t pid;
+	_Atomic uint32_t gen;
+	_Atomic uint64_t start; /* /proc/PID/stat field 22: tells a reused pid from the dead one */
+	uint64_t pad[2];
 };
 
 struct dragon_pool {
@@ -56,11 +78,14 @@ struct dragon_pool {
 	struct pool_hdr *h;
 	uint64_t *bitmap;
 	uint32_t *sizes;
+	_Atomic uint32_t *owners;
+	struct pool_rec *recs;
 	char *heap;
 	int fd;
 	int refs;
 	uint64_t id;
 	uint64_t map_size;
+	_Atomic uint64_t self; /* this process's tag (low 32 bits) and the pid it was taken by */
 };
 
 /* Attached pools of this process, so that a pool is mapped once however often it is attached. */
@@ -85,9 +110,10 @@ static void layout(uint64_t usable, uint64_t *nblocks, uint64_t *bitmap_off, uin
 	uint64_t sz = n * 4;
 
 	*nblocks = n;
-	*bitmap_off = HDR_SIZE;
+	*bitmap_off = HDR_SIZE + NREC * sizeof(struct pool_rec);
 	*sizes_off = *bitmap_off + bm;
-	*heap_off = (*sizes_off + sz + MAX_ALIGN - 1) / MAX_ALIGN * MAX_ALIGN;
+	/* the owner map follows the size map (same length) */
+	*heap_off = (*sizes_off + 2 * sz + MAX_ALIGN - 1) / MAX_ALIGN * MAX_ALIGN;
 	*total = *heap_off + n * BLOCK;
 }
 
@@ -129,6 +155,8 @@ static int map_pool(int fd, uint64_t expect_id, dragon_pool_t **out)
 	p->h = h;
 	p->bitmap = (uint64_t *)((char *)base + h->bitmap_off);
 	p->sizes = (uint32_t *)((char *)base + h->sizes_off);
+	p->owners = (_Atomic uint32_t *)((char *)base + h->owners_off);
+	p->recs = (struct pool_rec *)((char *)base + h->reg_off);
 	p->heap = (char *)base + h->heap_off;
 	p->fd = fd;
 	p->refs = 1;
@@ -234,6 +262,8 @@ DRAGON_API int dragon_pool_create(const dragon_pool_attr_t *attr, dragon_pool_t 
 	h->map_size = total;
 	h->bitmap_off = bm;
 	h->sizes_off = sz;
+	h->owners_off = sz + nblocks * 4;
+	h->reg_off = HDR_SIZE;
 	h->heap_off = heap;
 	h->nblocks = nblocks;
 	rv = dg_robust_init(&h->lock);
@@ -518,7 +548,162 @@ void dg_pool_test_die_holding_lock(dragon_pool_t *p, uint64_t n)
 	_exit(0);
 }
 
-static int try_alloc(dragon_pool_t *p, uint64_t n, uint64_t a, uint64_t *blk)
+static void free_locked(dragon_pool_t *p, uint64_t blk, uint32_t n)
+{
+	struct pool_hdr *h = p->h;
+
+	p->sizes[blk] = 0; /* the commit point of a free */
+	atomic_store_explicit(&p->owners[blk], 0, memory_order_relaxed);
+	set_range(p->bitmap, blk, n, 0);
+	h->used_blocks -= n;
+	h->nallocs--;
+	if (blk < h->hint)
+		h->hint = blk;
+}
+
+static int alloc_common(dragon_pool_t *pool, size_t size, size_t align, long timeout_us,
+			uint32_t tag, dragon_mem_t *mem);
+
+/* --- process records and owner tags (see the top of this file) ---------------------------- */
+
+/* Free every allocation still tagged with tag (its process is dead); pool lock held. */
+static uint64_t sweep_locked(dragon_pool_t *p, uint32_t tag)
+{
+	uint64_t freed = 0;
+
+	for (uint64_t i = 0; i < p->h->nblocks; i++) {
+		uint32_t n = p->sizes[i];
+
+		if (!n)
+			continue;
+		if (atomic_load_explicit(&p->owners[i], memory_order_relaxed) == tag) {
+			free_locked(p, i, n);
+			freed++;
+		}
+		i += n - 1;
+	}
+	return freed;
+}
+
+static uint32_t rec_tag(const dragon_pool_t *p, uint32_t idx)
+{
+	return (atomic_load(&p->recs[idx].gen) & GEN_MASK) << REC_BITS | idx;
+}
+
+/* Record idx is taken by a process that is gone; pool lock held. */
+static int rec_dead_locked(dragon_pool_t *p, uint32_t idx)
+{
+	struct pool_rec *r = &p->recs[idx];
+	uint32_t pid = atomic_load(&r->pid);
+
+	return pid && !dg_proc_alive((int)pid, atomic_load(&r->start));
+}
+
+/* Give back a dead process's record and reclaim what it held; pool lock held. */
+static uint64_t rec_release_locked(dragon_pool_t *p, uint32_t idx)
+{
+	struct pool_rec *r = &p->recs[idx];
+	uint64_t freed = sweep_locked(p, rec_tag(p, idx));
+
+	atomic_store(&r->pid, 0);
+	/* A new generation: claims stamped with the old tag now read as a dead owner's. */
+	atomic_store(&r->gen, (atomic_load(&r->gen) + 1) & GEN_MASK);
+	return freed;
+}
+
+static uint32_t register_self(dragon_pool_t *p, int me)
+{
+	uint64_t start, s;
+	uint32_t idx = 0, tag = 0;
+
+	if (dg_proc_start(me, &start) != DRAGON_OK || pool_lock(p) != DRAGON_OK)
+		return 0;
+	s = atomic_load(&p->self);
+	if ((uint32_t)s && (int)(s >> 32) == me) { /* another thread of ours was first */
+		pthread_mutex_unlock(&p->h->lock);
+		return (uint32_t)s;
+	}
+	for (uint32_t i = 1; i < NREC && !idx; i++)
+		if (!atomic_load(&p->recs[i].pid))
+			idx = i;
+	for (uint32_t i = 1; i < NREC && !idx; i++)
+		if (rec_dead_locked(p, i)) {
+			rec_release_locked(p, i);
+			idx = i;
+		}
+	if (idx) {
+		struct pool_rec *r = &p->recs[idx];
+		atomic_store(&r->gen, (atomic_load(&r->gen) + 1) & GEN_MASK);
+		atomic_store(&r->start, start);
+		atomic_store(&r->pid, (uint32_t)me); /* last: the record is taken */
+		tag = rec_tag(p, idx);
+	}
+	pthread_mutex_unlock(&p->h->lock);
+	/* tag 0 (every record taken by a live process): this process's claims are never repaired */
+	atomic_store(&p->self, (uint64_t)(uint32_t)me << 32 | tag);
+	return tag;
+}
+
+uint32_t dg_pool_self_tag(dragon_pool_t *p)
+{
+	uint64_t s = atomic_load_explicit(&p->self, memory_order_relaxed);
+	int me = dg_self_pid();
+
+	if ((int)(s >> 32) == me && (uint32_t)s)
+		return (uint32_t)s;
+	return register_self(p, me);
+}
+
+int dg_pool_tag_dead(const dragon_pool_t *p, uint32_t tag)
+{
+	uint32_t idx = tag & (NREC - 1), g1, g2, pid;
+	uint64_t start;
+
+	if (!idx)
+		return 0; /* unknown owner: never declared dead */
+	struct pool_rec *r = &p->recs[idx];
+	/* Read the record like a seqlock: a generation change means the owner was released. */
+	g1 = atomic_load(&r->gen);
+	pid = atomic_load(&r->pid);
+	start = atomic_load(&r->start);
+	g2 = atomic_load(&r->gen);
+	if (g1 != g2 || (g1 & GEN_MASK) != tag >> REC_BITS || !pid)
+		return 1;
+	return !dg_proc_alive((int)pid, start);
+}
+
+int dg_pool_owner_cas(dragon_pool_t *p, uint64_t offset, uint32_t expect, uint32_t tag)
+{
+	return atomic_compare_exchange_strong(&p->owners[offset / BLOCK], &expect, tag);
+}
+
+void dg_pool_owner_set(dragon_pool_t *p, uint64_t offset, uint32_t tag)
+{
+	atomic_store_explicit(&p->owners[offset / BLOCK], tag, memory_order_release);
+}
+
+int dg_pool_alloc_owned(dragon_pool_t *pool, size_t size, long timeout_us, uint32_t tag,
+			dragon_mem_t *mem)
+{
+	return alloc_common(pool, size, 0, timeout_us, tag, mem);
+}
+
+uint64_t dg_pool_reclaim_dead(dragon_pool_t *p)
+{
+	uint64_t freed = 0;
+
+	if (pool_lock(p) != DRAGON_OK)
+		return 0;
+	for (uint32_t i = 1; i < NREC; i++)
+		if (rec_dead_locked(p, i))
+			freed += rec_release_locked(p, i);
+	pthread_mutex_unlock(&p->h->lock);
+	if (freed)
+		dg_wake_seq(&p->h->free_seq, &p->h->free_waiters);
+	return freed;
+}
+
+static int try_alloc(dragon_pool_t *p, uint64_t n, uint64_t a, uint32_t tag, uint64_t *blk)
 {
 	struct pool_hdr *h = p->h;
 	uint64_t at;
@@ -532,8 +717,9 @@ static int try_alloc(dragon_pool_t *p, uint64_t n, uint64_t a, uint64_t *blk)
 		pthread_mutex_unlock(&h->lock);
 		return DRAGON_ENOSPACE;
 	}
-	/* Bitmap first, size map last: the size entry is the commit point (see repair). */
+	/* Bitmap and owner first, size map last: the size entry is the commit point (see repair). */
 	set_range(p->bitmap, at, n, 1);
+	atomic_store_explicit(&p->owners[at], tag, memory_order_relaxed);
 	p->sizes[at] = (uint32_t)n;
 	h->used_blocks += n;
 	h->nallocs++;
@@ -565,7 +751,7 @@ static int check_alloc_args(dragon_pool_t *pool, size_t size, size_t *align, dra
 }
 
 static int alloc_common(dragon_pool_t *pool, size_t size, size_t align, long timeout_us,
-			dragon_mem_t *mem)
+			uint32_t tag, dragon_mem_t *mem)
 {
 	struct pool_hdr *h;
 	struct dg_deadline dl;
@@ -581,7 +767,7 @@ static int alloc_common(dragon_pool_t *pool, size_t size, size_t align, long tim
 	for (;;) {
 		uint32_t seen = atomic_load(&h->free_seq);
 
-		rv = try_alloc(pool, n, a, &blk);
+		rv = try_alloc(pool, n, a, tag, &blk);
 		if (rv == DRAGON_OK)
 			break;
 		if (rv != DRAGON_ENOSPACE)
@@ -607,13 +793,13 @@ static int alloc_common(dragon_pool_t *pool, size_t size, size_t align, long tim
 
 DRAGON_API int dragon_pool_alloc(dragon_pool_t *pool, size_t size, size_t align, dragon_mem_t *mem)
 {
-	return alloc_common(pool, size, align, 0, mem);
+	return alloc_common(pool, size, align, 0, 0, mem);
 }
 
 DRAGON_API int dragon_pool_alloc_wait(dragon_pool_t *pool, size_t size, size_t align,
 				      long timeout_us, dragon_mem_t *mem)
 {
-	return alloc_common(pool, size, align, timeout_us, mem);
+	return alloc_common(pool, size, align, timeout_us, 0, mem);
 }
 
 DRAGON_API int dragon_pool_free(dragon_mem_t *mem)
@@ -642,12 +828,7 @@ DRAGON_API int dragon_pool_free(dragon_mem_t *mem)
 					     "(double free?)",
 			      (unsigned long long)mem->offset, (unsigned long long)p->id);
 	}
-	p->sizes[blk] = 0; /* the commit point of a free */
-	set_range(p->bitmap, blk, n, 0);
-	h->used_blocks -= n;
-	h->nallocs--;
-	if (blk < h->hint)
-		h->hint = blk;
+	free_locked(p, blk, n);
 	pthread_mutex_unlock(&h->lock);
 	dg_wake_seq(&h->free_seq, &h->free_waiters);
 	mem->ptr = NULL;

@@ -26,6 +26,24 @@ void *dg_pool_ptr(const dragon_pool_t *pool, uint64_t offset, uint64_t size);
 void dg_pool_ref(dragon_pool_t *pool);
 
 /*
+ * Owner tags: a process's record in the pool (21 bits, never 0) and the liveness check behind
+ * crash repair. dg_pool_self_tag registers the calling process on first use (0 if every record
+ * is held by a live process: then its claims are never repaired). dg_pool_tag_dead is true once
+ * the tagged process is gone (pid absent, a zombie, or reused by a process that started later).
+ */
+#define DG_TAG_BITS 21
+uint32_t dg_pool_self_tag(dragon_pool_t *pool);
+int dg_pool_tag_dead(const dragon_pool_t *pool, uint32_t tag);
+/* Allocate with an owner tag: freed by dg_pool_reclaim_dead if that process dies holding it. */
+int dg_pool_alloc_owned(dragon_pool_t *pool, size_t size, long timeout_us, uint32_t tag,
+			dragon_mem_t *mem);
+/* Change an allocation's owner tag (0 = none: it lives on whoever dies). */
+void dg_pool_owner_set(dragon_pool_t *pool, uint64_t offset, uint32_t tag);
+int dg_pool_owner_cas(dragon_pool_t *pool, uint64_t offset, uint32_t expect, uint32_t tag);
+/* Release the records of dead processes and free the allocations they held; returns how many. */
+uint64_t dg_pool_reclaim_dead(dragon_pool_t *pool);
+
+/*
  * For tests of crash recovery only: take the pool's lock, leave a torn allocation of n blocks
  * (bitmap set, no size entry, as a process killed inside an allocate would), and _exit(0)
  * without unlocking. Never returns.

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdio.h>
@@ -201,12 +202,81 @@ int dg_deadline_left(const struct dg_deadline *d, struct timespec *left)
 	return 1;
 }
 
-static long now_ns(void)
+long dg_now_ns(void)
 {
 	struct timespec t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+#define now_ns dg_now_ns
+
+_Atomic int dg_self_pid_v;
+
+static void self_pid_reset(void)
+{
+	atomic_store_explicit(&dg_self_pid_v, (int)getpid(), memory_order_relaxed);
+}
+
+__attribute__((constructor)) static void self_pid_init(void)
+{
+	self_pid_reset();
+	pthread_atfork(NULL, NULL, self_pid_reset);
+}
+
+/* Read /proc/PID/stat: state letter and start time. 0 = read, -1 = the process is gone. */
+static int proc_stat(int pid, char *state, uint64_t *start)
+{
+	char path[64], buf[1024], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH ? -1 : -2;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1; /* reaped while we read */
+	buf[n] = '\0';
+	/* comm (field 2) may hold spaces and parentheses: fields resume after the last ')' */
+	p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return -2;
+	p += 2;
+	*state = *p;
+	/* from field 3 (state) to field 22 (starttime): 19 separators */
+	for (int f = 3; f < 22; f++) {
+		p = strchr(p, ' ');
+		if (!p)
+			return -2;
+		p++;
+	}
+	*start = strtoull(p, NULL, 10);
+	return 0;
+}
+
+int dg_proc_start(int pid, uint64_t *start)
+{
+	char st;
+
+	if (proc_stat(pid, &st, start) != 0)
+		return dg_err(DRAGON_ESYS, "cannot read /proc/%d/stat", pid);
+	return DRAGON_OK;
+}
+
+int dg_proc_alive(int pid, uint64_t start)
+{
+	uint64_t now;
+	char st;
+	int rc = proc_stat(pid, &st, &now);
+
+	if (rc == -1)
+		return 0;
+	if (rc != 0)
+		return 1; /* cannot tell: assume alive (never repair what may still be in use) */
+	return st != 'Z' && st != 'X' && now == start;
 }
 
 static int spin_until(_Atomic uint32_t *seq, uint32_t seen, const struct dg_deadline *dl,

@@ -65,6 +65,27 @@ int dg_wait_seq(_Atomic uint32_t *seq, uint32_t seen, _Atomic uint32_t *waiters,
 /* Bump seq and wake its sleepers, if any. */
 void dg_wake_seq(_Atomic uint32_t *seq, _Atomic uint32_t *waiters);
 
+/*
+ * This process's pid without a system call (glibc no longer caches getpid): set at load and in
+ * the child of every fork, so handles inherited across fork notice they changed process.
+ */
+extern _Atomic int dg_self_pid_v;
+static inline int dg_self_pid(void)
+{
+	return atomic_load_explicit(&dg_self_pid_v, memory_order_relaxed);
+}
+
+/*
+ * Liveness of a process by pid and start time (field 22 of /proc/PID/stat, in clock ticks since
+ * boot): dg_proc_start reads it (DRAGON_OK, or an error if the process is gone); dg_proc_alive
+ * returns 0 when pid is gone, a zombie, or another process that reused the pid.
+ */
+int dg_proc_start(int pid, uint64_t *start);
+int dg_proc_alive(int pid, uint64_t start);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+long dg_now_ns(void);
+
 static inline void dg_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

@@ -4,6 +4,10 @@ BENCH_BINS += tests/bench/bench_onnode
 check_PROGRAMS += tests/bench/bench_onnode
 tests_bench_bench_onnode_SOURCES = tests/bench/bench_onnode.c tests/bench/bench_util.h
 tests_bench_bench_onnode_LDADD = runtime/libdragon_impl.la
+# Per-message instruction counts under callgrind (load-independent; see docs/bench.md).
+check_PROGRAMS += tests/bench/chcost
+tests_bench_chcost_SOURCES = tests/bench/chcost.c
+tests_bench_chcost_LDADD = runtime/libdragon_impl.la
 
 if HAVE_ZMQ
 BENCH_BINS += tests/bench/bench_zmq
