@@ -79,6 +79,23 @@ int dragon_channel_try_recv(dragon_channel_t *ch, void *buf, size_t cap, size_t 
 int dragon_channel_send_mem(dragon_channel_t *ch, dragon_mem_t *mem, const dragon_wait_t *w);
 int dragon_channel_recv_mem(dragon_channel_t *ch, dragon_mem_t *mem, const dragon_wait_t *w);
 
+/*
+ * Batches: the same semantics as n calls, with one wake-up check for all of them (a receiver
+ * or sender is woken at most once per batch, or before this call has to wait itself).
+ *
+ * send_many sends bufs[0..n) in order (messages of other senders may come between them),
+ * each waiting as w says; *sent (may be NULL) counts those sent when it returns, also on error.
+ *
+ * recv_many waits as w says for the first message, then takes up to n - 1 more that are already
+ * there, without waiting. bufs[i] has capacity caps[i]; lens[i] gets the length. *received
+ * counts them; DRAGON_OK once at least one came (a message too large for its buffer then stays
+ * queued for the next call); the errors of dragon_channel_recv when none did.
+ */
+int dragon_channel_send_many(dragon_channel_t *ch, const void *const *bufs, const size_t *lens,
+			     size_t n, size_t *sent, const dragon_wait_t *w);
+int dragon_channel_recv_many(dragon_channel_t *ch, void *const *bufs, const size_t *caps,
+			     size_t *lens, size_t n, size_t *received, const dragon_wait_t *w);
+
 /* Copy the oldest message without removing it; DRAGON_EAGAIN if there is none. */
 int dragon_channel_peek(dragon_channel_t *ch, void *buf, size_t cap, size_t *len);
 
