@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/channel_internal.h"
 #include "core/channel_remote.h"
 #include "core/err.h"
 #include "core/pool_internal.h"
@@ -1138,5 +1139,36 @@ DRAGON_API int dragon_channel_count(const dragon_channel_t *ch, uint32_t *count,
 	/* both are hints that may lag one claim: clamp to what the ring can hold */
 	*count = t > hd ? (uint32_t)(t - hd < ch->h->capacity ? t - hd : ch->h->capacity) : 0;
 	*capacity = ch->h->capacity;
+	return DRAGON_OK;
+}
+
+int dg_channel_audit(dragon_channel_t *ch, struct dg_channel_audit *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (!ch || ch->rops)
+		return dg_err(DRAGON_EINVAL, "dg_channel_audit: no local channel");
+	for (uint32_t i = 0; i < ch->h->capacity; i++) {
+		struct slot *s = slot_at(ch->h, i);
+		uint64_t w = atomic_load(&s->word);
+
+		switch (w_st(w)) {
+		case ST_EMPTY:
+			a->empty++;
+			break;
+		case ST_FULL:
+			a->full++;
+			break;
+		case ST_HOLE:
+			a->holes++;
+			break;
+		default:
+			if (w_tag(w) && dg_pool_tag_dead(ch->pool, w_tag(w))) {
+				repair(ch, s, w);
+				a->repaired++;
+			} else {
+				a->held_live++;
+			}
+		}
+	}
 	return DRAGON_OK;
 }

@@ -4,7 +4,7 @@ runtime_libdragon_impl_la_SOURCES += \
 	runtime/core/shm.c runtime/core/shm.h \
 	runtime/core/fdpass.c runtime/core/fdpass.h \
 	runtime/core/pool.c runtime/core/pool_internal.h \
-	runtime/core/channel.c runtime/core/channel_remote.h
+	runtime/core/channel.c runtime/core/channel_remote.h runtime/core/channel_internal.h
 dragoninclude_HEADERS += include/dragon/pool.h include/dragon/channel.h
 runtime_libdragon_impl_la_CFLAGS += $(SODIUM_CFLAGS)
 runtime_libdragon_impl_la_LIBADD += $(SODIUM_LIBS)
@@ -30,6 +30,11 @@ tests_stress_chstress_SOURCES = tests/stress/chstress.c
 tests_stress_chstress_LDADD = runtime/libdragon_impl.la
 TESTS += tests/stress/stress-channels.sh
 EXTRA_DIST += tests/stress/stress-channels.sh
+
+# make stress: the long kill campaign, 1,000 SIGKILLs of producers and consumers under 4+4 load.
+stress: tests/stress/chstress
+	./tests/stress/chstress campaign $${KILLS:-1000}
+.PHONY: stress
 
 # Descriptor decoder fuzzing: a replay of mutations, then libFuzzer (clang) for a short run.
 check_PROGRAMS += tests/fuzz/fuzz_desc_replay

@@ -611,7 +611,7 @@ static uint64_t rec_release_locked(dragon_pool_t *p, uint32_t idx)
 	return freed;
 }
 
-static uint32_t register_self(dragon_pool_t *p, int me)
+static __attribute__((noinline)) uint32_t register_self(dragon_pool_t *p, int me)
 {
 	uint64_t start, s;
 	uint32_t idx = 0, tag = 0;
