@@ -1172,3 +1172,26 @@ int dg_channel_audit(dragon_channel_t *ch, struct dg_channel_audit *a)
 	}
 	return DRAGON_OK;
 }
+
+void dg_channel_test_die_claiming(dragon_channel_t *ch)
+{
+	struct slot *s;
+	uint64_t t, seen;
+
+	if (claim_send(ch->h, dg_pool_self_tag(ch->pool), &s, &t, &seen) == DRAGON_OK) {
+		s->len = 5;
+		memcpy(s->data, "torn", 5);
+	}
+	_exit(0);
+}
+
+void dg_channel_test_die_taking(dragon_channel_t *ch)
+{
+	struct slot *s;
+	uint64_t t, w;
+
+	if (find_recv(ch, &s, &t, &w) == DRAGON_OK)
+		atomic_compare_exchange_strong(&s->word, &w,
+					       mkw(t, ST_TAKING, dg_pool_self_tag(ch->pool)));
+	_exit(0);
+}

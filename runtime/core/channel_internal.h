@@ -17,4 +17,11 @@ struct dg_channel_audit {
 /* Look at every slot; repair those a dead process holds (as a waiter on them would). */
 int dg_channel_audit(dragon_channel_t *ch, struct dg_channel_audit *a);
 
+/*
+ * For tests of crash repair only: claim the next send slot (and write half a message), or take
+ * the oldest message, and _exit(0) there, as a process SIGKILLed at that moment would.
+ */
+void dg_channel_test_die_claiming(dragon_channel_t *ch) __attribute__((noreturn));
+void dg_channel_test_die_taking(dragon_channel_t *ch) __attribute__((noreturn));
+
 #endif

@@ -1,4 +1,4 @@
-/* tests/unit/test_channel.c: unit tests of channels: order, sizes, zero copy, timeouts, poll, errors. */
+/* tests/unit/test_channel.c: unit tests of channels: order, sizes, zero copy, timeouts, poll, batches, crash repair, threads, errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,8 +10,12 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+
 #include <dragon/dragon.h>
+#include "core/channel_internal.h"
 #include "core/channel_remote.h"
+#include "core/pool_internal.h"
 #include "core/shm.h"
 
 struct fx {
@@ -237,6 +241,259 @@ static void destroy_wakes_blocked_and_later_ops_fail(void **state)
 	dragon_pool_destroy(p);
 }
 
+static void batches_keep_order_and_leave_what_does_not_fit(void **state)
+{
+	struct fx *f = *state;
+	static char big[5000];
+	const void *bufs[5] = { "a", "bb", big, "ccc", "dddd" };
+	const size_t lens[5] = { 2, 3, sizeof(big), 4, 5 };
+	char r[6][6000], small[3];
+	void *rb[6] = { r[0], r[1], r[2], r[3], r[4], r[5] };
+	size_t caps[6] = { 6000, 6000, 6000, 6000, 6000, 6000 }, rl[6], got, sent;
+
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(dragon_channel_send_many(f->ch, bufs, lens, 5, &sent, NULL), DRAGON_OK);
+	assert_int_equal(sent, 5);
+	/* the first waits, the rest are what is there: all five, in order */
+	assert_int_equal(dragon_channel_recv_many(f->ch, rb, caps, rl, 6, &got, &now), DRAGON_OK);
+	assert_int_equal(got, 5);
+	assert_string_equal(r[0], "a");
+	assert_string_equal(r[1], "bb");
+	assert_int_equal(rl[2], sizeof(big));
+	assert_memory_equal(r[2], big, sizeof(big));
+	assert_string_equal(r[3], "ccc");
+	assert_string_equal(r[4], "dddd");
+	assert_int_equal(dragon_channel_recv_many(f->ch, rb, caps, rl, 6, &got, &now),
+			 DRAGON_EAGAIN);
+	assert_int_equal(got, 0);
+	/* a message too large for its buffer ends the batch and stays queued */
+	assert_int_equal(dragon_channel_send_many(f->ch, bufs, lens, 2, &sent, NULL), DRAGON_OK);
+	rb[1] = small;
+	caps[1] = 1;
+	assert_int_equal(dragon_channel_recv_many(f->ch, rb, caps, rl, 2, &got, &now), DRAGON_OK);
+	assert_int_equal(got, 1);
+	assert_int_equal(dragon_channel_try_recv(f->ch, small, sizeof(small), &rl[0]), DRAGON_OK);
+	assert_string_equal(small, "bb");
+	/* a full channel: send_many reports how many went in */
+	const void *many[10];
+	size_t ml[10];
+	for (int i = 0; i < 10; i++) {
+		many[i] = "m";
+		ml[i] = 2;
+	}
+	assert_int_equal(dragon_channel_send_many(f->ch, many, ml, 10, &sent, &now), DRAGON_EAGAIN);
+	assert_int_equal(sent, 8);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(dragon_channel_try_recv(f->ch, small, sizeof(small), &rl[0]),
+				 DRAGON_OK);
+}
+
+static int child_status(pid_t pid)
+{
+	int st;
+
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void a_sender_dead_after_its_claim_leaves_a_skipped_hole(void **state)
+{
+	struct fx *f = *state;
+	const dragon_wait_t patient = { .timeout_us = 10000000 };
+	struct dg_channel_audit a;
+	char b[16];
+	size_t len;
+
+	assert_int_equal(dragon_channel_send(f->ch, "before", 7, NULL), DRAGON_OK);
+	pid_t pid = fork();
+	if (pid == 0)
+		dg_channel_test_die_claiming(f->ch);
+	assert_int_equal(child_status(pid), 0);
+	assert_int_equal(dragon_channel_send(f->ch, "after", 6, NULL), DRAGON_OK);
+	assert_int_equal(dragon_channel_recv(f->ch, b, sizeof(b), &len, &patient), DRAGON_OK);
+	assert_string_equal(b, "before");
+	/* the dead sender's slot is found held, checked, and skipped: never its torn message */
+	for (int m = DRAGON_WAIT_ADAPTIVE; m <= DRAGON_WAIT_IDLE; m++) {
+		const dragon_wait_t w = { .timeout_us = 10000000, .mode = m };
+		if (m > DRAGON_WAIT_ADAPTIVE) {
+			pid = fork();
+			if (pid == 0)
+				dg_channel_test_die_claiming(f->ch);
+			assert_int_equal(child_status(pid), 0);
+			assert_int_equal(dragon_channel_send(f->ch, "after", 6, NULL), DRAGON_OK);
+		}
+		assert_int_equal(dragon_channel_recv(f->ch, b, sizeof(b), &len, &w), DRAGON_OK);
+		assert_string_equal(b, "after");
+	}
+	assert_int_equal(dragon_channel_try_recv(f->ch, b, sizeof(b), &len), DRAGON_EAGAIN);
+	assert_int_equal(dg_channel_audit(f->ch, &a), DRAGON_OK);
+	assert_int_equal(a.held_live + a.repaired + a.holes + a.full, 0);
+}
+
+static void a_receiver_dead_mid_take_frees_its_slot(void **state)
+{
+	struct fx *f = *state;
+	const dragon_wait_t patient = { .timeout_us = 10000000 };
+	struct dg_channel_audit a;
+	int v;
+	size_t len;
+
+	for (v = 0; v < 8; v++)
+		assert_int_equal(dragon_channel_send(f->ch, &v, sizeof(v), NULL), DRAGON_OK);
+	pid_t pid = fork();
+	if (pid == 0)
+		dg_channel_test_die_taking(f->ch); /* takes message 0 and dies holding its slot */
+	assert_int_equal(child_status(pid), 0);
+	for (int want = 1; want < 8; want++) {
+		assert_int_equal(dragon_channel_recv(f->ch, &v, sizeof(v), &len, &now), DRAGON_OK);
+		assert_int_equal(v, want);
+	}
+	/* seven free slots, then the one the dead receiver held: checked and released */
+	for (v = 8; v < 16; v++)
+		assert_int_equal(dragon_channel_send(f->ch, &v, sizeof(v), &patient), DRAGON_OK);
+	for (int want = 8; want < 16; want++) {
+		assert_int_equal(dragon_channel_recv(f->ch, &v, sizeof(v), &len, &now), DRAGON_OK);
+		assert_int_equal(v, want);
+	}
+	assert_int_equal(dg_channel_audit(f->ch, &a), DRAGON_OK);
+	assert_int_equal(a.empty, 8);
+}
+
+static void an_old_layout_channel_is_rejected(void **state)
+{
+	struct fx *f = *state;
+	dragon_channel_desc_t d;
+	dragon_channel_t *c;
+	struct dg_desc raw;
+
+	assert_int_equal(dragon_channel_serialize(f->ch, &d), DRAGON_OK);
+	assert_int_equal(dg_desc_unpack(d.bytes, DG_DESC_CHANNEL, &raw), DRAGON_OK);
+	uint64_t *magic = dg_pool_ptr(f->pool, raw.offset, 8), saved = *magic;
+	*magic = 0x4c4e4e4148434744ull; /* layout 1's "DGCHANNL" */
+	assert_int_equal(dragon_channel_attach(&d, &c), DRAGON_EBADDESC);
+	assert_non_null(strstr(dragon_errmsg(), "layout"));
+	*magic = saved;
+	assert_int_equal(dragon_channel_attach(&d, &c), DRAGON_OK);
+	assert_int_equal(dragon_channel_detach(c), DRAGON_OK);
+}
+
+/* Threads of one process on one channel (also the ThreadSanitizer build's workload). */
+#define T_PROD 4
+#define T_CONS 4
+#define T_MSGS 20000
+
+struct tctx {
+	dragon_channel_t *ch;
+	int id;
+	_Atomic long *received;
+	_Atomic int *errors;
+	_Atomic uint8_t *seen; /* T_PROD * T_MSGS */
+};
+
+static void *t_producer(void *arg)
+{
+	struct tctx *c = arg;
+	uint32_t m[2] = { (uint32_t)c->id, 0 };
+
+	for (uint32_t i = 0; i < T_MSGS;) {
+		if (i % 3 == 0 && i + 4 <= T_MSGS) { /* some batches among the single sends */
+			uint32_t b[4][2];
+			const void *bufs[4];
+			size_t lens[4], sent;
+			for (int k = 0; k < 4; k++) {
+				b[k][0] = (uint32_t)c->id;
+				b[k][1] = i + k;
+				bufs[k] = b[k];
+				lens[k] = sizeof(b[k]);
+			}
+			if (dragon_channel_send_many(c->ch, bufs, lens, 4, &sent, NULL))
+				atomic_fetch_add(c->errors, 1);
+			i += 4;
+			continue;
+		}
+		m[1] = i++;
+		if (dragon_channel_send(c->ch, m, sizeof(m), NULL))
+			atomic_fetch_add(c->errors, 1);
+	}
+	return NULL;
+}
+
+static void *t_consumer(void *arg)
+{
+	struct tctx *c = arg;
+	uint32_t last[T_PROD] = { 0 }, r[8][2];
+	int started[T_PROD] = { 0 };
+
+	for (;;) {
+		void *bufs[8];
+		size_t caps[8], lens[8], got = 0;
+		for (int k = 0; k < 8; k++) {
+			bufs[k] = r[k];
+			caps[k] = sizeof(r[k]);
+		}
+		if (c->id & 1) {
+			if (dragon_channel_recv_many(c->ch, bufs, caps, lens, 8, &got, NULL))
+				atomic_fetch_add(c->errors, 1);
+		} else {
+			if (dragon_channel_recv(c->ch, r[0], sizeof(r[0]), &lens[0], NULL))
+				atomic_fetch_add(c->errors, 1);
+			got = 1;
+		}
+		for (size_t k = 0; k < got; k++) {
+			if (lens[k] != sizeof(r[k])) { /* a stop: pass on the others of the batch */
+				for (size_t j = k + 1; j < got; j++)
+					if (lens[j] != sizeof(r[j]) &&
+					    dragon_channel_send(c->ch, "", 1, NULL))
+						atomic_fetch_add(c->errors, 1);
+				return NULL;
+			}
+			uint32_t p = r[k][0], q = r[k][1];
+			if (p >= T_PROD || q >= T_MSGS || (started[p] && q <= last[p]) ||
+			    atomic_fetch_add(&c->seen[p * T_MSGS + q], 1))
+				atomic_fetch_add(c->errors, 1);
+			started[p] = 1;
+			last[p] = q;
+			atomic_fetch_add(c->received, 1);
+		}
+	}
+}
+
+static void threads_of_one_process_share_a_channel(void **state)
+{
+	dragon_pool_attr_t pa = { .size = 8 << 20 };
+	dragon_channel_attr_t ca = { .capacity = 16, .block_size = 64 };
+	dragon_pool_t *p;
+	dragon_channel_t *ch;
+	pthread_t th[T_PROD + T_CONS];
+	struct tctx c[T_PROD + T_CONS];
+	_Atomic long received = 0;
+	_Atomic int errors = 0;
+	_Atomic uint8_t *seen = calloc(T_PROD * T_MSGS, 1);
+
+	(void)state;
+	assert_int_equal(dragon_pool_create(&pa, &p), DRAGON_OK);
+	assert_int_equal(dragon_channel_create(p, &ca, &ch), DRAGON_OK);
+	for (int i = 0; i < T_PROD + T_CONS; i++) {
+		c[i] = (struct tctx){ ch, i < T_PROD ? i : i - T_PROD, &received, &errors, seen };
+		assert_int_equal(pthread_create(&th[i], NULL, i < T_PROD ? t_producer : t_consumer,
+						&c[i]),
+				 0);
+	}
+	for (int i = 0; i < T_PROD; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < T_CONS; i++) /* FIFO: the stops come after every data message */
+		assert_int_equal(dragon_channel_send(ch, "", 1, NULL), DRAGON_OK);
+	for (int i = T_PROD; i < T_PROD + T_CONS; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(atomic_load(&errors), 0);
+	assert_int_equal(atomic_load(&received), (long)T_PROD * T_MSGS);
+	for (long i = 0; i < T_PROD * T_MSGS; i++)
+		assert_int_equal(atomic_load(&seen[i]), 1);
+	free((void *)seen);
+	assert_int_equal(dragon_channel_destroy(ch), DRAGON_OK);
+	assert_int_equal(dragon_pool_destroy(p), DRAGON_OK);
+}
+
 static void remote_channel_without_transport_is_a_clear_error(void **state)
 {
 	struct fx *f = *state;
@@ -291,6 +548,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(blocked_receiver_in_each_mode_wakes_on_send, setup,
 						teardown),
 		cmocka_unit_test(destroy_wakes_blocked_and_later_ops_fail),
+		cmocka_unit_test_setup_teardown(batches_keep_order_and_leave_what_does_not_fit, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_sender_dead_after_its_claim_leaves_a_skipped_hole,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(a_receiver_dead_mid_take_frees_its_slot, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(an_old_layout_channel_is_rejected, setup, teardown),
+		cmocka_unit_test(threads_of_one_process_share_a_channel),
 		cmocka_unit_test_setup_teardown(remote_channel_without_transport_is_a_clear_error,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(garbage_channel_descriptors_are_errors, setup,
