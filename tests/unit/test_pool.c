@@ -254,6 +254,53 @@ static void death_holding_the_lock_is_repaired(void **state)
 	assert_int_equal(dragon_pool_destroy(p), DRAGON_OK);
 }
 
+static void a_dead_owners_allocations_are_reclaimed(void **state)
+{
+	dragon_pool_t *p = mkpool(64 * 1024);
+	dragon_pool_stats_t st;
+	dragon_mem_t untagged, mine;
+	int status;
+
+	(void)state;
+	uint32_t me = dg_pool_self_tag(p);
+	assert_int_not_equal(me, 0);
+	assert_int_equal(dg_pool_tag_dead(p, me), 0);
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dragon_mem_t m, u;
+		uint32_t t = dg_pool_self_tag(p); /* a record of its own */
+		if (!t || t == me || dg_pool_alloc_owned(p, 4096, 0, t, &m) ||
+		    dragon_pool_alloc(p, 1000, 0, &u) || write(fds[1], &t, sizeof(t)) != sizeof(t))
+			_exit(1);
+		_exit(0); /* dies holding both: the tagged one is the runtime's to reclaim */
+	}
+	close(fds[1]);
+	uint32_t child = 0;
+	assert_int_equal(read(fds[0], &child, sizeof(child)), sizeof(child));
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(dg_pool_tag_dead(p, child), 1);
+	assert_int_equal(dg_pool_tag_dead(p, me), 0);
+	assert_int_equal(dragon_pool_alloc(p, 64, 0, &untagged), DRAGON_OK);
+	assert_int_equal(dg_pool_alloc_owned(p, 64, 0, me, &mine), DRAGON_OK);
+	assert_int_equal(dragon_pool_stats(p, &st), DRAGON_OK);
+	assert_int_equal(st.allocations, 4);
+	/* only the dead process's tagged allocation goes: untagged memory outlives its allocator */
+	assert_int_equal(dg_pool_reclaim_dead(p), 1);
+	assert_int_equal(dragon_pool_stats(p, &st), DRAGON_OK);
+	assert_int_equal(st.allocations, 3);
+	assert_int_equal(dg_pool_reclaim_dead(p), 0);
+	/* its record is free again; its old tag stays dead */
+	assert_int_equal(dg_pool_tag_dead(p, child), 1);
+	assert_int_equal(dragon_pool_free(&untagged), DRAGON_OK);
+	assert_int_equal(dragon_pool_free(&mine), DRAGON_OK);
+	assert_int_equal(dragon_pool_destroy(p), DRAGON_OK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -265,6 +312,7 @@ int main(void)
 		cmocka_unit_test(fd_passing_hands_a_pool_to_another_process),
 		cmocka_unit_test(fd_passing_closes_descriptors_beyond_the_limit),
 		cmocka_unit_test(death_holding_the_lock_is_repaired),
+		cmocka_unit_test(a_dead_owners_allocations_are_reclaimed),
 	};
 	return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
 }
