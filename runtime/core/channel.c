@@ -85,8 +85,10 @@ static inline int64_t w_dist(uint64_t w, uint64_t t)
 
 struct slot {
 	_Atomic uint64_t word;
-	uint64_t len;
-	uint64_t mem_off;          /* SLOT_MEM: the allocation's offset in the pool */
+	/* Atomic (relaxed) because a receiver reads them before its claim, which it then validates
+	 * with the CAS on the word, while a faster one may already have recycled the slot. */
+	_Atomic uint64_t len;
+	_Atomic uint64_t mem_off;  /* SLOT_MEM: the allocation's offset in the pool */
 	_Atomic uint32_t flags;    /* SLOT_MEM only once mem_off is written; 0 when released */
 	uint32_t pad;
 	unsigned char data[];
@@ -221,7 +223,7 @@ static int repair(dragon_channel_t *ch, struct slot *s, uint64_t seen)
 		return 0;
 	/* The owner is dead, so what it wrote is final; read it before the CAS that makes it ours. */
 	fl = atomic_load_explicit(&s->flags, memory_order_acquire);
-	off = s->mem_off;
+	off = atomic_load_explicit(&s->mem_off, memory_order_relaxed);
 	if (w_st(seen) == ST_CLAIMED) {
 		/* A sender died before publishing: its send never returned. A hole for receivers. */
 		if (!atomic_compare_exchange_strong(&s->word, &expect, mkw(t, ST_HOLE, 0)))
@@ -508,8 +510,8 @@ DRAGON_API int dragon_channel_destroy(dragon_channel_t *ch)
 				uint64_t w = atomic_load(&s->word);
 				if (w_dist(w, i) == 0 && w_st(w) == ST_FULL &&
 				    (atomic_load(&s->flags) & SLOT_MEM)) {
-					mem = (dragon_mem_t){ ch->pool, s->mem_off, s->len,
-							      NULL };
+					mem = (dragon_mem_t){ ch->pool, atomic_load(&s->mem_off),
+							      atomic_load(&s->len), NULL };
 					dragon_pool_free(&mem);
 				}
 			}
@@ -617,9 +619,9 @@ static int enqueue(dragon_channel_t *ch, const void *buf, size_t len, uint64_t m
 			return dg_err(DRAGON_ETIMEDOUT, "channel stayed full for %ld us",
 				      timeout_of(w));
 	}
-	s->len = len;
+	atomic_store_explicit(&s->len, len, memory_order_relaxed);
 	if (mem_off != UINT64_MAX) {
-		s->mem_off = mem_off;
+		atomic_store_explicit(&s->mem_off, mem_off, memory_order_relaxed);
 		/* flags after mem_off: a repairer that sees SLOT_MEM may trust mem_off */
 		atomic_store_explicit(&s->flags, SLOT_MEM, memory_order_release);
 		if (owned)
@@ -736,7 +738,7 @@ static int dequeue(dragon_channel_t *ch, void *buf, size_t cap, size_t *len,
 			continue;
 		}
 		/* FULL: len, flags and payload stay as they are until someone takes it */
-		n = s->len;
+		n = atomic_load_explicit(&s->len, memory_order_relaxed);
 		uint32_t fl = atomic_load_explicit(&s->flags, memory_order_relaxed);
 		if (peek) {
 			if (n > cap) {
@@ -749,7 +751,9 @@ static int dequeue(dragon_channel_t *ch, void *buf, size_t cap, size_t *len,
 					      n, cap);
 			}
 			if (fl & SLOT_MEM) {
-				const void *src = dg_pool_ptr(ch->pool, s->mem_off, n);
+				const void *src = dg_pool_ptr(
+					ch->pool,
+					atomic_load_explicit(&s->mem_off, memory_order_relaxed), n);
 				if (src)
 					memcpy(buf, src, n);
 			} else if (n) {
@@ -793,7 +797,7 @@ static int dequeue(dragon_channel_t *ch, void *buf, size_t cap, size_t *len,
 		if (len)
 			*len = n;
 		if (fl & SLOT_MEM) {
-			uint64_t off = s->mem_off;
+			uint64_t off = atomic_load_explicit(&s->mem_off, memory_order_relaxed);
 			dragon_mem_t taken = { ch->pool, off, n, dg_pool_ptr(ch->pool, off, n) };
 			if (taken.ptr && !want_mem) /* ours until copied out and freed */
 				dg_pool_owner_set(ch->pool, off, tag);
@@ -1179,7 +1183,7 @@ void dg_channel_test_die_claiming(dragon_channel_t *ch)
 	uint64_t t, seen;
 
 	if (claim_send(ch->h, dg_pool_self_tag(ch->pool), &s, &t, &seen) == DRAGON_OK) {
-		s->len = 5;
+		atomic_store(&s->len, 5);
 		memcpy(s->data, "torn", 5);
 	}
 	_exit(0);

@@ -31,6 +31,22 @@ tests_stress_chstress_LDADD = runtime/libdragon_impl.la
 TESTS += tests/stress/stress-channels.sh
 EXTRA_DIST += tests/stress/stress-channels.sh
 
+# make tsan: test_channel (its 4+4 threads on one channel among the rest) built with
+# ThreadSanitizer against runtime/core alone; fails on any report. Also run by make check when
+# the compiler has -fsanitize=thread (tests/unit/tsan-channel.sh).
+TSAN_SRCS = $(srcdir)/tests/unit/test_channel.c $(srcdir)/tests/unit/tsan_remote_stub.c \
+	$(srcdir)/runtime/core/error.c $(srcdir)/runtime/core/shm.c $(srcdir)/runtime/core/fdpass.c \
+	$(srcdir)/runtime/core/pool.c $(srcdir)/runtime/core/channel.c
+tests/unit/test_channel_tsan: $(TSAN_SRCS) $(srcdir)/runtime/core/*.h
+	$(CC) -fsanitize=thread -g -O1 -pthread $(DEFS) $(DEFAULT_INCLUDES) $(AM_CPPFLAGS) \
+		$(CMOCKA_CFLAGS) $(SODIUM_CFLAGS) -o $@ $(TSAN_SRCS) $(CMOCKA_LIBS) $(SODIUM_LIBS)
+tsan: tests/unit/test_channel_tsan
+	TSAN_OPTIONS="halt_on_error=1 exitcode=66" ./tests/unit/test_channel_tsan
+.PHONY: tsan
+TESTS += tests/unit/tsan-channel.sh
+EXTRA_DIST += tests/unit/tsan-channel.sh tests/unit/tsan_remote_stub.c
+CLEANFILES += tests/unit/test_channel_tsan
+
 # make stress: the long kill campaign, 1,000 SIGKILLs of producers and consumers under 4+4 load.
 stress: tests/stress/chstress
 	./tests/stress/chstress campaign $${KILLS:-1000}
