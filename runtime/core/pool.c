@@ -41,6 +41,26 @@
 #define NREC 1024u     /* process records; a tag is gen << 10 | index, index 1..1023 */
 #define REC_BITS 10u
 #define GEN_MASK 0x7ffu /* 11 bits of generation: tags fit DG_TAG_BITS (21) */
+
+/*
+ * The per-process cache: freed runs of 1..CACHE_CLASSES blocks stay allocated in the shared
+ * heap, owner-tagged with this process's tag and CACHED, and are handed out again without the
+ * pool lock. Refilled CACHE_REFILL at a time and flushed half a class at a time under one lock
+ * each; flushed on stats, detach, ENOSPACE and exit; a killed process's cached runs carry its
+ * tag and go back by the dead-owner sweep like anything else it held.
+ */
+#define CACHED 0x80000000u
+#define CACHE_CLASSES 256u      /* 64 B .. 16 KiB */
+#define CACHE_DEPTH 16u
+#define CACHE_MAX_BLOCKS 16384u /* at most 1 MiB cached per process and pool (and 1/64 of it) */
+#define CACHE_REFILL 8u
+#define CACHE_MIN_BLOCKS 16384u /* pools under 1 MiB keep no cache: it would crowd them */
+
+struct pool_cache {
+	uint32_t total; /* blocks cached */
+	uint32_t n[CACHE_CLASSES + 1];
+	uint32_t blk[CACHE_CLASSES + 1][CACHE_DEPTH];
+};
 #define DEFAULT_SIZE (64ull << 20)
 #define MAX_ALIGN 4096u
 
@@ -86,6 +106,9 @@ struct dragon_pool {
 	uint64_t id;
 	uint64_t map_size;
 	_Atomic uint64_t self; /* this process's tag (low 32 bits) and the pid it was taken by */
+	_Atomic int cache_busy; /* a try-lock: threads that find it taken use the shared path */
+	int cache_pid;          /* the process the cache's runs belong to (a fork starts empty) */
+	struct pool_cache *cache;
 };
 
 /* Attached pools of this process, so that a pool is mapped once however often it is attached. */
@@ -166,8 +189,12 @@ static int map_pool(int fd, uint64_t expect_id, dragon_pool_t **out)
 	return DRAGON_OK;
 }
 
+static void cache_flush(dragon_pool_t *p);
+
 static void unmap_pool(dragon_pool_t *p)
 {
+	cache_flush(p);
+	free(p->cache);
 	munmap(p->h, p->map_size);
 	close(p->fd);
 	free(p);
@@ -576,7 +603,7 @@ static uint64_t sweep_locked(dragon_pool_t *p, uint32_t tag)
 
 		if (!n)
 			continue;
-		if (atomic_load_explicit(&p->owners[i], memory_order_relaxed) == tag) {
+		if ((atomic_load_explicit(&p->owners[i], memory_order_relaxed) & ~CACHED) == tag) {
 			free_locked(p, i, n);
 			freed++;
 		}
@@ -750,6 +777,165 @@ static int check_alloc_args(dragon_pool_t *pool, size_t size, size_t *align, dra
 	return DRAGON_OK;
 }
 
+/* --- the per-process cache (see CACHED above) --------------------------------------------- */
+
+static pthread_once_t cache_exit_once = PTHREAD_ONCE_INIT;
+
+/* At exit, cached runs go back to the shared heap (a killed process's go by the sweep). */
+static void cache_exit(void)
+{
+	pthread_mutex_lock(&table_lock);
+	for (dragon_pool_t *q = table; q; q = q->next)
+		cache_flush(q);
+	pthread_mutex_unlock(&table_lock);
+}
+
+static void cache_exit_register(void)
+{
+	atexit(cache_exit);
+}
+
+/* Take the cache of this handle for this process, or NULL (a small pool, another thread in it). */
+/*
+ * Size classes: exact up to 8 blocks, then four per doubling (10, 12, 14, 16, 20, ... 256), so
+ * that mixed sizes share classes; a cached allocation wastes at most 1/4 of itself.
+ */
+static uint64_t cache_class(uint64_t n)
+{
+	if (n <= 8)
+		return n;
+	uint64_t step = 1ull << (63 - __builtin_clzll(n - 1) - 2);
+	return (n + step - 1) / step * step;
+}
+
+static struct pool_cache *cache_enter(dragon_pool_t *p)
+{
+	int me = dg_self_pid();
+
+	if (p->h->nblocks < CACHE_MIN_BLOCKS ||
+	    atomic_exchange_explicit(&p->cache_busy, 1, memory_order_acquire))
+		return NULL;
+	if (p->cache_pid != me) {
+		/* a fork: what the cache holds is the parent's (its tag), not ours to hand out */
+		if (!p->cache)
+			p->cache = malloc(sizeof(*p->cache));
+		if (p->cache)
+			memset(p->cache, 0, sizeof(*p->cache));
+		p->cache_pid = me;
+		pthread_once(&cache_exit_once, cache_exit_register);
+	}
+	if (!p->cache)
+		atomic_store_explicit(&p->cache_busy, 0, memory_order_release);
+	return p->cache;
+}
+
+static void cache_leave(dragon_pool_t *p)
+{
+	atomic_store_explicit(&p->cache_busy, 0, memory_order_release);
+}
+
+/* Give back k runs of class n from the cache's top; pool lock held. */
+static void cache_drop_locked(dragon_pool_t *p, struct pool_cache *c, uint32_t n, uint32_t k)
+{
+	while (k-- && c->n[n]) {
+		uint32_t b = c->blk[n][--c->n[n]];
+		c->total -= n;
+		if (p->sizes[b] == n)
+			free_locked(p, b, n);
+	}
+}
+
+static void cache_flush(dragon_pool_t *p)
+{
+	struct pool_cache *c;
+	int any = 0;
+
+	if (!p->cache || p->cache_pid != dg_self_pid() || !(c = cache_enter(p)))
+		return;
+	for (uint32_t n = 1; n <= CACHE_CLASSES; n++)
+		any |= c->n[n] != 0;
+	if (any && pool_lock(p) == DRAGON_OK) {
+		for (uint32_t n = 1; n <= CACHE_CLASSES; n++)
+			cache_drop_locked(p, c, n, CACHE_DEPTH);
+		pthread_mutex_unlock(&p->h->lock);
+		dg_wake_seq(&p->h->free_seq, &p->h->free_waiters);
+	}
+	cache_leave(p);
+}
+
+/* A run of n blocks from the cache, refilled under one lock when empty. */
+static int cache_get(dragon_pool_t *p, uint64_t n, uint32_t tag, uint64_t *blk)
+{
+	struct pool_cache *c;
+	uint32_t me;
+
+	if (n > CACHE_CLASSES || !(me = dg_pool_self_tag(p)) || !(c = cache_enter(p)))
+		return DRAGON_ENOSPACE;
+	n = cache_class(n);
+	if (!c->n[n] && pool_lock(p) == DRAGON_OK) {
+		struct pool_hdr *h = p->h;
+		uint64_t at;
+		uint32_t refill = n <= 8 ? CACHE_REFILL : n <= 64 ? 4 : 2;
+		for (uint32_t k = 0; k < refill && c->total + n <= CACHE_MAX_BLOCKS; k++) {
+			if (!find_run(p->bitmap, h->hint, h->nblocks, n, 1, &at) &&
+			    !find_run(p->bitmap, 0, h->nblocks, n, 1, &at))
+				break;
+			set_range(p->bitmap, at, n, 1);
+			atomic_store_explicit(&p->owners[at], me | CACHED, memory_order_relaxed);
+			p->sizes[at] = (uint32_t)n; /* the commit point, as in try_alloc */
+			h->used_blocks += n;
+			h->nallocs++;
+			h->hint = at + n < h->nblocks ? at + n : 0;
+			c->blk[n][c->n[n]++] = (uint32_t)at;
+			c->total += (uint32_t)n;
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	if (!c->n[n]) {
+		cache_leave(p);
+		return DRAGON_ENOSPACE;
+	}
+	*blk = c->blk[n][--c->n[n]];
+	c->total -= (uint32_t)n;
+	atomic_store_explicit(&p->owners[*blk], tag, memory_order_release);
+	cache_leave(p);
+	return DRAGON_OK;
+}
+
+/* Keep a freed run in the cache; DRAGON_ENOSPACE sends the caller down the shared path. */
+static int cache_put(dragon_pool_t *p, uint64_t blk, size_t size)
+{
+	struct pool_cache *c;
+	uint32_t me, n = p->sizes[blk]; /* stable while allocated, and it is ours to free */
+
+	/* someone waits for space: let the free reach the shared heap and wake them */
+	if (!n || n > CACHE_CLASSES || cache_class(n) != n || (uint64_t)n * BLOCK < size ||
+	    atomic_load_explicit(&p->h->free_waiters, memory_order_relaxed) ||
+	    (atomic_load_explicit(&p->owners[blk], memory_order_relaxed) & CACHED) ||
+	    !(me = dg_pool_self_tag(p)) || !(c = cache_enter(p)))
+		return DRAGON_ENOSPACE;
+	uint32_t cap = p->h->nblocks / 64 < CACHE_MAX_BLOCKS ? (uint32_t)(p->h->nblocks / 64)
+							    : CACHE_MAX_BLOCKS;
+	if (c->n[n] == CACHE_DEPTH || c->total + n > cap) {
+		if (pool_lock(p) != DRAGON_OK) {
+			cache_leave(p);
+			return DRAGON_ENOSPACE;
+		}
+		cache_drop_locked(p, c, n, CACHE_DEPTH / 2);
+		pthread_mutex_unlock(&p->h->lock);
+		dg_wake_seq(&p->h->free_seq, &p->h->free_waiters);
+		if (c->total + n > cap) { /* other classes fill it: this one takes the shared path */
+			cache_leave(p);
+			return DRAGON_ENOSPACE;
+		}
+	}
+	atomic_store_explicit(&p->owners[blk], me | CACHED, memory_order_relaxed);
+	c->blk[n][c->n[n]++] = (uint32_t)blk;
+	c->total += n;
+	cache_leave(p);
+	return DRAGON_OK;
+}
+
 static int alloc_common(dragon_pool_t *pool, size_t size, size_t align, long timeout_us,
 			uint32_t tag, dragon_mem_t *mem)
 {
@@ -763,8 +949,10 @@ static int alloc_common(dragon_pool_t *pool, size_t size, size_t align, long tim
 	h = pool->h;
 	n = (size + BLOCK - 1) / BLOCK;
 	a = align > BLOCK ? align / BLOCK : 1;
+	if (a == 1 && cache_get(pool, n, tag, &blk) == DRAGON_OK)
+		goto done;
 	dg_deadline_start(&dl, timeout_us);
-	for (;;) {
+	for (int flushed = 0;;) {
 		uint32_t seen = atomic_load(&h->free_seq);
 
 		rv = try_alloc(pool, n, a, tag, &blk);
@@ -772,6 +960,10 @@ static int alloc_common(dragon_pool_t *pool, size_t size, size_t align, long tim
 			break;
 		if (rv != DRAGON_ENOSPACE)
 			return rv;
+		if (!flushed++) { /* what our own cache holds first */
+			cache_flush(pool);
+			continue;
+		}
 		if (timeout_us == 0)
 			return dg_err(DRAGON_ENOSPACE, "pool %016llx has no free run of %zu bytes",
 				      (unsigned long long)pool->id, size);
@@ -784,6 +976,7 @@ static int alloc_common(dragon_pool_t *pool, size_t size, size_t align, long tim
 							"within %ld us",
 				      size, (unsigned long long)pool->id, timeout_us);
 	}
+done:
 	mem->pool = pool;
 	mem->offset = blk * BLOCK;
 	mem->size = size;
@@ -818,11 +1011,17 @@ DRAGON_API int dragon_pool_free(dragon_mem_t *mem)
 		return dg_err(DRAGON_EINVAL, "offset %llu is not an allocation of pool %016llx",
 			      (unsigned long long)mem->offset, (unsigned long long)p->id);
 	blk = mem->offset / BLOCK;
+	if (cache_put(p, blk, mem->size) == DRAGON_OK) {
+		mem->ptr = NULL;
+		mem->size = 0;
+		return DRAGON_OK;
+	}
 	rv = pool_lock(p);
 	if (rv)
 		return rv;
 	n = p->sizes[blk];
-	if (!n || (uint64_t)n * BLOCK < mem->size) {
+	if (!n || (uint64_t)n * BLOCK < mem->size ||
+	    (atomic_load_explicit(&p->owners[blk], memory_order_relaxed) & CACHED)) {
 		pthread_mutex_unlock(&h->lock);
 		return dg_err(DRAGON_EINVAL, "offset %llu of pool %016llx is not allocated "
 					     "(double free?)",
@@ -846,6 +1045,7 @@ DRAGON_API int dragon_pool_stats(const dragon_pool_t *pool, dragon_pool_stats_t 
 	if (!pool || !st)
 		return dg_err(DRAGON_EINVAL, "dragon_pool_stats: NULL argument");
 	h = p->h;
+	cache_flush(p); /* our cached runs are free space; other processes' count as used */
 	rv = pool_lock(p);
 	if (rv)
 		return rv;
