@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
@@ -52,6 +53,8 @@
 
 /* How long ADAPTIVE spins before sleeping: above a futex wake-up's cost here (~20-45 us). */
 #define ADAPTIVE_SPIN_NS 30000L
+/* ADAPTIVE yields the CPU between spins after this long (a ping-pong answer takes ~1 us). */
+#define YIELD_AFTER_NS 4000L
 /* A slot claimed this long while we wait gets its owner checked, then every CHECK_NS. */
 #define STUCK_NS 100000L
 #define CHECK_NS 2000000L
@@ -300,6 +303,12 @@ static int wait_change(dragon_channel_t *ch, int recv_side, struct slot *s, uint
 				}
 				if (mode == DRAGON_WAIT_ADAPTIVE && now - ws->since_ns > ADAPTIVE_SPIN_NS)
 					break;
+				/*
+				 * Past a round trip's worth of spinning, the peer we wait for is
+				 * likely not running (more processes than CPUs): offer it ours.
+				 */
+				if (mode == DRAGON_WAIT_ADAPTIVE && now - ws->since_ns > YIELD_AFTER_NS)
+					sched_yield();
 			}
 		}
 	}

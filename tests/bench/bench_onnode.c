@@ -255,12 +255,22 @@ static int bench_bw(const char *impl, long base)
 	}
 	/* dragon-zc: zero-copy, the sender fills a pool allocation and passes it (one copy, not two) */
 	int zc = !strcmp(impl, "dragon-zc");
-	if (strcmp(impl, "dragon-adaptive") && strcmp(impl, "dragon-spin") && !zc)
+	/* dragon-batch: the window as one dragon_channel_send_many, drained by recv_many */
+	int batch = !strcmp(impl, "dragon-batch");
+	if (strcmp(impl, "dragon-adaptive") && strcmp(impl, "dragon-spin") && !zc && !batch)
 		return fprintf(stderr, "unknown impl %s\n", impl), 2;
 	const dragon_pool_attr_t pa = { .size = (size_t)(WINDOW + 8) * maxsz + (64u << 20) };
 	const dragon_channel_attr_t ca = { .capacity = WINDOW };
 	dragon_pool_t *pool;
 	dragon_channel_t *data, *ack;
+	const void *sbufs[WINDOW];
+	void *rbufs[WINDOW];
+	size_t lens[WINDOW], caps[WINDOW], rlens[WINDOW];
+	for (int m = 0; m < WINDOW; m++) {
+		sbufs[m] = buf;
+		rbufs[m] = dst; /* every message lands on the same buffer, as the plain receive does */
+		caps[m] = maxsz;
+	}
 	dragon_wait_t w = { .timeout_us = -1,
 			    .mode = strcmp(impl, "dragon-spin") ? DRAGON_WAIT_ADAPTIVE : DRAGON_WAIT_SPIN };
 	if ((rc = dragon_pool_create(&pa, &pool)) || (rc = dragon_channel_create(pool, &ca, &data)) ||
@@ -280,7 +290,22 @@ static int bench_bw(const char *impl, long base)
 		for (int r = -1; r < bench_reps(); r++) { /* round -1 warms up */
 			double t0 = bench_now();
 			for (long k = 0; k < per; k++) {
-				if (sender) {
+				if (sender && batch) {
+					size_t sent;
+					for (int m = 0; m < WINDOW; m++)
+						lens[m] = size;
+					if ((rc = dragon_channel_send_many(data, sbufs, lens, WINDOW, &sent, &w)))
+						die("send_many", rc);
+					if ((rc = dragon_channel_recv(ack, dst, 1, &len, &w)))
+						die("recv ack", rc);
+				} else if (batch) {
+					for (size_t got = 0, n; got < WINDOW; got += n)
+						if ((rc = dragon_channel_recv_many(data, rbufs, caps, rlens,
+										   WINDOW - got, &n, &w)))
+							die("recv_many", rc);
+					if ((rc = dragon_channel_send(ack, dst, 1, &w)))
+						die("send ack", rc);
+				} else if (sender) {
 					for (int m = 0; m < WINDOW; m++) {
 						dragon_mem_t mem;
 						if (zc) {
@@ -338,6 +363,7 @@ static int bench_bw(const char *impl, long base)
 /* ---- B3: n producers and n consumers on one queue, 64 B messages ---- */
 
 #define MPMC_SIZE 64
+#define MPMC_BATCH 32
 
 static void wait_go(struct shared *sh)
 {
@@ -358,7 +384,9 @@ static int bench_mpmc(const char *impl, int n, long base)
 
 	if (n < 1 || n > MAX_PROCS)
 		return fprintf(stderr, "1 <= n <= %d\n", MAX_PROCS), 2;
-	if (!strcmp(impl, "dragon-adaptive")) {
+	/* dragon-batch: producers send 32 at a time (send_many), consumers take up to 32 (recv_many) */
+	int batch = !strcmp(impl, "dragon-batch");
+	if (!strcmp(impl, "dragon-adaptive") || batch) {
 		const dragon_channel_attr_t ca = { .capacity = 256, .block_size = MPMC_SIZE };
 		if ((rc = dragon_pool_create(NULL, &pool)) || (rc = dragon_channel_create(pool, &ca, &ch)))
 			die("create", rc);
@@ -383,6 +411,53 @@ static int bench_mpmc(const char *impl, int n, long base)
 		if (fds[0] >= 0)
 			close(producer ? fds[0] : fds[1]);
 		wait_go(sh);
+		if (producer && batch) {
+			unsigned char bm[MPMC_BATCH][MPMC_SIZE] = { { 0 } };
+			const void *bufs[MPMC_BATCH];
+			size_t lens[MPMC_BATCH], sent;
+			for (int j = 0; j < MPMC_BATCH; j++) {
+				bufs[j] = bm[j];
+				lens[j] = MPMC_SIZE;
+			}
+			for (long k = 0; k < total / n; k += MPMC_BATCH) {
+				size_t m = total / n - k < MPMC_BATCH ? (size_t)(total / n - k) : MPMC_BATCH;
+				for (size_t j = 0; j < m; j++) {
+					long v = k + (long)j;
+					memcpy(bm[j], &v, sizeof(v));
+				}
+				if (dragon_channel_send_many(ch, bufs, lens, m, &sent, &w))
+					_exit(3);
+			}
+			_exit(0);
+		}
+		if (batch) {
+			unsigned char bm[MPMC_BATCH][MPMC_SIZE];
+			void *bufs[MPMC_BATCH];
+			size_t caps[MPMC_BATCH], lens[MPMC_BATCH], m;
+			int stop = 0;
+			for (int j = 0; j < MPMC_BATCH; j++) {
+				bufs[j] = bm[j];
+				caps[j] = MPMC_SIZE;
+			}
+			while (!stop) {
+				if (dragon_channel_recv_many(ch, bufs, caps, lens, MPMC_BATCH, &m, &w))
+					_exit(3);
+				for (size_t j = 0; j < m; j++) {
+					if (lens[j] != MPMC_SIZE) { /* a stop: pass on others taken with it */
+						for (size_t x = j + 1; x < m; x++)
+							if (lens[x] != MPMC_SIZE &&
+							    dragon_channel_send(ch, "", 1, &w))
+								_exit(3);
+						stop = 1;
+						break;
+					}
+					got++;
+				}
+			}
+			atomic_fetch_add(&sh->received, got);
+			sh->done_at[i - n] = bench_now();
+			_exit(0);
+		}
 		if (producer) {
 			for (long k = 0; k < total / n; k++) {
 				memcpy(msg, &k, sizeof(k));

@@ -25,8 +25,8 @@ mpi=no; [ -x "$B/tests/bench/bench_mpi" ] && command -v mpirun >/dev/null && mpi
 zmq=no; [ -x "$B/tests/bench/bench_zmq" ] && zmq=yes
 nng=no; [ -x "$B/tests/bench/bench_nng" ] && nng=yes
 for i in dragon-spin dragon-idle dragon-adaptive futex pipe; do rows $i B1 5; done
-for i in dragon-adaptive dragon-zc memcpy; do rows $i B2 7; done
-for i in dragon-adaptive pipe; do rows $i B3 3; done
+for i in dragon-adaptive dragon-zc dragon-batch memcpy; do rows $i B2 7; done
+for i in dragon-adaptive dragon-batch pipe; do rows $i B3 3; done
 for i in dragon-pool glibc-malloc; do rows $i B7 3; done
 [ $mpi = yes ] && { rows openmpi-sm B1 5; rows openmpi-sm B2 7; }
 [ $zmq = yes ] && { rows zmq-ipc B1 5; rows zmq-ipc B2 7; rows zmq-ipc B3 3; }

@@ -12,6 +12,10 @@ run() {
 for m in spin idle adaptive; do
 	case $m in spin) n=400000 ;; *) n=40000 ;; esac
 	run dragon-$m "$B/tests/bench/bench_onnode" lat dragon-$m $n
+	# BENCH_BASELINE=an older bench_onnode: its rows as v1-dragon-* in the same run
+	if [ -n "${BENCH_BASELINE:-}" ]; then
+		run v1-dragon-$m "$BENCH_BASELINE" lat dragon-$m $n | sed 's/,dragon-/,v1-dragon-/'
+	fi
 done
 run futex "$B/tests/bench/bench_onnode" lat futex 40000
 run pipe "$B/tests/bench/bench_onnode" lat pipe 40000
@@ -31,10 +35,11 @@ if [ -x "$B/tests/bench/bench_nng" ]; then
 else
 	echo "skip,$P,nng-ipc,nng not installed"
 fi
-# the issue's goals, at the sizes they name
-for s in 8 64 1024; do
+# the issue's goals (issue 16), at the sizes they name
+for s in 8 64 1024 65536; do
 	echo "target,$P,pingpong,$s,lat_us,dragon-spin,openmpi-sm,le,1.5"
 done
-echo "target,$P,pingpong,8,lat_us,dragon-adaptive,openmpi-sm,le,3"
-echo "target,$P,pingpong,8,lat_us,dragon-adaptive,zmq-ipc,le,0.1"
+for s in 8 64 1024; do
+	echo "target,$P,pingpong,$s,lat_us,dragon-adaptive,openmpi-sm,le,2"
+done
 echo "target,$P,pingpong,*,lat_us,dragon-idle,futex,le,1.2"
