@@ -8,9 +8,10 @@
 #include <dragon/pool.h>
 
 /*
- * Usage: chcost one|window|alloc N
+ * Usage: chcost one|window|batch|alloc N
  *   one     N times: send one 8-byte message, receive it (the ping-pong path without the peer)
  *   window  N/32 times: send 32 messages of 8 bytes, receive 32 (the streaming path)
+ *   batch   N/32 times: send_many 32 messages of 8 bytes, recv_many 32
  *   alloc   N times: allocate and free 64 bytes of a pool
  * Run under `valgrind --tool=callgrind` and divide the inclusive cost of the public calls by N:
  * instruction counts do not depend on the machine's load, unlike wall-clock figures.
@@ -27,7 +28,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (argc != 3)
-		return fprintf(stderr, "usage: chcost one|window|alloc N\n"), 2;
+		return fprintf(stderr, "usage: chcost one|window|batch|alloc N\n"), 2;
 	n = atol(argv[2]);
 	if ((rc = dragon_pool_create(NULL, &pool)) || (rc = dragon_channel_create(pool, &ca, &ch)))
 		return fprintf(stderr, "chcost: %s\n", dragon_errmsg()), 1;
@@ -44,6 +45,21 @@ int main(int argc, char **argv)
 				if (dragon_channel_recv(ch, buf, 64, &len, &w))
 					return fprintf(stderr, "chcost: %s\n", dragon_errmsg()), 1;
 		}
+	} else if (!strcmp(argv[1], "batch")) {
+		const void *sb[32];
+		void *rb[32];
+		size_t sl[32], caps[32], rl[32], k;
+		char r[32][64];
+		for (int j = 0; j < 32; j++) {
+			sb[j] = buf;
+			sl[j] = 8;
+			rb[j] = r[j];
+			caps[j] = 64;
+		}
+		for (long i = 0; i < n / 32; i++)
+			if (dragon_channel_send_many(ch, sb, sl, 32, &k, &w) ||
+			    dragon_channel_recv_many(ch, rb, caps, rl, 32, &k, &w) || k != 32)
+				return fprintf(stderr, "chcost: %s\n", dragon_errmsg()), 1;
 	} else if (!strcmp(argv[1], "alloc")) {
 		dragon_mem_t m;
 		for (long i = 0; i < n; i++)
