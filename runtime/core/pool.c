@@ -51,9 +51,9 @@
  */
 #define CACHED 0x80000000u
 #define CACHE_CLASSES 256u      /* 64 B .. 16 KiB */
-#define CACHE_DEPTH 16u
+#define CACHE_DEPTH 64u
 #define CACHE_MAX_BLOCKS 16384u /* at most 1 MiB cached per process and pool (and 1/64 of it) */
-#define CACHE_REFILL 8u
+#define CACHE_REFILL 32u
 #define CACHE_MIN_BLOCKS 16384u /* pools under 1 MiB keep no cache: it would crowd them */
 
 struct pool_cache {
@@ -875,7 +875,9 @@ static int cache_get(dragon_pool_t *p, uint64_t n, uint32_t tag, uint64_t *blk)
 	if (!c->n[n] && pool_lock(p) == DRAGON_OK) {
 		struct pool_hdr *h = p->h;
 		uint64_t at;
-		uint32_t refill = n <= 8 ? CACHE_REFILL : n <= 64 ? 4 : 2;
+		/* memory often flows one way (a producer allocates, a consumer frees): big batches
+		 * amortize the lock on both sides */
+		uint32_t refill = n <= 16 ? CACHE_REFILL : n <= 64 ? 8 : 2;
 		for (uint32_t k = 0; k < refill && c->total + n <= CACHE_MAX_BLOCKS; k++) {
 			if (!find_run(p->bitmap, h->hint, h->nblocks, n, 1, &at) &&
 			    !find_run(p->bitmap, 0, h->nblocks, n, 1, &at))

@@ -1,21 +1,91 @@
 /* tests/bench/chcost.c: per-message instruction probe for callgrind: one process sends and receives on one channel. */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <dragon/channel.h>
 #include <dragon/error.h>
 #include <dragon/pool.h>
 
 /*
- * Usage: chcost one|window|batch|alloc N
+ * Usage: chcost one|window|batch|alloc|line N
  *   one     N times: send one 8-byte message, receive it (the ping-pong path without the peer)
  *   window  N/32 times: send 32 messages of 8 bytes, receive 32 (the streaming path)
  *   batch   N/32 times: send_many 32 messages of 8 bytes, recv_many 32
  *   alloc   N times: allocate and free 64 bytes of a pool
+ *   line    the hardware floor, not under callgrind: one cache line handed back and forth
+ *           between a process on CPU 0 and one on CPU 1, 21 batches of N round trips; prints
+ *           the one-way time of the fastest and the median batch
  * Run under `valgrind --tool=callgrind` and divide the inclusive cost of the public calls by N:
  * instruction counts do not depend on the machine's load, unlike wall-clock figures.
  */
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t s;
+
+	CPU_ZERO(&s);
+	CPU_SET(cpu, &s);
+	sched_setaffinity(0, sizeof(s), &s);
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One line, two writers taking turns: each turn is one transfer of the line to the other CPU. */
+static int line(long n)
+{
+	_Atomic long *turn = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+				  -1, 0);
+	double t[21];
+
+	if (turn == MAP_FAILED)
+		return 1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		pin(1);
+		for (long i = 0; i < 21 * n; i++) {
+			while (atomic_load_explicit(turn, memory_order_acquire) != 2 * i + 1)
+				__builtin_ia32_pause();
+			atomic_store_explicit(turn, 2 * i + 2, memory_order_release);
+		}
+		_exit(0);
+	}
+	pin(0);
+	for (int r = 0; r < 21; r++) {
+		double t0 = now_s();
+		for (long i = r * n; i < (r + 1) * n; i++) {
+			atomic_store_explicit(turn, 2 * i + 1, memory_order_release);
+			while (atomic_load_explicit(turn, memory_order_acquire) != 2 * i + 2)
+				__builtin_ia32_pause();
+		}
+		t[r] = (now_s() - t0) / n / 2 * 1e9;
+	}
+	waitpid(pid, NULL, 0);
+	qsort(t, 21, sizeof(double), cmp_d);
+	printf("cache-line hand-off CPU 0 <-> CPU 1, one way: fastest batch %.1f ns, median %.1f ns\n",
+	       t[0], t[10]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	dragon_pool_t *pool;
@@ -28,8 +98,10 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (argc != 3)
-		return fprintf(stderr, "usage: chcost one|window|batch|alloc N\n"), 2;
+		return fprintf(stderr, "usage: chcost one|window|batch|alloc|line N\n"), 2;
 	n = atol(argv[2]);
+	if (!strcmp(argv[1], "line"))
+		return line(n);
 	if ((rc = dragon_pool_create(NULL, &pool)) || (rc = dragon_channel_create(pool, &ca, &ch)))
 		return fprintf(stderr, "chcost: %s\n", dragon_errmsg()), 1;
 	if (!strcmp(argv[1], "one")) {
