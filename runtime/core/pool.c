@@ -538,20 +538,27 @@ static void repair(dragon_pool_t *p)
 	struct pool_hdr *h = p->h;
 	uint64_t used = 0, allocs = 0;
 
-	memset(p->bitmap, 0, (h->nblocks + 63) / 64 * 8);
-	for (uint64_t i = 0; i < h->nblocks; i++) {
+	uint64_t nb = h->nblocks;
+
+	/*
+	 * The bitmap is a superset of the truth (an allocation sets its bits before its size entry,
+	 * a free clears them after; fences keep the compiler to that order), so only its set bits
+	 * need a look: O(bitmap words + allocations), not O(blocks). A set bit that starts no
+	 * allocation is a torn one's, cleared.
+	 */
+	for (uint64_t i = next_bit(p->bitmap, 0, nb, 1); i < nb; i = next_bit(p->bitmap, i, nb, 1)) {
 		uint32_t n = p->sizes[i];
 
-		if (!n)
-			continue;
-		if (n > h->nblocks - i) {
-			p->sizes[i] = 0; /* a torn write: that allocation never completed */
+		if (n && n <= nb - i) {
+			set_range(p->bitmap, i, n, 1);
+			used += n;
+			allocs++;
+			i += n;
 			continue;
 		}
-		set_range(p->bitmap, i, n, 1);
-		used += n;
-		allocs++;
-		i += n - 1;
+		p->sizes[i] = 0; /* a torn write: that allocation never completed */
+		set_range(p->bitmap, i, 1, 0);
+		i++;
 	}
 	h->used_blocks = used;
 	h->nallocs = allocs;
@@ -580,6 +587,7 @@ static void free_locked(dragon_pool_t *p, uint64_t blk, uint32_t n)
 	struct pool_hdr *h = p->h;
 
 	p->sizes[blk] = 0; /* the commit point of a free */
+	atomic_thread_fence(memory_order_release); /* ... before the bits go (see repair) */
 	atomic_store_explicit(&p->owners[blk], 0, memory_order_relaxed);
 	set_range(p->bitmap, blk, n, 0);
 	h->used_blocks -= n;
@@ -598,16 +606,21 @@ static uint64_t sweep_locked(dragon_pool_t *p, uint32_t tag)
 {
 	uint64_t freed = 0;
 
-	for (uint64_t i = 0; i < p->h->nblocks; i++) {
+	uint64_t nb = p->h->nblocks;
+
+	/* allocations start at set bits of the bitmap: skip the free space a word at a time */
+	for (uint64_t i = next_bit(p->bitmap, 0, nb, 1); i < nb; i = next_bit(p->bitmap, i, nb, 1)) {
 		uint32_t n = p->sizes[i];
 
-		if (!n)
+		if (!n) {
+			i++;
 			continue;
+		}
 		if ((atomic_load_explicit(&p->owners[i], memory_order_relaxed) & ~CACHED) == tag) {
 			free_locked(p, i, n);
 			freed++;
 		}
-		i += n - 1;
+		i += n;
 	}
 	return freed;
 }
@@ -747,6 +760,7 @@ static int try_alloc(dragon_pool_t *p, uint64_t n, uint64_t a, uint32_t tag, uin
 	/* Bitmap and owner first, size map last: the size entry is the commit point (see repair). */
 	set_range(p->bitmap, at, n, 1);
 	atomic_store_explicit(&p->owners[at], tag, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release); /* bits before the commit (see repair) */
 	p->sizes[at] = (uint32_t)n;
 	h->used_blocks += n;
 	h->nallocs++;
@@ -884,6 +898,7 @@ static int cache_get(dragon_pool_t *p, uint64_t n, uint32_t tag, uint64_t *blk)
 				break;
 			set_range(p->bitmap, at, n, 1);
 			atomic_store_explicit(&p->owners[at], me | CACHED, memory_order_relaxed);
+			atomic_thread_fence(memory_order_release);
 			p->sizes[at] = (uint32_t)n; /* the commit point, as in try_alloc */
 			h->used_blocks += n;
 			h->nallocs++;
