@@ -233,7 +233,11 @@ static int repair(dragon_channel_t *ch, struct slot *s, uint64_t seen)
 			return 1;
 		if (fl & SLOT_MEM)
 			free_orphan(ch, off);
-		atomic_store_explicit(&s->flags, 0, memory_order_relaxed);
+		/*
+		 * The flags stay as they are: the receiver that takes the hole clears them when it
+		 * releases the slot. Clearing them here could hit the next lap's message, once
+		 * the hole has been taken and the slot claimed again.
+		 */
 		notify_recv(h);
 	} else if (w_st(seen) == ST_TAKING) {
 		/* A receiver died between taking a message and releasing its slot: lost with it. */
@@ -579,8 +583,20 @@ static int claim_send(struct ch_hdr *h, uint32_t tag, struct slot **sp, uint64_t
 				t = e;
 			continue;
 		}
-		if (d > 0) { /* we lag a lap or more behind */
-			t = atomic_load_explicit(&h->tail, memory_order_relaxed);
+		if (d > 0) {
+			/*
+			 * The slot is past ticket t, so t was claimed: tail must be past it too. Help it
+			 * on rather than just reload it: its claimant may have died before advancing it
+			 * and nobody else helped while the slot sat at ticket t (found by the kill test:
+			 * every later sender then reloaded the same stale tail forever).
+			 */
+			uint64_t e = t;
+			if (atomic_compare_exchange_strong_explicit(&h->tail, &e, t + 1,
+								    memory_order_relaxed,
+								    memory_order_relaxed))
+				t = t + 1;
+			else
+				t = e;
 			continue;
 		}
 		/* d < 0: the slot still holds the message a lap before ours: full, unless tail moved */
@@ -692,7 +708,14 @@ static int find_recv(dragon_channel_t *ch, struct slot **sp, uint64_t *tp, uint6
 			continue;
 		}
 		if (d > 0) {
-			t = atomic_load_explicit(&h->head, memory_order_relaxed);
+			/* ticket t was taken (its slot moved on): help head past it, as senders do */
+			uint64_t e = t;
+			if (atomic_compare_exchange_strong_explicit(&h->head, &e, t + 1,
+								    memory_order_relaxed,
+								    memory_order_relaxed))
+				t = t + 1;
+			else
+				t = e;
 			continue;
 		}
 		/* EMPTY or CLAIMED at our ticket, or the previous lap still TAKING: nothing yet */
@@ -1020,8 +1043,10 @@ static unsigned ready(const dragon_channel_t *ch, unsigned events)
 
 	if (events & DRAGON_POLLIN) {
 		uint64_t t = atomic_load(&h->head);
-		for (int k = 0; k < 2; k++, t++) { /* head may lag one behind a taken ticket */
+		for (int k = 0; k < 3; k++, t++) { /* head may lag one behind a taken ticket */
 			uint64_t w = atomic_load(&slot_at(h, t)->word);
+			if (w_dist(w, t) > 0)
+				continue; /* taken already */
 			if (w_dist(w, t) != 0)
 				break;
 			if (w_st(w) == ST_FULL || w_st(w) == ST_HOLE) {
@@ -1034,8 +1059,10 @@ static unsigned ready(const dragon_channel_t *ch, unsigned events)
 	}
 	if (events & DRAGON_POLLOUT) {
 		uint64_t t = atomic_load(&h->tail);
-		for (int k = 0; k < 2; k++, t++) { /* tail may lag one behind a claimed ticket */
+		for (int k = 0; k < 3; k++, t++) { /* tail may lag one behind a claimed ticket */
 			uint64_t w = atomic_load(&slot_at(h, t)->word);
+			if (w_dist(w, t) > 0)
+				continue; /* claimed already */
 			if (w_dist(w, t) != 0)
 				break;
 			if (w_st(w) == ST_EMPTY) {
@@ -1120,7 +1147,18 @@ DRAGON_API int dragon_channel_poll_many(dragon_channel_t *const *chs, const unsi
 		int in = events[0] & DRAGON_POLLIN;
 		_Atomic uint32_t *seq = in ? &h->recv_seq : &h->send_seq;
 		_Atomic uint32_t *waiters = in ? &h->recv_waiters : &h->send_waiters;
-		if (left.tv_sec > 0 || left.tv_nsec > CHECK_NS) {
+		int held = 0;
+		for (size_t i = 0; i < n && !held; i++) {
+			if (!(events[i] & DRAGON_POLLIN))
+				continue;
+			uint64_t t = atomic_load(&chs[i]->h->head);
+			uint64_t hw = atomic_load(&slot_at(chs[i]->h, t)->word);
+			held = w_dist(hw, t) == 0 && w_tag(hw) &&
+			       (w_st(hw) == ST_CLAIMED || w_st(hw) == ST_TAKING);
+		}
+		/* one channel whose head nobody holds: sleep until woken (or the deadline) */
+		int sliced = n > 1 || held;
+		if (sliced && (left.tv_sec > 0 || left.tv_nsec > CHECK_NS)) {
 			left.tv_sec = 0;
 			left.tv_nsec = CHECK_NS;
 		}
@@ -1131,7 +1169,8 @@ DRAGON_API int dragon_channel_poll_many(dragon_channel_t *const *chs, const unsi
 			now_ready = ready(chs[i], events[i]) != 0 ||
 				    atomic_load(&chs[i]->h->closed);
 		if (!now_ready)
-			syscall(SYS_futex, (uint32_t *)seq, FUTEX_WAIT, sq, &left, NULL, 0);
+			syscall(SYS_futex, (uint32_t *)seq, FUTEX_WAIT, sq,
+				dl.forever && !sliced ? NULL : &left, NULL, 0);
 		atomic_fetch_sub(waiters, 1);
 	}
 }
@@ -1188,10 +1227,13 @@ int dg_channel_audit(dragon_channel_t *ch, struct dg_channel_audit *a)
 
 void dg_channel_test_die_claiming(dragon_channel_t *ch)
 {
-	struct slot *s;
-	uint64_t t, seen;
+	/* Claim as claim_send does, but die before advancing tail: the harshest moment. */
+	uint64_t t = atomic_load(&ch->h->tail);
+	struct slot *s = slot_at(ch->h, t);
+	uint64_t w = mkw(t, ST_EMPTY, 0);
 
-	if (claim_send(ch->h, dg_pool_self_tag(ch->pool), &s, &t, &seen) == DRAGON_OK) {
+	if (atomic_compare_exchange_strong(&s->word, &w,
+					   mkw(t, ST_CLAIMED, dg_pool_self_tag(ch->pool)))) {
 		atomic_store(&s->len, 5);
 		memcpy(s->data, "torn", 5);
 	}

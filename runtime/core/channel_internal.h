@@ -18,8 +18,9 @@ struct dg_channel_audit {
 int dg_channel_audit(dragon_channel_t *ch, struct dg_channel_audit *a);
 
 /*
- * For tests of crash repair only: claim the next send slot (and write half a message), or take
- * the oldest message, and _exit(0) there, as a process SIGKILLed at that moment would.
+ * For tests of crash repair only: claim the next send slot (and write half a message, and die
+ * before advancing tail), or take the oldest message, and _exit(0) there, as a process
+ * SIGKILLed at that moment would.
  */
 void dg_channel_test_die_claiming(dragon_channel_t *ch) __attribute__((noreturn));
 void dg_channel_test_die_taking(dragon_channel_t *ch) __attribute__((noreturn));

@@ -330,6 +330,31 @@ static void a_sender_dead_after_its_claim_leaves_a_skipped_hole(void **state)
 	assert_int_equal(a.held_live + a.repaired + a.holes + a.full, 0);
 }
 
+static void a_hole_taken_before_any_send_leaves_no_stale_tail(void **state)
+{
+	struct fx *f = *state;
+	const dragon_wait_t brief = { .timeout_us = 300000 };
+	char b[16];
+	size_t len;
+
+	/*
+	 * The claimant dies before advancing tail; a receiver finds its slot held, makes it a hole
+	 * and takes it before any sender came by to help tail. The next send must still go in
+	 * (the kill test once wedged here: every sender reloaded the same stale tail).
+	 */
+	pid_t pid = fork();
+	if (pid == 0)
+		dg_channel_test_die_claiming(f->ch);
+	assert_int_equal(child_status(pid), 0);
+	assert_int_equal(dragon_channel_recv(f->ch, b, sizeof(b), &len, &brief), DRAGON_ETIMEDOUT);
+	unsigned rev;
+	assert_int_equal(dragon_channel_poll(f->ch, DRAGON_POLLOUT, &rev, &now), DRAGON_OK);
+	assert_int_equal(rev, DRAGON_POLLOUT);
+	assert_int_equal(dragon_channel_try_send(f->ch, "next", 5), DRAGON_OK);
+	assert_int_equal(dragon_channel_try_recv(f->ch, b, sizeof(b), &len), DRAGON_OK);
+	assert_string_equal(b, "next");
+}
+
 static void a_receiver_dead_mid_take_frees_its_slot(void **state)
 {
 	struct fx *f = *state;
@@ -551,6 +576,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(batches_keep_order_and_leave_what_does_not_fit, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(a_sender_dead_after_its_claim_leaves_a_skipped_hole,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(a_hole_taken_before_any_send_leaves_no_stale_tail,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(a_receiver_dead_mid_take_frees_its_slot, setup,
 						teardown),
