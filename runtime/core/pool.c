@@ -977,9 +977,15 @@ static int alloc_common(dragon_pool_t *pool, size_t size, size_t align, long tim
 			break;
 		if (rv != DRAGON_ENOSPACE)
 			return rv;
-		if (!flushed++) { /* what our own cache holds first */
+		if (flushed == 0) { /* what our own cache holds first ... */
+			flushed = 1;
 			cache_flush(pool);
 			continue;
+		}
+		if (flushed == 1) { /* ... then what dead processes held */
+			flushed = 2;
+			if (dg_pool_reclaim_dead(pool))
+				continue;
 		}
 		if (timeout_us == 0)
 			return dg_err(DRAGON_ENOSPACE, "pool %016llx has no free run of %zu bytes",

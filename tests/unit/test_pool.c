@@ -298,6 +298,20 @@ static void a_dead_owners_allocations_are_reclaimed(void **state)
 	assert_int_equal(dg_pool_tag_dead(p, child), 1);
 	assert_int_equal(dragon_pool_free(&untagged), DRAGON_OK);
 	assert_int_equal(dragon_pool_free(&mine), DRAGON_OK);
+	/* a full pool whose space a dead process holds: the allocation reclaims it, not fails */
+	dragon_mem_t big;
+	pid = fork();
+	if (pid == 0) {
+		dragon_mem_t m;
+		uint32_t t = dg_pool_self_tag(p);
+		_exit(!t || dg_pool_alloc_owned(p, 40 * 1024, 0, t, &m) ? 1 : 0);
+	}
+	waitpid(pid, &status, 0);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(dragon_pool_alloc(p, 32 * 1024, 0, &big), DRAGON_OK);
+	assert_int_equal(dragon_pool_free(&big), DRAGON_OK);
+	assert_int_equal(dragon_pool_stats(p, &st), DRAGON_OK);
+	assert_int_equal(st.allocations, 1); /* the dead process's own untagged one, kept */
 	assert_int_equal(dragon_pool_destroy(p), DRAGON_OK);
 }
 
