@@ -55,6 +55,12 @@
 #define ADAPTIVE_SPIN_NS 30000L
 /* ADAPTIVE yields the CPU between spins after this long (a ping-pong answer takes ~1 us). */
 #define YIELD_AFTER_NS 4000L
+/*
+ * SPIN yields too, but only after 50 us without an answer: never in a ping-pong between two
+ * running processes, and on an oversubscribed machine the waiter's CPU goes to whoever can run
+ * (Open MPI's busy loop does the same when oversubscribed).
+ */
+#define SPIN_YIELD_AFTER_NS 50000L
 /* A slot claimed this long while we wait gets its owner checked, then every CHECK_NS. */
 #define STUCK_NS 100000L
 #define CHECK_NS 2000000L
@@ -311,7 +317,8 @@ static int wait_change(dragon_channel_t *ch, int recv_side, struct slot *s, uint
 				 * Past a round trip's worth of spinning, the peer we wait for is
 				 * likely not running (more processes than CPUs): offer it ours.
 				 */
-				if (mode == DRAGON_WAIT_ADAPTIVE && now - ws->since_ns > YIELD_AFTER_NS)
+				if ((mode == DRAGON_WAIT_ADAPTIVE && now - ws->since_ns > YIELD_AFTER_NS) ||
+				    now - ws->since_ns > SPIN_YIELD_AFTER_NS)
 					sched_yield();
 			}
 		}

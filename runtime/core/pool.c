@@ -730,13 +730,30 @@ int dg_pool_alloc_owned(dragon_pool_t *pool, size_t size, long timeout_us, uint3
 
 uint64_t dg_pool_reclaim_dead(dragon_pool_t *p)
 {
+	uint32_t idx[NREC], gen[NREC], pid[NREC], nd = 0;
 	uint64_t freed = 0;
 
-	if (pool_lock(p) != DRAGON_OK)
+	/*
+	 * The /proc checks happen outside the lock (a thousand records take ~10 ms, far more on a
+	 * loaded machine, and every allocator would wait); under it, only records that are still
+	 * the dead ones we saw (same generation and pid) are released.
+	 */
+	for (uint32_t i = 1; i < NREC; i++) {
+		struct pool_rec *r = &p->recs[i];
+		uint32_t g = atomic_load(&r->gen), q = atomic_load(&r->pid);
+		if (q && !dg_proc_alive((int)q, atomic_load(&r->start))) {
+			idx[nd] = i;
+			gen[nd] = g;
+			pid[nd++] = q;
+		}
+	}
+	if (!nd || pool_lock(p) != DRAGON_OK)
 		return 0;
-	for (uint32_t i = 1; i < NREC; i++)
-		if (rec_dead_locked(p, i))
-			freed += rec_release_locked(p, i);
+	for (uint32_t k = 0; k < nd; k++) {
+		struct pool_rec *r = &p->recs[idx[k]];
+		if (atomic_load(&r->gen) == gen[k] && atomic_load(&r->pid) == pid[k])
+			freed += rec_release_locked(p, idx[k]);
+	}
 	pthread_mutex_unlock(&p->h->lock);
 	if (freed)
 		dg_wake_seq(&p->h->free_seq, &p->h->free_waiters);
