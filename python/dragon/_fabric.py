@@ -1,0 +1,139 @@
+"""dragon._fabric: join the fabric this process runs in, or start a private one-node fabric."""
+import atexit
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+
+from . import _config, _core
+
+_lock = threading.RLock()
+_joined = False
+_pid = None          # the process that joined (a forked child must join again)
+_private = None      # subprocess.Popen of the `dragon --local` keeping a private fabric
+
+# The private fabric's first process: it reports the fabric's environment on its stdout (the
+# launcher forwards it to us) and keeps the fabric up until its stdin, our pipe, closes.
+_KEEPER = 'env | grep "^DRAGON_"; echo "DRAGON_KEEPER_END"; exec cat >/dev/null'
+# What a process joining from outside takes from the keeper's environment (not its identity).
+_TAKE = ("DRAGON_LS_SOCKET", "DRAGON_RUNTIME_DIR", "DRAGON_FABRIC_ID", "DRAGON_NODE_INDEX",
+         "DRAGON_NODE_COUNT", "DRAGON_TA_INFO")
+
+
+def launcher():
+    """The `dragon` launcher this package goes with (DRAGON_LAUNCHER overrides)."""
+    env = os.environ.get("DRAGON_LAUNCHER")
+    if env:
+        return env
+    here = os.path.dirname(os.path.abspath(__file__))
+    build = getattr(_config, "BUILD_LAUNCHER", "")
+    if build and here.startswith(_config.BUILD_ROOT + os.sep) and os.access(build, os.X_OK):
+        return build
+    return _config.LAUNCHER
+
+
+def _start_private():
+    global _private
+    prog = launcher()
+    if not os.access(prog, os.X_OK):
+        raise FileNotFoundError(f"dragon: cannot start a private fabric: launcher {prog!r} "
+                                "not found (set DRAGON_LAUNCHER)")
+    # A session of its own: the terminal's Ctrl-C reaches this program, which tears the fabric
+    # down at exit, rather than the fabric under it.
+    p = subprocess.Popen([prog, "--local", "/bin/sh", "-c", _KEEPER], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, start_new_session=True, close_fds=True)
+    env = {}
+    buf = b""
+    deadline = time.monotonic() + float(os.environ.get("DRAGON_STARTUP_TIMEOUT", "30"))
+    fd = p.stdout.fileno()
+    while b"DRAGON_KEEPER_END\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0 or p.poll() is not None:
+            _stop(p)
+            raise ConnectionError(f"dragon: the private fabric did not start ({prog} --local "
+                                  f"exited with {p.returncode})" if p.returncode is not None
+                                  else "dragon: the private fabric did not start in time")
+        r, _, _ = select.select([fd], [], [], min(left, 0.5))
+        if r:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                p.wait(5)
+                continue
+            buf += chunk
+    for line in buf.decode().splitlines():
+        k, _, v = line.partition("=")
+        if k in _TAKE:
+            env[k] = v
+    os.environ.update(env)
+    # Children of a process the fabric did not start have no output sink: they write to ours
+    # directly (one node: /proc/PID/fd of this process), set by _child for its descendants.
+    os.environ.setdefault("DRAGON_PY_STDOUT", f"/proc/{os.getpid()}/fd/1")
+    os.environ.setdefault("DRAGON_PY_STDERR", f"/proc/{os.getpid()}/fd/2")
+    _private = p
+
+
+def _stop(p):
+    try:
+        p.stdin.close()
+    except OSError:
+        pass
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()  # by its pid; its local services follow it (they watch the control connection)
+        p.wait()
+    try:
+        p.stdout.close()
+    except OSError:
+        pass
+
+
+def ensure():
+    """Join the fabric (once per process); start a private one if there is none."""
+    global _joined, _pid
+    if _joined and _pid == os.getpid():
+        return
+    with _lock:
+        if _joined and _pid == os.getpid():
+            return
+        if _joined:      # a fork() of a joined process: its connections are the parent's
+            _joined = False
+        if not os.environ.get("DRAGON_LS_SOCKET") and not os.environ.get("DRAGON_RUNTIME_DIR"):
+            _start_private()
+        _core.init()
+        _joined = True
+        _pid = os.getpid()
+        atexit.register(_atexit)
+
+
+def joined():
+    return _joined and _pid == os.getpid()
+
+
+def private():
+    """True if this process started the fabric it uses (a private one-node fabric)."""
+    return _private is not None
+
+
+def _atexit():
+    global _joined, _private
+    if not (_joined and _pid == os.getpid()):
+        return
+    # Children first: leaving the fabric releases what this process owns (channels, processes).
+    try:
+        from . import mp
+        mp._shutdown()
+    except Exception:
+        pass
+    try:
+        _core.finalize()
+    except Exception:
+        pass
+    _joined = False
+    if _private is not None:
+        _stop(_private)
+        _private = None
+        for k in _TAKE + ("DRAGON_PY_STDOUT", "DRAGON_PY_STDERR"):
+            os.environ.pop(k, None)
