@@ -8,8 +8,8 @@ import sys
 
 def _redirect_output():
     # In a private fabric the processes the fabric starts have no output sink: they write to the
-    # original program's stdout and stderr directly (DRAGON_PY_STDOUT/STDERR name them).
-    for var, fd in (("DRAGON_PY_STDOUT", 1), ("DRAGON_PY_STDERR", 2)):
+    # original program's stdout and stderr directly (PYDRAGON_STDOUT/STDERR name them).
+    for var, fd in (("PYDRAGON_STDOUT", 1), ("PYDRAGON_STDERR", 2)):
         path = os.environ.get(var)
         if not path:
             continue

@@ -67,11 +67,83 @@ def _start_private():
         if k in _TAKE:
             env[k] = v
     os.environ.update(env)
-    # Children of a process the fabric did not start have no output sink: they write to ours
-    # directly (one node: /proc/PID/fd of this process), set by _child for its descendants.
-    os.environ.setdefault("DRAGON_PY_STDOUT", f"/proc/{os.getpid()}/fd/1")
-    os.environ.setdefault("DRAGON_PY_STDERR", f"/proc/{os.getpid()}/fd/2")
     _private = p
+    _start_relay()
+
+
+_relay = None  # (directory, [(fifo fd, our fd)]) of the output relay
+
+
+def _start_relay():
+    """Processes started by a process the fabric did not start have no output sink in local
+    services: in a private fabric they write into two FIFOs that a thread of ours copies to our
+    stdout and stderr (their lines land where this program's own output goes, in order)."""
+    global _relay
+    import tempfile
+    d = tempfile.mkdtemp(prefix="dragon-py-")
+    pairs = []
+    for name, ours in (("out", 1), ("err", 2)):
+        path = os.path.join(d, name)
+        os.mkfifo(path, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)  # read-write: never EOF while we live
+        pairs.append((fd, ours))
+        os.environ["PYDRAGON_STD" + name.upper()] = path
+    _relay = (d, pairs)
+    t = threading.Thread(target=_relay_loop, args=(pairs,), name="dragon-output", daemon=True)
+    t.start()
+
+
+def _relay_loop(pairs):
+    fds = {src: dst for src, dst in pairs}
+    while True:
+        try:
+            r, _, _ = select.select(list(fds), [], [])
+            for src in r:
+                _copy(src, fds[src])
+        except (OSError, ValueError):
+            return
+
+
+def _copy(src, dst):
+    data = os.read(src, 65536)
+    while data:
+        try:
+            n = os.write(dst, data)
+        except OSError:
+            return
+        data = data[n:]
+
+
+def _stop_relay():
+    global _relay
+    if _relay is None:
+        return
+    d, pairs = _relay
+    _relay = None
+    for src, dst in pairs:   # what is left in the FIFOs, then close them
+        os.set_blocking(src, False)
+        try:
+            while True:
+                r, _, _ = select.select([src], [], [], 0)
+                if not r:
+                    break
+                _copy(src, dst)
+        except OSError:
+            pass
+    for src, _ in pairs:
+        try:
+            os.close(src)
+        except OSError:
+            pass
+    for name in ("out", "err"):
+        try:
+            os.unlink(os.path.join(d, name))
+        except OSError:
+            pass
+    try:
+        os.rmdir(d)
+    except OSError:
+        pass
 
 
 def _stop(p):
@@ -132,8 +204,9 @@ def _atexit():
     except Exception:
         pass
     _joined = False
+    _stop_relay()
     if _private is not None:
         _stop(_private)
         _private = None
-        for k in _TAKE + ("DRAGON_PY_STDOUT", "DRAGON_PY_STDERR"):
+        for k in _TAKE + ("PYDRAGON_STDOUT", "PYDRAGON_STDERR"):
             os.environ.pop(k, None)

@@ -881,8 +881,9 @@ class SimpleQueue:
 
     def __init__(self, *, ctx=None, _ch=None):
         self._ch = _ch if _ch is not None else _new_channel(1024, 512)
+        # Two handles: Pool's workers close the end they do not use.
         self._reader = Connection(self._ch, None, eof=False)
-        self._writer = Connection(None, self._ch, eof=False)
+        self._writer = Connection(None, _C.channel_attach(self._ch.desc()), eof=False)
         self._rlock_obj = None
 
     @property
@@ -1228,6 +1229,7 @@ class Popen:
         self.returncode = None
         self.finalizer = None
         self._pid = None
+        self._pid_lock = threading.Lock()
         self._done = threading.Event()
         self._launch(process_obj)
 
@@ -1264,7 +1266,7 @@ class Popen:
         self._back = _new_channel(1, 64)
         self._in.send([struct.pack("<Q", len(head)), head, body])
         env = [f"{k}={v}" for k, v in os.environ.items()
-               if not k.startswith("DRAGON_") or k.startswith("DRAGON_PY_") or k in _PASS_ENV]
+               if not k.startswith("DRAGON_") or k.startswith("PYDRAGON_") or k in _PASS_ENV]
         exe = _mpspawn.get_executable()
         argv = [exe, "-c", _CHILD, _PYPATH, self._in.desc().hex(), self._back.desc().hex(),
                 _get_lifeline().desc().hex()]
@@ -1284,6 +1286,7 @@ class Popen:
             rc = _decode_status(st)
         except Exception:
             rc = -signal.SIGKILL  # the fabric lost it (its node left): it is not running
+        self._read_pid(0)  # before its channel goes
         self.returncode = rc
         self._done.set()
         try:
@@ -1296,19 +1299,28 @@ class Popen:
             except Exception:
                 pass
 
+    def _read_pid(self, timeout):
+        with self._pid_lock:
+            if self._pid is None:
+                try:
+                    self._pid = struct.unpack("<q", self._back.recv(timeout))[0]
+                except _C.DragonError:
+                    pass
+
     @property
     def pid(self):
         """The child's OS pid (on its node), which it reports when it starts."""
-        if self._pid is None:
-            while self._pid is None:
-                try:
-                    m = self._back.recv(0.05)
-                    self._pid = struct.unpack("<q", m)[0]
-                except (_C.DragonTimeoutError, _C.DragonWouldBlock):
-                    if self._done.is_set():
+        if self._pid is None and self.node == _C.node_index():
+            # On this node local services know it at once (also if it died before reporting).
+            try:
+                for e in _C.process_list():
+                    if e[5] == self._gid:
+                        self._pid = e[1]
                         break
-                except _C.DragonError:
-                    break
+            except _C.DragonError:
+                pass
+        while self._pid is None and not self._done.is_set():
+            self._read_pid(0.05)
         return self._pid
 
     def poll(self, flag=os.WNOHANG):

@@ -214,7 +214,7 @@ class ProcessGroup:
         env = [f"{k}={v}" for k, v in (self._env or {}).items()]
         if callable(self._target):
             env += [f"{k}={v}" for k, v in os.environ.items()
-                    if k.startswith("DRAGON_PY_") or k in ("PYTHONPATH", "DRAGON_LAUNCHER")]
+                    if k.startswith("PYDRAGON_") or k in ("PYTHONPATH", "DRAGON_LAUNCHER")]
         self._gid = _core.group_create(argv, self._n, pol, node, env=env or None, cwd=self._cwd,
                                        name=self._name)
 
