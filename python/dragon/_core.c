@@ -302,31 +302,38 @@ static long now_us(void)
 	return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
 }
 
-/* recv(timeout=None) -> bytes */
+/* recv(timeout=None, writable=False) -> bytes, or a bytearray if writable (out-of-band
+ * buffers unpickled from it stay writable, as numpy arrays expect) */
 static PyObject *channel_recv(ChannelObject *o, PyObject *args, PyObject *kw)
 {
-	static char *kwl[] = {"timeout", NULL};
+	static char *kwl[] = {"timeout", "writable", NULL};
 	PyObject *t = Py_None;
 	dragon_wait_t w = {-1, DRAGON_WAIT_DEFAULT, 0};
 	size_t cap = o->block, len = 0;
-	int rc;
+	int rc, writable = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwl, &t))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|Op", kwl, &t, &writable))
 		return NULL;
 	if (!channel_ok(o) || timeout_us(t, &w.timeout_us) < 0)
 		return NULL;
 	long deadline = w.timeout_us > 0 ? now_us() + w.timeout_us : 0;
 	for (;;) {
-		PyObject *b = PyBytes_FromStringAndSize(NULL, cap);
+		PyObject *b = writable ? PyByteArray_FromStringAndSize(NULL, cap)
+				       : PyBytes_FromStringAndSize(NULL, cap);
 		if (!b)
 			return NULL;
-		char *p = PyBytes_AS_STRING(b);
+		char *p = writable ? PyByteArray_AS_STRING(b) : PyBytes_AS_STRING(b);
 		Py_BEGIN_ALLOW_THREADS
 		rc = dragon_channel_recv(o->ch, p, cap, &len, &w);
 		Py_END_ALLOW_THREADS
 		if (rc == 0) {
-			if (len != cap && _PyBytes_Resize(&b, len) < 0)
-				return NULL;
+			if (len != cap) {
+				if (writable ? PyByteArray_Resize(b, len) < 0 : _PyBytes_Resize(&b, len) < 0) {
+					if (writable)
+						Py_DECREF(b);
+					return NULL;
+				}
+			}
 			return b;
 		}
 		Py_DECREF(b);
@@ -430,7 +437,7 @@ static PyMethodDef channel_methods[] = {
 	{"send", (PyCFunction)(void (*)(void))channel_send, METH_VARARGS | METH_KEYWORDS,
 	 "send(data, timeout=None, deposited=False): one message (a buffer, or a list of buffers joined)."},
 	{"recv", (PyCFunction)(void (*)(void))channel_recv, METH_VARARGS | METH_KEYWORDS,
-	 "recv(timeout=None) -> bytes"},
+	 "recv(timeout=None, writable=False) -> bytes (bytearray if writable)"},
 	{"recv_into", (PyCFunction)channel_recv_into, METH_VARARGS,
 	 "recv_into(buffer, timeout=None) -> (fitted, length); a message too big stays, length says its size."},
 	{"poll", (PyCFunction)channel_poll, METH_VARARGS, "poll(events, timeout=None) -> revents, 0 on timeout"},

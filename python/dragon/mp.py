@@ -64,22 +64,38 @@ def _dumps_parts(obj, by_value=False):
             data = _cloudpickle.dumps(obj, protocol=5, buffer_callback=cb)
     if not bufs:
         return [data]
+    # Every part starts 64-byte aligned in the message (numpy wants aligned buffers).
     raws = [b.raw() for b in bufs]
     head = struct.pack(f"<BI{len(raws) + 1}Q", _OOB, len(raws), len(data), *(r.nbytes for r in raws))
-    return [head, data, *raws]
+    out = [head, _pad(len(head)), data]
+    off = _align(len(head)) + len(data)
+    for r in raws:
+        out.append(_pad(off))
+        out.append(r)
+        off = _align(off) + r.nbytes
+    return out
+
+
+def _align(n):
+    return (n + 63) & ~63
+
+
+def _pad(n):
+    return b"\0" * (_align(n) - n)
 
 
 def _loads(msg):
-    if msg[:1] != b"\x01" and not (isinstance(msg, bytearray) and msg[:1] == bytearray(b"\x01")):
+    if msg[:1] != b"\x01":
         return pickle.loads(msg)
     mv = memoryview(msg)
     (n,) = struct.unpack_from("<I", mv, 1)
     lens = struct.unpack_from(f"<{n + 1}Q", mv, 5)
-    off = 5 + 8 * (n + 1)
+    off = _align(5 + 8 * (n + 1))
     data = mv[off:off + lens[0]]
     off += lens[0]
     parts = []
     for ln in lens[1:]:
+        off = _align(off)
         parts.append(mv[off:off + ln])
         off += ln
     return pickle.loads(data, buffers=parts)
@@ -247,12 +263,12 @@ class Connection:
         # Raw bytes are marked so a pickle and raw bytes never mix up.
         self._send_parts([b"\x03", m[offset:offset + size]])
 
-    def _recv_msg(self, timeout=None):
+    def _recv_msg(self, timeout=None, writable=False):
         self._check(r=True)
         if self._peer_gone:
             raise EOFError
         try:
-            m = self._r.recv(timeout)
+            m = self._r.recv(timeout, writable)
         except _C.DragonError as e:
             if _gone(e):
                 self._peer_gone = True
@@ -264,7 +280,7 @@ class Connection:
         return m
 
     def recv(self):
-        m = self._recv_msg()
+        m = self._recv_msg(writable=True)
         if m[:1] == b"\x03":
             return pickle.loads(m[1:])  # bytes sent with send_bytes: CPython unpickles them too
         return _loads(m)
@@ -383,6 +399,14 @@ class Semaphore:
 
     def get_value(self):
         return self._ch.count()[0]  # NotImplementedError for another node's (as on macOS)
+
+    # CPython's Queue (and so concurrent.futures) looks at its semaphore through `_semlock`.
+    @property
+    def _semlock(self):
+        return self
+
+    def _get_value(self):
+        return self.get_value()
 
     def _is_zero(self):
         return not self._ch.poll(_C.POLLIN, 0)
@@ -774,7 +798,7 @@ class Queue:
         elif timeout is not None and timeout < 0:
             timeout = 0
         try:
-            m = self._ch.recv(timeout)
+            m = self._ch.recv(timeout, True)
         except (_C.DragonTimeoutError, _C.DragonWouldBlock):
             raise _queue.Empty from None
         return _loads(m)
@@ -928,7 +952,10 @@ class _SharedCtype:
             self._cell = _Cell(bytes(init) if init is not None else bytes(ctypes.sizeof(ctype)))
 
     def __reduce__(self):
-        return (type(self), (self._type, None, self._cell))
+        # ctypes array types do not pickle: send the element type and the length.
+        t = self._type
+        spec = (t._type_, t._length_) if issubclass(t, ctypes.Array) else (t, None)
+        return (_rebuild_sharedctype, (type(self), spec, self._cell))
 
     def _obj(self):
         return self._type.from_buffer_copy(self._cell.get())
@@ -939,6 +966,11 @@ class _SharedCtype:
             fn(o)
             return bytes(o)
         self._cell.update(upd)
+
+
+def _rebuild_sharedctype(cls, spec, cell):
+    t, n = spec
+    return cls(t * n if n is not None else t, None, cell)
 
 
 class RawValueProxy(_SharedCtype):
@@ -1493,6 +1525,51 @@ class DragonContext(_mpctx.BaseContext):
 
 
 _context = DragonContext()
+
+
+class _NoLimit:
+    """The semaphore of an unbounded CPython Queue: puts never wait."""
+
+    def acquire(self, block=True, timeout=None):
+        return True
+
+    def release(self):
+        pass
+
+    @property
+    def _semlock(self):
+        return self
+
+    def _is_zero(self):
+        return False
+
+
+import multiprocessing.queues as _mpqueues  # noqa: E402
+
+_orig_queue_init = _mpqueues.Queue.__init__
+
+
+def _queue_init(self, maxsize=0, *, ctx):
+    """CPython's multiprocessing.queues.Queue (and subclasses such as concurrent.futures'
+    call queue) built with the dragon context: its pipe is one of our channels, its locks ours."""
+    if not isinstance(ctx, DragonContext):
+        return _orig_queue_init(self, maxsize, ctx=ctx)
+    from multiprocessing.synchronize import SEM_VALUE_MAX
+    unbounded = maxsize <= 0 or maxsize >= SEM_VALUE_MAX
+    self._maxsize = SEM_VALUE_MAX if unbounded else maxsize
+    ch = _new_channel(1024, 512)
+    self._reader = Connection(ch, None, eof=False)
+    self._writer = Connection(None, _C.channel_attach(ch.desc()), eof=False)
+    self._rlock = Lock()
+    self._opid = os.getpid()
+    self._wlock = Lock()
+    self._sem = _NoLimit() if unbounded else BoundedSemaphore(maxsize)
+    self._ignore_epipe = False
+    self._reset()
+    _mputil.register_after_fork(self, _mpqueues.Queue._after_fork)
+
+
+_mpqueues.Queue.__init__ = _queue_init
 
 
 _FACTORIES = ("Pipe", "Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event",

@@ -1,0 +1,23 @@
+"""tests/python/conftest.py: shared fixtures of the Python suites (the dragon context, bounded waits)."""
+import multiprocessing
+
+import pytest
+
+import dragon  # noqa: F401  (registers the "dragon" start method)
+
+
+@pytest.fixture
+def ctx():
+    return multiprocessing.get_context("dragon")
+
+
+def wait_until(cond, timeout=30.0):
+    """Wait for a condition (never a fixed sleep); fails the test after timeout seconds."""
+    import time
+    end = time.monotonic() + timeout
+    delay = 0.001
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError("condition not met in time")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
