@@ -120,11 +120,32 @@ static PyObject *py_group_rank(PyObject *self, PyObject *noargs)
 
 /* ---- channels -------------------------------------------------------------------------- */
 
+/*
+ * A handle may be used by several threads at once (a Queue's feeder thread, a Process's waiter
+ * thread), each inside a blocking call without the GIL. `busy` counts those calls (changed only
+ * with the GIL held); a detach or destroy meanwhile marks the handle `closing`, and the last call
+ * to return detaches it, so no call ever runs on a freed handle.
+ */
 typedef struct {
 	PyObject_HEAD
 	dragon_channel_t *ch;
 	uint32_t block;     /* first guess of a message's size when receiving */
+	int busy;
+	int closing;
 } ChannelObject;
+
+static void ch_enter(ChannelObject *o)
+{
+	o->busy++;
+}
+
+static void ch_leave(ChannelObject *o)
+{
+	if (--o->busy == 0 && o->closing && o->ch) {
+		dragon_channel_detach(o->ch);
+		o->ch = NULL;
+	}
+}
 
 static PyTypeObject ChannelType;
 
@@ -137,12 +158,14 @@ static ChannelObject *channel_wrap(dragon_channel_t *ch)
 	}
 	o->ch = ch;
 	o->block = 4096;
+	o->busy = 0;
+	o->closing = 0;
 	return o;
 }
 
 static int channel_ok(ChannelObject *o)
 {
-	if (!o->ch) {
+	if (!o->ch || o->closing) {
 		PyErr_SetString(PyExc_ValueError, "channel handle is closed");
 		return 0;
 	}
@@ -151,6 +174,7 @@ static int channel_ok(ChannelObject *o)
 
 static void channel_dealloc(ChannelObject *o)
 {
+	/* No call can be in flight: each holds a reference to o through its arguments. */
 	if (o->ch)
 		dragon_channel_detach(o->ch);
 	PyObject_Free(o);
@@ -264,6 +288,7 @@ static PyObject *channel_send(ChannelObject *o, PyObject *args, PyObject *kw)
 		if (got == n && !(msg = PyMem_RawMalloc(total ? total : 1)))
 			PyErr_NoMemory();
 		if (msg) {
+			ch_enter(o);
 			Py_BEGIN_ALLOW_THREADS
 			size_t off = 0;
 			for (Py_ssize_t i = 0; i < n; i++) {
@@ -272,6 +297,7 @@ static PyObject *channel_send(ChannelObject *o, PyObject *args, PyObject *kw)
 			}
 			rc = dragon_channel_send(o->ch, msg, total, &w);
 			Py_END_ALLOW_THREADS
+			ch_leave(o);
 			PyMem_RawFree(msg);
 		}
 		for (Py_ssize_t i = 0; i < got; i++)
@@ -284,9 +310,11 @@ static PyObject *channel_send(ChannelObject *o, PyObject *args, PyObject *kw)
 		Py_buffer b;
 		if (PyObject_GetBuffer(data, &b, PyBUF_C_CONTIGUOUS) < 0)
 			return NULL;
+		ch_enter(o);
 		Py_BEGIN_ALLOW_THREADS
 		rc = dragon_channel_send(o->ch, b.buf, b.len, &w);
 		Py_END_ALLOW_THREADS
+		ch_leave(o);
 		PyBuffer_Release(&b);
 	}
 	if (rc)
@@ -323,9 +351,15 @@ static PyObject *channel_recv(ChannelObject *o, PyObject *args, PyObject *kw)
 		if (!b)
 			return NULL;
 		char *p = writable ? PyByteArray_AS_STRING(b) : PyBytes_AS_STRING(b);
+		if (!channel_ok(o)) {
+			Py_DECREF(b);
+			return NULL;
+		}
+		ch_enter(o);
 		Py_BEGIN_ALLOW_THREADS
 		rc = dragon_channel_recv(o->ch, p, cap, &len, &w);
 		Py_END_ALLOW_THREADS
+		ch_leave(o);
 		if (rc == 0) {
 			if (len != cap) {
 				if (writable ? PyByteArray_Resize(b, len) < 0 : _PyBytes_Resize(&b, len) < 0) {
@@ -365,9 +399,11 @@ static PyObject *channel_recv_into(ChannelObject *o, PyObject *args)
 		PyBuffer_Release(&b);
 		return NULL;
 	}
+	ch_enter(o);
 	Py_BEGIN_ALLOW_THREADS
 	rc = dragon_channel_recv(o->ch, b.buf, b.len, &len, &w);
 	Py_END_ALLOW_THREADS
+	ch_leave(o);
 	PyBuffer_Release(&b);
 	if (rc == DRAGON_ETOOBIG)
 		return Py_BuildValue("(On)", Py_False, (Py_ssize_t)len);
@@ -388,9 +424,11 @@ static PyObject *channel_poll(ChannelObject *o, PyObject *args)
 		return NULL;
 	if (!channel_ok(o) || timeout_us(t, &w.timeout_us) < 0)
 		return NULL;
+	ch_enter(o);
 	Py_BEGIN_ALLOW_THREADS
 	rc = dragon_channel_poll(o->ch, events, &rev, &w);
 	Py_END_ALLOW_THREADS
+	ch_leave(o);
 	if (rc == DRAGON_ETIMEDOUT || rc == DRAGON_EAGAIN)
 		return PyLong_FromLong(0);
 	if (rc)
@@ -411,9 +449,13 @@ static PyObject *channel_count(ChannelObject *o, PyObject *noargs)
 
 static PyObject *channel_detach(ChannelObject *o, PyObject *noargs)
 {
-	if (o->ch) {
-		dragon_channel_detach(o->ch);
-		o->ch = NULL;
+	if (o->ch && !o->closing) {
+		if (o->busy) {
+			o->closing = 1; /* the last call in flight detaches it */
+		} else {
+			dragon_channel_detach(o->ch);
+			o->ch = NULL;
+		}
 	}
 	Py_RETURN_NONE;
 }
@@ -421,12 +463,28 @@ static PyObject *channel_detach(ChannelObject *o, PyObject *noargs)
 static PyObject *channel_destroy(ChannelObject *o, PyObject *noargs)
 {
 	int rc;
+	dragon_channel_t *ch = o->ch;
 	if (!channel_ok(o))
 		return NULL;
+	if (o->busy) {
+		/* Calls of other threads still use this handle: destroy through a handle of our own
+		 * (they then fail with DRAGON_ECLOSED and return), and let the last one detach. */
+		dragon_channel_desc_t d;
+		ch = NULL;
+		if ((rc = dragon_channel_serialize(o->ch, &d)) == 0) {
+			Py_BEGIN_ALLOW_THREADS
+			rc = dragon_channel_attach(&d, &ch);
+			Py_END_ALLOW_THREADS
+		}
+		o->closing = 1;
+		if (rc)
+			return raise_rc(rc);
+	} else {
+		o->ch = NULL;
+	}
 	Py_BEGIN_ALLOW_THREADS
-	rc = dragon_fchannel_destroy(o->ch);
+	rc = dragon_fchannel_destroy(ch);
 	Py_END_ALLOW_THREADS
-	o->ch = NULL; /* detached either way */
 	if (rc)
 		return raise_rc(rc);
 	Py_RETURN_NONE;

@@ -1262,6 +1262,7 @@ class Popen:
         self.finalizer = None
         self._pid = None
         self._pid_lock = threading.Lock()
+        self._pid_known = threading.Event()
         self._done = threading.Event()
         self._launch(process_obj)
 
@@ -1313,6 +1314,19 @@ class Popen:
         _popens.add(self)
 
     def _wait_thread(self):
+        # First the child's pid (it reports it once it runs; on another node that is the only
+        # way to learn it), unless it ends before; then its end.
+        while self._pid is None:
+            self._read_pid(0.2)
+            if self._pid is None:
+                try:
+                    _C.group_wait_all(self._gid, 0)
+                    break
+                except _C.DragonTimeoutError:
+                    continue
+                except _C.DragonError:
+                    break
+        self._pid_known.set()
         try:
             st = _C.group_wait_all(self._gid)
             rc = _decode_status(st)
@@ -1336,7 +1350,7 @@ class Popen:
             if self._pid is None:
                 try:
                     self._pid = struct.unpack("<q", self._back.recv(timeout))[0]
-                except _C.DragonError:
+                except (_C.DragonError, ValueError):
                     pass
 
     @property
@@ -1351,8 +1365,8 @@ class Popen:
                         break
             except _C.DragonError:
                 pass
-        while self._pid is None and not self._done.is_set():
-            self._read_pid(0.05)
+        if self._pid is None:
+            self._pid_known.wait()
         return self._pid
 
     def poll(self, flag=os.WNOHANG):
@@ -1519,8 +1533,7 @@ class DragonContext(_mpctx.BaseContext):
             import socket
             address = (socket.gethostbyname(socket.gethostname()), 0)
         m = SyncManager(address=address, ctx=self.get_context())
-        with Policy(distribution="local"):
-            m.start()
+        m.start()
         return m
 
 
@@ -1570,6 +1583,48 @@ def _queue_init(self, maxsize=0, *, ctx):
 
 
 _mpqueues.Queue.__init__ = _queue_init
+
+
+import multiprocessing.managers as _mpmanagers  # noqa: E402
+
+_orig_manager_start = _mpmanagers.BaseManager.start
+
+
+def _manager_start(self, initializer=None, initargs=()):
+    """BaseManager.start with the dragon context: the server's address comes back over a
+    dragon pipe (CPython's passes a file descriptor, which cannot reach another node)."""
+    if not isinstance(self._ctx, DragonContext):
+        return _orig_manager_start(self, initializer, initargs)
+    State = _mpmanagers.State
+    if self._state.value != State.INITIAL:
+        if self._state.value == State.STARTED:
+            raise multiprocessing.ProcessError("Already started server")
+        if self._state.value == State.SHUTDOWN:
+            raise multiprocessing.ProcessError("Manager has shut down")
+        raise multiprocessing.ProcessError(f"Unknown state {self._state.value!r}")
+    if initializer is not None and not callable(initializer):
+        raise TypeError("initializer must be a callable")
+    reader, writer = Pipe(duplex=False)
+    self._process = self._ctx.Process(
+        target=type(self)._run_server,
+        args=(self._registry, self._address, self._authkey, self._serializer, writer,
+              initializer, initargs))
+    ident = ":".join(str(i) for i in self._process._identity)
+    self._process.name = type(self).__name__ + "-" + ident
+    with Policy(distribution="local"):   # the server lives beside its owner
+        self._process.start()
+    writer.close()
+    self._address = reader.recv()
+    reader.close()
+    self._state.value = State.STARTED
+    self.shutdown = _mputil.Finalize(
+        self, type(self)._finalize_manager,
+        args=(self._process, self._address, self._authkey, self._state, self._Client,
+              self._shutdown_timeout),
+        exitpriority=0)
+
+
+_mpmanagers.BaseManager.start = _manager_start
 
 
 _FACTORIES = ("Pipe", "Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event",

@@ -1,0 +1,47 @@
+"""tests/python/cpython_mp.py: CPython's own multiprocessing suite (Debian's test/_test_multiprocessing.py) for the "dragon" start method: processes-type and type-less classes; prints ran/passed/skipped/failed."""
+import re
+import sys
+import time
+import unittest
+
+import dragon  # noqa: F401  (before the suite: its mixins bind multiprocessing.Queue & co at import)
+import test._test_multiprocessing as tm
+
+
+def main(argv):
+    pattern = re.compile(argv[1]) if len(argv) > 1 else None
+    globs = {"__name__": "test_multiprocessing_dragon"}
+    tm.install_tests_in_module_dict(globs, "dragon")
+    loader = unittest.TestLoader()
+    suite = unittest.TestSuite()
+    for name, obj in sorted(globs.items()):
+        if not (isinstance(obj, type) and issubclass(obj, unittest.TestCase)):
+            continue
+        if name.startswith(("WithThreads", "WithManager")):
+            continue           # the issue's scope: processes-type and type-less classes
+        for t in loader.loadTestsFromTestCase(obj):
+            if pattern is None or pattern.search(t.id()):
+                suite.addTest(t)
+    globs["setUpModule"]()
+    t0 = time.monotonic()
+    try:
+        res = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+    finally:
+        globs["tearDownModule"]()
+    ran = res.testsRun
+    skipped = len(res.skipped)
+    failed = len(res.failures) + len(res.errors) + len(res.unexpectedSuccesses)
+    print(f"\n== CPython multiprocessing suite, start method dragon: ran {ran}, "
+          f"passed {ran - skipped - failed}, skipped {skipped}, failed {failed} "
+          f"in {time.monotonic() - t0:.0f} s")
+    for t, why in res.skipped:
+        print(f"SKIP {t.id()}: {why}")
+    for t, _ in res.failures + res.errors:
+        print(f"FAIL {t.id()}")
+    for t in res.unexpectedSuccesses:
+        print(f"FAIL(unexpected success) {t.id()}")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
