@@ -1243,6 +1243,9 @@ _CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
           "from dragon._child import main; main()")
 
 
+_NO_PID = 0x7FFFFFFF
+
+
 def _decode_status(st):
     # libdragon: the exit code, or 128 + N when signal N ended it (multiprocessing: -N).
     if 128 < st < 128 + 65:
@@ -1322,7 +1325,7 @@ class Popen:
                 try:
                     _C.group_wait_all(self._gid, 0)
                     break
-                except _C.DragonTimeoutError:
+                except (_C.DragonTimeoutError, _C.DragonWouldBlock):
                     continue
                 except _C.DragonError:
                     break
@@ -1367,6 +1370,10 @@ class Popen:
                 pass
         if self._pid is None:
             self._pid_known.wait()
+        if self._pid is None:
+            # Ended on another node before it could report: a number no process can have
+            # (above the kernel's pid_max limit), so os.kill on it fails harmlessly (ESRCH).
+            return _NO_PID
         return self._pid
 
     def poll(self, flag=os.WNOHANG):
@@ -1416,11 +1423,6 @@ class DragonProcess(_mpprocess.BaseProcess):
     """multiprocessing.Process for the "dragon" start method; `policy=` places it."""
     _start_method = "dragon"
 
-    def __init__(self, group=None, target=None, name=None, args=(), kwargs={}, *, daemon=None,
-                 policy=None):
-        super().__init__(group, target, name, args, kwargs, daemon=daemon)
-        self._dragon_policy = policy
-
     @staticmethod
     def _Popen(process_obj):
         return Popen(process_obj)
@@ -1428,11 +1430,6 @@ class DragonProcess(_mpprocess.BaseProcess):
     @staticmethod
     def _after_fork():
         pass
-
-    def __getstate__(self):
-        d = self.__dict__.copy()
-        d["_dragon_policy"] = None
-        return d
 
     @property
     def node(self):
@@ -1647,9 +1644,21 @@ def _dispatching(name):
     return method
 
 
+_orig_process_init = _mpprocess.BaseProcess.__init__
+
+
+def _process_init(self, *args, policy=None, **kwargs):
+    # multiprocessing.Process(..., policy=dragon.Policy(...)) places the process when the dragon
+    # start method starts it (other start methods ignore it).
+    _orig_process_init(self, *args, **kwargs)
+    self._dragon_policy = policy
+
+
 def register():
     """Make "dragon" a start method of multiprocessing (set_start_method / get_context)."""
     _mpctx._concrete_contexts["dragon"] = _context
+    if _mpprocess.BaseProcess.__init__ is not _process_init:
+        _mpprocess.BaseProcess.__init__ = _process_init
     if not getattr(_mpctx.DefaultContext, "_dragon_dispatch", False):
         for name in _FACTORIES:
             setattr(_mpctx.DefaultContext, name, _dispatching(name))

@@ -25,7 +25,7 @@ teardown() {
 	[ "$status" -eq 0 ]
 	grep -q "^nodes 3 " "$OUT/job.out"
 	grep -q "^process hosts dgtc[0-9]*-node1 dgtc[0-9]*-node2 dgtc[0-9]*-node3 " "$OUT/job.out"
-	grep -q "^pool hosts dgtc[0-9]*-node1 dgtc[0-9]*-node2 dgtc[0-9]*-node3$" "$OUT/job.out"
+	grep -q "^pool hosts dgtc[0-9]*-node1 dgtc[0-9]*-node2 dgtc[0-9]*-node3 map 24$" "$OUT/job.out"
 	grep -q "^remote empty get: queue.Empty" "$OUT/job.out"
 	grep -q "^remote round trip: ping$" "$OUT/job.out"
 	grep -q "^MULTINODE OK$" "$OUT/job.out"

@@ -4,14 +4,12 @@ import sys
 import time
 import unittest
 
-import dragon  # noqa: F401  (before the suite: its mixins bind multiprocessing.Queue & co at import)
-import test._test_multiprocessing as tm
+import test_multiprocessing_dragon as mod
 
 
 def main(argv):
     pattern = re.compile(argv[1]) if len(argv) > 1 else None
-    globs = {"__name__": "test_multiprocessing_dragon"}
-    tm.install_tests_in_module_dict(globs, "dragon")
+    globs = vars(mod)
     loader = unittest.TestLoader()
     suite = unittest.TestSuite()
     for name, obj in sorted(globs.items()):

@@ -34,9 +34,12 @@ if __name__ == "__main__":
     for p in ps:
         p.join(60)
     print("process hosts", " ".join(procs), "exitcodes", [p.exitcode for p in ps], flush=True)
-    with mp.Pool(2 * n) as pool:
-        pool_hosts = sorted(set(pool.map(host, range(8 * n), chunksize=1)))
-    print("pool hosts", " ".join(pool_hosts), flush=True)
+    # Every worker says where it runs when it starts (initializer); then a map over all of them.
+    started = mp.Queue()
+    with mp.Pool(2 * n, initializer=child, initargs=(started,)) as pool:
+        pool_hosts = sorted(set(started.get(timeout=120) for _ in range(2 * n)))
+        mapped = pool.map(host, range(8 * n), chunksize=1)
+    print("pool hosts", " ".join(pool_hosts), "map", len(mapped), flush=True)
     # A queue made on another node: a get with a timeout on it returns queue.Empty, then a round trip.
     box = mp.Queue()
     p = mp.Process(target=make_queue, args=(box,), policy=dragon.Policy(host=n - 1))
