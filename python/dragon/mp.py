@@ -39,6 +39,22 @@ _UNBOUNDED = 1 << 30  # "no limit" for a queue's maxsize and a semaphore's value
 # is a plain pickle (it starts with the PROTO opcode 0x80), or 0x01, the count of parts, their
 # lengths, then the pickle and the parts.
 
+def _by_value_dumps(obj, buffer_callback=None):
+    """cloudpickle (functions and classes of __main__ by value) with multiprocessing's own
+    reducers too (ForkingPickler.register: heap arenas, connections, sockets...)."""
+    buf = io.BytesIO()
+    _ValuePickler(buf, protocol=5, buffer_callback=buffer_callback).dump(obj)
+    return buf.getvalue()
+
+
+if _cloudpickle is not None:
+    from multiprocessing.reduction import ForkingPickler as _FP
+
+    class _ValuePickler(_cloudpickle.CloudPickler):
+        dispatch_table = collections.ChainMap(_FP._extra_reducers,
+                                              _cloudpickle.CloudPickler.dispatch_table)
+
+
 _OOB = 0x01
 _OOB_MIN = 4096  # smaller buffers stay in the pickle (a part costs more than it saves)
 
@@ -53,7 +69,7 @@ def _dumps_parts(obj, by_value=False):
         return False
 
     if by_value or _cloudpickle is not None and _main_is_interactive():
-        data = _cloudpickle.dumps(obj, protocol=5, buffer_callback=cb)
+        data = _by_value_dumps(obj, cb)
     else:
         try:
             data = pickle.dumps(obj, protocol=5, buffer_callback=cb)
@@ -61,7 +77,7 @@ def _dumps_parts(obj, by_value=False):
             if _cloudpickle is None:
                 raise
             bufs.clear()  # functions and classes that only exist here travel by value
-            data = _cloudpickle.dumps(obj, protocol=5, buffer_callback=cb)
+            data = _by_value_dumps(obj, cb)
     if not bufs:
         return [data]
     # Every part starts 64-byte aligned in the message (numpy wants aligned buffers).
@@ -982,9 +998,6 @@ class RawValueProxy(_SharedCtype):
     def value(self, v):
         self._update(lambda o: setattr(o, "value", v))
 
-    def get_obj(self):
-        return self
-
     def __repr__(self):
         return f"{self._type.__name__}({self.value!r})"
 
@@ -1019,9 +1032,6 @@ class RawArrayProxy(_SharedCtype):
     @raw.setter
     def raw(self, v):
         self._update(lambda o: setattr(o, "raw", v))
-
-    def get_obj(self):
-        return self
 
     def __repr__(self):
         return f"<Array {self._obj()[:]!r}>"
@@ -1285,7 +1295,7 @@ class Popen:
         _mpctx.set_spawning_popen(self)
         try:
             try:
-                body = _cloudpickle.dumps(process_obj, protocol=5) if _cloudpickle else \
+                body = _by_value_dumps(process_obj) if _cloudpickle else \
                     pickle.dumps(process_obj, protocol=5)
             except Exception as e:
                 what = getattr(process_obj, "_target", None)
