@@ -18,8 +18,11 @@ def main():
         launcher = _fabric.launcher()
         os.execv(launcher, [launcher, sys.executable, "-m", "dragon", *args])
     import dragon  # noqa: F401  (registers the start method)
-    import multiprocessing
-    multiprocessing.set_start_method("dragon", force=True)
+    import multiprocessing.context as ctx
+    from dragon import mp
+    # "dragon" becomes the default start method, the way "fork" is CPython's: a program written
+    # for standard multiprocessing runs unchanged, and may still call set_start_method().
+    ctx._default_context._default_context = mp._context
     if args[0] == "-m":
         if len(args) < 2:
             print("python3 -m dragon: -m needs a module", file=sys.stderr)
