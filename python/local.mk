@@ -14,7 +14,7 @@ python_dragon__core_la_CPPFLAGS = $(AM_CPPFLAGS) $(PYTHON_CPPFLAGS)
 python_dragon__core_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared
 python_dragon__core_la_LIBADD = runtime/libdragon_impl.la
 
-EXTRA_DIST += python/dragon/_config.py.in
+EXTRA_DIST += python/dragon/_config.py.in contrib/debian/python3-dragon.install
 CLEANFILES += python/dragon/_config.py
 
 python/dragon/_config.py: $(srcdir)/python/dragon/_config.py.in Makefile
@@ -44,6 +44,8 @@ python-clean:
 TESTS += tests/python/run.sh
 EXTRA_DIST += tests/python/run.sh tests/python/conftest.py tests/python/test_core.py \
 	tests/python/test_mp.py tests/python/test_native.py tests/python/cpython-mp.sh \
+	tests/python/cpython_mp.py tests/python/test_multiprocessing_dragon.py \
+	tests/python/multinode_hosts.py tests/integration/python.bats \
 	examples/python/pool_queue.py docs/python.md
 
 # make check-cpython-mp: CPython's own multiprocessing suite for the "dragon" start method.

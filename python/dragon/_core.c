@@ -516,6 +516,16 @@ static PyTypeObject ChannelType = {
 
 /* ---- processes and groups -------------------------------------------------------------- */
 
+/* O& converter: a path, or None. */
+static int opt_path(PyObject *o, void *out)
+{
+	if (o == Py_None) {
+		*(PyObject **)out = NULL;
+		return 1;
+	}
+	return PyUnicode_FSConverter(o, out);
+}
+
 /* A list of str/bytes to a NULL-terminated C array (pointers into the objects kept in *keep). */
 static const char **str_array(PyObject *seq_in, const char *what, PyObject **keep)
 {
@@ -564,7 +574,7 @@ static PyObject *py_group_create(PyObject *self, PyObject *args, PyObject *kw)
 	dragon_gid_t gid = 0;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|IiIOO&zpp", kwl, &argv_o, &n, &policy, &node,
-					 &env_o, PyUnicode_FSConverter, &cwd_o, &name, &outlive,
+					 &env_o, opt_path, &cwd_o, &name, &outlive,
 					 &discard))
 		return NULL;
 	if (!(argv = str_array(argv_o, "argv must be a sequence", &keep_a)))
@@ -576,7 +586,7 @@ static PyObject *py_group_create(PyObject *self, PyObject *args, PyObject *kw)
 	if (env_o != Py_None && !(env = str_array(env_o, "env must be a sequence of NAME=VALUE", &keep_e)))
 		goto out;
 	dragon_process_opts_t opts = DRAGON_PROCESS_OPTS_INIT;
-	opts.cwd = cwd_o && cwd_o != Py_None ? PyBytes_AS_STRING(cwd_o) : NULL;
+	opts.cwd = cwd_o ? PyBytes_AS_STRING(cwd_o) : NULL;
 	opts.env = env;
 	opts.outlive = outlive;
 	opts.output = discard ? DRAGON_OUTPUT_DISCARD : DRAGON_OUTPUT_INHERIT;
@@ -652,8 +662,8 @@ static PyObject *py_process_create(PyObject *self, PyObject *args, PyObject *kw)
 	const char **argv = NULL, **env = NULL;
 	dragon_puid_t puid = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO&p", kwl, &argv_o, &env_o,
-					 PyUnicode_FSConverter, &cwd_o, &outlive))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO&p", kwl, &argv_o, &env_o, opt_path,
+					 &cwd_o, &outlive))
 		return NULL;
 	if (!(argv = str_array(argv_o, "argv must be a sequence", &keep_a)))
 		goto out;
@@ -664,7 +674,7 @@ static PyObject *py_process_create(PyObject *self, PyObject *args, PyObject *kw)
 	if (env_o != Py_None && !(env = str_array(env_o, "env must be a sequence of NAME=VALUE", &keep_e)))
 		goto out;
 	dragon_process_opts_t opts = DRAGON_PROCESS_OPTS_INIT;
-	opts.cwd = cwd_o && cwd_o != Py_None ? PyBytes_AS_STRING(cwd_o) : NULL;
+	opts.cwd = cwd_o ? PyBytes_AS_STRING(cwd_o) : NULL;
 	opts.env = env;
 	opts.outlive = outlive;
 	Py_BEGIN_ALLOW_THREADS

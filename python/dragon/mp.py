@@ -279,6 +279,13 @@ class Connection:
         # Raw bytes are marked so a pickle and raw bytes never mix up.
         self._send_parts([b"\x03", m[offset:offset + size]])
 
+    # CPython's Connection has these (some programs and tests call them).
+    def _send_bytes(self, buf):
+        self.send_bytes(buf)
+
+    def _recv_bytes(self, maxsize=None):
+        return io.BytesIO(self.recv_bytes(maxsize))
+
     def _recv_msg(self, timeout=None, writable=False):
         self._check(r=True)
         if self._peer_gone:

@@ -1,6 +1,8 @@
 """dragon.native: the fabric's own objects for Python: processes and groups with placement, queues found by name, nodes, sync objects."""
 import json
 import os
+import pickle
+import struct
 import subprocess
 import sys
 
@@ -200,10 +202,11 @@ class ProcessGroup:
         _fabric.ensure()
         if callable(self._target):
             # Every member runs the same callable: one payload channel, read without taking.
-            import cloudpickle
             self._payload = mp._new_channel(1, 64)
-            body = cloudpickle.dumps((self._target, self._args), protocol=5)
-            self._payload.send(body)
+            # sys.path first (the callable may live in a module found through it), then the call.
+            head = pickle.dumps((sys.path, os.getcwd()))
+            body = mp._by_value_dumps((self._target, self._args))
+            self._payload.send([struct.pack("<Q", len(head)), head, body])
             argv = [sys.executable, "-c", _GROUP_CHILD, mp._PYPATH, self._payload.desc().hex()]
         else:
             argv = _argv(self._target, self._args)
@@ -249,11 +252,17 @@ def _group_main(desc_hex):
     _child._redirect_output()
     _fabric.ensure()
     ch = _core.channel_attach(bytes.fromhex(desc_hex))
-    import pickle
     # Take the payload and put it back at once, so every member reads it.
     m = ch.recv()
     ch.send(m)
-    fn, args = pickle.loads(m)
+    (hlen,) = struct.unpack_from("<Q", m)
+    path, cwd = pickle.loads(m[8:8 + hlen])
+    sys.path[:] = path
+    try:
+        os.chdir(cwd)
+    except OSError:
+        pass  # another node may not have it
+    fn, args = pickle.loads(m[8 + hlen:])
     r = fn(*args)
     sys.exit(r if isinstance(r, int) else 0)
 
