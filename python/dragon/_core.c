@@ -250,6 +250,80 @@ static PyObject *channel_desc(ChannelObject *o, PyObject *noargs)
 	return PyBytes_FromStringAndSize((const char *)d.bytes, sizeof(d.bytes));
 }
 
+/* Monotonic time in microseconds. */
+static long now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
+}
+
+/*
+ * A long wait runs in slices of at most 100 ms with the GIL released, and between slices the
+ * main thread's signal handlers run (Ctrl-C is a KeyboardInterrupt while a get waits, as with
+ * CPython's own queues). Returns the call's code, or -1 with a Python exception set.
+ */
+#define SLICE_US 100000L
+typedef int (*slice_fn)(dragon_channel_t *ch, void *arg, const dragon_wait_t *w);
+
+static int sliced(ChannelObject *o, slice_fn fn, void *arg, const dragon_wait_t *whole)
+{
+	dragon_wait_t w = *whole;
+	long total = whole->timeout_us, deadline = total > 0 ? now_us() + total : 0;
+	int rc;
+
+	for (;;) {
+		long left = total < 0 ? -1 : (total == 0 ? 0 : deadline - now_us());
+		if (total > 0 && left < 0)
+			left = 0;
+		int last = left >= 0 && left <= SLICE_US;
+		w.timeout_us = last ? left : SLICE_US;
+		if (!channel_ok(o))
+			return -1; /* another thread detached or destroyed the handle meanwhile */
+		ch_enter(o);
+		Py_BEGIN_ALLOW_THREADS
+		rc = fn(o->ch, arg, &w);
+		Py_END_ALLOW_THREADS
+		ch_leave(o);
+		if (rc != DRAGON_ETIMEDOUT || last)
+			return rc;
+		if (PyErr_CheckSignals() < 0)
+			return -1;
+	}
+}
+
+struct send_arg {
+	const void *buf;
+	size_t len;
+};
+
+static int send_fn(dragon_channel_t *ch, void *arg, const dragon_wait_t *w)
+{
+	struct send_arg *a = arg;
+	return dragon_channel_send(ch, a->buf, a->len, w);
+}
+
+struct recv_arg {
+	void *buf;
+	size_t cap, len;
+};
+
+static int recv_fn(dragon_channel_t *ch, void *arg, const dragon_wait_t *w)
+{
+	struct recv_arg *a = arg;
+	return dragon_channel_recv(ch, a->buf, a->cap, &a->len, w);
+}
+
+struct poll_arg {
+	unsigned events, rev;
+};
+
+static int poll_fn(dragon_channel_t *ch, void *arg, const dragon_wait_t *w)
+{
+	struct poll_arg *a = arg;
+	return dragon_channel_poll(ch, a->events, &a->rev, w);
+}
+
 /* send(data, timeout=None, deposited=False): data is any buffer, or a list of buffers sent as one message. */
 static PyObject *channel_send(ChannelObject *o, PyObject *args, PyObject *kw)
 {
@@ -288,16 +362,15 @@ static PyObject *channel_send(ChannelObject *o, PyObject *args, PyObject *kw)
 		if (got == n && !(msg = PyMem_RawMalloc(total ? total : 1)))
 			PyErr_NoMemory();
 		if (msg) {
-			ch_enter(o);
 			Py_BEGIN_ALLOW_THREADS
 			size_t off = 0;
 			for (Py_ssize_t i = 0; i < n; i++) {
 				memcpy(msg + off, bufs[i].buf, bufs[i].len);
 				off += bufs[i].len;
 			}
-			rc = dragon_channel_send(o->ch, msg, total, &w);
 			Py_END_ALLOW_THREADS
-			ch_leave(o);
+			struct send_arg a = {msg, total};
+			rc = sliced(o, send_fn, &a, &w);
 			PyMem_RawFree(msg);
 		}
 		for (Py_ssize_t i = 0; i < got; i++)
@@ -310,24 +383,15 @@ static PyObject *channel_send(ChannelObject *o, PyObject *args, PyObject *kw)
 		Py_buffer b;
 		if (PyObject_GetBuffer(data, &b, PyBUF_C_CONTIGUOUS) < 0)
 			return NULL;
-		ch_enter(o);
-		Py_BEGIN_ALLOW_THREADS
-		rc = dragon_channel_send(o->ch, b.buf, b.len, &w);
-		Py_END_ALLOW_THREADS
-		ch_leave(o);
+		struct send_arg a = {b.buf, (size_t)b.len};
+		rc = sliced(o, send_fn, &a, &w);
 		PyBuffer_Release(&b);
 	}
+	if (rc < 0)
+		return NULL;
 	if (rc)
 		return raise_rc(rc);
 	Py_RETURN_NONE;
-}
-
-/* Time left of a wait that started at `start` (monotonic us), for retries. */
-static long now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
 }
 
 /* recv(timeout=None, writable=False) -> bytes, or a bytearray if writable (out-of-band
@@ -351,15 +415,13 @@ static PyObject *channel_recv(ChannelObject *o, PyObject *args, PyObject *kw)
 		if (!b)
 			return NULL;
 		char *p = writable ? PyByteArray_AS_STRING(b) : PyBytes_AS_STRING(b);
-		if (!channel_ok(o)) {
+		struct recv_arg a = {p, cap, 0};
+		rc = sliced(o, recv_fn, &a, &w);
+		len = a.len;
+		if (rc < 0) {
 			Py_DECREF(b);
 			return NULL;
 		}
-		ch_enter(o);
-		Py_BEGIN_ALLOW_THREADS
-		rc = dragon_channel_recv(o->ch, p, cap, &len, &w);
-		Py_END_ALLOW_THREADS
-		ch_leave(o);
 		if (rc == 0) {
 			if (len != cap) {
 				if (writable ? PyByteArray_Resize(b, len) < 0 : _PyBytes_Resize(&b, len) < 0) {
@@ -399,12 +461,12 @@ static PyObject *channel_recv_into(ChannelObject *o, PyObject *args)
 		PyBuffer_Release(&b);
 		return NULL;
 	}
-	ch_enter(o);
-	Py_BEGIN_ALLOW_THREADS
-	rc = dragon_channel_recv(o->ch, b.buf, b.len, &len, &w);
-	Py_END_ALLOW_THREADS
-	ch_leave(o);
+	struct recv_arg a = {b.buf, (size_t)b.len, 0};
+	rc = sliced(o, recv_fn, &a, &w);
+	len = a.len;
 	PyBuffer_Release(&b);
+	if (rc < 0)
+		return NULL;
 	if (rc == DRAGON_ETOOBIG)
 		return Py_BuildValue("(On)", Py_False, (Py_ssize_t)len);
 	if (rc)
@@ -424,11 +486,11 @@ static PyObject *channel_poll(ChannelObject *o, PyObject *args)
 		return NULL;
 	if (!channel_ok(o) || timeout_us(t, &w.timeout_us) < 0)
 		return NULL;
-	ch_enter(o);
-	Py_BEGIN_ALLOW_THREADS
-	rc = dragon_channel_poll(o->ch, events, &rev, &w);
-	Py_END_ALLOW_THREADS
-	ch_leave(o);
+	struct poll_arg a = {events, 0};
+	rc = sliced(o, poll_fn, &a, &w);
+	rev = a.rev;
+	if (rc < 0)
+		return NULL;
 	if (rc == DRAGON_ETIMEDOUT || rc == DRAGON_EAGAIN)
 		return PyLong_FromLong(0);
 	if (rc)

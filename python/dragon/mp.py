@@ -178,24 +178,32 @@ def _gone(exc):
 class Connection:
     """One end of a Pipe (or a SimpleQueue's reader / writer): channels of local services.
 
-    The end that closes last (or whose process exits) tells the other end, which then gets
-    EOFError; an end sent to another process is closed there, not where it came from."""
+    Like a file descriptor, the writing side of an end may have copies in several processes (it
+    is pickled to children): a shared count of the open copies (a one-message channel) is raised
+    when a copy is pickled and lowered when one closes (or its process exits); the last one leaves
+    an end-of-file mark, and the other end then gets EOFError."""
 
-    def __init__(self, rch=None, wch=None, eof=True):
+    def __init__(self, rch=None, wch=None, eof=True, refs=None):
         self._r = rch
         self._w = wch
-        self._eof = eof
+        self._eof = eof and wch is not None
+        self._refs = refs
+        if self._eof and refs is None:
+            self._refs = _Cell(struct.pack("<q", 1))
         self._closed = False
-        self._sent_away = False
         self._peer_gone = False
-        if eof:
+        if self._eof:
             _live_conns.add(self)
 
-    # pickling: descriptors, not handles
+    # pickling: descriptors, not handles; one more open copy of the writing side
     def __reduce__(self):
-        self._sent_away = True
+        if self._closed:
+            raise OSError("handle is closed")
+        if self._eof:
+            self._refs.update(lambda b: struct.pack("<q", struct.unpack("<q", b)[0] + 1))
         return (_rebuild_connection, (self._r.desc() if self._r else None,
-                                      self._w.desc() if self._w else None, self._eof))
+                                      self._w.desc() if self._w else None, self._eof,
+                                      self._refs if self._eof else None))
 
     @property
     def closed(self):
@@ -224,11 +232,14 @@ class Connection:
         if self._closed:
             return
         self._closed = True
-        if self._w is not None and self._eof and not self._sent_away:
+        if self._eof:
             try:
-                self._w.send(_EOF, timeout=0)
+                left = struct.unpack("<q", self._refs.update(
+                    lambda b: struct.pack("<q", struct.unpack("<q", b)[0] - 1)))[0]
+                if left <= 0:
+                    self._w.send(_EOF, timeout=1)
             except Exception:
-                pass  # the other end is gone, or its channel is full: it is done too
+                pass  # the other end is gone, or its channel stays full: it is done too
         for ch in (self._r, self._w):
             if ch is not None:
                 ch.detach()
@@ -242,7 +253,7 @@ class Connection:
 
     def __del__(self):
         try:
-            if not self._closed and self._eof and not self._sent_away and not sys.is_finalizing():
+            if not self._closed and self._eof and not sys.is_finalizing():
                 self.close()
         except Exception:
             pass
@@ -343,11 +354,11 @@ class Connection:
             return True  # gone: a recv will say so
 
 
-def _rebuild_connection(rdesc, wdesc, eof):
+def _rebuild_connection(rdesc, wdesc, eof, refs=None):
     _fabric.ensure()
     r = _C.channel_attach(rdesc) if rdesc else None
     w = _C.channel_attach(wdesc) if wdesc else None
-    return Connection(r, w, eof)
+    return Connection(r, w, eof, refs)
 
 
 def _new_channel(capacity=0, block_size=0):
@@ -644,7 +655,7 @@ class Event:
             return False
 
     def __repr__(self):
-        return f"<Event(set={self.is_set()})>"
+        return f"<{type(self).__qualname__} at {id(self):#x} {'set' if self.is_set() else 'unset'}>"
 
 
 class _Cell:
@@ -1323,7 +1334,10 @@ class Popen:
         exe = _mpspawn.get_executable()
         argv = [exe, "-c", _CHILD, _PYPATH, self._in.desc().hex(), self._back.desc().hex(),
                 _get_lifeline().desc().hex()]
-        self._gid = _C.group_create(argv, 1, _C.POLICY_NODE, node, env=env)
+        # outlive: as with CPython, a child outlives a parent that dies (its grandchildren
+        # notice through parent_process()); the fabric's end still stops it. A parent that exits
+        # normally terminates its daemonic children and joins the others (multiprocessing's atexit).
+        self._gid = _C.group_create(argv, 1, _C.POLICY_NODE, node, env=env, outlive=True)
         self._r, self._w = os.pipe()
         os.set_blocking(self._r, False)
         self.sentinel = self._r
@@ -1694,7 +1708,7 @@ def _shutdown():
             pass
     for c in list(_live_conns):
         try:
-            if not c._closed and not c._sent_away:
+            if not c._closed:
                 c.close()
         except Exception:
             pass

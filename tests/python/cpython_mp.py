@@ -4,7 +4,12 @@ import sys
 import time
 import unittest
 
+from test import support
+
 import test_multiprocessing_dragon as mod
+
+# A test that hangs waits LONG_TIMEOUT (300 s) before it fails: a minute is plenty on one machine.
+support.LONG_TIMEOUT = min(support.LONG_TIMEOUT, 60)
 
 
 def main(argv):
