@@ -54,3 +54,46 @@ check-cpython-mp: python-stage
 	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' PYTHON='$(PYTHON)' \
 		$(SHELL) $(srcdir)/tests/python/cpython-mp.sh
 AM_TESTS_ENVIRONMENT += PYTHON='$(PYTHON)'; export PYTHON;
+
+# ---- Jupyter (issue 13): dragon.jupyter, the dragon-jupyter command, the "Python 3 (Dragon)" kernel spec.
+dragonjupyterdir = $(pythondir)/dragon/jupyter
+dragonjupyter_PYTHON = python/dragon/jupyter/__init__.py python/dragon/jupyter/__main__.py \
+	python/dragon/jupyter/_output.py python/dragon/jupyter/kernel.py python/dragon/jupyter/server.py
+# Installed: python/inst/dragon-jupyter -> $(bindir), python/inst/kernel.json -> the kernel spec
+# directory Jupyter searches under $(datadir). The build tree has its own pair pointing at itself.
+bin_SCRIPTS = python/inst/dragon-jupyter
+jupyterkerneldir = $(datadir)/jupyter/kernels/dragon_python3
+jupyterkernel_DATA = python/inst/kernel.json
+EXTRA_DIST += python/dragon-jupyter.in python/kernel.json.in
+CLEANFILES += python/inst/dragon-jupyter python/inst/kernel.json python/dragon-jupyter \
+	python/jupyter/kernels/dragon_python3/kernel.json
+
+jupyter_pypath = $(pythondir):$(pyexecdir)
+python/inst/dragon-jupyter: $(srcdir)/python/dragon-jupyter.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) python/inst && sed -e 's|%PYTHONPATH%|$(jupyter_pypath)|g' \
+		-e 's|%JUPYTER_DATA%|$(datadir)/jupyter|g' -e 's|%SELF%|$(bindir)/dragon-jupyter|g' \
+		-e 's|%PYTHON%|$(PYTHON)|g' $(srcdir)/python/dragon-jupyter.in > $@ && chmod +x $@
+python/inst/kernel.json: $(srcdir)/python/kernel.json.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) python/inst && sed -e 's|%SELF%|$(bindir)/dragon-jupyter|g' \
+		$(srcdir)/python/kernel.json.in > $@
+python/dragon-jupyter: $(srcdir)/python/dragon-jupyter.in Makefile
+	$(AM_V_GEN)sed -e 's|%PYTHONPATH%|$(abs_top_builddir)/python|g' \
+		-e 's|%JUPYTER_DATA%|$(abs_top_builddir)/python/jupyter|g' \
+		-e 's|%SELF%|$(abs_top_builddir)/python/dragon-jupyter|g' \
+		-e 's|%PYTHON%|$(PYTHON)|g' $(srcdir)/python/dragon-jupyter.in > $@ && chmod +x $@
+python/jupyter/kernels/dragon_python3/kernel.json: $(srcdir)/python/kernel.json.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) python/jupyter/kernels/dragon_python3 && \
+		sed -e 's|%SELF%|$(abs_top_builddir)/python/dragon-jupyter|g' \
+		$(srcdir)/python/kernel.json.in > $@
+
+all-local: jupyter-stage
+.PHONY: jupyter-stage
+jupyter-stage: python-stage python/dragon-jupyter python/jupyter/kernels/dragon_python3/kernel.json
+	@$(MKDIR_P) python/dragon/jupyter; for f in $(dragonjupyter_PYTHON); do \
+		if test ! -e "$$f" || test -L "$$f"; then ln -sf "$(abs_top_srcdir)/$$f" "$$f"; fi; \
+	done
+clean-local: jupyter-clean
+.PHONY: jupyter-clean
+jupyter-clean:
+	-test "$(abs_top_srcdir)" = "$(abs_top_builddir)" || \
+		for f in $(dragonjupyter_PYTHON); do test -L "$$f" && rm -f "$$f"; done
