@@ -30,6 +30,7 @@ class FabricSession:
         self._lock = threading.Lock()
         self._headers = collections.OrderedDict()   # msg_id -> header of an execute request
         self._cell_gids = {}                         # msg_id -> gids its processes run in
+        self._all_gids = []                          # every group the kernel started
         self.current = None                          # msg_id of the executing cell
         self._pools = weakref.WeakSet()
         self.relay = _output.Relay(self._deliver)
@@ -86,6 +87,7 @@ class FabricSession:
 
     def _note_gid(self, gid):
         with self._lock:
+            self._all_gids.append(gid)
             if self.current is not None:
                 self._cell_gids.setdefault(self.current, []).append(gid)
 
@@ -147,11 +149,15 @@ class FabricSession:
     # -- output --
 
     def _deliver(self, key, label, name, text):
-        """A worker's text into the cell that started it: through the kernel's own stream when
-        that cell is running (in order with the cell's prints), else as a message addressed to it."""
+        """A worker's text into a cell: the one that started the worker while it runs; once that
+        one has finished, the cell running now (a Pool made in one cell and mapped in another
+        prints under the map); with no cell running, the starting cell (as a message addressed
+        to it: a front end that still shows it puts it there)."""
         stream = sys.stdout if name == "stdout" else sys.stderr
-        cur = getattr(stream, "parent_header", {}) or {}
-        if key is not None and key == self.current and cur.get("msg_id") == key:
+        cur = (getattr(stream, "parent_header", {}) or {}).get("msg_id")
+        running = self.current
+        if running is not None and cur == running:
+            # Through the kernel's own stream: in order with the cell's own prints.
             stream.write(text)
             stream.flush()
             return
@@ -166,7 +172,23 @@ class FabricSession:
                                  {"name": name, "text": text}, parent=header,
                                  ident=b"stream." + name.encode())
 
-    def close(self):
+    def shutdown(self):
+        """Shutdown or restart: end every process the kernel started, on every node, now (else
+        multiprocessing's exit would join non-daemonic ones for ever and the server would have
+        to kill the kernel)."""
+        core = self._core
+        with self._lock:
+            gids, self._all_gids = self._all_gids, []
+        for g in gids:
+            try:
+                core.group_signal(g, signal.SIGKILL)
+            except core.DragonError:
+                pass
+        for g in gids:
+            try:
+                core.group_wait_all(g, _STOP_WAIT)
+            except core.DragonError:
+                pass
         self.relay.close()
 
 
@@ -179,6 +201,12 @@ def main(argv=None):
     class DragonKernel(IPythonKernel):
         implementation = "dragon-python"
         implementation_version = DISPLAY_NAME
+
+        def do_shutdown(self, restart):
+            session = getattr(self, "_dragon", None)
+            if session is not None:
+                session.shutdown()
+            return super().do_shutdown(restart)
 
     app = IPKernelApp.instance(kernel_class=DragonKernel)
     app.initialize(sys.argv[1:] if argv is None else argv)
