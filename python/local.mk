@@ -97,3 +97,13 @@ clean-local: jupyter-clean
 jupyter-clean:
 	-test "$(abs_top_srcdir)" = "$(abs_top_builddir)" || \
 		for f in $(dragonjupyter_PYTHON); do test -L "$$f" && rm -f "$$f"; done
+# make check: the tutorial notebooks through nbclient, interrupt/restart, the server's token and
+# address (tests/jupyter/run.sh; the browser part: make check-jupyter-browser).
+TESTS += tests/jupyter/run.sh
+EXTRA_DIST += tests/jupyter/run.sh tests/jupyter/run_notebooks.py tests/jupyter/interrupt_restart.py \
+	tests/jupyter/server_check.py tests/jupyter/browser_check.py tests/integration/jupyter.bats \
+	examples/notebooks/dragon_tutorial.ipynb docs/jupyter.md
+.PHONY: check-jupyter-browser
+check-jupyter-browser: all
+	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' PYTHON='$(PYTHON)' \
+		$(SHELL) $(srcdir)/tests/jupyter/run.sh browser
