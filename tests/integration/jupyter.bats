@@ -31,3 +31,17 @@ teardown() {
 	grep -q "^map running on 6 workers, hosts \['dgtc[0-9]*-node1', 'dgtc[0-9]*-node2', 'dgtc[0-9]*-node3'\]" "$OUT/job.out"
 	grep -q "^INTERRUPT RESTART OK$" "$OUT/job.out"
 }
+
+@test "jupyter: headless Chromium runs the tutorial on dragon-jupyter inside a 3-node --dragon job" {
+	# DRAGON_JUPYTER_SCREENSHOT=docs/images/jupyter-notebook.png refreshes the README's picture.
+	shot="${DRAGON_JUPYTER_SCREENSHOT:-$OUT/notebook.png}"
+	case $shot in /*) ;; *) shot="$S/$shot" ;; esac
+	run timeout 600 sbatch -N3 --dragon -W -o "$OUT/job.out" \
+		--wrap "srun --dragon -N1 -n1 env $JENV sh -c 'cd $S/tests/jupyter && mkdir -p /tmp/bw && /usr/bin/python3 browser_check.py --cmd $B/python/dragon-jupyter --workdir /tmp/bw --nodes 3 --screenshot $shot; rc=\$?; rm -rf /tmp/bw; exit \$rc'"
+	cat "$OUT/job.out"
+	[ "$status" -eq 0 ]
+	grep -q "^3 nodes: dgtc[0-9]*-node1 dgtc[0-9]*-node2 dgtc[0-9]*-node3$" "$OUT/job.out"
+	grep -q "^worker hosts: dgtc[0-9]*-node1 dgtc[0-9]*-node2 dgtc[0-9]*-node3$" "$OUT/job.out"
+	grep -q "^BROWSER OK$" "$OUT/job.out"
+	[ -s "$shot" ]
+}

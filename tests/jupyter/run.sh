@@ -1,6 +1,6 @@
 #!/bin/sh
 # tests/jupyter/run.sh: make check's Jupyter tests on this machine: the tutorial notebooks through nbclient, interrupt and restart, the dragon-jupyter server.
-# With an argument (notebooks, interrupt, server, browser) runs that part only; browser is not part of make check.
+# With an argument (notebooks, interrupt, server, browser) runs that part only; browser is not part of make check (SCREENSHOT=path, NODES=n of the fabric it runs in).
 set -u
 : "${PYTHON:=/usr/bin/python3}"
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,7 +30,7 @@ for part in $parts; do
 	notebooks) "$PYTHON" "$here/run_notebooks.py" --nodes 1 || rc=1 ;;
 	interrupt) "$PYTHON" "$here/interrupt_restart.py" --nodes 1 || rc=1 ;;
 	server) (cd "$here" && "$PYTHON" server_check.py --cmd "$cmd" --workdir "$work") || rc=1 ;;
-	browser) (cd "$here" && "$PYTHON" browser_check.py --cmd "$cmd" --workdir "$work" \
+	browser) (cd "$here" && "$PYTHON" browser_check.py --cmd "$cmd" --workdir "$work" --nodes "${NODES:-1}" \
 		--screenshot "${SCREENSHOT:-$top_srcdir/docs/images/jupyter-notebook.png}") || rc=1 ;;
 	*) echo "FAIL: unknown part $part"; rc=1 ;;
 	esac

@@ -140,6 +140,8 @@ def run(args):
     print(f"\ndragon-jupyter: Jupyter Notebook in the Dragon fabric ({_fabric_summary()})", flush=True)
     print(f"    {url}", flush=True)
     ip = _opt(args, ("--ip", "--NotebookApp.ip", "--ServerApp.ip")) or "127.0.0.1"
+    if ip in ("0.0.0.0", "*", "", "::"):
+        ip = host   # every address: the tunnel goes to this node's name
     fwd = f"{port}:{'127.0.0.1' if ip in ('127.0.0.1', 'localhost') else ip}:{port}"
     login = os.environ.get("SLURM_SUBMIT_HOST")
     if login and login != host:
