@@ -102,7 +102,7 @@ jupyter-clean:
 TESTS += tests/jupyter/run.sh
 EXTRA_DIST += tests/jupyter/run.sh tests/jupyter/run_notebooks.py tests/jupyter/interrupt_restart.py \
 	tests/jupyter/server_check.py tests/jupyter/browser_check.py tests/integration/jupyter.bats \
-	examples/notebooks/dragon_tutorial.ipynb docs/jupyter.md
+	examples/notebooks/dragon_tutorial.ipynb docs/jupyter.md docs/images/jupyter-notebook.png
 .PHONY: check-jupyter-browser
 check-jupyter-browser: all
 	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' PYTHON='$(PYTHON)' \

@@ -89,6 +89,12 @@ ALL_DONE = """(() => {
 })()"""
 
 
+STATE = """(() => JSON.stringify({
+  prompts: Jupyter.notebook.get_cells().filter(c => c.cell_type === 'code').map(c => c.input_prompt_number),
+  kernel: (document.getElementById('kernel_indicator_icon') || {}).className,
+  outputs: Array.from(document.querySelectorAll('.output_area')).map(e => e.innerText)}))()"""
+
+
 async def drive(port, url, screenshot, nodes):
     from tornado.websocket import websocket_connect
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as r:
@@ -101,8 +107,13 @@ async def drive(port, url, screenshot, nodes):
                     " && Jupyter.notebook.kernel.is_connected()", 120, "the notebook's kernel")
     name = await cdp.eval("Jupyter.notebook.kernel.name")
     assert name == "dragon_python3", f"the notebook runs kernel {name!r}"
+    print("notebook open, kernel connected: running all cells", flush=True)
     await cdp.eval("Jupyter.notebook.execute_all_cells(), true")
-    await cdp.until(ALL_DONE, 600, "every cell to run")
+    try:
+        await cdp.until(ALL_DONE, 300, "every cell to run")
+    except AssertionError:
+        state = await cdp.eval(STATE)
+        raise AssertionError(f"the cells did not all run in 300 s: {state}")
     text = await cdp.eval("Array.from(document.querySelectorAll('.output_area')).map(e => e.innerText).join('\\n')")
     errors = await cdp.eval("document.querySelectorAll('.output_error').length")
     # The whole notebook in one picture: the page as tall as its content.
@@ -162,7 +173,7 @@ def main():
         port = devtools_port(browser, profile)
         url = f"http://127.0.0.1:{srv.port}/notebooks/dragon_tutorial.ipynb?token={srv.token}"
         bad, text = asyncio.run(drive(port, url, a.screenshot, a.nodes))
-        print(text)
+        print(text, flush=True)
         print(f"screenshot: {a.screenshot} ({os.path.getsize(a.screenshot)} bytes)")
     finally:
         if browser is not None and browser.poll() is None:

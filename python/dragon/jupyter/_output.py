@@ -1,5 +1,6 @@
 """dragon.jupyter._output: worker output into the notebook cell that started the worker (a fabric channel from any node to the kernel)."""
 import io
+import os
 import pickle
 import sys
 import threading
@@ -81,6 +82,25 @@ def _install(desc_hex, key, label):
     atexit.register(out.flush)
     atexit.register(err.flush)
     return None
+
+
+def _cwd(path):
+    """The directory a worker starts in: the kernel's, when this node has it; else the home
+    directory (a notebook in a node-local directory, such as a node's /tmp, must not make every
+    worker on the other nodes fail in multiprocessing's chdir)."""
+    if os.path.isdir(path):
+        return path
+    return os.path.expanduser("~") if os.path.isdir(os.path.expanduser("~")) else "/"
+
+
+class Cwd:
+    """The kernel's working directory in a worker's preparation data, resolved on its node."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (_cwd, (self.path,))
 
 
 class Sink:

@@ -57,6 +57,18 @@ class FabricSession:
         group_create.__doc__ = orig_create.__doc__
         core.group_create = group_create
 
+        import multiprocessing.spawn as mpspawn
+        orig_prep = mpspawn.get_preparation_data
+        launching = threading.local()
+
+        def get_preparation_data(name):
+            # For our workers only: the working directory is resolved on the worker's node.
+            d = orig_prep(name)
+            if getattr(launching, "on", False) and "dir" in d:
+                d["dir"] = _output.Cwd(d["dir"])
+            return d
+        mpspawn.get_preparation_data = get_preparation_data
+
         orig_launch = mp.Popen._launch
 
         def _launch(popen, process_obj):
@@ -65,9 +77,11 @@ class FabricSession:
             key = session.current or session._last_key()
             process_obj._dragon_jupyter_sink = _output.Sink(session.relay.desc_hex, key,
                                                             process_obj.name)
+            launching.on = True
             try:
                 orig_launch(popen, process_obj)
             finally:
+                launching.on = False
                 try:
                     del process_obj._dragon_jupyter_sink
                 except AttributeError:
