@@ -45,6 +45,10 @@ def main(argv=None):
             return 2
         print(kernelspec(cmd, dest))
         return 0
+    if args[:1] in (["-h"], ["--help"]):
+        from .server import USAGE
+        print(USAGE)
+        return 0
     if not os.environ.get("DRAGON_LS_SOCKET"):
         # Not in a fabric: the launcher starts one (one node, or every node of a Slurm
         # allocation; a --dragon job's fabric is joined) and runs the server as its process.
