@@ -120,7 +120,8 @@ class Relay:
 
     def __init__(self, deliver):
         self._deliver = deliver
-        self._ch = _core.channel_create(capacity=1024, block_size=1024)
+        # The geometry of a multiprocessing Queue's channel (longer texts go as pool allocations).
+        self._ch = _core.channel_create(capacity=1024, block_size=512)
         self.desc_hex = self._ch.desc().hex()
         self._lock = threading.Lock()
         self._stop = False
