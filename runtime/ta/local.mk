@@ -36,7 +36,8 @@ EXTRA_DIST += tests/bench/parts/B4.sh
 
 # The transport agent: one per node of a fabric of several nodes, a child of dragon-ls.
 libexec_PROGRAMS += runtime/ta/dragon-ta
-runtime_ta_dragon_ta_SOURCES = runtime/ta/ta_main.c runtime/ta/gateway.h
+runtime_ta_dragon_ta_SOURCES = runtime/ta/main.c runtime/ta/agent.h runtime/ta/gateway.h \
+	runtime/ta/gateway.c runtime/ta/nodes.c runtime/ta/serve.c runtime/ta/chans.c
 runtime_ta_dragon_ta_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
 runtime_ta_dragon_ta_LDADD = runtime/libdragon_ta.la runtime/libdragon_impl.la $(SODIUM_LIBS)
 
