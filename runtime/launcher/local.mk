@@ -5,7 +5,9 @@ runtime_libdragon_impl_la_SOURCES += \
 
 # The launcher links libdragon statically: it forks local services from its own image.
 bin_PROGRAMS += runtime/launcher/dragon
-runtime_launcher_dragon_SOURCES = runtime/launcher/dragon.c
+runtime_launcher_dragon_SOURCES = runtime/launcher/main.c runtime/launcher/launcher.h \
+	runtime/launcher/session.c runtime/launcher/run_local.c runtime/launcher/run_join.c \
+	runtime/launcher/run_alloc.c runtime/launcher/status.c
 runtime_launcher_dragon_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(PROTOBUF_C_CFLAGS)
 runtime_launcher_dragon_LDADD = runtime/libdragon_impl.la $(JANSSON_LIBS)
 dist_man_MANS += docs/man/dragon.1

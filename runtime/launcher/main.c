@@ -1,0 +1,156 @@
+/* runtime/launcher/main.c: `dragon PROG [ARGS]` and `dragon status`: options, usage, finding PROG, and which of the three ways to a fabric. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "launcher/launcher.h"
+
+static const char usage[] =
+	"Usage: dragon [OPTIONS] PROG [ARGS...]\n"
+	"       dragon status [--json] [--runtime-dir DIR]\n"
+	"\n"
+	"Run PROG as a process of a Dragon fabric, forward the output of every process it starts,\n"
+	"and exit with PROG's status. Which fabric:\n"
+	"  - in a job step that has one (srun --dragon; DRAGON_LS_SOCKET is set): that one;\n"
+	"  - on a node of a Slurm allocation of several nodes: a fresh one over all its nodes,\n"
+	"    started as a job step (srun --overlap --mpi=pmix) and shut down when PROG ends;\n"
+	"  - otherwise, or with --local: a fresh one on this machine.\n"
+	"A fabric dragon started leaves nothing behind: processes, sockets, runtime directories\n"
+	"and pools go with it.\n"
+	"\n"
+	"Options:\n"
+	"  -l, --label            prefix each output line with RANK/HOST: (like srun -l)\n"
+	"      --local            always start a fabric on this machine only\n"
+	"      --runtime-dir DIR  where fabrics keep their sockets (default $XDG_RUNTIME_DIR/dragon\n"
+	"                         or /tmp/dragon-UID)\n"
+	"      --json             (status) print JSON\n"
+	"  -h, --help             this text\n"
+	"  -V, --version          the version\n"
+	"\n"
+	"Exit status: PROG's status (128+N if it died of signal N); 125 if dragon itself failed,\n"
+	"126 if PROG is not executable, 127 if PROG was not found; 128+N if dragon was stopped\n"
+	"by signal N (Ctrl-C: 130).\n"
+	"Environment: DRAGON_DEBUG=1 logs every request of local services.\n";
+
+/*
+ * Is PROG there to run: a path as given, else a name looked up in PATH? 0, or the launcher's
+ * exit code after a message. Local services start it; this only fails early and clearly.
+ */
+static int resolve_prog(const char *prog)
+{
+	const char *path = getenv("PATH");
+	char buf[PATH_MAX];
+	struct stat st;
+
+	if (strchr(prog, '/')) {
+		if (stat(prog, &st)) {
+			fprintf(stderr, "dragon: %s: %s\n", prog, strerror(errno));
+			return errno == ENOENT ? EXIT_NOTFOUND : EXIT_NOEXEC;
+		}
+		if (!S_ISREG(st.st_mode) || access(prog, X_OK)) {
+			fprintf(stderr, "dragon: %s: not an executable file\n", prog);
+			return EXIT_NOEXEC;
+		}
+		return 0;
+	}
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path) {
+		size_t n = strcspn(path, ":");
+		snprintf(buf, sizeof(buf), "%.*s%s%s", (int)n, path, n ? "/" : "", prog);
+		if (!stat(buf, &st) && S_ISREG(st.st_mode) && !access(buf, X_OK))
+			return 0;
+		path += n;
+		if (*path == ':')
+			path++;
+	}
+	fprintf(stderr, "dragon: %s: command not found\n", prog);
+	return EXIT_NOTFOUND;
+}
+
+static int run(const char *basedir, int label, int local, char **argv)
+{
+	const char *sock = getenv("DRAGON_LS_SOCKET");
+	int rv;
+
+	if ((rv = resolve_prog(argv[0])))
+		return rv;
+	if (local)
+		return launcher_run_local(basedir, label, argv);
+	if (sock && *sock)
+		return launcher_run_join(sock, label, argv);
+	/* On a node of a Slurm allocation of several nodes (not on the login node of salloc). */
+	if (getenv("SLURM_JOB_ID") && getenv("SLURMD_NODENAME") &&
+	    launcher_env_int("SLURM_JOB_NUM_NODES") > 1)
+		return launcher_run_alloc(basedir, label, argv);
+	return launcher_run_local(basedir, label, argv);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"help", no_argument, NULL, 'h'},    {"version", no_argument, NULL, 'V'},
+		{"label", no_argument, NULL, 'l'},   {"runtime-dir", required_argument, NULL, 'r'},
+		{"json", no_argument, NULL, 'j'},    {"local", no_argument, NULL, 'L'},
+		{NULL, 0, NULL, 0}};
+	const char *basedir = NULL;
+	int label = 0, json = 0, local = 0, c;
+
+	while ((c = getopt_long(argc, argv, "+hVl", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		case 'V':
+			printf("dragon %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'l':
+			label = 1;
+			break;
+		case 'r':
+			basedir = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'L':
+			local = 1;
+			break;
+		default:
+			fputs(usage, stderr);
+			return EXIT_DRAGON;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "dragon: no program given\n%s", usage);
+		return EXIT_DRAGON;
+	}
+	if (!strcmp(argv[optind], "status")) {
+		optind++;
+		while ((c = getopt_long(argc, argv, "+hj", opts, NULL)) != -1) {
+			if (c == 'j')
+				json = 1;
+			else if (c == 'r')
+				basedir = optarg;
+			else if (c == 'h') {
+				fputs(usage, stdout);
+				return 0;
+			} else {
+				return EXIT_DRAGON;
+			}
+		}
+		return launcher_status(basedir, json);
+	}
+	if (json) {
+		fprintf(stderr, "dragon: --json applies to `dragon status`\n");
+		return EXIT_DRAGON;
+	}
+	return run(basedir, label, local, argv + optind);
+}
