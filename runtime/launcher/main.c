@@ -12,8 +12,15 @@
 
 #include "launcher/launcher.h"
 
+/* The interpreter the Python package was built for (configure's PYTHON). */
+#ifndef DRAGON_PYTHON
+#define DRAGON_PYTHON "/usr/bin/python3"
+#endif
+
 static const char usage[] =
 	"Usage: dragon [OPTIONS] PROG [ARGS...]\n"
+	"       dragon [OPTIONS] SCRIPT.py [ARGS...]\n"
+	"       dragon [OPTIONS] -m MODULE [ARGS...]\n"
 	"       dragon status [--json] [--runtime-dir DIR]\n"
 	"\n"
 	"Run PROG as a process of a Dragon fabric, forward the output of every process it starts,\n"
@@ -24,9 +31,12 @@ static const char usage[] =
 	"  - otherwise, or with --local: a fresh one on this machine.\n"
 	"A fabric dragon started leaves nothing behind: processes, sockets, runtime directories\n"
 	"and pools go with it.\n"
+	"A PROG ending in .py, or a file that is not executable, runs under Python (" DRAGON_PYTHON "),\n"
+	"the interpreter the dragon package was built for; so does -m MODULE.\n"
 	"\n"
 	"Options:\n"
 	"  -l, --label            prefix each output line with RANK/HOST: (like srun -l)\n"
+	"  -m MODULE              run Python's MODULE as a script (python3 -m MODULE ARGS...)\n"
 	"      --local            always start a fabric on this machine only\n"
 	"      --runtime-dir DIR  where fabrics keep their sockets (default $XDG_RUNTIME_DIR/dragon\n"
 	"                         or /tmp/dragon-UID)\n"
@@ -37,7 +47,8 @@ static const char usage[] =
 	"Exit status: PROG's status (128+N if it died of signal N); 125 if dragon itself failed,\n"
 	"126 if PROG is not executable, 127 if PROG was not found; 128+N if dragon was stopped\n"
 	"by signal N (Ctrl-C: 130).\n"
-	"Environment: DRAGON_DEBUG=1 logs every request of local services.\n";
+	"Environment: DRAGON_DEBUG=1 logs every request of local services; DRAGON_PYTHON names\n"
+	"another Python interpreter for scripts and -m.\n";
 
 /*
  * Is PROG there to run: a path as given, else a name looked up in PATH? 0, or the launcher's
@@ -75,6 +86,55 @@ static int resolve_prog(const char *prog)
 	return EXIT_NOTFOUND;
 }
 
+/* The Python interpreter for scripts: the one the dragon package was built for, unless told. */
+static const char *python(void)
+{
+	const char *p = getenv("DRAGON_PYTHON");
+
+	return p && *p ? p : DRAGON_PYTHON;
+}
+
+/* Does PROG name a Python script: it ends in .py, or it is a file that is not executable? */
+static int is_script(const char *prog)
+{
+	size_t n = strlen(prog);
+	struct stat st;
+
+	if (n > 3 && !strcmp(prog + n - 3, ".py"))
+		return 1;
+	return strchr(prog, '/') && !stat(prog, &st) && S_ISREG(st.st_mode) && access(prog, X_OK);
+}
+
+/*
+ * PROG's command line with the interpreter in front when it is a Python script or a module
+ * (module: -m given). NULL after a message when the script is missing or memory runs out.
+ */
+static char **python_argv(char **argv, int argc, const char *module, int *rv)
+{
+	char **out = calloc((size_t)argc + 4, sizeof(*out)); /* python, -m, MODULE, ARGS, NULL */
+	int k = 0;
+
+	*rv = EXIT_DRAGON;
+	if (!out) {
+		fprintf(stderr, "dragon: out of memory\n");
+		return NULL;
+	}
+	out[k++] = (char *)python();
+	if (module) {
+		out[k++] = "-m";
+		out[k++] = (char *)module;
+	} else if (access(argv[0], R_OK)) {
+		fprintf(stderr, "dragon: %s: %s\n", argv[0], strerror(errno));
+		*rv = errno == ENOENT ? EXIT_NOTFOUND : EXIT_NOEXEC;
+		free(out);
+		return NULL;
+	}
+	for (int i = 0; i < argc; i++)
+		out[k++] = argv[i];
+	out[k] = NULL;
+	return out;
+}
+
 static int run(const char *basedir, int label, int local, char **argv)
 {
 	const char *sock = getenv("DRAGON_LS_SOCKET");
@@ -100,10 +160,11 @@ int main(int argc, char **argv)
 		{"label", no_argument, NULL, 'l'},   {"runtime-dir", required_argument, NULL, 'r'},
 		{"json", no_argument, NULL, 'j'},    {"local", no_argument, NULL, 'L'},
 		{NULL, 0, NULL, 0}};
-	const char *basedir = NULL;
+	const char *basedir = NULL, *module = NULL;
 	int label = 0, json = 0, local = 0, c;
 
-	while ((c = getopt_long(argc, argv, "+hVl", opts, NULL)) != -1) {
+	/* Options end at PROG, or after -m MODULE: what follows is the module's (as with python3). */
+	while (!module && (c = getopt_long(argc, argv, "+hVlm:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(usage, stdout);
@@ -123,16 +184,19 @@ int main(int argc, char **argv)
 		case 'L':
 			local = 1;
 			break;
+		case 'm':
+			module = optarg;
+			break;
 		default:
 			fputs(usage, stderr);
 			return EXIT_DRAGON;
 		}
 	}
-	if (optind >= argc) {
+	if (!module && optind >= argc) {
 		fprintf(stderr, "dragon: no program given\n%s", usage);
 		return EXIT_DRAGON;
 	}
-	if (!strcmp(argv[optind], "status")) {
+	if (!module && !strcmp(argv[optind], "status")) {
 		optind++;
 		while ((c = getopt_long(argc, argv, "+hj", opts, NULL)) != -1) {
 			if (c == 'j')
@@ -151,6 +215,14 @@ int main(int argc, char **argv)
 	if (json) {
 		fprintf(stderr, "dragon: --json applies to `dragon status`\n");
 		return EXIT_DRAGON;
+	}
+	if (module || is_script(argv[optind])) {
+		char **pargv = python_argv(argv + optind, argc - optind, module, &c);
+		if (!pargv)
+			return c;
+		c = run(basedir, label, local, pargv);
+		free(pargv);
+		return c;
 	}
 	return run(basedir, label, local, argv + optind);
 }
