@@ -37,140 +37,13 @@
 #include "launcher/libexec.h"
 #include "ls/link.h"
 #include "ls/ls.h"
+#include "ls/ls_internal.h"
 #include "proto/wire.h"
 #include "../../pmix/boot.h"
 
 extern char **environ;
 
-/* Limits on one request, so a client cannot make LS allocate without bound. */
-#define LS_ARGV_MAX 4096
-#define LS_LINE_MAX 65536
-/* After a process exits, how long LS waits for the last of its output (a child may hold the pipe). */
-#define LS_FLUSH_MS 200
-/* Grace between the first signal and SIGKILL when shutting down. */
-#define LS_KILL_GRACE_MS 2000
-#define LS_POOL_MAX (1ull << 40)
-
-/*
- * Ids that cross nodes. A connection id is global: bit 62, the node in bits 48..61 and a per-node
- * counter, so a reply can be routed to the node of its connection. A puid carries its node in
- * bits 48..61 too (bit 47 marks puids GS chose for processes it placed on another node). Owner
- * keys are a puid, or bit 63 plus a connection id.
- */
-#define GCONN(node, n) ((1ull << 62) | ((uint64_t)(node) << 48) | (n))
-#define ID_NODE(id) ((uint32_t)(((id) >> 48) & 0x3fff))
-#define IS_GCONN(id) (((id) >> 62) == 1)
-
-struct ls;
-
-struct conn {
-	struct conn *next;
-	struct ls *ls;
-	struct bufferevent *bev;
-	uint64_t id;
-	pid_t pid;     /* the peer, from SO_PEERCRED */
-	uint64_t puid; /* the peer's puid when the fabric started it, else 0 */
-	int sink;      /* wants output and exit events of what it starts */
-	int ctl;       /* the launcher's connection: LS ends when it closes */
-	int closing;
-	int remote;            /* a stand-in for a connection of another node (no socket) */
-	uint64_t inherit_sink; /* remote: where output of what it starts goes by default */
-};
-
-struct proc {
-	struct proc *next;
-	struct ls *ls;
-	uint64_t puid;
-	pid_t pid;
-	uint64_t gid;
-	int rank;
-	uint64_t creator; /* owner key of whoever asked for it */
-	uint64_t exit_to; /* connection that asked, if it is a sink: it gets the ProcExit */
-	uint64_t sink;    /* connection that gets its output; 0 discards */
-	struct bufferevent *out[2];
-	struct bufferevent *in; /* its stdin pipe (stdin_pipe), NULL once closed */
-	int in_eof;             /* close stdin once what is queued is written */
-	uint64_t in_conn, in_seq; /* an Input whose ok waits for the queue to drain, or 0 */
-	struct event *flush_timer;
-	int exited, done, status, signaled, outlive, waited;
-	char *argv0;
-};
-
-struct waitreq {
-	struct waitreq *next;
-	struct ls *ls;
-	uint64_t conn, seq, puid;
-	struct event *timer;
-};
-
-struct pool {
-	struct pool *next;
-	uint64_t id;
-	int fd;
-	uint64_t size;
-	char *name;
-	uint64_t owner;
-	int outlive;
-};
-
-/* A channel local services keep in the node's pool for a process (ChannelCreate). */
-struct lchan {
-	struct lchan *next;
-	dragon_channel_t *ch;
-	unsigned char desc[DRAGON_DESC_SIZE];
-	uint64_t id;
-	uint32_t capacity;
-	uint64_t owner;
-	int outlive;
-};
-
-/* What the head node knows of another node (from its Join). */
-struct node_info {
-	struct dg_link *link; /* NULL while the node has not joined, or after it left */
-	char host[256];
-	int ls_pid;
-	uint32_t ncpus;
-	int joined;
-};
-
-struct ls {
-	const struct ls_opts *o;
-	struct event_base *base;
-	struct evconnlistener *lst;
-	struct event *sigchld, *sigterm, *sigint, *kill_timer;
-	struct conn *conns;
-	struct proc *procs;
-	struct waitreq *waits;
-	struct pool *pools;
-	dragon_pool_t *node_pool; /* the pool of channels local services create (lazily) */
-	struct lchan *chans;
-	struct gs *gs;
-	struct dg_boot *boot;
-	char sock_path[PATH_MAX];
-	char host[256];
-	char **base_env;
-	uint64_t next_conn, next_puid, next_pool;
-	uint32_t node_index, node_count;
-	int stopping, stop_signo;
-	uint64_t stop_conn, stop_seq;
-	int debug;
-	hwloc_topology_t topo;
-	hwloc_bitmap_t allowed;
-	/* Across nodes: the job key, the head node's listener and links, or this node's uplink. */
-	unsigned char key[DG_LINK_KEY];
-	struct evconnlistener *tcp;
-	struct node_info *nodes; /* head node: one per node of the fabric */
-	struct dg_link *uplink;  /* other nodes: the link to the head node */
-	uint64_t next_gs_puid;
-	struct conn *handling; /* the connection whose request is being handled (GS callbacks) */
-	pid_t ta_pid;          /* the node's transport agent, 0 if none */
-	int ready;             /* DIR/ls.ready is written */
-	struct event *join_timer; /* head node: the other nodes must join before this fires */
-};
-
-static void ls_log(struct ls *ls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void ls_log(struct ls *ls, const char *fmt, ...)
+void ls_log(struct ls *ls, const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
@@ -181,12 +54,12 @@ static void ls_log(struct ls *ls, const char *fmt, ...)
 	fprintf(stderr, "dragon-ls[%d]: %s\n", (int)getpid(), buf);
 }
 
-static uint64_t owner_of(const struct conn *c)
+uint64_t ls_owner_of(const struct conn *c)
 {
 	return c->puid ? c->puid : (1ull << 63) | c->id;
 }
 
-static struct conn *conn_find(struct ls *ls, uint64_t id)
+struct conn *ls_conn_find(struct ls *ls, uint64_t id)
 {
 	for (struct conn *c = ls->conns; c; c = c->next)
 		if (c->id == id)
@@ -194,7 +67,7 @@ static struct conn *conn_find(struct ls *ls, uint64_t id)
 	return NULL;
 }
 
-static struct proc *proc_find(struct ls *ls, uint64_t puid)
+struct proc *ls_proc_find(struct ls *ls, uint64_t puid)
 {
 	for (struct proc *p = ls->procs; p; p = p->next)
 		if (p->puid == puid)
@@ -202,7 +75,7 @@ static struct proc *proc_find(struct ls *ls, uint64_t puid)
 	return NULL;
 }
 
-static struct proc *proc_by_pid(struct ls *ls, pid_t pid)
+struct proc *ls_proc_by_pid(struct ls *ls, pid_t pid)
 {
 	for (struct proc *p = ls->procs; p; p = p->next)
 		if (p->pid == pid && !p->exited)
@@ -210,9 +83,7 @@ static struct proc *proc_by_pid(struct ls *ls, pid_t pid)
 	return NULL;
 }
 
-static void send_to(struct ls *ls, uint64_t conn, Dragon__Msg *m);
-
-static void conn_send(struct conn *c, Dragon__Msg *m)
+void ls_conn_send(struct conn *c, Dragon__Msg *m)
 {
 	uint8_t *buf;
 	size_t len;
@@ -220,7 +91,7 @@ static void conn_send(struct conn *c, Dragon__Msg *m)
 	if (!c || c->closing)
 		return;
 	if (c->remote) {
-		send_to(c->ls, c->id, m);
+		ls_send_to(c->ls, c->id, m);
 		return;
 	}
 	if (dg_msg_encode(m, &buf, &len)) {
@@ -231,10 +102,8 @@ static void conn_send(struct conn *c, Dragon__Msg *m)
 	free(buf);
 }
 
-/* ---- between nodes ---------------------------------------------------------------------- */
-
 /* The link toward a node: the head node has one per node, every other node only its uplink. */
-static struct dg_link *link_to(struct ls *ls, uint32_t node)
+struct dg_link *ls_link_to(struct ls *ls, uint32_t node)
 {
 	if (node == ls->node_index)
 		return NULL;
@@ -244,9 +113,9 @@ static struct dg_link *link_to(struct ls *ls, uint32_t node)
 }
 
 /* Send inner, wrapped in r, toward node (through the head node if this is not it). */
-static int relay(struct ls *ls, uint32_t node, Dragon__Relay *r, Dragon__Msg *inner)
+int ls_relay(struct ls *ls, uint32_t node, Dragon__Relay *r, Dragon__Msg *inner)
 {
-	struct dg_link *l = link_to(ls, node);
+	struct dg_link *l = ls_link_to(ls, node);
 	Dragon__Msg m = DRAGON__MSG__INIT;
 	uint8_t *buf;
 	size_t len;
@@ -268,7 +137,7 @@ static int relay(struct ls *ls, uint32_t node, Dragon__Relay *r, Dragon__Msg *in
 }
 
 /* Send a message to a connection of any node (0: nobody). */
-static void send_to(struct ls *ls, uint64_t conn, Dragon__Msg *m)
+void ls_send_to(struct ls *ls, uint64_t conn, Dragon__Msg *m)
 {
 	Dragon__Relay r = DRAGON__RELAY__INIT;
 	uint32_t node = ID_NODE(conn);
@@ -276,14 +145,14 @@ static void send_to(struct ls *ls, uint64_t conn, Dragon__Msg *m)
 	if (!conn)
 		return;
 	if (!IS_GCONN(conn) || node == ls->node_index) {
-		struct conn *c = conn_find(ls, conn);
+		struct conn *c = ls_conn_find(ls, conn);
 		if (c && !c->remote)
-			conn_send(c, m);
+			ls_conn_send(c, m);
 		return;
 	}
 	r.conn = conn;
 	r.deliver = 1;
-	if (relay(ls, node, &r, m) && ls->debug)
+	if (ls_relay(ls, node, &r, m) && ls->debug)
 		ls_log(ls, "dropping a %s for node %u: %s", dg_msg_name(m), node, dragon_errmsg());
 }
 
@@ -292,7 +161,7 @@ static void send_to(struct ls *ls, uint64_t conn, Dragon__Msg *m)
  * there (processes it started, names, waits). The head node passes it on to every node but the
  * one it came from (except); other nodes tell only the head node, and only of their own.
  */
-static void announce_gone(struct ls *ls, uint64_t owner, uint64_t conn, uint32_t except)
+void ls_announce_gone(struct ls *ls, uint64_t owner, uint64_t conn, uint32_t except)
 {
 	Dragon__Msg m = DRAGON__MSG__INIT;
 	Dragon__Gone g = DRAGON__GONE__INIT;
@@ -312,7 +181,7 @@ static void announce_gone(struct ls *ls, uint64_t owner, uint64_t conn, uint32_t
 	}
 }
 
-static void reply_error(struct conn *c, uint64_t seq, int rc, const char *msg)
+void ls_reply_error(struct conn *c, uint64_t seq, int rc, const char *msg)
 {
 	Dragon__Msg m = DRAGON__MSG__INIT;
 	Dragon__Error e = DRAGON__ERROR__INIT;
@@ -322,10 +191,10 @@ static void reply_error(struct conn *c, uint64_t seq, int rc, const char *msg)
 	m.seq = seq;
 	m.body_case = DRAGON__MSG__BODY_ERROR;
 	m.error = &e;
-	conn_send(c, &m);
+	ls_conn_send(c, &m);
 }
 
-static void reply_ok(struct conn *c, uint64_t seq)
+void ls_reply_ok(struct conn *c, uint64_t seq)
 {
 	Dragon__Msg m = DRAGON__MSG__INIT;
 	Dragon__Error e = DRAGON__ERROR__INIT;
@@ -333,22 +202,17 @@ static void reply_ok(struct conn *c, uint64_t seq)
 	m.seq = seq;
 	m.body_case = DRAGON__MSG__BODY_OK;
 	m.ok = &e;
-	conn_send(c, &m);
+	ls_conn_send(c, &m);
 }
 
 /* Write a connection's pending output synchronously: before LS exits, and before a reply that
  * carries a descriptor (which cannot queue in a bufferevent). */
-static void conn_drain(struct conn *c)
+void ls_conn_drain(struct conn *c)
 {
 	dg_bev_flush(c->bev, 1000);
 }
 
-/* ---- processes ------------------------------------------------------------------------- */
-
-static void proc_done(struct proc *p);
-static void check_stopped(struct ls *ls);
-
-static void proc_free(struct ls *ls, struct proc *p)
+void ls_proc_free(struct ls *ls, struct proc *p)
 {
 	for (struct proc **q = &ls->procs; *q; q = &(*q)->next)
 		if (*q == p) {
@@ -366,10 +230,6 @@ static void proc_free(struct ls *ls, struct proc *p)
 	free(p);
 }
 
-/* ---- stdin ----------------------------------------------------------------------------- */
-
-#define LS_INPUT_HIGH (1u << 20) /* bytes queued for a stdin before its feeder must wait */
-
 static void input_ok(struct proc *p)
 {
 	Dragon__Msg m = DRAGON__MSG__INIT;
@@ -380,7 +240,7 @@ static void input_ok(struct proc *p)
 	m.seq = p->in_seq;
 	m.body_case = DRAGON__MSG__BODY_OK;
 	m.ok = &e;
-	send_to(p->ls, p->in_conn, &m);
+	ls_send_to(p->ls, p->in_conn, &m);
 	p->in_conn = 0;
 }
 
@@ -394,7 +254,7 @@ static void input_close(struct proc *p)
 }
 
 /* The queue drained below the low mark (or to nothing). */
-static void in_write(struct bufferevent *bev, void *arg)
+void ls_in_write(struct bufferevent *bev, void *arg)
 {
 	struct proc *p = arg;
 
@@ -403,38 +263,39 @@ static void in_write(struct bufferevent *bev, void *arg)
 		input_close(p);
 }
 
-static void in_event(struct bufferevent *bev, short what, void *arg)
+void ls_in_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	(void)what; /* EPIPE: the process closed its stdin or ended */
 	input_close(arg);
 }
 
-static void input(struct conn *c, uint64_t seq, const Dragon__Input *in)
+void ls_input(struct conn *c, uint64_t seq, const Dragon__Input *in)
 {
-	struct proc *p = proc_find(c->ls, in->puid);
+	struct proc *p = ls_proc_find(c->ls, in->puid);
 	struct evbuffer *out;
 
 	if (!p || !p->in) {
-		reply_error(c, seq, p ? DRAGON_ECLOSED : DRAGON_ENOTFOUND,
-			    p ? "the process's stdin is closed (or was never a pipe)" : "no such process");
+		ls_reply_error(c, seq, p ? DRAGON_ECLOSED : DRAGON_ENOTFOUND,
+			       p ? "the process's stdin is closed (or was never a pipe)"
+				 : "no such process");
 		return;
 	}
 	out = bufferevent_get_output(p->in);
 	if (in->data.len && evbuffer_add(out, in->data.data, in->data.len)) {
-		reply_error(c, seq, DRAGON_ENOMEM, "stdin data");
+		ls_reply_error(c, seq, DRAGON_ENOMEM, "stdin data");
 		return;
 	}
 	if (in->eof) {
 		p->in_eof = 1;
 		if (evbuffer_get_length(out) == 0) {
 			input_close(p);
-			reply_ok(c, seq);
+			ls_reply_ok(c, seq);
 			return;
 		}
 	}
 	if (evbuffer_get_length(out) < LS_INPUT_HIGH) {
-		reply_ok(c, seq);
+		ls_reply_ok(c, seq);
 		return;
 	}
 	input_ok(p); /* one waiting feeder at a time */
@@ -457,7 +318,7 @@ static void forward(struct proc *p, int stream, const void *data, size_t len)
 	o.host = p->ls->host;
 	m.body_case = DRAGON__MSG__BODY_OUTPUT;
 	m.output = &o;
-	send_to(p->ls, p->sink, &m);
+	ls_send_to(p->ls, p->sink, &m);
 }
 
 /* Forward every complete line (with its newline); at EOF or beyond LS_LINE_MAX, what is left. */
@@ -485,14 +346,14 @@ static void forward_lines(struct proc *p, int i, int eof)
 	}
 }
 
-static void out_read(struct bufferevent *bev, void *arg)
+void ls_out_read(struct bufferevent *bev, void *arg)
 {
 	struct proc *p = arg;
 
 	forward_lines(p, bev == p->out[0] ? 0 : 1, 0);
 }
 
-static void out_event(struct bufferevent *bev, short what, void *arg)
+void ls_out_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct proc *p = arg;
 	int i = bev == p->out[0] ? 0 : 1;
@@ -503,10 +364,10 @@ static void out_event(struct bufferevent *bev, short what, void *arg)
 	bufferevent_free(p->out[i]);
 	p->out[i] = NULL;
 	if (p->exited && !p->out[0] && !p->out[1])
-		proc_done(p);
+		ls_proc_done(p);
 }
 
-static void flush_timeout(evutil_socket_t fd, short what, void *arg)
+void ls_flush_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct proc *p = arg;
 
@@ -517,10 +378,10 @@ static void flush_timeout(evutil_socket_t fd, short what, void *arg)
 			bufferevent_free(p->out[i]);
 			p->out[i] = NULL;
 		}
-	proc_done(p);
+	ls_proc_done(p);
 }
 
-static void reply_wait(struct ls *ls, uint64_t conn, uint64_t seq, struct proc *p)
+void ls_reply_wait(struct ls *ls, uint64_t conn, uint64_t seq, struct proc *p)
 {
 	Dragon__Msg m = DRAGON__MSG__INIT;
 	Dragon__WaitReply r = DRAGON__WAIT_REPLY__INIT;
@@ -531,12 +392,12 @@ static void reply_wait(struct ls *ls, uint64_t conn, uint64_t seq, struct proc *
 	m.seq = seq;
 	m.body_case = DRAGON__MSG__BODY_WAIT_REPLY;
 	m.wait_reply = &r;
-	send_to(ls, conn, &m);
+	ls_send_to(ls, conn, &m);
 	p->waited = 1;
 }
 
 /* Release what an owner (a process or a client connection) created without `outlive`. */
-static void owner_gone(struct ls *ls, uint64_t owner)
+void ls_owner_gone(struct ls *ls, uint64_t owner)
 {
 	for (struct proc *p = ls->procs, *n; p; p = n) {
 		n = p->next;
@@ -548,7 +409,7 @@ static void owner_gone(struct ls *ls, uint64_t owner)
 				kill(p->pid, SIGTERM);
 			}
 		} else {
-			proc_free(ls, p);
+			ls_proc_free(ls, p);
 		}
 	}
 	for (struct pool **q = &ls->pools; *q;) {
@@ -576,7 +437,7 @@ static void owner_gone(struct ls *ls, uint64_t owner)
 		gs_owner_gone(ls->gs, owner);
 }
 
-static void proc_done(struct proc *p)
+void ls_proc_done(struct proc *p)
 {
 	struct ls *ls = p->ls;
 
@@ -595,13 +456,13 @@ static void proc_done(struct proc *p)
 		x.signaled = p->signaled;
 		m.body_case = DRAGON__MSG__BODY_PROC_EXIT;
 		m.proc_exit = &x;
-		send_to(ls, p->exit_to, &m);
+		ls_send_to(ls, p->exit_to, &m);
 	}
 	for (struct waitreq **q = &ls->waits; *q;) {
 		struct waitreq *w = *q;
 		if (w->puid == p->puid) {
 			*q = w->next;
-			reply_wait(ls, w->conn, w->seq, p);
+			ls_reply_wait(ls, w->conn, w->seq, p);
 			if (w->timer)
 				event_free(w->timer);
 			free(w);
@@ -622,22 +483,22 @@ static void proc_done(struct proc *p)
 		m.proc_done = &d;
 		dg_link_send(ls->uplink, &m);
 	}
-	owner_gone(ls, p->puid);
-	announce_gone(ls, p->puid, 0, UINT32_MAX);
+	ls_owner_gone(ls, p->puid);
+	ls_announce_gone(ls, p->puid, 0, UINT32_MAX);
 	/* Its status was delivered to a waiter: a process is waited for once. */
 	if (p->waited)
-		proc_free(ls, p);
-	check_stopped(ls);
+		ls_proc_free(ls, p);
+	ls_check_stopped(ls);
 }
 
-static void on_sigchld(evutil_socket_t sig, short what, void *arg)
+void ls_on_sigchld(evutil_socket_t sig, short what, void *arg)
 {
 	struct ls *ls = arg;
 	pid_t pid;
 	int st;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		struct proc *p = proc_by_pid(ls, pid);
+		struct proc *p = ls_proc_by_pid(ls, pid);
 		if (pid == ls->ta_pid) {
 			ls->ta_pid = 0;
 			if (!ls->stopping)
@@ -654,10 +515,10 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 			ls_log(ls, "puid %llu pid %d ended: %d", (unsigned long long)p->puid, (int)pid,
 			       p->status);
 		if (!p->out[0] && !p->out[1]) {
-			proc_done(p);
+			ls_proc_done(p);
 		} else {
 			struct timeval tv = {.tv_sec = 0, .tv_usec = LS_FLUSH_MS * 1000};
-			p->flush_timer = evtimer_new(ls->base, flush_timeout, p);
+			p->flush_timer = evtimer_new(ls->base, ls_flush_timeout, p);
 			if (p->flush_timer)
 				evtimer_add(p->flush_timer, &tv);
 		}
@@ -665,7 +526,7 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 }
 
 /* The environment every process starts with: LS's own, without the fabric variables it sets. */
-static int make_base_env(struct ls *ls)
+int ls_make_base_env(struct ls *ls)
 {
 	size_t n = 0, k = 0;
 
@@ -798,7 +659,7 @@ static pid_t start_child(struct spawn_ctx *c)
 
 /* Where the output of what `from` starts goes: to itself if it asked or takes output, else where
  * its own output goes (its parent's sink, or what the node it came from said). */
-static uint64_t sink_for(struct ls *ls, const struct conn *from, const Dragon__SpawnArgs *a)
+uint64_t ls_sink_for(struct ls *ls, const struct conn *from, const Dragon__SpawnArgs *a)
 {
 	struct proc *parent;
 
@@ -808,14 +669,14 @@ static uint64_t sink_for(struct ls *ls, const struct conn *from, const Dragon__S
 		return from->id;
 	if (from->remote)
 		return from->inherit_sink;
-	if (from->puid && (parent = proc_find(ls, from->puid)))
+	if (from->puid && (parent = ls_proc_find(ls, from->puid)))
 		return parent->sink;
 	return 0;
 }
 
 /* Start a process for `from`. *puid_out: in, a puid GS chose, or 0 for a new one of this node. */
-static int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from, uint64_t gid,
-		    int rank, int size, uint64_t *puid_out, pid_t *pid_out)
+int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from, uint64_t gid, int rank,
+	     int size, uint64_t *puid_out, pid_t *pid_out)
 {
 	char path[PATH_MAX], **envp = NULL, **argv = NULL, *fab[12] = {0};
 	int po[2] = {-1, -1}, pe[2] = {-1, -1}, pi[2] = {-1, -1}, devnull = -1, nf = 0, rv = -1;
@@ -930,9 +791,9 @@ static int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from
 	p->gid = gid;
 	p->rank = rank;
 	p->outlive = a->outlive;
-	p->creator = owner_of(from);
+	p->creator = ls_owner_of(from);
 	p->exit_to = from->sink ? from->id : 0;
-	p->sink = sink_for(ls, from, a);
+	p->sink = ls_sink_for(ls, from, a);
 	for (int i = 0; i < 2; i++) {
 		int fd = i ? pe[0] : po[0];
 		evutil_make_socket_nonblocking(fd);
@@ -941,7 +802,7 @@ static int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from
 			close(fd);
 			continue;
 		}
-		bufferevent_setcb(p->out[i], out_read, NULL, out_event, p);
+		bufferevent_setcb(p->out[i], ls_out_read, NULL, ls_out_event, p);
 		bufferevent_enable(p->out[i], EV_READ);
 	}
 	po[0] = pe[0] = -1;
@@ -950,7 +811,7 @@ static int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from
 		p->in = bufferevent_socket_new(ls->base, pi[1], BEV_OPT_CLOSE_ON_FREE);
 		if (p->in) {
 			pi[1] = -1;
-			bufferevent_setcb(p->in, NULL, in_write, in_event, p);
+			bufferevent_setcb(p->in, NULL, ls_in_write, ls_in_event, p);
 			bufferevent_setwatermark(p->in, EV_WRITE, LS_INPUT_HIGH / 4, 0);
 			bufferevent_enable(p->in, EV_WRITE);
 		}
@@ -984,9 +845,9 @@ out:
 	return rv;
 }
 
-static int ls_signal(struct ls *ls, uint64_t puid, int signo)
+int ls_signal(struct ls *ls, uint64_t puid, int signo)
 {
-	struct proc *p = proc_find(ls, puid);
+	struct proc *p = ls_proc_find(ls, puid);
 
 	if (signo < 0 || signo >= NSIG)
 		return dg_err(DRAGON_EINVAL, "signal %d does not exist", signo);
@@ -998,8 +859,6 @@ static int ls_signal(struct ls *ls, uint64_t puid, int signo)
 		return dg_err_sys("kill %d", (int)p->pid);
 	return DRAGON_OK;
 }
-
-/* ---- shutdown ------------------------------------------------------------------------- */
 
 static void kill_all(struct ls *ls, int signo)
 {
@@ -1018,7 +877,7 @@ static void kill_timeout(evutil_socket_t fd, short what, void *arg)
 	kill_all(ls, SIGKILL);
 }
 
-static void check_stopped(struct ls *ls)
+void ls_check_stopped(struct ls *ls)
 {
 	if (!ls->stopping)
 		return;
@@ -1026,10 +885,10 @@ static void check_stopped(struct ls *ls)
 		if (!p->done)
 			return;
 	if (ls->stop_seq)
-		reply_ok(conn_find(ls, ls->stop_conn), ls->stop_seq);
+		ls_reply_ok(ls_conn_find(ls, ls->stop_conn), ls->stop_seq);
 	for (struct conn *c = ls->conns; c; c = c->next)
 		if (!c->closing)
-			conn_drain(c);
+			ls_conn_drain(c);
 	event_base_loopbreak(ls->base);
 }
 
@@ -1038,7 +897,7 @@ static void check_stopped(struct ls *ls)
  * as LS stops, before it waits for its processes, so that a SIGKILL during the grace period (Slurm
  * sends one KillWait seconds after SIGTERM) leaves nothing on disk. Idempotent.
  */
-static void remove_files(struct ls *ls)
+void ls_remove_files(struct ls *ls)
 {
 	static const char *const mine[] = {LS_READY_NAME, "job.key", "ta.peers", "ta.info", "ta.bell"};
 	char path[PATH_MAX + 16];
@@ -1052,7 +911,7 @@ static void remove_files(struct ls *ls)
 		rmdir(ls->o->dir);
 }
 
-static void begin_stop(struct ls *ls, int signo)
+void ls_begin_stop(struct ls *ls, int signo)
 {
 	struct timeval tv = {.tv_sec = LS_KILL_GRACE_MS / 1000,
 			     .tv_usec = (LS_KILL_GRACE_MS % 1000) * 1000};
@@ -1075,22 +934,20 @@ static void begin_stop(struct ls *ls, int signo)
 		return;
 	}
 	ls->stopping = 1;
-	remove_files(ls);
+	ls_remove_files(ls);
 	kill_all(ls, signo ? signo : SIGTERM);
 	ls->kill_timer = evtimer_new(ls->base, kill_timeout, ls);
 	if (ls->kill_timer)
 		evtimer_add(ls->kill_timer, &tv);
-	check_stopped(ls);
+	ls_check_stopped(ls);
 }
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
-	begin_stop(arg, SIGTERM);
+	ls_begin_stop(arg, SIGTERM);
 }
 
-/* ---- pools ---------------------------------------------------------------------------- */
-
-static struct pool *pool_find(struct ls *ls, uint64_t id)
+struct pool *ls_pool_find(struct ls *ls, uint64_t id)
 {
 	for (struct pool *p = ls->pools; p; p = p->next)
 		if (p->id == id)
@@ -1098,7 +955,7 @@ static struct pool *pool_find(struct ls *ls, uint64_t id)
 	return NULL;
 }
 
-static void send_pool(struct conn *c, uint64_t seq, struct pool *pl)
+void ls_send_pool(struct conn *c, uint64_t seq, struct pool *pl)
 {
 	Dragon__Msg m = DRAGON__MSG__INIT;
 	Dragon__PoolReply r = DRAGON__POOL_REPLY__INIT;
@@ -1110,32 +967,32 @@ static void send_pool(struct conn *c, uint64_t seq, struct pool *pl)
 	m.body_case = DRAGON__MSG__BODY_POOL_REPLY;
 	m.pool_reply = &r;
 	/* The descriptor cannot queue in a bufferevent: write what is pending, then sendmsg. */
-	conn_drain(c);
+	ls_conn_drain(c);
 	if (dg_wire_send(fd, &m, pl->fd))
 		ls_log(c->ls, "sending pool %llu to pid %d: %s", (unsigned long long)pl->id,
 		       (int)c->pid, dragon_errmsg());
 }
 
-static void pool_create(struct conn *c, uint64_t seq, const Dragon__PoolCreate *pc)
+void ls_pool_create(struct conn *c, uint64_t seq, const Dragon__PoolCreate *pc)
 {
 	struct ls *ls = c->ls;
 	struct pool *pl;
 	int fd;
 
 	if (pc->size == 0 || pc->size > LS_POOL_MAX) {
-		reply_error(c, seq, DRAGON_EINVAL, "a pool's size is 1 byte to 1 TiB");
+		ls_reply_error(c, seq, DRAGON_EINVAL, "a pool's size is 1 byte to 1 TiB");
 		return;
 	}
 	fd = memfd_create("dragon-pool", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0) {
 		dg_err_sys("memfd_create");
-		reply_error(c, seq, DRAGON_ESYS, dragon_errmsg());
+		ls_reply_error(c, seq, DRAGON_ESYS, dragon_errmsg());
 		return;
 	}
 	if (ftruncate(fd, (off_t)pc->size)) {
 		dg_err_sys("sizing a pool of %llu bytes", (unsigned long long)pc->size);
 		close(fd);
-		reply_error(c, seq, DRAGON_ENOSPACE, dragon_errmsg());
+		ls_reply_error(c, seq, DRAGON_ENOSPACE, dragon_errmsg());
 		return;
 	}
 	/* Clients map it shared; they must not be able to shrink it under another's feet. */
@@ -1144,13 +1001,13 @@ static void pool_create(struct conn *c, uint64_t seq, const Dragon__PoolCreate *
 	if (!pl || (pc->name && *pc->name && !(pl->name = strdup(pc->name)))) {
 		free(pl);
 		close(fd);
-		reply_error(c, seq, DRAGON_ENOMEM, "pool record");
+		ls_reply_error(c, seq, DRAGON_ENOMEM, "pool record");
 		return;
 	}
 	pl->id = ((uint64_t)ls->node_index << 48) | ls->next_pool++;
 	pl->fd = fd;
 	pl->size = pc->size;
-	pl->owner = owner_of(c);
+	pl->owner = ls_owner_of(c);
 	pl->outlive = pc->outlive;
 	if (pl->name && ls->gs) {
 		uint8_t desc[8];
@@ -1158,7 +1015,7 @@ static void pool_create(struct conn *c, uint64_t seq, const Dragon__PoolCreate *
 			desc[i] = (uint8_t)(pl->id >> (8 * i));
 		if (gs_name_put(ls->gs, pl->name, DRAGON__KIND__KIND_POOL, desc, 8, pl->owner,
 				pl->outlive)) {
-			reply_error(c, seq, DRAGON_EEXIST, dragon_errmsg());
+			ls_reply_error(c, seq, DRAGON_EEXIST, dragon_errmsg());
 			close(fd);
 			free(pl->name);
 			free(pl);
@@ -1167,10 +1024,8 @@ static void pool_create(struct conn *c, uint64_t seq, const Dragon__PoolCreate *
 	}
 	pl->next = ls->pools;
 	ls->pools = pl;
-	send_pool(c, seq, pl);
+	ls_send_pool(c, seq, pl);
 }
-
-/* ---- channels ------------------------------------------------------------------------- */
 
 /*
  * The node's pool, created on the first ChannelCreate (DRAGON_LS_POOL_MB, default 256 MiB; a
@@ -1204,7 +1059,7 @@ static int node_pool(struct ls *ls)
 	return DRAGON_OK;
 }
 
-static void channel_create(struct conn *c, uint64_t seq, const Dragon__ChannelCreate *cc)
+void ls_channel_create(struct conn *c, uint64_t seq, const Dragon__ChannelCreate *cc)
 {
 	struct ls *ls = c->ls;
 	Dragon__Msg m = DRAGON__MSG__INIT;
@@ -1214,18 +1069,19 @@ static void channel_create(struct conn *c, uint64_t seq, const Dragon__ChannelCr
 	int rv;
 
 	if (cc->capacity > (1u << 20) || cc->block_size > (1u << 20) || cc->wait > DRAGON_WAIT_IDLE) {
-		reply_error(c, seq, DRAGON_EINVAL, "a channel holds up to 1048576 messages of up to "
-						   "1 MiB inline, and waits in a mode 0 to 3");
+		ls_reply_error(c, seq, DRAGON_EINVAL,
+			       "a channel holds up to 1048576 messages of up to "
+			       "1 MiB inline, and waits in a mode 0 to 3");
 		return;
 	}
 	attr.wait = (dragon_wait_mode_t)cc->wait;
 	if (!(lc = calloc(1, sizeof(*lc)))) {
-		reply_error(c, seq, DRAGON_ENOMEM, "channel record");
+		ls_reply_error(c, seq, DRAGON_ENOMEM, "channel record");
 		return;
 	}
 	if ((rv = node_pool(ls)) || (rv = dragon_channel_create(ls->node_pool, &attr, &lc->ch)) ||
 	    (rv = dragon_channel_serialize(lc->ch, (dragon_channel_desc_t *)lc->desc))) {
-		reply_error(c, seq, rv, dragon_errmsg());
+		ls_reply_error(c, seq, rv, dragon_errmsg());
 		if (lc->ch)
 			dragon_channel_destroy(lc->ch);
 		free(lc);
@@ -1237,7 +1093,7 @@ static void channel_create(struct conn *c, uint64_t seq, const Dragon__ChannelCr
 			lc->id = d.size;
 	}
 	lc->capacity = cc->capacity ? cc->capacity : 64;
-	lc->owner = owner_of(c);
+	lc->owner = ls_owner_of(c);
 	lc->outlive = cc->outlive;
 	lc->next = ls->chans;
 	ls->chans = lc;
@@ -1246,10 +1102,10 @@ static void channel_create(struct conn *c, uint64_t seq, const Dragon__ChannelCr
 	m.seq = seq;
 	m.body_case = DRAGON__MSG__BODY_CHANNEL_REPLY;
 	m.channel_reply = &r;
-	conn_send(c, &m);
+	ls_conn_send(c, &m);
 }
 
-static void channel_destroy(struct conn *c, uint64_t seq, const Dragon__ChannelDestroy *cd)
+void ls_channel_destroy(struct conn *c, uint64_t seq, const Dragon__ChannelDestroy *cd)
 {
 	struct ls *ls = c->ls;
 
@@ -1267,14 +1123,13 @@ static void channel_destroy(struct conn *c, uint64_t seq, const Dragon__ChannelD
 				*q = lc->next;
 				dragon_channel_destroy(lc->ch);
 				free(lc);
-				reply_ok(c, seq);
+				ls_reply_ok(c, seq);
 				return;
 			}
-	reply_error(c, seq, DRAGON_ENOTFOUND, "no channel of local services with that descriptor "
-					      "on this node");
+	ls_reply_error(c, seq, DRAGON_ENOTFOUND,
+		       "no channel of local services with that descriptor "
+		       "on this node");
 }
-
-/* ---- requests ------------------------------------------------------------------------- */
 
 static void fill_proc(Dragon__ProcInfo *x, const struct proc *p, uint32_t node)
 {
@@ -1292,7 +1147,7 @@ static void fill_proc(Dragon__ProcInfo *x, const struct proc *p, uint32_t node)
 
 /* status 0: a process list; 1: this node's status; 2: the fabric's, from the head node (every
  * node that joined, and GS's groups and names; processes and pools of this node only). */
-static void reply_procs(struct conn *c, uint64_t seq, int status)
+void ls_reply_procs(struct conn *c, uint64_t seq, int status)
 {
 	struct ls *ls = c->ls;
 	Dragon__Msg m = DRAGON__MSG__INIT;
@@ -1316,7 +1171,7 @@ static void reply_procs(struct conn *c, uint64_t seq, int status)
 	node = calloc(ls->node_count + 1, sizeof(*node));
 	nodes = calloc(ls->node_count + 1, sizeof(*nodes));
 	if (!items || !ptrs || !objs || !node || !nodes) {
-		reply_error(c, seq, DRAGON_ENOMEM, "process list");
+		ls_reply_error(c, seq, DRAGON_ENOMEM, "process list");
 		goto out;
 	}
 	for (struct proc *p = ls->procs; p; p = p->next, k++) {
@@ -1329,7 +1184,7 @@ static void reply_procs(struct conn *c, uint64_t seq, int status)
 		lr.procs = ptrs;
 		m.body_case = DRAGON__MSG__BODY_LIST_REPLY;
 		m.list_reply = &lr;
-		conn_send(c, &m);
+		ls_conn_send(c, &m);
 		goto out;
 	}
 	sr.fabric_id = (char *)ls->o->fabric_id;
@@ -1357,7 +1212,7 @@ static void reply_procs(struct conn *c, uint64_t seq, int status)
 	sr.procs = ptrs;
 	sr.objects = calloc(np + 1, sizeof(*sr.objects));
 	if (!sr.objects) {
-		reply_error(c, seq, DRAGON_ENOMEM, "status");
+		ls_reply_error(c, seq, DRAGON_ENOMEM, "status");
 		goto out;
 	}
 	k = 0;
@@ -1386,7 +1241,7 @@ static void reply_procs(struct conn *c, uint64_t seq, int status)
 		gs_status(ls->gs, &sr);
 	m.body_case = DRAGON__MSG__BODY_STATUS_REPLY;
 	m.status_reply = &sr;
-	conn_send(c, &m);
+	ls_conn_send(c, &m);
 	for (size_t i = np; i < sr.n_objects; i++)
 		free(sr.objects[i]);
 	free(sr.objects);
@@ -1399,7 +1254,7 @@ out:
 	free(nodes);
 }
 
-static void wait_timeout(evutil_socket_t fd, short what, void *arg)
+void ls_wait_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct waitreq *w = arg;
 	struct ls *ls = w->ls;
@@ -1409,14 +1264,14 @@ static void wait_timeout(evutil_socket_t fd, short what, void *arg)
 			*q = w->next;
 			break;
 		}
-	reply_error(conn_find(ls, w->conn), w->seq, DRAGON_ETIMEDOUT,
-		    "the process did not end in time");
+	ls_reply_error(ls_conn_find(ls, w->conn), w->seq, DRAGON_ETIMEDOUT,
+		       "the process did not end in time");
 	event_free(w->timer);
 	free(w);
 }
 
 /* Which node serves a request: GS's go to the head node, a process's to the node it runs on. */
-static uint32_t serving_node(struct ls *ls, const Dragon__Msg *req)
+uint32_t ls_serving_node(struct ls *ls, const Dragon__Msg *req)
 {
 	switch (req->body_case) {
 	case DRAGON__MSG__BODY_WAIT:
@@ -1478,29 +1333,30 @@ static int node_local_only(const Dragon__Msg *m)
 }
 
 /* Pass a request to the node that serves it; its reply comes back to c through the links. */
-static void forward_request(struct conn *c, uint32_t node, const Dragon__Msg *req)
+void ls_forward_request(struct conn *c, uint32_t node, const Dragon__Msg *req)
 {
 	struct ls *ls = c->ls;
 	Dragon__Relay r = DRAGON__RELAY__INIT;
 
 	if (node >= ls->node_count) {
-		reply_error(c, req->seq, DRAGON_ENOTFOUND,
-			    req->body_case == DRAGON__MSG__BODY_STATUS ? "no such node in this fabric"
-								  : "no such process");
+		ls_reply_error(c, req->seq, DRAGON_ENOTFOUND,
+			       req->body_case == DRAGON__MSG__BODY_STATUS
+				   ? "no such node in this fabric"
+				   : "no such process");
 		return;
 	}
 	r.conn = c->id;
-	r.owner = owner_of(c);
+	r.owner = ls_owner_of(c);
 	r.puid = c->puid;
 	r.sink = c->sink;
-	r.inherit_sink = sink_for(ls, c, NULL);
-	if (relay(ls, node, &r, (Dragon__Msg *)req))
-		reply_error(c, req->seq, DRAGON_EPEER, dragon_errmsg());
+	r.inherit_sink = ls_sink_for(ls, c, NULL);
+	if (ls_relay(ls, node, &r, (Dragon__Msg *)req))
+		ls_reply_error(c, req->seq, DRAGON_EPEER, dragon_errmsg());
 }
 
 static void handle_req(struct conn *c, const Dragon__Msg *req);
 
-static void handle(struct conn *c, const Dragon__Msg *req)
+void ls_handle(struct conn *c, const Dragon__Msg *req)
 {
 	struct ls *ls = c->ls;
 	struct conn *outer = ls->handling;
@@ -1512,16 +1368,17 @@ static void handle(struct conn *c, const Dragon__Msg *req)
 	if (link_only(req)) {
 		ls_log(ls, "pid %d sent a %s, which only links between nodes carry", (int)c->pid,
 		       dg_msg_name(req));
-		reply_error(c, req->seq, DRAGON_EPROTO, "not a request local services serve");
+		ls_reply_error(c, req->seq, DRAGON_EPROTO, "not a request local services serve");
 		return;
 	}
 	if (c->remote && node_local_only(req)) {
-		reply_error(c, req->seq, DRAGON_ENOTSUP, "this request is served only on its own node");
+		ls_reply_error(c, req->seq, DRAGON_ENOTSUP,
+			       "this request is served only on its own node");
 		return;
 	}
-	node = serving_node(ls, req);
+	node = ls_serving_node(ls, req);
 	if (node != ls->node_index) {
-		forward_request(c, node, req);
+		ls_forward_request(c, node, req);
 		return;
 	}
 	/* GS's spawn callback needs the requester, which may be a stand-in for another node's. */
@@ -1550,7 +1407,7 @@ static void handle_req(struct conn *c, const Dragon__Msg *req)
 		r.runtime_dir = (char *)ls->o->dir;
 		m.body_case = DRAGON__MSG__BODY_HELLO_REPLY;
 		m.hello_reply = &r;
-		conn_send(c, &m);
+		ls_conn_send(c, &m);
 		return;
 	}
 	case DRAGON__MSG__BODY_SPAWN: {
@@ -1559,35 +1416,36 @@ static void handle_req(struct conn *c, const Dragon__Msg *req)
 		pid_t pid;
 		rc = ls_spawn(ls, req->spawn->args, c, 0, 0, 0, &puid, &pid);
 		if (rc) {
-			reply_error(c, seq, rc, dragon_errmsg());
+			ls_reply_error(c, seq, rc, dragon_errmsg());
 			return;
 		}
 		r.puid = puid;
 		r.pid = pid;
 		m.body_case = DRAGON__MSG__BODY_SPAWN_REPLY;
 		m.spawn_reply = &r;
-		conn_send(c, &m);
+		ls_conn_send(c, &m);
 		return;
 	}
 	case DRAGON__MSG__BODY_WAIT: {
-		struct proc *p = proc_find(ls, req->wait->puid);
+		struct proc *p = ls_proc_find(ls, req->wait->puid);
 		struct waitreq *w;
 		if (!p) {
-			reply_error(c, seq, DRAGON_ENOTFOUND, "no such process (or already waited for)");
+			ls_reply_error(c, seq, DRAGON_ENOTFOUND,
+				       "no such process (or already waited for)");
 			return;
 		}
 		if (p->done) {
-			reply_wait(ls, c->id, seq, p);
-			proc_free(ls, p);
+			ls_reply_wait(ls, c->id, seq, p);
+			ls_proc_free(ls, p);
 			return;
 		}
 		if (req->wait->timeout_ms == 0) {
-			reply_error(c, seq, DRAGON_ETIMEDOUT, "the process is running");
+			ls_reply_error(c, seq, DRAGON_ETIMEDOUT, "the process is running");
 			return;
 		}
 		w = calloc(1, sizeof(*w));
 		if (!w) {
-			reply_error(c, seq, DRAGON_ENOMEM, "wait");
+			ls_reply_error(c, seq, DRAGON_ENOMEM, "wait");
 			return;
 		}
 		w->ls = ls;
@@ -1597,7 +1455,7 @@ static void handle_req(struct conn *c, const Dragon__Msg *req)
 		if (req->wait->timeout_ms > 0) {
 			struct timeval tv = {.tv_sec = req->wait->timeout_ms / 1000,
 					     .tv_usec = (req->wait->timeout_ms % 1000) * 1000};
-			w->timer = evtimer_new(ls->base, wait_timeout, w);
+			w->timer = evtimer_new(ls->base, ls_wait_timeout, w);
 			if (w->timer)
 				evtimer_add(w->timer, &tv);
 		}
@@ -1606,49 +1464,49 @@ static void handle_req(struct conn *c, const Dragon__Msg *req)
 		return;
 	}
 	case DRAGON__MSG__BODY_INPUT:
-		input(c, seq, req->input);
+		ls_input(c, seq, req->input);
 		return;
 	case DRAGON__MSG__BODY_SIGNAL:
 		if (req->signal->gid) {
-			if (ls->gs && gs_handle(ls->gs, c->id, owner_of(c), req))
+			if (ls->gs && gs_handle(ls->gs, c->id, ls_owner_of(c), req))
 				return;
-			reply_error(c, seq, DRAGON_ENOTSUP, "no global services on this node");
+			ls_reply_error(c, seq, DRAGON_ENOTSUP, "no global services on this node");
 			return;
 		}
 		rc = ls_signal(ls, req->signal->puid, req->signal->signo);
 		if (rc)
-			reply_error(c, seq, rc, dragon_errmsg());
+			ls_reply_error(c, seq, rc, dragon_errmsg());
 		else
-			reply_ok(c, seq);
+			ls_reply_ok(c, seq);
 		return;
 	case DRAGON__MSG__BODY_LIST:
-		reply_procs(c, seq, 0);
+		ls_reply_procs(c, seq, 0);
 		return;
 	case DRAGON__MSG__BODY_STATUS:
-		reply_procs(c, seq, req->status->at_node || !ls->gs ? 1 : 2);
+		ls_reply_procs(c, seq, req->status->at_node || !ls->gs ? 1 : 2);
 		return;
 	case DRAGON__MSG__BODY_SHUTDOWN:
 		if (!ls->stop_seq) {
 			ls->stop_conn = c->id;
 			ls->stop_seq = seq ? seq : 1;
 		}
-		begin_stop(ls, req->shutdown->signo);
+		ls_begin_stop(ls, req->shutdown->signo);
 		return;
 	case DRAGON__MSG__BODY_POOL_CREATE:
-		pool_create(c, seq, req->pool_create);
+		ls_pool_create(c, seq, req->pool_create);
 		return;
 	case DRAGON__MSG__BODY_CHANNEL_CREATE:
-		channel_create(c, seq, req->channel_create);
+		ls_channel_create(c, seq, req->channel_create);
 		return;
 	case DRAGON__MSG__BODY_CHANNEL_DESTROY:
-		channel_destroy(c, seq, req->channel_destroy);
+		ls_channel_destroy(c, seq, req->channel_destroy);
 		return;
 	case DRAGON__MSG__BODY_POOL_ATTACH: {
-		struct pool *pl = pool_find(ls, req->pool_attach->pool_id);
+		struct pool *pl = ls_pool_find(ls, req->pool_attach->pool_id);
 		if (!pl)
-			reply_error(c, seq, DRAGON_ENOTFOUND, "no such pool on this node");
+			ls_reply_error(c, seq, DRAGON_ENOTFOUND, "no such pool on this node");
 		else
-			send_pool(c, seq, pl);
+			ls_send_pool(c, seq, pl);
 		return;
 	}
 	case DRAGON__MSG__BODY_POOL_DESTROY:
@@ -1661,23 +1519,21 @@ static void handle_req(struct conn *c, const Dragon__Msg *req)
 				close(pl->fd);
 				free(pl->name);
 				free(pl);
-				reply_ok(c, seq);
+				ls_reply_ok(c, seq);
 				return;
 			}
-		reply_error(c, seq, DRAGON_ENOTFOUND, "no such pool on this node");
+		ls_reply_error(c, seq, DRAGON_ENOTFOUND, "no such pool on this node");
 		return;
 	default:
-		if (ls->gs && gs_handle(ls->gs, c->id, owner_of(c), req))
+		if (ls->gs && gs_handle(ls->gs, c->id, ls_owner_of(c), req))
 			return;
 		ls_log(ls, "pid %d sent a %s, which is not a request", (int)c->pid, dg_msg_name(req));
-		reply_error(c, seq, DRAGON_EPROTO, "not a request local services serve");
+		ls_reply_error(c, seq, DRAGON_EPROTO, "not a request local services serve");
 	}
 }
 
-/* ---- connections ---------------------------------------------------------------------- */
-
 /* A connection of this node or another closed: drop its waits, GS's requests and its output. */
-static void conn_forget(struct ls *ls, uint64_t id)
+void ls_conn_forget(struct ls *ls, uint64_t id)
 {
 	for (struct waitreq **q = &ls->waits; *q;) {
 		struct waitreq *w = *q;
@@ -1709,14 +1565,14 @@ static void conn_free(struct conn *c)
 			*q = c->next;
 			break;
 		}
-	conn_forget(ls, c->id);
+	ls_conn_forget(ls, c->id);
 	/* A client the fabric did not start owns what it created only while connected. */
 	if (!c->puid)
-		owner_gone(ls, owner_of(c));
-	announce_gone(ls, c->puid ? 0 : owner_of(c), c->id, UINT32_MAX);
+		ls_owner_gone(ls, ls_owner_of(c));
+	ls_announce_gone(ls, c->puid ? 0 : ls_owner_of(c), c->id, UINT32_MAX);
 	if (c->ctl && !ls->stopping) {
 		ls_log(ls, "the launcher went away: stopping the fabric");
-		begin_stop(ls, SIGTERM);
+		ls_begin_stop(ls, SIGTERM);
 	}
 	bufferevent_free(c->bev);
 	free(c);
@@ -1741,7 +1597,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
 			/* The stream cannot be resynchronised: answer, then close this one. */
 			ls_log(c->ls, "pid %d announced a %u-byte message (limit %u): closing it",
 			       (int)c->pid, len, DG_MSG_MAX);
-			reply_error(c, 0, DRAGON_EPROTO, "message exceeds the size limit");
+			ls_reply_error(c, 0, DRAGON_EPROTO, "message exceeds the size limit");
 			c->closing = 1;
 			bufferevent_disable(bev, EV_READ);
 			if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
@@ -1754,12 +1610,12 @@ static void conn_read(struct bufferevent *bev, void *arg)
 		if (dg_msg_decode(body + DG_HDR_LEN, len, &req)) {
 			ls_log(c->ls, "dropping a message from pid %d: %s", (int)c->pid,
 			       dragon_errmsg());
-			reply_error(c, 0, DRAGON_EPROTO, dragon_errmsg());
+			ls_reply_error(c, 0, DRAGON_EPROTO, dragon_errmsg());
 			evbuffer_drain(in, DG_HDR_LEN + (size_t)len);
 			continue;
 		}
 		evbuffer_drain(in, DG_HDR_LEN + (size_t)len);
-		handle(c, req);
+		ls_handle(c, req);
 		dg_msg_free(req);
 	}
 }
@@ -1778,7 +1634,7 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 		conn_free(arg);
 }
 
-static struct conn *conn_add(struct ls *ls, int fd, int ctl)
+struct conn *ls_conn_add(struct ls *ls, int fd, int ctl)
 {
 	struct ucred cred;
 	socklen_t cl = sizeof(cred);
@@ -1812,7 +1668,7 @@ static struct conn *conn_add(struct ls *ls, int fd, int ctl)
 	c->id = GCONN(ls->node_index, ls->next_conn++);
 	c->pid = cred.pid;
 	c->ctl = ctl;
-	if ((p = proc_by_pid(ls, cred.pid)))
+	if ((p = ls_proc_by_pid(ls, cred.pid)))
 		c->puid = p->puid;
 	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
 	bufferevent_enable(c->bev, EV_READ);
@@ -1821,20 +1677,18 @@ static struct conn *conn_add(struct ls *ls, int fd, int ctl)
 	return c;
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
-		      void *arg)
+void ls_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+		  void *arg)
 {
-	conn_add(arg, fd, 0);
+	ls_conn_add(arg, fd, 0);
 }
 
-/* ---- GS host callbacks ---------------------------------------------------------------- */
-
-static int host_spawn(void *ctx, uint32_t node, const Dragon__SpawnArgs *a, uint64_t conn_id,
-		      uint64_t gid, int rank, int size, uint64_t *puid)
+int ls_host_spawn(void *ctx, uint32_t node, const Dragon__SpawnArgs *a, uint64_t conn_id,
+		  uint64_t gid, int rank, int size, uint64_t *puid)
 {
 	struct ls *ls = ctx;
 	struct conn *c = ls->handling && ls->handling->id == conn_id ? ls->handling
-								     : conn_find(ls, conn_id);
+								     : ls_conn_find(ls, conn_id);
 	Dragon__Msg m = DRAGON__MSG__INIT;
 	Dragon__SpawnAt sa = DRAGON__SPAWN_AT__INIT;
 	struct dg_link *l;
@@ -1845,17 +1699,18 @@ static int host_spawn(void *ctx, uint32_t node, const Dragon__SpawnArgs *a, uint
 	*puid = 0;
 	if (node == ls->node_index)
 		return ls_spawn(ls, a, c, gid, rank, size, puid, NULL);
-	if (!(l = link_to(ls, node)))
-		return dg_err(DRAGON_EPEER, "node %u has not joined the fabric, or has left it", node);
+	if (!(l = ls_link_to(ls, node)))
+		return dg_err(DRAGON_EPEER, "node %u has not joined the fabric, or has left it",
+			      node);
 	/* The node reports a failed start as an exit (status 127) with the reason on stderr. */
 	sa.args = (Dragon__SpawnArgs *)a;
 	sa.puid = ((uint64_t)node << 48) | (1ull << 47) | ++ls->next_gs_puid;
 	sa.conn = c->id;
-	sa.owner = owner_of(c);
+	sa.owner = ls_owner_of(c);
 	sa.gid = gid;
 	sa.rank = rank;
 	sa.size = size;
-	sa.sink = sink_for(ls, c, a);
+	sa.sink = ls_sink_for(ls, c, a);
 	sa.exit_events = c->sink;
 	m.body_case = DRAGON__MSG__BODY_SPAWN_AT;
 	m.spawn_at = &sa;
@@ -1865,7 +1720,7 @@ static int host_spawn(void *ctx, uint32_t node, const Dragon__SpawnArgs *a, uint
 	return DRAGON_OK;
 }
 
-static int host_signal(void *ctx, uint64_t puid, int signo)
+int ls_host_signal(void *ctx, uint64_t puid, int signo)
 {
 	struct ls *ls = ctx;
 	Dragon__Msg m = DRAGON__MSG__INIT;
@@ -1878,18 +1733,16 @@ static int host_signal(void *ctx, uint64_t puid, int signo)
 	sg.signo = signo;
 	m.body_case = DRAGON__MSG__BODY_SIGNAL;
 	m.signal = &sg;
-	return relay(ls, ID_NODE(puid), &r, &m);
+	return ls_relay(ls, ID_NODE(puid), &r, &m);
 }
 
-static void host_reply(void *ctx, uint64_t conn_id, Dragon__Msg *m)
+void ls_host_reply(void *ctx, uint64_t conn_id, Dragon__Msg *m)
 {
-	send_to(ctx, conn_id, m);
+	ls_send_to(ctx, conn_id, m);
 }
-
-/* ---- links between nodes --------------------------------------------------------------- */
 
 /* A node's process for a group GS placed here. A failed start reads as exit status 127. */
-static void on_spawn_at(struct ls *ls, const Dragon__SpawnAt *sa)
+void ls_on_spawn_at(struct ls *ls, const Dragon__SpawnAt *sa)
 {
 	struct conn px = {.ls = ls, .id = sa->conn, .remote = 1, .sink = sa->exit_events,
 			  .inherit_sink = sa->sink};
@@ -1902,7 +1755,7 @@ static void on_spawn_at(struct ls *ls, const Dragon__SpawnAt *sa)
 	int rc;
 
 	px.puid = (sa->owner >> 63) ? 0 : sa->owner;
-	if (ID_NODE(puid) != ls->node_index || !(puid & (1ull << 47)) || proc_find(ls, puid))
+	if (ID_NODE(puid) != ls->node_index || !(puid & (1ull << 47)) || ls_proc_find(ls, puid))
 		rc = dg_err(DRAGON_EPROTO, "puid %llx does not belong to node %u",
 			    (unsigned long long)puid, ls->node_index);
 	else if (!(rc = ls_spawn(ls, sa->args, &px, sa->gid, sa->rank, sa->size, &puid, NULL)))
@@ -1919,13 +1772,13 @@ static void on_spawn_at(struct ls *ls, const Dragon__SpawnAt *sa)
 	o.host = ls->host;
 	m.body_case = DRAGON__MSG__BODY_OUTPUT;
 	m.output = &o;
-	send_to(ls, sink_for(ls, &px, sa->args), &m);
+	ls_send_to(ls, ls_sink_for(ls, &px, sa->args), &m);
 	x.puid = sa->puid;
 	x.status = 127;
 	m.body_case = DRAGON__MSG__BODY_PROC_EXIT;
 	m.proc_exit = &x;
 	if (sa->exit_events)
-		send_to(ls, sa->conn, &m);
+		ls_send_to(ls, sa->conn, &m);
 	d.puid = sa->puid;
 	d.status = 127;
 	m.body_case = DRAGON__MSG__BODY_PROC_DONE;
@@ -1935,24 +1788,25 @@ static void on_spawn_at(struct ls *ls, const Dragon__SpawnAt *sa)
 }
 
 /* A request or a reply from another node; the head node passes on what is for a third one. */
-static void on_relay(struct ls *ls, const Dragon__Msg *outer)
+void ls_on_relay(struct ls *ls, const Dragon__Msg *outer)
 {
 	const Dragon__Relay *r = outer->relay;
 	Dragon__Msg *req = NULL;
 
 	if (r->to_node != ls->node_index) {
-		struct dg_link *l = ls->nodes ? link_to(ls, r->to_node) : NULL;
+		struct dg_link *l = ls->nodes ? ls_link_to(ls, r->to_node) : NULL;
 		if (l && !dg_link_send(l, (Dragon__Msg *)outer))
 			return;
 		if (!r->deliver && r->conn && !dg_msg_decode(r->msg.data, r->msg.len, &req)) {
 			struct conn px = {.ls = ls, .id = r->conn, .remote = 1};
-			reply_error(&px, req->seq, DRAGON_EPEER, "that node is not part of the fabric now");
+			ls_reply_error(&px, req->seq, DRAGON_EPEER,
+				       "that node is not part of the fabric now");
 		}
 		dg_msg_free(req);
 		return;
 	}
 	if (r->deliver) {
-		struct conn *c = conn_find(ls, r->conn);
+		struct conn *c = ls_conn_find(ls, r->conn);
 		uint8_t hdr[DG_HDR_LEN] = {r->msg.len & 0xff, (r->msg.len >> 8) & 0xff,
 					   (r->msg.len >> 16) & 0xff, (r->msg.len >> 24) & 0xff};
 		/* Already packed by the node that answered: pass it on as it is. */
@@ -1969,19 +1823,16 @@ static void on_relay(struct ls *ls, const Dragon__Msg *outer)
 	{
 		struct conn px = {.ls = ls, .id = r->conn, .remote = 1, .puid = r->puid,
 				  .sink = r->sink, .inherit_sink = r->inherit_sink};
-		handle(&px, req);
+		ls_handle(&px, req);
 	}
 	dg_msg_free(req);
 }
-
-static int write_ready(struct ls *ls);
-static int startup_timeout_ms(void);
 
 /*
  * The head node says it is ready only once every node joined it: a program started on it at
  * once may place processes anywhere. A node that does not join in time fails the fabric.
  */
-static int all_joined(struct ls *ls)
+int ls_all_joined(struct ls *ls)
 {
 	for (uint32_t i = 1; i < ls->node_count; i++)
 		if (!ls->nodes || !ls->nodes[i].joined)
@@ -1991,17 +1842,17 @@ static int all_joined(struct ls *ls)
 
 static void ready_when_joined(struct ls *ls)
 {
-	if (ls->ready || !all_joined(ls))
+	if (ls->ready || !ls_all_joined(ls))
 		return;
 	if (ls->join_timer)
 		evtimer_del(ls->join_timer);
-	if (write_ready(ls)) {
+	if (ls_write_ready(ls)) {
 		ls_log(ls, "%s", dragon_errmsg());
-		begin_stop(ls, SIGTERM);
+		ls_begin_stop(ls, SIGTERM);
 	}
 }
 
-static void on_join_timeout(evutil_socket_t fd, short what, void *arg)
+void ls_on_join_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct ls *ls = arg;
 	char missing[512] = "";
@@ -2014,8 +1865,8 @@ static void on_join_timeout(evutil_socket_t fd, short what, void *arg)
 			n += (size_t)snprintf(missing + n, sizeof(missing) - n, "%s%u", n ? ", " : "", i);
 	ls_log(ls, "node(s) %s did not join the head node within %d s (DRAGON_STARTUP_TIMEOUT); "
 		   "stopping the fabric",
-	       missing, startup_timeout_ms() / 1000);
-	begin_stop(ls, SIGTERM);
+	       missing, ls_startup_timeout_ms() / 1000);
+	ls_begin_stop(ls, SIGTERM);
 }
 
 static void on_join(struct ls *ls, struct dg_link *l, const Dragon__Join *j)
@@ -2075,11 +1926,11 @@ static void link_msg(struct dg_link *l, const Dragon__Msg *m, void *arg)
 	}
 	switch (m->body_case) {
 	case DRAGON__MSG__BODY_RELAY:
-		on_relay(ls, m);
+		ls_on_relay(ls, m);
 		return;
 	case DRAGON__MSG__BODY_SPAWN_AT:
 		if (ls->uplink) {
-			on_spawn_at(ls, m->spawn_at);
+			ls_on_spawn_at(ls, m->spawn_at);
 			return;
 		}
 		break;
@@ -2093,17 +1944,17 @@ static void link_msg(struct dg_link *l, const Dragon__Msg *m, void *arg)
 		break;
 	case DRAGON__MSG__BODY_SHUTDOWN:
 		if (ls->uplink) {
-			begin_stop(ls, m->shutdown->signo);
+			ls_begin_stop(ls, m->shutdown->signo);
 			return;
 		}
 		break;
 	case DRAGON__MSG__BODY_GONE:
 		if (m->gone->conn)
-			conn_forget(ls, m->gone->conn);
+			ls_conn_forget(ls, m->gone->conn);
 		if (m->gone->owner)
-			owner_gone(ls, m->gone->owner);
+			ls_owner_gone(ls, m->gone->owner);
 		if (ls->nodes)
-			announce_gone(ls, m->gone->owner, m->gone->conn, from);
+			ls_announce_gone(ls, m->gone->owner, m->gone->conn, from);
 		return;
 	default:
 		break;
@@ -2120,7 +1971,7 @@ static void link_closed(struct dg_link *l, const char *why, void *arg)
 		ls->uplink = NULL;
 		if (!ls->stopping) {
 			ls_log(ls, "lost the head node (%s): stopping this node", why);
-			begin_stop(ls, SIGTERM);
+			ls_begin_stop(ls, SIGTERM);
 		}
 		dg_link_free(l);
 		return;
@@ -2136,8 +1987,8 @@ static void link_closed(struct dg_link *l, const char *why, void *arg)
 	dg_link_free(l);
 }
 
-static void on_link_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa,
-			   int len, void *arg)
+void ls_on_link_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, int len,
+		       void *arg)
 {
 	struct ls *ls = arg;
 	struct dg_link_cb cb = {.msg = link_msg, .closed = link_closed, .arg = ls};
@@ -2154,7 +2005,7 @@ static void on_link_accept(struct evconnlistener *lst, evutil_socket_t fd, struc
  * through the bootstrap (PMIx for Slurm: only the fabric step's processes see them). The key
  * is also left in DIR/job.key (0600) for the node's transport agent.
  */
-static int links_prepare(struct ls *ls, int *tcp_fd)
+int ls_links_prepare(struct ls *ls, int *tcp_fd)
 {
 	char addrs[1024];
 	int rv;
@@ -2174,7 +2025,7 @@ static int links_prepare(struct ls *ls, int *tcp_fd)
 	return DRAGON_OK;
 }
 
-static int startup_timeout_ms(void)
+int ls_startup_timeout_ms(void)
 {
 	const char *t = getenv("DRAGON_STARTUP_TIMEOUT");
 	int s = t ? atoi(t) : 0;
@@ -2183,7 +2034,7 @@ static int startup_timeout_ms(void)
 }
 
 /* After the fence: the other nodes take the head node's job key. */
-static int links_key(struct ls *ls)
+int ls_links_key(struct ls *ls)
 {
 	void *key = NULL;
 	size_t klen = 0;
@@ -2203,7 +2054,7 @@ static int links_key(struct ls *ls)
 }
 
 /* Then they join the head node at one of the addresses it published. */
-static int links_join(struct ls *ls)
+int ls_links_join(struct ls *ls)
 {
 	Dragon__Join j = DRAGON__JOIN__INIT;
 	struct dg_link_cb cb = {.msg = link_msg, .closed = link_closed, .arg = ls};
@@ -2225,13 +2076,13 @@ static int links_join(struct ls *ls)
 	j.ls_pid = getpid();
 	j.ncpus = sched_getaffinity(0, sizeof(cs), &cs) ? 0 : (uint32_t)CPU_COUNT(&cs);
 	j.fabric_id = (char *)ls->o->fabric_id;
-	rv = dg_link_connect(ls->base, addrs, ls->key, &j, startup_timeout_ms(), &cb, &ls->uplink);
+	rv = dg_link_connect(ls->base, addrs, ls->key, &j, ls_startup_timeout_ms(), &cb,
+			     &ls->uplink);
 out:
 	free(addrs);
 	return rv;
 }
 
-/* DIR/job.key: the key for the node's transport agent, readable by the fabric's user only. */
 /*
  * Write DIR/name whole or not at all (readers poll for it): fill writes it into a temporary file
  * that is then renamed into place.
@@ -2273,7 +2124,7 @@ static int fill_key(struct ls *ls, FILE *f)
 	return DRAGON_OK;
 }
 
-static int write_key(struct ls *ls)
+int ls_write_key(struct ls *ls)
 {
 	return publish_file(ls, "job.key", 0600, fill_key);
 }
@@ -2285,7 +2136,7 @@ static int fill_ready(struct ls *ls, FILE *f)
 }
 
 /* Everything is up: say so in DIR/ls.ready (see ls.h). */
-static int write_ready(struct ls *ls)
+int ls_write_ready(struct ls *ls)
 {
 	int rv = publish_file(ls, LS_READY_NAME, 0644, fill_ready);
 
@@ -2293,8 +2144,6 @@ static int write_ready(struct ls *ls)
 		ls->ready = 1;
 	return rv;
 }
-
-/* ---- the node's transport agent -------------------------------------------------------- */
 
 /* Read the value of "key value" line `key` of a small file; DRAGON_ENOTFOUND if absent. */
 static int read_keyed(const char *path, const char *key, char *out, size_t cap)
@@ -2329,7 +2178,7 @@ static int read_keyed(const char *path, const char *key, char *out, size_t cap)
  * links) takes a good part of a second on some systems, time the fence would otherwise add to.
  * The agent waits for DIR/job.key, written after that fence, before it handles any frame.
  */
-static int ta_spawn(struct ls *ls)
+int ls_ta_spawn(struct ls *ls)
 {
 	char prog[PATH_MAX], info[PATH_MAX + 16], peers[PATH_MAX + 16], node[16];
 	pid_t pid;
@@ -2365,10 +2214,10 @@ static int ta_spawn(struct ls *ls)
 }
 
 /* The agent announced its endpoint address in DIR/ta.info. */
-static int ta_ready(struct ls *ls, char *addr, size_t cap)
+int ls_ta_ready(struct ls *ls, char *addr, size_t cap)
 {
 	char info[PATH_MAX + 16];
-	int ms = startup_timeout_ms();
+	int ms = ls_startup_timeout_ms();
 	pid_t pid = ls->ta_pid;
 
 	snprintf(info, sizeof(info), "%s/ta.info", ls->o->dir);
@@ -2389,7 +2238,7 @@ static int ta_ready(struct ls *ls, char *addr, size_t cap)
 }
 
 /* DRAGON_TA=off: a fabric without channels across nodes (the rest works as usual). */
-static int ta_disabled(void)
+int ls_ta_disabled(void)
 {
 	const char *v = getenv("DRAGON_TA");
 
@@ -2415,12 +2264,10 @@ static int fill_peers(struct ls *ls, FILE *f)
 	return rv;
 }
 
-static int ta_write_peers(struct ls *ls)
+int ls_ta_write_peers(struct ls *ls)
 {
 	return publish_file(ls, "ta.peers", 0644, fill_peers);
 }
-
-/* ---- main loop ------------------------------------------------------------------------ */
 
 /*
  * LS is a child subreaper: whatever a process started and left behind becomes our child when its
@@ -2507,28 +2354,28 @@ int ls_run(const struct ls_opts *o)
 	}
 	/* Descriptors of what this node creates (its channels) carry its index. */
 	dg_set_local_node(ls->node_index);
-	if (ls->node_count > 1 && !ta_disabled() && ta_spawn(ls)) {
+	if (ls->node_count > 1 && !ls_ta_disabled() && ls_ta_spawn(ls)) {
 		ls_log(ls, "transport: %s", dragon_errmsg());
 		goto out;
 	}
 	/* The head node (rank 0) hosts GS; its address and the job key reach the others through
 	 * the bootstrap, and every other node joins it over a sealed link. */
-	if (links_prepare(ls, &tcp_fd) || dg_boot_fence(ls->boot) || links_key(ls) ||
-	    write_key(ls)) {
+	if (ls_links_prepare(ls, &tcp_fd) || dg_boot_fence(ls->boot) || ls_links_key(ls) ||
+	    ls_write_key(ls)) {
 		ls_log(ls, "bootstrap: %s", dragon_errmsg());
 		goto out;
 	}
 	/* Several nodes: start the transport agent, exchange the agents' addresses (fence 2). */
-	if (ls->node_count > 1 && !ta_disabled()) {
+	if (ls->node_count > 1 && !ls_ta_disabled()) {
 		char addr[600];
-		if (ta_ready(ls, addr, sizeof(addr)) ||
+		if (ls_ta_ready(ls, addr, sizeof(addr)) ||
 		    dg_boot_put(ls->boot, "ta.addr", addr, strlen(addr) + 1) ||
-		    dg_boot_fence(ls->boot) || ta_write_peers(ls)) {
+		    dg_boot_fence(ls->boot) || ls_ta_write_peers(ls)) {
 			ls_log(ls, "transport: %s", dragon_errmsg());
 			goto out;
 		}
 	}
-	if (make_base_env(ls))
+	if (ls_make_base_env(ls))
 		goto out;
 	ls->base = event_base_new();
 	if (!ls->base) {
@@ -2536,7 +2383,7 @@ int ls_run(const struct ls_opts *o)
 		goto out;
 	}
 	evutil_make_socket_nonblocking(lfd);
-	ls->lst = evconnlistener_new(ls->base, on_accept, ls, LEV_OPT_CLOSE_ON_FREE, -1, lfd);
+	ls->lst = evconnlistener_new(ls->base, ls_on_accept, ls, LEV_OPT_CLOSE_ON_FREE, -1, lfd);
 	if (!ls->lst) {
 		ls_log(ls, "libevent: cannot watch the listening socket");
 		goto out;
@@ -2545,7 +2392,7 @@ int ls_run(const struct ls_opts *o)
 	if (tcp_fd >= 0) {
 		evutil_make_socket_nonblocking(tcp_fd);
 		ls->nodes = calloc(ls->node_count, sizeof(*ls->nodes));
-		ls->tcp = ls->nodes ? evconnlistener_new(ls->base, on_link_accept, ls,
+		ls->tcp = ls->nodes ? evconnlistener_new(ls->base, ls_on_link_accept, ls,
 							 LEV_OPT_CLOSE_ON_FREE, -1, tcp_fd)
 				    : NULL;
 		if (!ls->tcp) {
@@ -2554,11 +2401,11 @@ int ls_run(const struct ls_opts *o)
 		}
 		tcp_fd = -1;
 	}
-	if (links_join(ls)) {
+	if (ls_links_join(ls)) {
 		ls_log(ls, "node %u cannot join the head node: %s", ls->node_index, dragon_errmsg());
 		goto out;
 	}
-	ls->sigchld = evsignal_new(ls->base, SIGCHLD, on_sigchld, ls);
+	ls->sigchld = evsignal_new(ls->base, SIGCHLD, ls_on_sigchld, ls);
 	ls->sigterm = evsignal_new(ls->base, SIGTERM, on_stop_signal, ls);
 	ls->sigint = evsignal_new(ls->base, SIGINT, on_stop_signal, ls);
 	if (!ls->sigchld || !ls->sigterm || !ls->sigint || evsignal_add(ls->sigchld, NULL) ||
@@ -2570,28 +2417,28 @@ int ls_run(const struct ls_opts *o)
 		struct gs_host h = {.ctx = ls,
 				    .base = ls->base,
 				    .node_count = ls->node_count,
-				    .spawn = host_spawn,
-				    .signal = host_signal,
-				    .reply = host_reply};
+				    .spawn = ls_host_spawn,
+				    .signal = ls_host_signal,
+				    .reply = ls_host_reply};
 		ls->gs = gs_new(&h);
 		if (!ls->gs) {
 			ls_log(ls, "out of memory for global services");
 			goto out;
 		}
 	}
-	if (o->ctl_fd >= 0 && !conn_add(ls, o->ctl_fd, 1))
+	if (o->ctl_fd >= 0 && !ls_conn_add(ls, o->ctl_fd, 1))
 		goto out;
 	/* Children were forked before our SIGCHLD watch existed? Reap them now too. */
-	on_sigchld(SIGCHLD, 0, ls);
-	if (ls->node_index == 0 && !all_joined(ls)) {
-		int ms = startup_timeout_ms();
+	ls_on_sigchld(SIGCHLD, 0, ls);
+	if (ls->node_index == 0 && !ls_all_joined(ls)) {
+		int ms = ls_startup_timeout_ms();
 		struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-		ls->join_timer = evtimer_new(ls->base, on_join_timeout, ls);
+		ls->join_timer = evtimer_new(ls->base, ls_on_join_timeout, ls);
 		if (!ls->join_timer || evtimer_add(ls->join_timer, &tv)) {
 			ls_log(ls, "libevent: no timer");
 			goto out;
 		}
-	} else if (write_ready(ls)) {
+	} else if (ls_write_ready(ls)) {
 		ls_log(ls, "%s", dragon_errmsg());
 		goto out;
 	}
@@ -2613,7 +2460,7 @@ out:
 		/* Whatever is still alive (a loop error) must not outlive LS. */
 		kill_all(ls, SIGKILL);
 		while (ls->procs)
-			proc_free(ls, ls->procs);
+			ls_proc_free(ls, ls->procs);
 		while (ls->conns) {
 			struct conn *c = ls->conns;
 			ls->conns = c->next;
@@ -2672,7 +2519,7 @@ out:
 		kill(ls->ta_pid, SIGTERM);
 		waitpid(ls->ta_pid, NULL, 0);
 	}
-	remove_files(ls);
+	ls_remove_files(ls);
 	while (ls->chans) {
 		struct lchan *lc = ls->chans;
 		ls->chans = lc->next;
