@@ -174,12 +174,6 @@ void ls_reply_error(struct conn *c, uint64_t seq, int rc, const char *msg);
 void ls_reply_ok(struct conn *c, uint64_t seq);
 void ls_conn_drain(struct conn *c);
 void ls_proc_free(struct ls *ls, struct proc *p);
-void ls_in_write(struct bufferevent *bev, void *arg);
-void ls_in_event(struct bufferevent *bev, short what, void *arg);
-void ls_input(struct conn *c, uint64_t seq, const Dragon__Input *in);
-void ls_out_read(struct bufferevent *bev, void *arg);
-void ls_out_event(struct bufferevent *bev, short what, void *arg);
-void ls_flush_timeout(evutil_socket_t fd, short what, void *arg);
 void ls_reply_wait(struct ls *ls, uint64_t conn, uint64_t seq, struct proc *p);
 void ls_owner_gone(struct ls *ls, uint64_t owner);
 void ls_proc_done(struct proc *p);
@@ -226,5 +220,14 @@ int ls_ta_spawn(struct ls *ls);
 int ls_ta_ready(struct ls *ls, char *addr, size_t cap);
 int ls_ta_disabled(void);
 int ls_ta_write_peers(struct ls *ls);
+
+/* ---- io.c: output and input forwarding (bufferevent callbacks set by ls_spawn) */
+
+void ls_in_write(struct bufferevent *bev, void *arg);
+void ls_in_event(struct bufferevent *bev, short what, void *arg);
+void ls_input(struct conn *c, uint64_t seq, const Dragon__Input *in);
+void ls_out_read(struct bufferevent *bev, void *arg);
+void ls_out_event(struct bufferevent *bev, short what, void *arg);
+void ls_flush_timeout(evutil_socket_t fd, short what, void *arg);
 
 #endif
