@@ -178,10 +178,6 @@ void ls_reply_wait(struct ls *ls, uint64_t conn, uint64_t seq, struct proc *p);
 void ls_owner_gone(struct ls *ls, uint64_t owner);
 void ls_proc_done(struct proc *p);
 void ls_on_sigchld(evutil_socket_t sig, short what, void *arg);
-int ls_make_base_env(struct ls *ls);
-uint64_t ls_sink_for(struct ls *ls, const struct conn *from, const Dragon__SpawnArgs *a);
-int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from, uint64_t gid, int rank,
-	     int size, uint64_t *puid_out, pid_t *pid_out);
 int ls_signal(struct ls *ls, uint64_t puid, int signo);
 void ls_check_stopped(struct ls *ls);
 void ls_remove_files(struct ls *ls);
@@ -229,5 +225,12 @@ void ls_input(struct conn *c, uint64_t seq, const Dragon__Input *in);
 void ls_out_read(struct bufferevent *bev, void *arg);
 void ls_out_event(struct bufferevent *bev, short what, void *arg);
 void ls_flush_timeout(evutil_socket_t fd, short what, void *arg);
+
+/* ---- spawn.c: starting processes */
+
+int ls_make_base_env(struct ls *ls);
+uint64_t ls_sink_for(struct ls *ls, const struct conn *from, const Dragon__SpawnArgs *a);
+int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from, uint64_t gid, int rank,
+	     int size, uint64_t *puid_out, pid_t *pid_out);
 
 #endif
