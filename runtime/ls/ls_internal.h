@@ -163,8 +163,6 @@ struct ls {
 void ls_log(struct ls *ls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 uint64_t ls_owner_of(const struct conn *c);
 struct conn *ls_conn_find(struct ls *ls, uint64_t id);
-struct proc *ls_proc_find(struct ls *ls, uint64_t puid);
-struct proc *ls_proc_by_pid(struct ls *ls, pid_t pid);
 void ls_conn_send(struct conn *c, Dragon__Msg *m);
 struct dg_link *ls_link_to(struct ls *ls, uint32_t node);
 int ls_relay(struct ls *ls, uint32_t node, Dragon__Relay *r, Dragon__Msg *inner);
@@ -173,12 +171,6 @@ void ls_announce_gone(struct ls *ls, uint64_t owner, uint64_t conn, uint32_t exc
 void ls_reply_error(struct conn *c, uint64_t seq, int rc, const char *msg);
 void ls_reply_ok(struct conn *c, uint64_t seq);
 void ls_conn_drain(struct conn *c);
-void ls_proc_free(struct ls *ls, struct proc *p);
-void ls_reply_wait(struct ls *ls, uint64_t conn, uint64_t seq, struct proc *p);
-void ls_owner_gone(struct ls *ls, uint64_t owner);
-void ls_proc_done(struct proc *p);
-void ls_on_sigchld(evutil_socket_t sig, short what, void *arg);
-int ls_signal(struct ls *ls, uint64_t puid, int signo);
 void ls_check_stopped(struct ls *ls);
 void ls_remove_files(struct ls *ls);
 void ls_begin_stop(struct ls *ls, int signo);
@@ -188,7 +180,6 @@ void ls_pool_create(struct conn *c, uint64_t seq, const Dragon__PoolCreate *pc);
 void ls_channel_create(struct conn *c, uint64_t seq, const Dragon__ChannelCreate *cc);
 void ls_channel_destroy(struct conn *c, uint64_t seq, const Dragon__ChannelDestroy *cd);
 void ls_reply_procs(struct conn *c, uint64_t seq, int status);
-void ls_wait_timeout(evutil_socket_t fd, short what, void *arg);
 uint32_t ls_serving_node(struct ls *ls, const Dragon__Msg *req);
 void ls_forward_request(struct conn *c, uint32_t node, const Dragon__Msg *req);
 void ls_handle(struct conn *c, const Dragon__Msg *req);
@@ -232,5 +223,17 @@ int ls_make_base_env(struct ls *ls);
 uint64_t ls_sink_for(struct ls *ls, const struct conn *from, const Dragon__SpawnArgs *a);
 int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from, uint64_t gid, int rank,
 	     int size, uint64_t *puid_out, pid_t *pid_out);
+
+/* ---- proc.c: the node's processes: records, reaping, waits, signals, owners gone */
+
+struct proc *ls_proc_find(struct ls *ls, uint64_t puid);
+struct proc *ls_proc_by_pid(struct ls *ls, pid_t pid);
+void ls_proc_free(struct ls *ls, struct proc *p);
+void ls_reply_wait(struct ls *ls, uint64_t conn, uint64_t seq, struct proc *p);
+void ls_owner_gone(struct ls *ls, uint64_t owner);
+void ls_proc_done(struct proc *p);
+void ls_on_sigchld(evutil_socket_t sig, short what, void *arg);
+int ls_signal(struct ls *ls, uint64_t puid, int signo);
+void ls_wait_timeout(evutil_socket_t fd, short what, void *arg);
 
 #endif
