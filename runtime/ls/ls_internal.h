@@ -174,11 +174,6 @@ void ls_conn_drain(struct conn *c);
 void ls_check_stopped(struct ls *ls);
 void ls_remove_files(struct ls *ls);
 void ls_begin_stop(struct ls *ls, int signo);
-struct pool *ls_pool_find(struct ls *ls, uint64_t id);
-void ls_send_pool(struct conn *c, uint64_t seq, struct pool *pl);
-void ls_pool_create(struct conn *c, uint64_t seq, const Dragon__PoolCreate *pc);
-void ls_channel_create(struct conn *c, uint64_t seq, const Dragon__ChannelCreate *cc);
-void ls_channel_destroy(struct conn *c, uint64_t seq, const Dragon__ChannelDestroy *cd);
 void ls_reply_procs(struct conn *c, uint64_t seq, int status);
 uint32_t ls_serving_node(struct ls *ls, const Dragon__Msg *req);
 void ls_forward_request(struct conn *c, uint32_t node, const Dragon__Msg *req);
@@ -235,5 +230,13 @@ void ls_proc_done(struct proc *p);
 void ls_on_sigchld(evutil_socket_t sig, short what, void *arg);
 int ls_signal(struct ls *ls, uint64_t puid, int signo);
 void ls_wait_timeout(evutil_socket_t fd, short what, void *arg);
+
+/* ---- objects.c: the node's pools and channels */
+
+struct pool *ls_pool_find(struct ls *ls, uint64_t id);
+void ls_send_pool(struct conn *c, uint64_t seq, struct pool *pl);
+void ls_pool_create(struct conn *c, uint64_t seq, const Dragon__PoolCreate *pc);
+void ls_channel_create(struct conn *c, uint64_t seq, const Dragon__ChannelCreate *cc);
+void ls_channel_destroy(struct conn *c, uint64_t seq, const Dragon__ChannelDestroy *cd);
 
 #endif
