@@ -174,7 +174,6 @@ void ls_conn_drain(struct conn *c);
 void ls_check_stopped(struct ls *ls);
 void ls_remove_files(struct ls *ls);
 void ls_begin_stop(struct ls *ls, int signo);
-void ls_reply_procs(struct conn *c, uint64_t seq, int status);
 uint32_t ls_serving_node(struct ls *ls, const Dragon__Msg *req);
 void ls_forward_request(struct conn *c, uint32_t node, const Dragon__Msg *req);
 void ls_handle(struct conn *c, const Dragon__Msg *req);
@@ -238,5 +237,9 @@ void ls_send_pool(struct conn *c, uint64_t seq, struct pool *pl);
 void ls_pool_create(struct conn *c, uint64_t seq, const Dragon__PoolCreate *pc);
 void ls_channel_create(struct conn *c, uint64_t seq, const Dragon__ChannelCreate *cc);
 void ls_channel_destroy(struct conn *c, uint64_t seq, const Dragon__ChannelDestroy *cd);
+
+/* ---- status.c: List and Status replies */
+
+void ls_reply_procs(struct conn *c, uint64_t seq, int status);
 
 #endif
