@@ -164,29 +164,17 @@ void ls_log(struct ls *ls, const char *fmt, ...) __attribute__((format(printf, 2
 uint64_t ls_owner_of(const struct conn *c);
 struct conn *ls_conn_find(struct ls *ls, uint64_t id);
 void ls_conn_send(struct conn *c, Dragon__Msg *m);
-struct dg_link *ls_link_to(struct ls *ls, uint32_t node);
-int ls_relay(struct ls *ls, uint32_t node, Dragon__Relay *r, Dragon__Msg *inner);
-void ls_send_to(struct ls *ls, uint64_t conn, Dragon__Msg *m);
-void ls_announce_gone(struct ls *ls, uint64_t owner, uint64_t conn, uint32_t except);
 void ls_reply_error(struct conn *c, uint64_t seq, int rc, const char *msg);
 void ls_reply_ok(struct conn *c, uint64_t seq);
 void ls_conn_drain(struct conn *c);
 void ls_check_stopped(struct ls *ls);
 void ls_remove_files(struct ls *ls);
 void ls_begin_stop(struct ls *ls, int signo);
-uint32_t ls_serving_node(struct ls *ls, const Dragon__Msg *req);
-void ls_forward_request(struct conn *c, uint32_t node, const Dragon__Msg *req);
 void ls_handle(struct conn *c, const Dragon__Msg *req);
 void ls_conn_forget(struct ls *ls, uint64_t id);
 struct conn *ls_conn_add(struct ls *ls, int fd, int ctl);
 void ls_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
 		  void *arg);
-int ls_host_spawn(void *ctx, uint32_t node, const Dragon__SpawnArgs *a, uint64_t conn_id,
-		  uint64_t gid, int rank, int size, uint64_t *puid);
-int ls_host_signal(void *ctx, uint64_t puid, int signo);
-void ls_host_reply(void *ctx, uint64_t conn_id, Dragon__Msg *m);
-void ls_on_spawn_at(struct ls *ls, const Dragon__SpawnAt *sa);
-void ls_on_relay(struct ls *ls, const Dragon__Msg *outer);
 int ls_all_joined(struct ls *ls);
 void ls_on_join_timeout(evutil_socket_t fd, short what, void *arg);
 void ls_on_link_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, int len,
@@ -241,5 +229,20 @@ void ls_channel_destroy(struct conn *c, uint64_t seq, const Dragon__ChannelDestr
 /* ---- status.c: List and Status replies */
 
 void ls_reply_procs(struct conn *c, uint64_t seq, int status);
+
+/* ---- route.c: routing between nodes, and the host callbacks of GS */
+
+struct dg_link *ls_link_to(struct ls *ls, uint32_t node);
+int ls_relay(struct ls *ls, uint32_t node, Dragon__Relay *r, Dragon__Msg *inner);
+void ls_send_to(struct ls *ls, uint64_t conn, Dragon__Msg *m);
+void ls_announce_gone(struct ls *ls, uint64_t owner, uint64_t conn, uint32_t except);
+uint32_t ls_serving_node(struct ls *ls, const Dragon__Msg *req);
+void ls_forward_request(struct conn *c, uint32_t node, const Dragon__Msg *req);
+int ls_host_spawn(void *ctx, uint32_t node, const Dragon__SpawnArgs *a, uint64_t conn_id,
+		  uint64_t gid, int rank, int size, uint64_t *puid);
+int ls_host_signal(void *ctx, uint64_t puid, int signo);
+void ls_host_reply(void *ctx, uint64_t conn_id, Dragon__Msg *m);
+void ls_on_spawn_at(struct ls *ls, const Dragon__SpawnAt *sa);
+void ls_on_relay(struct ls *ls, const Dragon__Msg *outer);
 
 #endif
