@@ -175,14 +175,6 @@ void ls_conn_forget(struct ls *ls, uint64_t id);
 struct conn *ls_conn_add(struct ls *ls, int fd, int ctl);
 void ls_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
 		  void *arg);
-int ls_all_joined(struct ls *ls);
-void ls_on_join_timeout(evutil_socket_t fd, short what, void *arg);
-void ls_on_link_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, int len,
-		       void *arg);
-int ls_links_prepare(struct ls *ls, int *tcp_fd);
-int ls_startup_timeout_ms(void);
-int ls_links_key(struct ls *ls);
-int ls_links_join(struct ls *ls);
 int ls_write_key(struct ls *ls);
 int ls_write_ready(struct ls *ls);
 int ls_ta_spawn(struct ls *ls);
@@ -244,5 +236,16 @@ int ls_host_signal(void *ctx, uint64_t puid, int signo);
 void ls_host_reply(void *ctx, uint64_t conn_id, Dragon__Msg *m);
 void ls_on_spawn_at(struct ls *ls, const Dragon__SpawnAt *sa);
 void ls_on_relay(struct ls *ls, const Dragon__Msg *outer);
+
+/* ---- nodes.c: links between nodes and the join */
+
+int ls_all_joined(struct ls *ls);
+void ls_on_join_timeout(evutil_socket_t fd, short what, void *arg);
+void ls_on_link_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, int len,
+		       void *arg);
+int ls_links_prepare(struct ls *ls, int *tcp_fd);
+int ls_startup_timeout_ms(void);
+int ls_links_key(struct ls *ls);
+int ls_links_join(struct ls *ls);
 
 #endif
