@@ -177,9 +177,6 @@ void ls_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr 
 		  void *arg);
 int ls_write_key(struct ls *ls);
 int ls_write_ready(struct ls *ls);
-int ls_ta_spawn(struct ls *ls);
-int ls_ta_ready(struct ls *ls, char *addr, size_t cap);
-int ls_ta_disabled(void);
 int ls_ta_write_peers(struct ls *ls);
 
 /* ---- io.c: output and input forwarding (bufferevent callbacks set by ls_spawn) */
@@ -247,5 +244,11 @@ int ls_links_prepare(struct ls *ls, int *tcp_fd);
 int ls_startup_timeout_ms(void);
 int ls_links_key(struct ls *ls);
 int ls_links_join(struct ls *ls);
+
+/* ---- agent.c: the transport agent */
+
+int ls_ta_spawn(struct ls *ls);
+int ls_ta_ready(struct ls *ls, char *addr, size_t cap);
+int ls_ta_disabled(void);
 
 #endif
