@@ -168,16 +168,12 @@ void ls_reply_error(struct conn *c, uint64_t seq, int rc, const char *msg);
 void ls_reply_ok(struct conn *c, uint64_t seq);
 void ls_conn_drain(struct conn *c);
 void ls_check_stopped(struct ls *ls);
-void ls_remove_files(struct ls *ls);
 void ls_begin_stop(struct ls *ls, int signo);
 void ls_handle(struct conn *c, const Dragon__Msg *req);
 void ls_conn_forget(struct ls *ls, uint64_t id);
 struct conn *ls_conn_add(struct ls *ls, int fd, int ctl);
 void ls_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
 		  void *arg);
-int ls_write_key(struct ls *ls);
-int ls_write_ready(struct ls *ls);
-int ls_ta_write_peers(struct ls *ls);
 
 /* ---- io.c: output and input forwarding (bufferevent callbacks set by ls_spawn) */
 
@@ -250,5 +246,12 @@ int ls_links_join(struct ls *ls);
 int ls_ta_spawn(struct ls *ls);
 int ls_ta_ready(struct ls *ls, char *addr, size_t cap);
 int ls_ta_disabled(void);
+
+/* ---- publish.c: the rendezvous files of the runtime directory */
+
+void ls_remove_files(struct ls *ls);
+int ls_write_key(struct ls *ls);
+int ls_write_ready(struct ls *ls);
+int ls_ta_write_peers(struct ls *ls);
 
 #endif
