@@ -51,8 +51,10 @@ struct gs;
 #define ID_NODE(id) ((uint32_t)(((id) >> 48) & 0x3fff))
 #define IS_GCONN(id) (((id) >> 62) == 1)
 
+/* The state of local services: ls_run (ls.c) sets it up, runs the loop and tears it down. */
 struct ls;
 
+/* A client's connection (conn.c), or a stand-in for one of another node (remote). */
 struct conn {
 	struct conn *next;
 	struct ls *ls;
@@ -67,6 +69,8 @@ struct conn {
 	uint64_t inherit_sink; /* remote: where output of what it starts goes by default */
 };
 
+/* A process of this node: spawn.c starts it, proc.c reaps, waits for and frees it, io.c
+ * forwards its output and input. */
 struct proc {
 	struct proc *next;
 	struct ls *ls;
@@ -86,6 +90,7 @@ struct proc {
 	char *argv0;
 };
 
+/* A Wait for a process that has not ended yet (proc.c). */
 struct waitreq {
 	struct waitreq *next;
 	struct ls *ls;
@@ -93,6 +98,7 @@ struct waitreq {
 	struct event *timer;
 };
 
+/* A pool of the node: a memfd handed to processes over the socket (objects.c). */
 struct pool {
 	struct pool *next;
 	uint64_t id;
@@ -103,7 +109,7 @@ struct pool {
 	int outlive;
 };
 
-/* A channel local services keep in the node's pool for a process (ChannelCreate). */
+/* A channel local services keep in the node's pool for a process (ChannelCreate; objects.c). */
 struct lchan {
 	struct lchan *next;
 	dragon_channel_t *ch;
@@ -114,7 +120,7 @@ struct lchan {
 	int outlive;
 };
 
-/* What the head node knows of another node (from its Join). */
+/* What the head node knows of another node (from its Join; nodes.c). */
 struct node_info {
 	struct dg_link *link; /* NULL while the node has not joined, or after it left */
 	char host[256];
@@ -123,6 +129,7 @@ struct node_info {
 	int joined;
 };
 
+/* The state of local services: ls_run (ls.c) sets it up, runs the loop and tears it down. */
 struct ls {
 	const struct ls_opts *o;
 	struct event_base *base;
@@ -158,17 +165,20 @@ struct ls {
 	struct event *join_timer; /* head node: the other nodes must join before this fires */
 };
 
-/* ---- ls.c: what is not split out yet */
+/* ---- ls.c: the daemon: its log, the shutdown */
 
 void ls_log(struct ls *ls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ls_check_stopped(struct ls *ls);
+void ls_begin_stop(struct ls *ls, int signo);
+
+/* ---- conn.c: client connections: owner keys, replies, dispatch, the socket */
+
 uint64_t ls_owner_of(const struct conn *c);
 struct conn *ls_conn_find(struct ls *ls, uint64_t id);
 void ls_conn_send(struct conn *c, Dragon__Msg *m);
 void ls_reply_error(struct conn *c, uint64_t seq, int rc, const char *msg);
 void ls_reply_ok(struct conn *c, uint64_t seq);
 void ls_conn_drain(struct conn *c);
-void ls_check_stopped(struct ls *ls);
-void ls_begin_stop(struct ls *ls, int signo);
 void ls_handle(struct conn *c, const Dragon__Msg *req);
 void ls_conn_forget(struct ls *ls, uint64_t id);
 struct conn *ls_conn_add(struct ls *ls, int fd, int ctl);
