@@ -187,12 +187,12 @@ static void handle_req(struct conn *c, const Dragon__Msg *req)
 		struct waitreq *w;
 		if (!p) {
 			ls_reply_error(c, seq, DRAGON_ENOTFOUND,
-				       "no such process (or already waited for)");
+				       "no such process (or one that ended long ago, or whose creator left)");
 			return;
 		}
 		if (p->done) {
 			ls_reply_wait(ls, c->id, seq, p);
-			ls_proc_free(ls, p);
+			ls_proc_forget_old(ls);
 			return;
 		}
 		if (req->wait->timeout_ms == 0) {

@@ -35,6 +35,10 @@ struct gs;
 #define LS_LINE_MAX 65536
 /* After a process exits, how long LS waits for the last of its output (a child may hold the pipe). */
 #define LS_FLUSH_MS 200
+/* Ended processes whose status was delivered stay this many (the newest) so that a process can
+ * be waited for again and a late signal gets ESTALE; older ones, and those of a creator that
+ * left, are forgotten (then DRAGON_ENOTFOUND). Bounds the table of a long-running creator. */
+#define LS_KEEP_WAITED 4096
 /* Grace between the first signal and SIGKILL when shutting down. */
 #define LS_KILL_GRACE_MS 2000
 #define LS_POOL_MAX (1ull << 40)
@@ -206,6 +210,7 @@ int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from, uint6
 struct proc *ls_proc_find(struct ls *ls, uint64_t puid);
 struct proc *ls_proc_by_pid(struct ls *ls, pid_t pid);
 void ls_proc_free(struct ls *ls, struct proc *p);
+void ls_proc_forget_old(struct ls *ls);
 void ls_reply_wait(struct ls *ls, uint64_t conn, uint64_t seq, struct proc *p);
 void ls_owner_gone(struct ls *ls, uint64_t owner);
 void ls_proc_done(struct proc *p);

@@ -47,6 +47,18 @@ void ls_proc_free(struct ls *ls, struct proc *p)
 	free(p);
 }
 
+/* Forget the ended, waited-for processes beyond the newest LS_KEEP_WAITED (the list is newest first). */
+void ls_proc_forget_old(struct ls *ls)
+{
+	unsigned kept = 0;
+
+	for (struct proc *p = ls->procs, *n; p; p = n) {
+		n = p->next;
+		if (p->done && p->waited && ++kept > LS_KEEP_WAITED)
+			ls_proc_free(ls, p);
+	}
+}
+
 void ls_reply_wait(struct ls *ls, uint64_t conn, uint64_t seq, struct proc *p)
 {
 	Dragon__Msg m = DRAGON__MSG__INIT;
@@ -151,9 +163,8 @@ void ls_proc_done(struct proc *p)
 	}
 	ls_owner_gone(ls, p->puid);
 	ls_announce_gone(ls, p->puid, 0, UINT32_MAX);
-	/* Its status was delivered to a waiter: a process is waited for once. */
 	if (p->waited)
-		ls_proc_free(ls, p);
+		ls_proc_forget_old(ls);
 	ls_check_stopped(ls);
 }
 
