@@ -1,0 +1,37 @@
+# runtime/ddict/local.mk: the distributed dictionary: its part of libdragon, the manager program, its tests, fuzzing and benchmark B9.
+
+# The managers' request schema: protoc-c generates its C code at build time.
+BUILT_SOURCES += runtime/ddict/ddict.pb-c.c runtime/ddict/ddict.pb-c.h
+CLEANFILES += runtime/ddict/ddict.pb-c.c runtime/ddict/ddict.pb-c.h
+EXTRA_DIST += runtime/ddict/ddict.proto docs/ddict.md
+runtime/ddict/ddict.pb-c.c runtime/ddict/ddict.pb-c.h: $(srcdir)/runtime/ddict/ddict.proto
+	$(AM_V_GEN)$(MKDIR_P) runtime/ddict && \
+	$(PROTOC_C) --c_out=runtime/ddict -I$(srcdir)/runtime/ddict $(srcdir)/runtime/ddict/ddict.proto
+
+nodist_runtime_libdragon_impl_la_SOURCES += runtime/ddict/ddict.pb-c.c runtime/ddict/ddict.pb-c.h
+runtime_libdragon_impl_la_SOURCES += runtime/ddict/dd.h runtime/ddict/store.c \
+	runtime/ddict/persist.c runtime/ddict/wire.c runtime/ddict/serve.c runtime/ddict/client.c
+runtime_libdragon_impl_la_CFLAGS += $(SODIUM_CFLAGS)
+runtime_libdragon_impl_la_LIBADD += $(SODIUM_LIBS)
+dragoninclude_HEADERS += include/dragon/ddict.h
+
+# One manager per shard, started by dragon_ddict_create as a group.
+libexec_PROGRAMS += runtime/ddict/dragon-ddict-manager
+runtime_ddict_dragon_ddict_manager_SOURCES = runtime/ddict/manager.c
+runtime_ddict_dragon_ddict_manager_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+runtime_ddict_dragon_ddict_manager_LDADD = runtime/libdragon_impl.la
+
+# Unit tests: hashing, the shard store, persistence, the message codec and the request handler.
+check_PROGRAMS += tests/ddict/test_ddict
+TESTS += tests/ddict/test_ddict
+tests_ddict_test_ddict_SOURCES = tests/ddict/test_ddict.c
+tests_ddict_test_ddict_CFLAGS = $(TEST_CFLAGS) $(PROTOBUF_C_CFLAGS) $(SODIUM_CFLAGS)
+tests_ddict_test_ddict_LDADD = $(TEST_LIBS)
+
+# ddtool: the dictionary from the command line, for the integration tests.
+check_PROGRAMS += tests/ddict/ddtool
+tests_ddict_ddtool_SOURCES = tests/ddict/ddtool.c
+tests_ddict_ddtool_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_ddict_ddtool_LDADD = runtime/libdragon_impl.la
+TESTS += tests/ddict/ddict.bats tests/ddict/multinode.bats
+EXTRA_DIST += tests/ddict/ddict.bats tests/ddict/multinode.bats
