@@ -104,7 +104,7 @@ static int cmd_check(const char *name, uint64_t n, size_t size, unsigned seed)
 	free(v);
 	free(g);
 	dragon_ddict_detach(d);
-	return bad || len != n;
+	return bad != 0;
 }
 
 /* Every operation of the API against a fresh dictionary on the fabric. */
