@@ -144,6 +144,12 @@ struct dd_server {
 	struct dd_waiter *waiters;
 	unsigned nwaiters;
 	char name[64]; /* "manager 3 (node 1)" for messages */
+	/*
+	 * 0 refuses requests that reach beyond the message: files (persist, restore) and values
+	 * handed over as allocations of the pool (the fuzzer's setting: its bytes must not name
+	 * files or claim pool memory). The manager sets 1.
+	 */
+	int trusted;
 };
 
 /* Handle one request message (any bytes). */

@@ -35,3 +35,11 @@ tests_ddict_ddtool_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_ddict_ddtool_LDADD = runtime/libdragon_impl.la
 TESTS += tests/ddict/ddict.bats tests/ddict/multinode.bats
 EXTRA_DIST += tests/ddict/ddict.bats tests/ddict/multinode.bats
+
+# Request fuzzing: a replay of mutations always, then libFuzzer (clang) for a short run.
+check_PROGRAMS += tests/ddict/fuzz_req_replay
+tests_ddict_fuzz_req_replay_SOURCES = tests/ddict/fuzz_req.c
+tests_ddict_fuzz_req_replay_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_ddict_fuzz_req_replay_LDADD = runtime/libdragon_impl.la
+TESTS += tests/ddict/fuzz-req.sh
+EXTRA_DIST += tests/ddict/fuzz-req.sh

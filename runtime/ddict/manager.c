@@ -121,6 +121,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dragon-ddict %s: %s\n", s.name, dragon_errmsg());
 		return 1;
 	}
+	s.trusted = 1;
 	s.reply = reply;
 	s.reply_arg = &cache;
 	memset(&info, 0, sizeof(info));

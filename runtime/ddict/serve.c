@@ -159,7 +159,17 @@ static int put_one(struct dd_server *s, const void *key, size_t klen, const void
 static void do_put(struct dd_server *s, const DdReq *q, const unsigned char *pl, size_t plen)
 {
 	if (q->mem_len || q->mem_off) {
-		/* Zero-copy: the value is an allocation of our pool that the asker filled. */
+		/*
+		 * Zero-copy: the value is an allocation of our pool that the asker filled. Only its
+		 * bounds can be checked here (the pool has no call saying whether an offset is a live
+		 * allocation), so a process of the node naming a wrong one harms the shard as much
+		 * as writing into the pool would; hence untrusted servers refuse it.
+		 */
+		if (!s->trusted) {
+			dg_err(DRAGON_ENOTSUP, "put by allocation is not accepted here");
+			fail(s, q->reply.data, q->seq, DRAGON_ENOTSUP);
+			return;
+		}
 		dragon_pool_stats_t st;
 		dragon_mem_t m;
 		if (plen || dragon_pool_stats(s->shard.pool, &st) || q->mem_off % 64 ||
@@ -335,6 +345,15 @@ static void do_wait(struct dd_server *s, const DdReq *q)
 	s->nwaiters++;
 }
 
+/* Dropped requests are logged, the first 100 and then every 1000th: garbage must not flood. */
+static int log_drop(void)
+{
+	static unsigned long drops;
+
+	drops++;
+	return drops <= 100 || drops % 1000 == 0;
+}
+
 void dd_serve(struct dd_server *s, const void *msg, size_t len)
 {
 	const unsigned char *pl;
@@ -346,12 +365,16 @@ void dd_serve(struct dd_server *s, const void *msg, size_t len)
 
 	if (dd_decode_req(msg, len, &q, &pl, &plen)) {
 		/* Nowhere to answer: the reply channel is in the part that did not decode. */
-		fprintf(stderr, "dragon-ddict %s: dropped a request: %s\n", s->name, dragon_errmsg());
+		if (log_drop())
+			fprintf(stderr, "dragon-ddict %s: dropped a request: %s\n", s->name,
+				dragon_errmsg());
 		return;
 	}
 	if (q->reply.len != DRAGON_DESC_SIZE) {
-		fprintf(stderr, "dragon-ddict %s: dropped a request with a %zu-byte reply descriptor\n",
-			s->name, q->reply.len);
+		if (log_drop())
+			fprintf(stderr, "dragon-ddict %s: dropped a request with a %zu-byte reply "
+					"descriptor\n",
+				s->name, q->reply.len);
 		goto out;
 	}
 	if (q->key.len > DD_KEY_MAX) {
@@ -434,6 +457,11 @@ void dd_serve(struct dd_server *s, const void *msg, size_t len)
 		if (!q->dir || !*q->dir || strlen(q->dir) > 3900) {
 			dg_err(DRAGON_EINVAL, "persist/restore needs a directory (at most 3900 bytes)");
 			fail(s, q->reply.data, q->seq, DRAGON_EINVAL);
+			break;
+		}
+		if (!s->trusted) {
+			dg_err(DRAGON_ENOTSUP, "persist and restore are not accepted here");
+			fail(s, q->reply.data, q->seq, DRAGON_ENOTSUP);
 			break;
 		}
 		if (q->op == DD_OP_RESTORE && frozen_refuse(s, q->reply.data, q->seq))
