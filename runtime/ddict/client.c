@@ -968,9 +968,7 @@ static int reply_value(dragon_ddict_t *d, unsigned i, DdRep *rep, dragon_mem_t *
 	memset(vmem, 0, sizeof(*vmem));
 	if (rep->mem_len || rep->mem_off) {
 		struct dd_shard *v = mgr_view(d, i);
-		dragon_pool_stats_t st;
-		if (!v || dragon_pool_stats(v->pool, &st) || rep->mem_off > st.size ||
-		    rep->mem_len > st.size - rep->mem_off)
+		if (!v || rep->mem_off > v->size || rep->mem_len > v->size - rep->mem_off)
 			return dg_err(DRAGON_EPROTO, "reply names allocation %llu+%llu outside the pool",
 				      (unsigned long long)rep->mem_off,
 				      (unsigned long long)rep->mem_len);

@@ -54,6 +54,7 @@ struct dd_shard {
 	dragon_mem_t hdr_mem;
 	struct dd_shard_hdr *h;
 	unsigned char *base; /* the pool's address 0 in this process */
+	uint64_t size;       /* bytes of the pool's heap (read once: dragon_pool_stats scans) */
 };
 
 int dd_shard_create(dragon_pool_t *pool, uint64_t budget, unsigned index, unsigned nmanagers,

@@ -43,3 +43,23 @@ tests_ddict_fuzz_req_replay_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_ddict_fuzz_req_replay_LDADD = runtime/libdragon_impl.la
 TESTS += tests/ddict/fuzz-req.sh
 EXTRA_DIST += tests/ddict/fuzz-req.sh
+
+# Benchmark B9 (tests/bench/parts/B9.sh): our side, and Redis/memcached through their C clients.
+BENCH_BINS += tests/ddict/bench_ddict runtime/ddict/dragon-ddict-manager
+check_PROGRAMS += tests/ddict/bench_ddict
+tests_ddict_bench_ddict_SOURCES = tests/ddict/bench_ddict.c
+tests_ddict_bench_ddict_LDADD = runtime/libdragon_impl.la
+BENCH_BINS += tests/ddict/bench_kv
+check_PROGRAMS += tests/ddict/bench_kv
+tests_ddict_bench_kv_SOURCES = tests/ddict/bench_kv.c
+tests_ddict_bench_kv_CFLAGS = $(AM_CFLAGS)
+tests_ddict_bench_kv_LDADD =
+if HAVE_HIREDIS
+tests_ddict_bench_kv_CFLAGS += -DHAVE_HIREDIS $(HIREDIS_CFLAGS)
+tests_ddict_bench_kv_LDADD += $(HIREDIS_LIBS)
+endif
+if HAVE_MEMCACHED
+tests_ddict_bench_kv_CFLAGS += -DHAVE_MEMCACHED $(MEMCACHED_CFLAGS)
+tests_ddict_bench_kv_LDADD += $(MEMCACHED_LIBS)
+endif
+EXTRA_DIST += tests/bench/parts/B9.sh

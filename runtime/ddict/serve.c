@@ -170,10 +170,10 @@ static void do_put(struct dd_server *s, const DdReq *q, const unsigned char *pl,
 			fail(s, q->reply.data, q->seq, DRAGON_ENOTSUP);
 			return;
 		}
-		dragon_pool_stats_t st;
+		uint64_t size = s->shard.size;
 		dragon_mem_t m;
-		if (plen || dragon_pool_stats(s->shard.pool, &st) || q->mem_off % 64 ||
-		    q->mem_off >= st.size || q->mem_len > st.size - q->mem_off || !q->mem_len) {
+		if (plen || q->mem_off % 64 || q->mem_off >= size || q->mem_len > size - q->mem_off ||
+		    !q->mem_len) {
 			dg_err(DRAGON_EINVAL, "put: allocation %llu+%llu is not in the manager's pool",
 			       (unsigned long long)q->mem_off, (unsigned long long)q->mem_len);
 			fail(s, q->reply.data, q->seq, DRAGON_EINVAL);

@@ -80,6 +80,12 @@ int dd_shard_create(dragon_pool_t *pool, uint64_t budget, unsigned index, unsign
 	s->h = s->hdr_mem.ptr;
 	s->base = (unsigned char *)s->hdr_mem.ptr - s->hdr_mem.offset;
 	memset(s->h, 0, sizeof(*s->h));
+	dragon_pool_stats_t st;
+	if ((rc = dragon_pool_stats(pool, &st))) {
+		dragon_pool_free(&s->hdr_mem);
+		return rc;
+	}
+	s->size = st.size;
 	rc = dragon_pool_alloc(pool, INITIAL_BUCKETS * sizeof(uint64_t), 0, &b);
 	if (rc) {
 		dragon_pool_free(&s->hdr_mem);
@@ -126,6 +132,12 @@ int dd_shard_view(const dragon_mem_desc_t *hdr, struct dd_shard *s)
 	s->pool = s->hdr_mem.pool;
 	s->h = s->hdr_mem.ptr;
 	s->base = (unsigned char *)s->hdr_mem.ptr - s->hdr_mem.offset;
+	dragon_pool_stats_t st;
+	if ((rc = dragon_pool_stats(s->pool, &st))) {
+		dragon_pool_detach(s->pool);
+		return rc;
+	}
+	s->size = st.size;
 	return DRAGON_OK;
 }
 
