@@ -190,7 +190,8 @@ static int send_req(dragon_ddict_t *d, unsigned i, DdReq *q, const void *pl, siz
 	q->seq = ++d->seq;
 	q->reply.data = d->rdesc;
 	q->reply.len = DRAGON_DESC_SIZE;
-	q->node = d->node;
+	/* Our node only if we map the manager's pool: else it must answer inside the message. */
+	q->node = mgr_view(d, i) ? d->node : UINT32_MAX;
 	len = dd_encoded_size(&q->base, plen);
 	buf = malloc(len);
 	if (!buf)
