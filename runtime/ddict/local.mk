@@ -35,6 +35,8 @@ tests_ddict_ddtool_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_ddict_ddtool_LDADD = runtime/libdragon_impl.la
 TESTS += tests/ddict/ddict.bats tests/ddict/multinode.bats
 EXTRA_DIST += tests/ddict/ddict.bats tests/ddict/multinode.bats
+# On the Slurm test cluster: tests/integration/cluster.sh runs it with the other .bats files there.
+EXTRA_DIST += tests/integration/ddict.bats
 
 # Request fuzzing: a replay of mutations always, then libFuzzer (clang) for a short run.
 check_PROGRAMS += tests/ddict/fuzz_req_replay

@@ -255,6 +255,17 @@ static int wait_server(const char *impl, const char *host, int port)
 
 int main(int argc, char **argv)
 {
+	if (argc >= 3 && !strcmp(argv[1], "has")) { /* was this peer's client library found? */
+#ifdef HAVE_HIREDIS
+		if (!strcmp(argv[2], "redis"))
+			return 0;
+#endif
+#ifdef HAVE_MEMCACHED
+		if (!strcmp(argv[2], "memcached"))
+			return 0;
+#endif
+		return 1;
+	}
 	if (argc >= 5 && !strcmp(argv[1], "wait"))
 		return wait_server(argv[2], argv[3], atoi(argv[4]));
 	if (argc >= 9 && !strcmp(argv[1], "run"))

@@ -27,22 +27,26 @@ port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)
 
 # The peers' servers on loopback, without persistence; memcached with as many threads as cores.
 redis=no memc=no
-if command -v redis-server >/dev/null 2>&1; then
+if ! $KV has redis; then
+	echo "skip,$P,redis,hiredis not installed when configured (Debian: libhiredis-dev)"
+elif command -v redis-server >/dev/null 2>&1; then
 	RPORT=$(port)
 	redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
 		--daemonize no >"$work/redis.log" 2>&1 &
 	pids="$pids $!"
-	if $KV wait redis 127.0.0.1 "$RPORT"; then redis=yes; else echo "skip,$P,redis,server or client missing"; fi
+	if $KV wait redis 127.0.0.1 "$RPORT"; then redis=yes; else echo "skip,$P,redis,redis-server did not answer ($(tail -1 "$work/redis.log"))"; fi
 else
 	echo "skip,$P,redis,redis-server not installed (Debian: redis-server)"
 fi
-if command -v memcached >/dev/null 2>&1; then
+if ! $KV has memcached; then
+	echo "skip,$P,memcached,libmemcached not installed when configured (Debian: libmemcached-dev)"
+elif command -v memcached >/dev/null 2>&1; then
 	MPORT=$(port)
 	user=""
 	[ "$(id -u)" = 0 ] && user="-u nobody" # memcached refuses to run as root otherwise
 	memcached -l 127.0.0.1 -p "$MPORT" -U 0 -m 4096 -I 2m -t "$(nproc)" $user >"$work/memcached.log" 2>&1 &
 	pids="$pids $!"
-	if $KV wait memcached 127.0.0.1 "$MPORT"; then memc=yes; else echo "skip,$P,memcached,server or client missing"; fi
+	if $KV wait memcached 127.0.0.1 "$MPORT"; then memc=yes; else echo "skip,$P,memcached,memcached did not answer ($(tail -1 "$work/memcached.log"))"; fi
 else
 	echo "skip,$P,memcached,memcached not installed (Debian: memcached)"
 fi
