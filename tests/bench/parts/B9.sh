@@ -51,17 +51,8 @@ else
 	echo "skip,$P,memcached,memcached not installed (Debian: memcached)"
 fi
 
-# One node, 4 clients, 64 B and 64 KiB: one manager (the same one server process as Redis).
-for sz in 64 65536; do
-	n=$N64
-	[ "$sz" = 65536 ] && n=$N64K
-	$T "$DRAGON" "$DD" run 1node 1 4 "$n" "$sz" || echo "skip,$P,dragon-ddict,1node $sz failed"
-	[ $redis = yes ] && { $T "$KV" run 1node redis 127.0.0.1 "$RPORT" 4 "$n" "$sz" || echo "skip,$P,redis,1node $sz failed"; }
-	[ $memc = yes ] && { $T "$KV" run 1node memcached 127.0.0.1 "$MPORT" 4 "$n" "$sz" || echo "skip,$P,memcached,1node $sz failed"; }
-done
-
 # Three nodes (three nodes' local services and transport agents on this machine, file bootstrap),
-# one manager and two clients per node, against the one Redis server all clients reach by TCP.
+# for the case of one manager and two clients per node.
 FAB="b9$$"
 mkdir -m 700 "$work/boot"
 for i in 0 1 2; do
@@ -75,21 +66,42 @@ for i in 0 1 2; do
 	for _ in $(seq 400); do [ -e "$work/n$i/ls.ready" ] && break; sleep 0.05; done
 	[ -e "$work/n$i/ls.ready" ] || up=no
 done
-if [ $up = yes ]; then
-	DRAGON_LS_SOCKET="$work/n0/ls.sock" DRAGON_NODE_INDEX=0 $T "$DD" run 3node 1 6 "$N64" 64 ||
-		echo "skip,$P,dragon-ddict,3node failed"
-else
-	echo "skip,$P,dragon-ddict,3node: the three nodes' services did not come up"
-fi
-[ $redis = yes ] && { $T "$KV" run 3node redis 127.0.0.1 "$RPORT" 6 "$N64" 64 || echo "skip,$P,redis,3node failed"; }
-[ $memc = yes ] && { $T "$KV" run 3node memcached 127.0.0.1 "$MPORT" 6 "$N64" 64 || echo "skip,$P,memcached,3node failed"; }
+[ $up = yes ] || echo "skip,$P,dragon-ddict,3node: the three nodes' services did not come up"
 
-# Batched put of 10,000 small values: one acknowledgement per batch message / Redis pipelining.
+# Single operations run REPS rounds, ours and the peers in turn, and each impl's best round is
+# reported (same rule for all): on a shared 2-vCPU machine one round can land in someone's build.
+REPS=${B9_REPS:-3}
+[ -n "${BENCH_SMOKE:-}" ] && REPS=1
+raw="$work/raw"
+for _ in $(seq "$REPS"); do
+	# One node, 4 clients, 64 B and 64 KiB: one manager (one server process, like Redis).
+	for sz in 64 65536; do
+		n=$N64
+		[ "$sz" = 65536 ] && n=$N64K
+		$T "$DRAGON" "$DD" run 1node 1 4 "$n" "$sz" || echo "skip,$P,dragon-ddict,1node $sz failed"
+		[ $redis = yes ] && { $T "$KV" run 1node redis 127.0.0.1 "$RPORT" 4 "$n" "$sz" || echo "skip,$P,redis,1node $sz failed"; }
+		[ $memc = yes ] && { $T "$KV" run 1node memcached 127.0.0.1 "$MPORT" 4 "$n" "$sz" || echo "skip,$P,memcached,1node $sz failed"; }
+	done
+	# Three nodes, one manager and two clients per node, against the one server all clients reach by TCP.
+	if [ $up = yes ]; then
+		DRAGON_LS_SOCKET="$work/n0/ls.sock" DRAGON_NODE_INDEX=0 $T "$DD" run 3node 1 6 "$N64" 64 ||
+			echo "skip,$P,dragon-ddict,3node failed"
+	fi
+	[ $redis = yes ] && { $T "$KV" run 3node redis 127.0.0.1 "$RPORT" 6 "$N64" 64 || echo "skip,$P,redis,3node failed"; }
+	[ $memc = yes ] && { $T "$KV" run 3node memcached 127.0.0.1 "$MPORT" 6 "$N64" 64 || echo "skip,$P,memcached,3node failed"; }
+done >"$raw"
+grep -v '^result,' "$raw" | sort -u
+# the best round of each (case, size, impl): every metric here is higher-is-better
+awk -F, '$1 == "result" { k = $1 FS $2 FS $3 FS $4 FS $5 FS $6; if (!(k in best)) order[++n] = k; if (!(k in best) || $7 + 0 > best[k] + 0) best[k] = $7 }
+	END { for (i = 1; i <= n; i++) print order[i] "," best[order[i]] }' "$raw"
+
+# Batched put of 10,000 small values: one acknowledgement per batch message / Redis pipelining /
+# memcached noreply sets (each program takes its best of 3).
 $T "$DRAGON" "$DD" batch "$NB" 64 || echo "skip,$P,dragon-ddict,batch failed"
 [ $redis = yes ] && { $T "$KV" batch redis 127.0.0.1 "$RPORT" "$NB" 64 || echo "skip,$P,redis,batch failed"; }
 [ $memc = yes ] && { $T "$KV" batch memcached 127.0.0.1 "$MPORT" "$NB" 64 || echo "skip,$P,memcached,batch failed"; }
 
-# The frozen get of 1 MiB on the manager's node against memcpy.
+# The frozen get of 1 MiB on the manager's node against memcpy (each the best of 5).
 $T "$DRAGON" "$DD" frozen 1048576 "$ITERS" || echo "skip,$P,dragon-ddict,frozen failed"
 
 echo "target,$P,1node put,*,rate_per_s,dragon-ddict,redis,ge,2"
