@@ -53,9 +53,11 @@ struct dragon_ddict {
 	unsigned ngids;
 	char *name;
 	int in_batch;
-	uint64_t *bseq;      /* batch messages sent and not yet acknowledged */
+	uint64_t *bseq;      /* batch messages sent; those from bdone on are not yet acknowledged */
 	unsigned *bmgr;
-	size_t nb, nbcap;
+	size_t nb, nbcap, bdone;
+	int brc;             /* the batch's first failure, and its text */
+	char bmsg[1024];
 	struct parked park[64];
 	unsigned nparked;
 };
@@ -63,6 +65,18 @@ struct dragon_ddict {
 void dd_manager_name(uint64_t id, unsigned index, char *out, size_t cap)
 {
 	snprintf(out, cap, "ddict.%016llx.%u", (unsigned long long)id, index);
+}
+
+/*
+ * dg_err with this thread's last detail appended: it is copied first, because dg_err writes the
+ * buffer dragon_errmsg() returns.
+ */
+static int err_on(int rc, const char *what, const char *name, const char *tail)
+{
+	char m[600];
+
+	snprintf(m, sizeof(m), "%s", dragon_errmsg());
+	return dg_err(rc, "%s %s: %s%s", name, what, m, tail);
 }
 
 static int mname(const dragon_ddict_t *d, unsigned i, char *out, size_t cap)
@@ -144,8 +158,8 @@ static int mgr_channel(dragon_ddict_t *d, unsigned i, dragon_channel_t **ch)
 		rc = dragon_channel_attach((const dragon_channel_desc_t *)m->info.chan, &m->ch);
 		if (rc) {
 			mname(d, i, n, sizeof(n));
-			return dg_err(rc == DRAGON_ENOMEM || rc == DRAGON_EINVAL ? rc : DRAGON_EPEER,
-				      "%s: cannot reach its request channel: %s", n, dragon_errmsg());
+			return err_on(rc == DRAGON_ENOMEM || rc == DRAGON_EINVAL ? rc : DRAGON_EPEER,
+				      "cannot reach its request channel", n, "");
 		}
 	}
 	*ch = m->ch;
@@ -204,8 +218,8 @@ static int send_req(dragon_ddict_t *d, unsigned i, DdReq *q, const void *pl, siz
 	if (rc) {
 		mname(d, i, n, sizeof(n));
 		if (is_gone(rc))
-			return dg_err(DRAGON_EPEER, "%s is gone: %s", n, dragon_errmsg());
-		return dg_err(rc, "%s does not take requests: %s", n, dragon_errmsg());
+			return err_on(DRAGON_EPEER, "is gone", n, "");
+		return err_on(rc, "does not take requests", n, "");
 	}
 	*seq = q->seq;
 	return DRAGON_OK;
@@ -266,8 +280,10 @@ static int wait_rep(dragon_ddict_t *d, unsigned i, uint64_t seq, int timeout_ms,
 					continue;
 			}
 			mname(d, i, n, sizeof(n));
-			return dg_err(DRAGON_EPEER, "%s is gone (its request channel: %s)", n,
-				      dragon_errmsg());
+			char why[64];
+			snprintf(why, sizeof(why), " (%s, while waiting %d ms for an answer)",
+				 dragon_strerror(rc), PROBE_MS);
+			return err_on(DRAGON_EPEER, "is gone: its request channel", n, why);
 		}
 		if (rc)
 			return rc;
@@ -349,51 +365,56 @@ static int simple(dragon_ddict_t *d, unsigned i, DdReq *q, int64_t *num)
 	return rc;
 }
 
-/* The same request to every manager (or the pinned one); the first failure is returned. */
+/*
+ * The same request to every manager (or the pinned one); the first failure is returned. Sent in
+ * windows, so that the answers of a window fit in our reply channel.
+ */
+#define EVERY_WINDOW 32
 static int every(dragon_ddict_t *d, uint32_t op, const char *dir, int64_t *sum)
 {
 	unsigned lo = d->pin >= 0 ? (unsigned)d->pin : 0;
 	unsigned hi = d->pin >= 0 ? (unsigned)d->pin + 1 : d->desc.managers;
-	uint64_t *seqs = calloc(d->desc.managers, sizeof(*seqs));
+	uint64_t seqs[EVERY_WINDOW];
 	int first = DRAGON_OK, rc;
 	char msg[1024] = "";
 
-	if (!seqs)
-		return dg_err(DRAGON_ENOMEM, "requests to %u managers", d->desc.managers);
 	if (sum)
 		*sum = 0;
-	/* All sent first: the managers work at once. */
-	for (unsigned i = lo; i < hi; i++) {
-		DdReq q = DD_REQ__INIT;
-		q.op = op;
-		if (dir)
-			q.dir = (char *)dir;
-		rc = send_req(d, i, &q, NULL, 0, &seqs[i]);
-		if (rc && !first) {
-			first = rc;
-			snprintf(msg, sizeof(msg), "%s", dragon_errmsg());
+	for (unsigned w = lo; w < hi; w += EVERY_WINDOW) {
+		unsigned end = hi - w < EVERY_WINDOW ? hi : w + EVERY_WINDOW;
+		/* all of the window sent first: the managers work at once */
+		for (unsigned i = w; i < end; i++) {
+			DdReq q = DD_REQ__INIT;
+			q.op = op;
+			if (dir)
+				q.dir = (char *)dir;
+			seqs[i - w] = 0;
+			rc = send_req(d, i, &q, NULL, 0, &seqs[i - w]);
+			if (rc && !first) {
+				first = rc;
+				snprintf(msg, sizeof(msg), "%s", dragon_errmsg());
+			}
+		}
+		for (unsigned i = w; i < end; i++) {
+			DdRep *rep;
+			dragon_mem_t mem;
+			const unsigned char *pl;
+			size_t plen;
+			if (!seqs[i - w])
+				continue;
+			rc = wait_rep(d, i, seqs[i - w], d->timeout_ms, &rep, &mem, &pl, &plen);
+			if (!rc) {
+				rc = rep_rc(rep);
+				if (sum)
+					*sum += rep->num;
+				release(rep, &mem);
+			}
+			if (rc && !first) {
+				first = rc;
+				snprintf(msg, sizeof(msg), "%s", dragon_errmsg());
+			}
 		}
 	}
-	for (unsigned i = lo; i < hi; i++) {
-		DdRep *rep;
-		dragon_mem_t mem;
-		const unsigned char *pl;
-		size_t plen;
-		if (!seqs[i])
-			continue;
-		rc = wait_rep(d, i, seqs[i], d->timeout_ms, &rep, &mem, &pl, &plen);
-		if (!rc) {
-			rc = rep_rc(rep);
-			if (sum)
-				*sum += rep->num;
-			release(rep, &mem);
-		}
-		if (rc && !first) {
-			first = rc;
-			snprintf(msg, sizeof(msg), "%s", dragon_errmsg());
-		}
-	}
-	free(seqs);
 	return first ? dg_err(first, "%s", msg) : DRAGON_OK;
 }
 
@@ -745,6 +766,32 @@ DRAGON_API int dragon_ddict_set_timeout(dragon_ddict_t *d, int timeout_ms)
 
 /* ---- put and batches ------------------------------------------------------------------------ */
 
+/* Collect acknowledgements of the batch until at most `keep` are outstanding. */
+static void batch_collect(dragon_ddict_t *d, size_t keep)
+{
+	while (d->nb - d->bdone > keep) {
+		DdRep *rep;
+		dragon_mem_t mem;
+		const unsigned char *pl;
+		size_t plen, b = d->bdone++;
+		int rc = wait_rep(d, d->bmgr[b], d->bseq[b], d->timeout_ms, &rep, &mem, &pl, &plen);
+		if (!rc) {
+			rc = rep_rc(rep);
+			release(rep, &mem);
+		}
+		if (rc && !d->brc) {
+			d->brc = rc;
+			snprintf(d->bmsg, sizeof(d->bmsg), "%s", dragon_errmsg());
+		}
+	}
+}
+
+/*
+ * Batch messages in flight at once: their acknowledgements must fit in our reply channel (64),
+ * or a manager would block answering while we are still sending.
+ */
+#define BATCH_INFLIGHT 32
+
 static int batch_flush(dragon_ddict_t *d, unsigned i)
 {
 	struct mgr *m = &d->m[i];
@@ -781,6 +828,7 @@ static int batch_flush(dragon_ddict_t *d, unsigned i)
 	d->bseq[d->nb] = seq;
 	d->bmgr[d->nb] = i;
 	d->nb++;
+	batch_collect(d, BATCH_INFLIGHT);
 	return DRAGON_OK;
 }
 
@@ -833,42 +881,29 @@ DRAGON_API int dragon_ddict_batch_begin(dragon_ddict_t *d)
 	if (d->in_batch)
 		return dg_err(DRAGON_EINVAL, "a batch is already open on this handle");
 	d->in_batch = 1;
-	d->nb = 0;
+	d->nb = d->bdone = 0;
+	d->brc = DRAGON_OK;
+	d->bmsg[0] = 0;
 	return DRAGON_OK;
 }
 
 DRAGON_API int dragon_ddict_batch_end(dragon_ddict_t *d)
 {
-	int first = DRAGON_OK, rc;
-	char msg[1024] = "";
+	int rc;
 
 	if (!d || !d->in_batch)
 		return dg_err(DRAGON_EINVAL, "no batch is open on this handle");
 	for (unsigned i = 0; i < d->desc.managers; i++) {
 		rc = batch_flush(d, i);
-		if (rc && !first) {
-			first = rc;
-			snprintf(msg, sizeof(msg), "%s", dragon_errmsg());
+		if (rc && !d->brc) {
+			d->brc = rc;
+			snprintf(d->bmsg, sizeof(d->bmsg), "%s", dragon_errmsg());
 		}
 	}
-	for (size_t b = 0; b < d->nb; b++) {
-		DdRep *rep;
-		dragon_mem_t mem;
-		const unsigned char *pl;
-		size_t plen;
-		rc = wait_rep(d, d->bmgr[b], d->bseq[b], d->timeout_ms, &rep, &mem, &pl, &plen);
-		if (!rc) {
-			rc = rep_rc(rep);
-			release(rep, &mem);
-		}
-		if (rc && !first) {
-			first = rc;
-			snprintf(msg, sizeof(msg), "%s", dragon_errmsg());
-		}
-	}
-	d->nb = 0;
+	batch_collect(d, 0);
+	d->nb = d->bdone = 0;
 	d->in_batch = 0;
-	return first ? dg_err(first, "%s", msg) : DRAGON_OK;
+	return d->brc ? dg_err(d->brc, "%s", d->bmsg) : DRAGON_OK;
 }
 
 DRAGON_API int dragon_ddict_put(dragon_ddict_t *d, const void *key, size_t klen, const void *val,

@@ -231,8 +231,10 @@ int dd_shard_load(struct dd_shard *s, const char *path)
 		const unsigned char *key = buf + pos + REC_HDR;
 		rc = dd_shard_put(s, dragon_ddict_hash(key, kl), key, kl, key + kl, vl, NULL);
 		if (rc) {
+			char m[600];
+			snprintf(m, sizeof(m), "%s", dragon_errmsg()); /* dg_err writes that buffer */
 			dg_err(rc, "restore: shard %s: key %llu of %llu: %s", path,
-			       (unsigned long long)k, (unsigned long long)keys, dragon_errmsg());
+			       (unsigned long long)k, (unsigned long long)keys, m);
 			goto out;
 		}
 		pos += REC_HDR + kl + vl;

@@ -28,10 +28,14 @@ teardown() {
 		"$0" check d 100000 100 1 &&
 		"$0" fill d 100000 64 2 batch &&
 		"$0" check d 100000 64 2 &&
+		"$0" fill d 20000 4000 3 batch &&
+		"$0" check d 20000 4000 3 &&
 		"$0" destroy d' "$DD"
 	echo "$output"
 	[[ "$output" == *"checked 100000 keys, 0 bad, len 100000"* ]]
 	[ "$(echo "$output" | grep -c "checked 100000 keys, 0 bad")" -eq 2 ]
+	# 80 MB in one batch: more messages than the reply channel holds answers, acknowledged as it goes
+	[[ "$output" == *"checked 20000 keys, 0 bad, len 100000"* ]]
 }
 
 @test "persist in one run, restore in the next; a corrupt or missing shard fails the restore and is named" {
