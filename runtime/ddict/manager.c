@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,7 +140,8 @@ int main(int argc, char **argv)
 	}
 	/*
 	 * Poll while busy, sleep when idle (like the transport agent): for spin_us after a request
-	 * the manager spins on its channel, so that a client whose next request comes a little later
+	 * the manager polls its channel, yielding the core between looks (spinning without yielding
+	 * starved the clients and agents it waits for when they outnumber the cores), so that a client whose next request comes a little later
 	 * (it was copying a large value) does not pay a futex wake-up of the manager (20-45 us on a
 	 * VM); then it sleeps in slices that also time out waiters.
 	 */
@@ -154,10 +156,16 @@ int main(int argc, char **argv)
 		dragon_mem_t m;
 
 		if (idle_us < spin_us) {
-			w.timeout_us = spin_us - idle_us;
-			w.mode = DRAGON_WAIT_SPIN;
+			/* a look, then the core to whoever else runs (clients, transport agents) */
+			w.timeout_us = 0;
+			rc = dragon_channel_recv_mem(req, &m, &w);
+			if (rc == DRAGON_EAGAIN || rc == DRAGON_ETIMEDOUT) {
+				sched_yield();
+				continue;
+			}
+		} else {
+			rc = dragon_channel_recv_mem(req, &m, &w);
 		}
-		rc = dragon_channel_recv_mem(req, &m, &w);
 		if (rc == DRAGON_ETIMEDOUT || rc == DRAGON_EAGAIN)
 			continue;
 		last = dd_now_ms();
