@@ -18,7 +18,8 @@ chmod 700 "$work"
 pids=""
 # Everything this part started (servers, the three nodes' services) is stopped here, by pid.
 cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
+	for p in $pids $lspids; do kill "$p" 2>/dev/null; done
+	for p in $lspids; do wait "$p" 2>/dev/null; done
 	for p in $pids; do wait "$p" 2>/dev/null; done
 	rm -rf "$work"
 }
@@ -51,29 +52,37 @@ else
 	echo "skip,$P,memcached,memcached not installed (Debian: memcached)"
 fi
 
-# Three nodes (three nodes' local services and transport agents on this machine, file bootstrap),
-# for the case of one manager and two clients per node.
-FAB="b9$$"
-mkdir -m 700 "$work/boot"
-for i in 0 1 2; do
-	mkdir -m 700 "$work/n$i"
-	DRAGON_BOOT_DIR="$work/boot" DRAGON_BOOT_RANK=$i DRAGON_BOOT_SIZE=3 DRAGON_STARTUP_TIMEOUT=20 \
-		"$LS" --dir "$work/n$i" --fabric-id "$FAB" --boot file 2>"$work/ls$i.log" &
-	pids="$pids $!"
-done
-up=yes
-for i in 0 1 2; do
-	for _ in $(seq 400); do [ -e "$work/n$i/ls.ready" ] && break; sleep 0.05; done
-	[ -e "$work/n$i/ls.ready" ] || up=no
-done
-[ $up = yes ] || echo "skip,$P,dragon-ddict,3node: the three nodes' services did not come up"
+# Three nodes: three nodes' local services and transport agents on this machine (file bootstrap),
+# started fresh for each round of the 3-node case and stopped after it (a fabric left idle through
+# the one-node rounds under heavy load once had its agents declare a live node dead).
+lspids=""
+nodes_up() {
+	FAB="b9$$x$1"
+	rm -rf "$work/boot" "$work"/n?
+	mkdir -m 700 "$work/boot"
+	for i in 0 1 2; do
+		mkdir -m 700 "$work/n$i"
+		DRAGON_BOOT_DIR="$work/boot" DRAGON_BOOT_RANK=$i DRAGON_BOOT_SIZE=3 DRAGON_STARTUP_TIMEOUT=20 \
+			"$LS" --dir "$work/n$i" --fabric-id "$FAB" --boot file 2>"$work/ls$i.log" &
+		lspids="$lspids $!"
+	done
+	for i in 0 1 2; do
+		for _ in $(seq 400); do [ -e "$work/n$i/ls.ready" ] && break; sleep 0.05; done
+		[ -e "$work/n$i/ls.ready" ] || return 1
+	done
+}
+nodes_down() {
+	for p in $lspids; do kill "$p" 2>/dev/null; done
+	for p in $lspids; do wait "$p" 2>/dev/null; done
+	lspids=""
+}
 
 # Single operations run REPS rounds, ours and the peers in turn, and each impl's best round is
 # reported (same rule for all): on a shared 2-vCPU machine one round can land in someone's build.
 REPS=${B9_REPS:-3}
 [ -n "${BENCH_SMOKE:-}" ] && REPS=1
 raw="$work/raw"
-for _ in $(seq "$REPS"); do
+for round in $(seq "$REPS"); do
 	# One node, 4 clients, 64 B and 64 KiB: one manager (one server process, like Redis).
 	for sz in 64 65536; do
 		n=$N64
@@ -83,10 +92,13 @@ for _ in $(seq "$REPS"); do
 		[ $memc = yes ] && { $T "$KV" run 1node memcached 127.0.0.1 "$MPORT" 4 "$n" "$sz" || echo "skip,$P,memcached,1node $sz failed"; }
 	done
 	# Three nodes, one manager and two clients per node, against the one server all clients reach by TCP.
-	if [ $up = yes ]; then
+	if nodes_up "$round"; then
 		DRAGON_LS_SOCKET="$work/n0/ls.sock" DRAGON_NODE_INDEX=0 $T "$DD" run 3node 1 6 "$N64" 64 ||
 			echo "skip,$P,dragon-ddict,3node failed"
+	else
+		echo "skip,$P,dragon-ddict,3node: the three nodes' services did not come up ($(cat "$work"/ls*.log | tail -2))"
 	fi
+	nodes_down
 	[ $redis = yes ] && { $T "$KV" run 3node redis 127.0.0.1 "$RPORT" 6 "$N64" 64 || echo "skip,$P,redis,3node failed"; }
 	[ $memc = yes ] && { $T "$KV" run 3node memcached 127.0.0.1 "$MPORT" 6 "$N64" 64 || echo "skip,$P,memcached,3node failed"; }
 done >"$raw"
