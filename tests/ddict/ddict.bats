@@ -16,6 +16,24 @@ teardown() {
 	rm -rf "$RT"
 }
 
+@test "the key hash is Python's hashlib.blake2b(key, digest_size=8) read little-endian, and so is the manager of a key" {
+	command -v python3 >/dev/null || skip "python3 is not installed"
+	python3 -c '
+import os, random
+random.seed(14)
+for n in [0, 1, 7, 8, 63, 64, 65, 200, 1000] + [random.randrange(0, 300) for _ in range(300)]:
+    print(os.urandom(n).hex())' >"$RT/keys"
+	python3 -c '
+import hashlib, sys
+for line in open(sys.argv[1]):
+    k = bytes.fromhex(line.strip())
+    h = int.from_bytes(hashlib.blake2b(k, digest_size=8).digest(), "little")
+    print("%016x %d" % (h, h % 7))' "$RT/keys" >"$RT/python"
+	"$DD" hash 7 <"$RT/keys" >"$RT/c"
+	[ "$(wc -l <"$RT/c")" -eq 309 ]
+	diff "$RT/python" "$RT/c"
+}
+
 @test "every call of the API behaves as documented (put, get, get_mem, pop, del, contains, len, iteration, clear, pin, budget, batch, wait_for_key, fetch_add, freeze, descriptors)" {
 	run -0 timeout 120 "$DRAGON" "$DD" api
 	[[ "$output" == *"api: 0 failures"* ]]

@@ -349,6 +349,24 @@ int main(int argc, char **argv)
 				"| destroy NAME | pids NAME | probe NAME N SIZE SEED DEAD | api\n");
 		return 2;
 	}
+	if (!strcmp(argv[1], "hash")) {
+		/* hash MANAGERS: for each line of hex key bytes on stdin, "hash manager" (no fabric) */
+		char line[8192];
+		unsigned m = argc > 2 ? (unsigned)atoi(argv[2]) : 1;
+		while (fgets(line, sizeof(line), stdin)) {
+			unsigned char k[4096];
+			size_t n = 0;
+			for (char *p = line; p[0] && p[1] && p[0] != '\n' && n < sizeof(k); p += 2) {
+				unsigned v;
+				if (sscanf(p, "%2x", &v) != 1)
+					break;
+				k[n++] = (unsigned char)v;
+			}
+			uint64_t h = dragon_ddict_hash(k, n);
+			printf("%016" PRIx64 " %u\n", h, m ? (unsigned)(h % m) : 0);
+		}
+		return 0;
+	}
 	CHECK(dragon_init(), "dragon_init");
 	const char *c = argv[1];
 	if (!strcmp(c, "create") && argc >= 5) {
