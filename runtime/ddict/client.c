@@ -647,6 +647,7 @@ DRAGON_API int dragon_ddict_attach(const char *name, int timeout_ms, dragon_ddic
 	/* A manager that is gone stays unknown: its keys fail with DRAGON_EPEER, the rest work. */
 	for (unsigned i = 0; i < hd.managers; i++)
 		lookup_manager(d, i, 0);
+	d->name = strdup(name); /* destroy removes it */
 	*out = d;
 	return DRAGON_OK;
 }

@@ -48,10 +48,13 @@ for line in open(sys.argv[1]):
 		"$0" check d 100000 64 2 &&
 		"$0" fill d 20000 4000 3 batch &&
 		"$0" check d 20000 4000 3 &&
-		"$0" destroy d' "$DD"
+		"$0" destroy d &&
+		"$0" create d 1 1048576 && "$0" destroy d' "$DD"
 	echo "$output"
 	[[ "$output" == *"checked 100000 keys, 0 bad, len 100000"* ]]
 	[ "$(echo "$output" | grep -c "checked 100000 keys, 0 bad")" -eq 2 ]
+	# destroy (from a process that attached by name) frees the name for a new dictionary
+	[ "$(echo "$output" | grep -c "^destroyed")" -eq 2 ]
 	# 80 MB in one batch: more messages than the reply channel holds answers, acknowledged as it goes
 	[[ "$output" == *"checked 20000 keys, 0 bad, len 100000"* ]]
 }
