@@ -1215,6 +1215,26 @@ DRAGON_API int dragon_ddict_manager_stats(dragon_ddict_t *d, unsigned m, uint64_
 	return DRAGON_OK;
 }
 
+int dd_manager_waiters(dragon_ddict_t *d, unsigned m, uint64_t *n)
+{
+	DdReq q = DD_REQ__INIT;
+	DdRep *rep;
+	dragon_mem_t mem;
+	const unsigned char *pl;
+	size_t plen;
+	int rc;
+
+	if (!d || m >= d->desc.managers || !n)
+		return dg_err(DRAGON_EINVAL, "manager %u", m);
+	q.op = DD_OP_STATS;
+	rc = call(d, m, &q, NULL, 0, d->timeout_ms, &rep, &mem, &pl, &plen);
+	if (rc)
+		return rc;
+	*n = rep->waiters;
+	release(rep, &mem);
+	return DRAGON_OK;
+}
+
 DRAGON_API int dragon_ddict_clear(dragon_ddict_t *d)
 {
 	if (!d)

@@ -177,6 +177,9 @@ struct dd_desc {
 
 void dd_manager_name(uint64_t id, unsigned index, char *out, size_t cap);
 
+/* wait_for_key calls manager m holds now (for tests that must put only once a wait began). */
+int dd_manager_waiters(dragon_ddict_t *d, unsigned m, uint64_t *n);
+
 /* monotonic milliseconds */
 int64_t dd_now_ms(void);
 

@@ -421,6 +421,7 @@ void dd_serve(struct dd_server *s, const void *msg, size_t len)
 		rep.num = (int64_t)s->shard.h->count;
 		rep.used = s->shard.h->used;
 		rep.budget = s->shard.h->budget;
+		rep.waiters = s->nwaiters;
 		send_rep(s, q->reply.data, &rep, NULL, 0);
 		break;
 	}

@@ -212,8 +212,10 @@ static int cmd_api(void)
 	dragon_puid_t p;
 	const char *av[] = { self, "putlater", "api-dict", "w", NULL };
 	CHECK(dragon_process_create(av, NULL, &p), "start a putter");
-	CHECK(dragon_ddict_wait_for_key(d, "w", 1, 10000), "wait_for_key");
-	CHECK(dragon_process_wait(p, 10000, NULL), "wait for the putter");
+	CHECK(dragon_ddict_wait_for_key(d, "w", 1, 20000), "wait_for_key");
+	int pst = -1;
+	CHECK(dragon_process_wait(p, 20000, &pst), "wait for the putter");
+	EXPECT(pst == 0); /* it saw our wait registered before it put */
 
 	/* batch: 10,000 puts, one ack per message */
 	CHECK(dragon_ddict_batch_begin(d), "batch_begin");
@@ -410,14 +412,20 @@ int main(int argc, char **argv)
 		dragon_ddict_detach(d);
 		rc = 0;
 	} else if (!strcmp(c, "putlater") && argc >= 4) {
-		/* put once the key has a waiter: poll the manager's count of waiters? no such
-		 * call; a short pause is the waiter's registration window, and the test passes
-		 * either way (a key already there satisfies the wait at once). */
+		/* put once the key has a waiter (its manager says so), not after a fixed pause */
 		dragon_ddict_t *d = open_dict(argv[2]);
-		usleep(100000);
+		unsigned m = dragon_ddict_manager_of(d, argv[3], strlen(argv[3]));
+		uint64_t w = 0;
+		for (int i = 0; i < 10000 && !w; i++) {
+			CHECK(dd_manager_waiters(d, m, &w), "waiters");
+			if (!w)
+				usleep(1000);
+		}
+		if (!w)
+			fprintf(stderr, "ddtool: no waiter appeared in 10 s\n");
 		CHECK(dragon_ddict_put(d, argv[3], strlen(argv[3]), "here", 4), "put");
 		dragon_ddict_detach(d);
-		rc = 0;
+		rc = w ? 0 : 1;
 	} else if (!strcmp(c, "api")) {
 		ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
 		if (sl > 0)
