@@ -87,11 +87,19 @@ int dragon_ddict_get(dragon_ddict_t *d, const void *key, size_t klen, void *buf,
 /*
  * The value as a pool allocation the caller frees with dragon_pool_free: mem->ptr holds it,
  * *vlen its size (mem->size may be larger). On the manager's node it is an allocation of the
- * manager's pool filled by the manager (no copy through a channel; no copy at all when frozen
- * would be a view: see docs/ddict.md).
+ * manager's pool filled by the manager (one copy, none through a channel); from another node it
+ * is the received message itself.
  */
 int dragon_ddict_get_mem(dragon_ddict_t *d, const void *key, size_t klen, dragon_mem_t *mem,
 			 size_t *vlen);
+
+/*
+ * No copy at all: *val points at the value in the manager's shared memory. Only while the
+ * dictionary is frozen and the key's manager is on this node (else DRAGON_EAGAIN: use get); the
+ * pointer is valid until the dictionary is unfrozen. Read it, never write it.
+ */
+int dragon_ddict_get_view(dragon_ddict_t *d, const void *key, size_t klen, const void **val,
+			  size_t *vlen);
 
 /* get, then remove the key. */
 int dragon_ddict_pop(dragon_ddict_t *d, const void *key, size_t klen, void *buf, size_t cap,

@@ -1092,6 +1092,35 @@ DRAGON_API int dragon_ddict_get_mem(dragon_ddict_t *d, const void *key, size_t k
 	return get_common(d, DD_OP_GET, key, klen, NULL, 0, vlen, mem);
 }
 
+DRAGON_API int dragon_ddict_get_view(dragon_ddict_t *d, const void *key, size_t klen,
+				     const void **val, size_t *vlen)
+{
+	struct dd_shard *v;
+	struct dd_entry *e;
+	const unsigned char *p;
+	unsigned i;
+	int rc;
+
+	if ((rc = check_key(d, key, klen)))
+		return rc;
+	if (!val || !vlen)
+		return dg_err(DRAGON_EINVAL, "NULL value pointer or length");
+	i = target(d, key, klen);
+	v = mgr_view(d, i);
+	if (!v || !__atomic_load_n(&v->h->frozen, __ATOMIC_ACQUIRE))
+		return dg_err(DRAGON_EAGAIN, "a view needs a frozen dictionary and the key's manager "
+					     "(%u) on this node",
+			      i);
+	rc = dd_shard_find(v, dragon_ddict_hash(key, klen), key, klen, &e);
+	if (rc == DRAGON_ENOTFOUND)
+		return dg_err(rc, "no such key");
+	if (rc || !(p = dd_shard_value(v, e)))
+		return dg_err(DRAGON_EAGAIN, "the shard changed while it was read");
+	*val = p;
+	*vlen = e->vlen;
+	return DRAGON_OK;
+}
+
 DRAGON_API int dragon_ddict_pop(dragon_ddict_t *d, const void *key, size_t klen, void *buf,
 				size_t cap, size_t *vlen)
 {

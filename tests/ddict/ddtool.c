@@ -254,10 +254,17 @@ static int cmd_api(void)
 	EXPECT(dragon_ddict_get(d, "nope", 4, buf, sizeof(buf), &vl) == DRAGON_ENOTFOUND);
 	CHECK(dragon_ddict_contains(d, "key-5", 5, &present), "frozen contains");
 	EXPECT(present);
+	const void *view;
+	if (dragon_ddict_manager_of(d, "big", 3) / 2 == dragon_node_index()) {
+		CHECK(dragon_ddict_get_view(d, "big", 3, &view, &vl), "frozen view");
+		EXPECT(vl == sizeof(big) && !memcmp(view, big, vl));
+	}
+	EXPECT(dragon_ddict_get_view(d, "nope", 4, &view, &vl) != DRAGON_OK);
 	CHECK(dragon_ddict_get_mem(d, "big", 3, &m, &vl), "frozen get_mem");
 	EXPECT(vl == sizeof(big) && !memcmp(m.ptr, big, vl));
 	dragon_pool_free(&m);
 	CHECK(dragon_ddict_unfreeze(d), "unfreeze");
+	EXPECT(dragon_ddict_get_view(d, "big", 3, &view, &vl) == DRAGON_EAGAIN);
 	CHECK(dragon_ddict_put(d, "f", 1, "x", 1), "put after unfreeze");
 
 	/* a serialized descriptor attaches without the name */
