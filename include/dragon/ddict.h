@@ -148,8 +148,9 @@ int dragon_ddict_freeze(dragon_ddict_t *d);
 int dragon_ddict_unfreeze(dragon_ddict_t *d);
 
 /*
- * Key iteration over manager m, or every manager (m = -1). Keys come in chunks from the managers;
- * keys put or removed meanwhile may or may not be seen, none is seen twice unless re-put.
+ * Key iteration over manager m, or every manager (m = -1). Keys come in chunks from the managers.
+ * Without puts and removals meanwhile every key is seen once; keys put or removed meanwhile may or
+ * may not be seen, and if a shard's table grew meanwhile a key may be seen twice or missed.
  * next gives DRAGON_ENOTFOUND at the end, DRAGON_ETOOBIG when the key does not fit in cap
  * (*klen says its size; call again with more room).
  */
