@@ -1344,7 +1344,9 @@ class Popen:
         self._waiter = threading.Thread(target=self._wait_thread, name=f"dragon-wait-{process_obj.name}",
                                         daemon=True)
         self._waiter.start()
-        self.finalizer = _mputil.Finalize(self, _close_fds, (self._r, self._w))
+        # weakref.finalize, not multiprocessing's registry: the waiter thread holds this object
+        # until the child ends, and multiprocessing expects its registry to empty before that.
+        self.finalizer = weakref.finalize(self, _close_fds, self._r, self._w)
         _popens.add(self)
 
     def _wait_thread(self):

@@ -33,16 +33,16 @@ def main(argv):
         globs["tearDownModule"]()
     ran = res.testsRun
     skipped = len(res.skipped)
-    failed = len(res.failures) + len(res.errors) + len(res.unexpectedSuccesses)
+    # a test can fail and also error in its tearDown: count tests, not reports
+    bad = {t.id() for t, _ in res.failures + res.errors} | {t.id() for t in res.unexpectedSuccesses}
+    failed = len(bad)
     print(f"\n== CPython multiprocessing suite, start method dragon: ran {ran}, "
           f"passed {ran - skipped - failed}, skipped {skipped}, failed {failed} "
           f"in {time.monotonic() - t0:.0f} s")
     for t, why in res.skipped:
         print(f"SKIP {t.id()}: {why}")
-    for t, _ in res.failures + res.errors:
-        print(f"FAIL {t.id()}")
-    for t in res.unexpectedSuccesses:
-        print(f"FAIL(unexpected success) {t.id()}")
+    for t in sorted(bad):
+        print(f"FAIL {t}")
     return 0 if failed == 0 else 1
 
 
