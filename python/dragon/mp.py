@@ -1699,6 +1699,21 @@ def _dispatching(name):
     return method
 
 
+_orig_prep = _mpspawn.get_preparation_data
+
+
+def _preparation_data(name):
+    # With "dragon" as the default method, a child of the spawn or forkserver context is a fresh
+    # interpreter that would be told to set "dragon" before anything imported dragon: it keeps
+    # its own default instead (our children are told "dragon" by Popen).
+    d = _orig_prep(name)
+    if d.get("start_method") == "dragon":
+        del d["start_method"]
+    return d
+
+
+_mpspawn.get_preparation_data = _preparation_data
+
 _orig_process_init = _mpprocess.BaseProcess.__init__
 
 
