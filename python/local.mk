@@ -54,3 +54,9 @@ check-cpython-mp: python-stage
 	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' PYTHON='$(PYTHON)' \
 		$(SHELL) $(srcdir)/tests/python/cpython-mp.sh
 AM_TESTS_ENVIRONMENT += PYTHON='$(PYTHON)'; export PYTHON;
+
+# A Python extension needs no libtool archive beside it.
+install-exec-hook: python-install-hook
+.PHONY: python-install-hook
+python-install-hook:
+	rm -f $(DESTDIR)$(dragonpyexecdir)/_core.la
