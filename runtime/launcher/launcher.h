@@ -9,6 +9,9 @@
 #define EXIT_NOEXEC 126
 #define EXIT_NOTFOUND 127
 
+/* main.c: NAME=VALUE entries PROG gets beside the fabric's environment (NULL-terminated). */
+extern const char *launcher_extra_env[];
+
 /* session.c: talking to the local services of a fabric. */
 int launcher_dial_ls(const char *sock);
 int launcher_take_signals(sigset_t *old);

@@ -12,10 +12,17 @@
 
 #include "launcher/launcher.h"
 
-/* The interpreter the Python package was built for (configure's PYTHON). */
+/* The interpreter the Python package was built for (configure's PYTHON) and where it is installed. */
 #ifndef DRAGON_PYTHON
 #define DRAGON_PYTHON "/usr/bin/python3"
 #endif
+#ifndef DRAGON_PYTHONDIR
+#define DRAGON_PYTHONDIR ""
+#endif
+
+/* PYTHONPATH=... for PROG when joining a fabric whose local services have another environment. */
+static char pythonpath_env[2 * PATH_MAX + 32];
+const char *launcher_extra_env[2];
 
 static const char usage[] =
 	"Usage: dragon [OPTIONS] PROG [ARGS...]\n"
@@ -32,7 +39,8 @@ static const char usage[] =
 	"A fabric dragon started leaves nothing behind: processes, sockets, runtime directories\n"
 	"and pools go with it.\n"
 	"A PROG ending in .py, or a file that is not executable, runs under Python (" DRAGON_PYTHON "),\n"
-	"the interpreter the dragon package was built for; so does -m MODULE.\n"
+	"the interpreter the dragon package was built for, with multiprocessing's start method\n"
+	"\"dragon\" as its default (python3 -m dragon PROG); so does -m MODULE.\n"
 	"\n"
 	"Options:\n"
 	"  -l, --label            prefix each output line with RANK/HOST: (like srun -l)\n"
@@ -106,12 +114,49 @@ static int is_script(const char *prog)
 }
 
 /*
+ * Make the dragon package importable by PROG: the build tree's python/ when this launcher runs
+ * from a build tree (build/runtime/launcher/dragon), else the configured install directory
+ * (which Debian's python3 does not search for a /usr/local prefix). It goes first on PYTHONPATH,
+ * in our environment (a fabric we start inherits it) and in PROG's spawn request (a fabric we
+ * join has its own environment).
+ */
+static void python_path(void)
+{
+	char self[PATH_MAX], dir[PATH_MAX + 32], probe[PATH_MAX + 64];
+	const char *old = getenv("PYTHONPATH");
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	dir[0] = 0;
+	if (n > 0) {
+		self[n] = 0;
+		/* .../runtime/launcher/dragon -> ... */
+		for (int up = 0; up < 3 && (slash = strrchr(self, '/')); up++)
+			*slash = 0;
+		snprintf(probe, sizeof(probe), "%s/python/dragon/__init__.py", self);
+		if (!access(probe, R_OK))
+			snprintf(dir, sizeof(dir), "%s/python", self);
+	}
+	if (!dir[0])
+		snprintf(dir, sizeof(dir), "%s", DRAGON_PYTHONDIR);
+	if (!dir[0])
+		return;
+	snprintf(pythonpath_env, sizeof(pythonpath_env), "PYTHONPATH=%s%s%s", dir,
+		 old && *old ? ":" : "", old && *old ? old : "");
+	setenv("PYTHONPATH", pythonpath_env + strlen("PYTHONPATH="), 1);
+	launcher_extra_env[0] = pythonpath_env;
+}
+
+/*
  * PROG's command line with the interpreter in front when it is a Python script or a module
- * (module: -m given). NULL after a message when the script is missing or memory runs out.
+ * (module: -m given): PYTHON -m dragon PROG ARGS (or -m dragon -m MODULE ARGS), so that the
+ * dragon start method is multiprocessing's default and an unchanged program spreads over the
+ * fabric. NULL after a message when the script is missing or memory runs out.
  */
 static char **python_argv(char **argv, int argc, const char *module, int *rv)
 {
-	char **out = calloc((size_t)argc + 4, sizeof(*out)); /* python, -m, MODULE, ARGS, NULL */
+	/* python -m dragon [-m MODULE] ARGS NULL */
+	char **out = calloc((size_t)argc + 6, sizeof(*out));
 	int k = 0;
 
 	*rv = EXIT_DRAGON;
@@ -119,7 +164,10 @@ static char **python_argv(char **argv, int argc, const char *module, int *rv)
 		fprintf(stderr, "dragon: out of memory\n");
 		return NULL;
 	}
+	python_path();
 	out[k++] = (char *)python();
+	out[k++] = "-m";
+	out[k++] = "dragon";
 	if (module) {
 		out[k++] = "-m";
 		out[k++] = (char *)module;

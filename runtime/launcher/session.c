@@ -173,6 +173,9 @@ int launcher_session(int fd, int sfd, char **argv, int label, int own, int *stop
 	/* Local services may run elsewhere in the file system's view: start PROG where we are. */
 	if (!own && getcwd(cwd, sizeof(cwd)))
 		a.cwd = cwd;
+	while (launcher_extra_env[a.n_env])
+		a.n_env++;
+	a.env = (char **)launcher_extra_env;
 	sp.args = &a;
 	m0.seq = 2;
 	m0.body_case = DRAGON__MSG__BODY_SPAWN;

@@ -81,6 +81,10 @@ wait_for() { # wait_for FILE: up to 5 s
 	cd "$RT"
 	run -3 "$DRAGON" --runtime-dir "$BASE" prog.py
 	[ "$output" = "${PYTHON:-/usr/bin/python3} [] True" ]
+	# An unchanged multiprocessing program gets the dragon start method and the fabric's processes.
+	printf 'import multiprocessing as mp\ndef sq(x):\n    return x * x\nif __name__ == "__main__":\n    with mp.Pool(2) as p:\n        print(mp.get_start_method(), p.map(sq, range(4)))\n' >"$RT/mp.py"
+	run -0 "$DRAGON" --runtime-dir "$BASE" "$RT/mp.py"
+	[ "$output" = "dragon [0, 1, 4, 9]" ]
 	run -127 "$DRAGON" --runtime-dir "$BASE" "no-such-$MARK.py"
 	[[ "$output" == *"no-such-$MARK.py: No such file or directory"* ]]
 	assert_clean
