@@ -37,12 +37,41 @@ static const char usage[] =
 #define GW_CAPACITY 1024
 #define GW_BLOCK 512
 
-static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t stopping, dump_asked;
 
 static void on_stop(int sig)
 {
 	(void)sig;
 	stopping = 1;
+}
+
+/* SIGUSR1: log the agent's queues and the layer's per-peer state (what a stalled agent waits for). */
+static void on_dump(int sig)
+{
+	(void)sig;
+	dump_asked = 1;
+}
+
+static void dump(struct agent *a)
+{
+	size_t nwait = 0, nout = 0;
+
+	for (struct waiter *w = a->waiters; w; w = w->next)
+		nwait++;
+	for (struct outstanding *o = a->outst; o; o = o->next)
+		nout++;
+	agent_log(a, "state: held %zu of %zu bytes, %zu messages queued for other nodes, %zu full "
+		     "channels, %zu waiting receives, %zu outstanding requests, %" PRIu64 " dropped",
+		  a->held, a->held_max, a->queued, a->full_chans, nwait, nout, a->dropped);
+	for (size_t n = 0; n < a->npeers; n++) {
+		size_t k = 0, bytes = 0;
+		for (struct out *o = a->peers[n].head; o; o = o->next, k++)
+			bytes += o->len;
+		if (k)
+			agent_log(a, "state: node %zu: %zu messages (%zu bytes) queued, first at %zu of %zu",
+				  n, k, bytes, a->peers[n].head->off, a->peers[n].head->len);
+	}
+	dg_ta_dump(a->ta);
 }
 
 void agent_log(struct agent *a, const char *fmt, ...)
@@ -103,6 +132,10 @@ static void run(struct agent *a)
 		dragon_mem_t mem;
 		struct dg_ta_msg m;
 
+		if (dump_asked) {
+			dump_asked = 0;
+			dump(a);
+		}
 		while (a->held < a->held_max && dragon_channel_recv_mem(a->gw, &mem, &nowait) == DRAGON_OK) {
 			agent_from_gateway(a, &mem);
 			work = 1;
@@ -317,6 +350,8 @@ int main(int argc, char **argv)
 	a.spin_ns = (int64_t)cfg.spin_us * 1000;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_dump;
+	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0 || setup(&a, &cfg, dir) ||
 	    wait_key(keyf ? keyf : keypath, cfg.key)) {

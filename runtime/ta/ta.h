@@ -107,6 +107,10 @@ int dg_ta_peer_state(dg_ta *ta, uint32_t node);
 
 void dg_ta_get_stats(dg_ta *ta, struct dg_ta_stats *st);
 
+/* Write the layer's counters and every peer's sequence, credit and reorder state to stderr, one
+ * line each (the agent does it on SIGUSR1: what a stalled agent waits for). */
+void dg_ta_dump(dg_ta *ta);
+
 /* Tests only: post raw bytes to a peer as if they were a frame (forged and replayed frames). */
 int dg_ta_send_raw(dg_ta *ta, uint32_t node, const void *buf, size_t len);
 

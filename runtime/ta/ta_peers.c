@@ -2,6 +2,7 @@
 #include "ta/ta_internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,3 +187,29 @@ int dg_ta_peer_state(dg_ta *ta, uint32_t node)
 	return p->dead ? dg_err(DRAGON_EPEER, "node %u's transport agent is dead", node) : DRAGON_OK;
 }
 
+
+void dg_ta_dump(dg_ta *ta)
+{
+	unsigned busy_rx = 0;
+
+	for (unsigned i = 0; i < ta->cfg.slots; i++)
+		busy_rx += ta->rx[i].busy != 0;
+	fprintf(stderr,
+		"dragon-ta[%u]: state: frames in %" PRIu64 " out %" PRIu64 " dropped malformed %" PRIu64
+		" mac %" PRIu64 " replay %" PRIu64 " unknown %" PRIu64 "; send buffers free %u/%u,"
+		" receive buffers held %u, queued for recv %u\n",
+		ta->cfg.node, ta->st.frames_in, ta->st.frames_out, ta->st.drop_malformed,
+		ta->st.drop_mac, ta->st.drop_replay, ta->st.drop_unknown, ta->ntx_free, ta->cfg.slots,
+		busy_rx, ta->dq_len);
+	for (size_t i = 0; i < ta->npeers; i++) {
+		struct peer *p = &ta->peers[i];
+		fprintf(stderr,
+			"dragon-ta[%u]: peer %u: dead %d tx_seq %" PRIu64 " tx_data %" PRIu64
+			" acked %" PRIu64 " | rx_next %" PRIu64 " rx_seen %#" PRIx64 " rx_consumed %" PRIu64
+			" ack_sent %" PRIu64 " ack_pending %d pong_pending %d win.top %" PRIu64
+			" heard %" PRId64 " ms ago\n",
+			ta->cfg.node, p->node, p->dead, p->tx_seq, p->tx_data, p->acked, p->rx_next,
+			p->rx_seen, p->rx_consumed, p->ack_sent, p->ack_pending, p->pong_pending,
+			p->win.top, p->last_heard ? (now_ns() - p->last_heard) / 1000000 : -1);
+	}
+}

@@ -13,6 +13,8 @@ setup() {
 }
 
 teardown() {
+	# A failed test shows what the services and agents logged (bats prints teardown's output then).
+	[ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs
 	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 	rm -rf "$RT"
@@ -34,8 +36,53 @@ start_nodes() {
 	done
 }
 
-on() { # on NODE CMD...: run a client of that node
+on() { # on NODE CMD...: run a client of that node, never for more than 180 s (a hang fails)
 	local i=$1
 	shift
-	DRAGON_LS_SOCKET="$RT/n$i/ls.sock" DRAGON_NODE_INDEX=$i "$@"
+	DRAGON_LS_SOCKET="$RT/n$i/ls.sock" DRAGON_NODE_INDEX=$i timeout -k 5 180 "$@"
+}
+
+# dump_logs: every node's agent state (SIGUSR1 makes an agent log its queues and per-peer
+# sequence and credit state), then the services' and agents' logs and the clients' output.
+dump_logs() {
+	[ -n "${RT:-}" ] && [ -d "$RT" ] || return 0
+	local f pid node
+	for f in "$RT"/n*/ta.info; do
+		[ -e "$f" ] || continue
+		pid=$(sed -n 's/^pid //p' "$f")
+		node=$(sed -n 's/^node //p' "$f")
+		[ -n "$pid" ] && kill -USR1 "$pid" 2>/dev/null || continue
+		# the agent logs at its next loop turn (the signal interrupts its sleep): wait for it
+		for _ in $(seq 40); do
+			grep -qF "dragon-ta[$node]: state: frames in" "$RT/ls$node.log" 2>/dev/null && break
+			sleep 0.05
+		done
+	done
+	for f in "$RT"/ls*.log "$RT"/*.out; do
+		[ -e "$f" ] || continue
+		echo "==== $f"
+		tail -n 200 "$f"
+	done
+}
+
+# wait_bg PID SECONDS: wait for a background client at most SECONDS; past that, show where it and
+# the agents are (logs, agents' state, the client's stack when gdb is there), kill it, and fail.
+# Its exit status otherwise.
+wait_bg() {
+	local pid=$1 secs=$2 rc=0 end=$((SECONDS + $2))
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "$SECONDS" -ge "$end" ]; then
+			echo "# client $pid still running after ${secs}s"
+			if command -v gdb >/dev/null; then
+				timeout 60 gdb -p "$pid" -batch -ex 'thread apply all bt' 2>&1 | grep -E '^(#|Thread)' | head -40
+			fi
+			dump_logs
+			kill -KILL "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+			return 124
+		fi
+		sleep 0.05
+	done
+	wait "$pid" || rc=$?
+	return "$rc"
 }
