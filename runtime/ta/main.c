@@ -118,6 +118,12 @@ static void nap(struct agent *a)
 	}
 	if (pf[1].fd < 0 && timeout > 1)
 		timeout = 1;
+	{
+		/* the layer's own timer: a silent peer that owes us an acknowledgement is probed */
+		int t = dg_ta_timeout_ms(a->ta);
+		if (t >= 0 && t < timeout)
+			timeout = t > 0 ? t : 1;
+	}
 	poll(pf, pf[1].fd < 0 ? 1 : 2, timeout);
 	atomic_store(a->sleeping, 0);
 	while (read(a->bell_fd, sink, sizeof(sink)) > 0)

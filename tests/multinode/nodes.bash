@@ -14,7 +14,7 @@ setup() {
 
 teardown() {
 	# A failed test shows what the services and agents logged (bats prints teardown's output then).
-	[ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs
+	[ -n "${BATS_TEST_COMPLETED:-}" ] || [ -n "${DUMPED:-}" ] || dump_logs
 	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 	rm -rf "$RT"
@@ -77,6 +77,7 @@ wait_bg() {
 				timeout 60 gdb -p "$pid" -batch -ex 'thread apply all bt' 2>&1 | grep -E '^(#|Thread)' | head -40
 			fi
 			dump_logs
+			DUMPED=1
 			kill -KILL "$pid" 2>/dev/null
 			wait "$pid" 2>/dev/null
 			return 124
