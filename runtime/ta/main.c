@@ -130,46 +130,81 @@ static void nap(struct agent *a)
 		;
 }
 
+/* One turn of the loop; may_nap: sleep when idle for a while. */
+static void turn(struct agent *a, int may_nap);
+
+static int gateway_empty(struct agent *a)
+{
+	uint32_t count = 0, cap = 0;
+
+	return dragon_channel_count(a->gw, &count, &cap) != DRAGON_OK || count == 0;
+}
+
+/*
+ * Asked to stop: what local processes handed over was promised to them ("a send returns once
+ * the agent holds the message", in its gateway or its queues), so it goes out first: the agent
+ * keeps carrying the gateway's requests and its queues to other nodes (and waits for their
+ * acknowledgements) for at most DRAGON_TA_STOP_MS (2000). A dead peer's share fails as usual.
+ * Local services wait for this before they kill what is left.
+ */
+static void drain(struct agent *a)
+{
+	const char *v = getenv("DRAGON_TA_STOP_MS");
+	int64_t ms = v && atoi(v) >= 0 ? atoi(v) : 2000, end = dg_ta_now() + ms * 1000000;
+
+	while ((a->queued || dg_ta_unacked(a->ta) || !gateway_empty(a)) && dg_ta_now() < end)
+		turn(a, 0);
+	if (a->queued || dg_ta_unacked(a->ta) || !gateway_empty(a))
+		agent_log(a, "stopping with %zu messages for other nodes not delivered after %" PRId64
+			     " ms",
+			  a->queued, ms);
+}
+
 static void run(struct agent *a)
 {
 	a->last_work = dg_ta_now();
-	while (!stopping) {
-		int work = 0;
-		dragon_mem_t mem;
-		struct dg_ta_msg m;
+	while (!stopping)
+		turn(a, 1);
+	drain(a);
+}
 
-		if (dump_asked) {
-			dump_asked = 0;
-			dump(a);
-		}
-		while (a->held < a->held_max && dragon_channel_recv_mem(a->gw, &mem, &nowait) == DRAGON_OK) {
-			agent_from_gateway(a, &mem);
-			work = 1;
-		}
-		if (agent_send_queued(a))
-			work = 1;
-		dg_ta_progress(a->ta, 0);
-		while (a->held < a->held_max && dg_ta_pending(a->ta) &&
-		       dg_ta_recv(a->ta, 0, &m) == DRAGON_OK) {
-			agent_from_node(a, &m);
-			work = 1;
-		}
-		dg_ta_release(a->ta);
-		if (a->full_chans && agent_retry_deposits(a))
-			work = 1;
-		if (a->waiters && agent_serve_waiters(a))
-			work = 1;
-		if (a->outst)
-			agent_watch_nodes(a);
-		if (agent_send_queued(a))
-			work = 1;
-		if (work)
-			a->last_work = dg_ta_now();
-		else if (dg_ta_now() - a->last_work > a->spin_ns)
-			nap(a);
-		else
-			sched_yield(); /* polling, but a node's processes may need this core */
+static void turn(struct agent *a, int may_nap)
+{
+	int work = 0;
+	dragon_mem_t mem;
+	struct dg_ta_msg m;
+
+	if (dump_asked) {
+		dump_asked = 0;
+		dump(a);
 	}
+	while (a->held < a->held_max && dragon_channel_recv_mem(a->gw, &mem, &nowait) == DRAGON_OK) {
+		agent_from_gateway(a, &mem);
+		work = 1;
+	}
+	if (agent_send_queued(a))
+		work = 1;
+	dg_ta_progress(a->ta, 0);
+	while (a->held < a->held_max && dg_ta_pending(a->ta) &&
+	       dg_ta_recv(a->ta, 0, &m) == DRAGON_OK) {
+		agent_from_node(a, &m);
+		work = 1;
+	}
+	dg_ta_release(a->ta);
+	if (a->full_chans && agent_retry_deposits(a))
+		work = 1;
+	if (a->waiters && agent_serve_waiters(a))
+		work = 1;
+	if (a->outst)
+		agent_watch_nodes(a);
+	if (agent_send_queued(a))
+		work = 1;
+	if (work)
+		a->last_work = dg_ta_now();
+	else if (may_nap && dg_ta_now() - a->last_work > a->spin_ns)
+		nap(a);
+	else
+		sched_yield(); /* polling, but a node's processes may need this core */
 }
 
 /* ---- start and stop ------------------------------------------------------------------ */

@@ -41,6 +41,21 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	grep -q "received 1000000 in order from 1 senders" "$RT/serve.out"
 }
 
+@test "a node's services stopped right after buffered sends: what its agent held still arrives" {
+	CH="$B/tests/ta/chtool"
+	start_nodes 2
+	bg 0 "$RT/serve.out" "$CH" serve q 3000 1
+	wait_ready "$RT/serve.out"
+	# The sends return once node 1's agent holds the messages; then node 1's services stop (as at
+	# the end of a job): the agent must deliver what it holds before it goes (it used to be
+	# killed with SIGKILL first).
+	run -0 on 1 "$CH" send q 0 3000 2000
+	kill -TERM "${PIDS[1]}"
+	wait_bg "${PIDS[1]}" 30
+	wait_bg "$LAST" 60
+	grep -q "received 3000 in order from 1 senders" "$RT/serve.out"
+}
+
 @test "eight senders on two nodes to one channel on node 0: each sender's messages arrive in its order" {
 	CH="$B/tests/ta/chtool"
 	start_nodes 3
