@@ -87,3 +87,28 @@ wait_bg() {
 	wait "$pid" || rc=$?
 	return "$rc"
 }
+
+# wait_flow PID NODE STALL MAX: wait for a background client that receives what NODE's agent
+# carries, as long as that agent keeps receiving frames: fail (as wait_bg does) when its frame
+# count stood still for STALL seconds (a stall) or after MAX seconds in all. A loaded machine may
+# be slow; only a stall is a failure.
+wait_flow() {
+	local pid=$1 node=$2 stall=$3 max=$4 rc=0 last="" n ta moved=$SECONDS end=$((SECONDS + $4))
+	ta=$(sed -n 's/^pid //p' "$RT/n$node/ta.info")
+	while kill -0 "$pid" 2>/dev/null; do
+		kill -USR1 "$ta" 2>/dev/null
+		sleep 2
+		n=$(grep -F "dragon-ta[$node]: state: frames in" "$RT/ls$node.log" | tail -n 1 | awk '{print $5}')
+		if [ "$n" != "$last" ]; then
+			last=$n
+			moved=$SECONDS
+		fi
+		if [ $((SECONDS - moved)) -ge "$stall" ] || [ "$SECONDS" -ge "$end" ]; then
+			echo "# node $node's agent received no frame for $((SECONDS - moved)) s (total ${max} s bound)"
+			wait_bg "$pid" 0
+			return $?
+		fi
+	done
+	wait "$pid" || rc=$?
+	return "$rc"
+}

@@ -36,8 +36,9 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	bg 0 "$RT/serve.out" "$CH" serve s 1000000 1
 	wait_ready "$RT/serve.out"
 	run -0 on 1 timeout 120 "$CH" send s 0 1000000 16
-	# The sends returned once node 1's agent held them; delivery takes minutes on a loaded machine.
-	wait_bg "$LAST" 300
+	# The sends returned once node 1's agent held them; delivery takes minutes on a loaded machine:
+	# the wait fails when node 0's agent stops receiving for 60 s, or after 15 minutes.
+	wait_flow "$LAST" 0 60 900
 	grep -q "received 1000000 in order from 1 senders" "$RT/serve.out"
 }
 
