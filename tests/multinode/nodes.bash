@@ -58,6 +58,13 @@ dump_logs() {
 			sleep 0.05
 		done
 	done
+	# the agents' TCP sockets (tcp;ofi_rxm): bytes waiting in the kernel on either side
+	if command -v ss >/dev/null; then
+		for f in "$RT"/n*/ta.info; do
+			pid=$(sed -n 's/^pid //p' "$f" 2>/dev/null)
+			[ -n "$pid" ] && ss -tinpH 2>/dev/null | grep -A1 "pid=$pid," | sed "s/^/ta $pid: /"
+		done
+	fi
 	for f in "$RT"/ls*.log "$RT"/*.out; do
 		[ -e "$f" ] || continue
 		echo "==== $f"
