@@ -399,7 +399,11 @@ int main(int argc, char **argv)
 		agent_log(&a, "%s", dragon_errmsg());
 		rv = 1;
 	} else {
+		char where[256];
 		dg_ta_set_key(a.ta, cfg.key);
+		/* which interface: an agent on an interface that goes away loses its peers silently */
+		dg_ta_describe(a.ta, where, sizeof(where));
+		agent_log(&a, "endpoint: %s", where);
 		run(&a);
 		rv = 0;
 	}

@@ -58,6 +58,9 @@ void dg_ta_set_key(dg_ta *ta, const unsigned char key[DG_FRAME_KEY]);
 /* This agent's endpoint address (opaque bytes for the bootstrap); *len in: room, out: size. */
 int dg_ta_getname(dg_ta *ta, void *buf, size_t *len);
 
+/* Provider, domain (the network interface for tcp) and source address, for the log. */
+void dg_ta_describe(dg_ta *ta, char *buf, size_t cap);
+
 /* Add or replace a peer's endpoint address (the bootstrap's alternative to the peer file). */
 int dg_ta_add_peer(dg_ta *ta, uint32_t node, const void *addr, size_t len);
 

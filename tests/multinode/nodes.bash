@@ -25,6 +25,10 @@ start_nodes() {
 	local n=$1
 	for i in $(seq 0 $((n - 1))); do
 		mkdir -m 700 "$RT/n$i"
+		# The agents talk over loopback: left to choose, libfabric's tcp took the address of
+		# whatever bridge was up (other test clusters' dgtc*), and when that bridge went away
+		# mid-test their connection was black-holed (TCP retransmitting for ~15 min).
+		DRAGON_TA_BIND="${DRAGON_TA_BIND:-127.0.0.1}" \
 		DRAGON_BOOT_DIR="$RT/boot" DRAGON_BOOT_RANK=$i DRAGON_BOOT_SIZE=$n \
 			DRAGON_STARTUP_TIMEOUT=10 "$LS" --dir "$RT/n$i" --fabric-id "$FAB" --boot file \
 			2>"$RT/ls$i.log" &
