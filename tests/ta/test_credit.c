@@ -13,10 +13,10 @@
 #include "ta/ta.h"
 
 /*
- * Found under load in tests/ta/channels.bats (a million buffered sends from node 1 to node 0):
- * the receiving agent had consumed every frame and sent its ACKs, the provider never handed the
- * last ones to the sender, and the sender, without credit, waited for good while both agents
- * slept (656,376 messages never left node 1). Nothing asked for the credit again.
+ * Found while chasing stalls of tests/ta/channels.bats under load (a million buffered sends from
+ * node 1 to node 0): the receiving agent had consumed every frame and sent its ACKs, the last ones
+ * never arrived (there, the agents' TCP connection had been black-holed by a bridge that went
+ * away), and the sender, without credit, waited with nothing in the protocol asking again.
  *
  * Case "ack-lost": every ACK frame of the receiver is lost (dg_ta_test_drop). Before the fix the
  * sender stops after `window` (16) messages; with it, the silent peer is probed (PING, answered
