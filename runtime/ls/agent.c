@@ -1,4 +1,4 @@
-/* runtime/ls/agent.c: the node's transport agent dragon-ta: its start and its endpoint address. */
+/* runtime/ls/agent.c: the node's transport agent dragon-ta: its start, its endpoint address and its stop. */
 #include "config.h"
 
 #define _GNU_SOURCE 1
@@ -112,4 +112,28 @@ int ls_ta_disabled(void)
 	const char *v = getenv("DRAGON_TA");
 
 	return v && (!strcmp(v, "off") || !strcmp(v, "0"));
+}
+
+/*
+ * Stop the agent before anything else is killed: SIGTERM lets it deliver what local processes
+ * already handed it (it drains for at most DRAGON_TA_STOP_MS, 2 s); SIGKILL only if it does not
+ * exit within a second more. Killed first (as every other child used to be), buffered sends that
+ * had returned to their callers were lost.
+ */
+void ls_ta_stop(struct ls *ls)
+{
+	pid_t pid = ls->ta_pid;
+	int st;
+
+	if (!pid)
+		return;
+	ls->ta_pid = 0;
+	kill(pid, SIGTERM);
+	for (int waited = 0; waited < 3000; waited += 5) {
+		if (waitpid(pid, &st, WNOHANG) != 0)
+			return; /* exited (and reaped), or not our child any more */
+		usleep(5000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
 }

@@ -279,6 +279,8 @@ int ls_run(const struct ls_opts *o)
 		goto out;
 	}
 	event_base_dispatch(ls->base);
+	/* the agent first: it delivers what processes already handed it, then the rest is killed */
+	ls_ta_stop(ls);
 	kill_descendants();
 	rv = 0;
 out:
@@ -351,10 +353,7 @@ out:
 	if (tcp_fd >= 0)
 		close(tcp_fd);
 	(void)own_sock;
-	if (ls->ta_pid) {
-		kill(ls->ta_pid, SIGTERM);
-		waitpid(ls->ta_pid, NULL, 0);
-	}
+	ls_ta_stop(ls); /* after an early failure (the normal path stopped it already) */
 	ls_remove_files(ls);
 	while (ls->chans) {
 		struct lchan *lc = ls->chans;

@@ -261,6 +261,7 @@ int ls_links_join(struct ls *ls);
 int ls_ta_spawn(struct ls *ls);
 int ls_ta_ready(struct ls *ls, char *addr, size_t cap);
 int ls_ta_disabled(void);
+void ls_ta_stop(struct ls *ls);
 
 /* ---- publish.c: the rendezvous files of the runtime directory */
 

@@ -8,15 +8,18 @@ runtime_libdragon_ta_la_SOURCES = runtime/ta/frame.c runtime/ta/frame.h runtime/
 runtime_libdragon_ta_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(FABRIC_CFLAGS) $(SODIUM_CFLAGS)
 runtime_libdragon_ta_la_LIBADD = $(FABRIC_LIBS) $(SODIUM_LIBS)
 
-check_PROGRAMS += tests/ta/test_frame tests/ta/ta_peer
+check_PROGRAMS += tests/ta/test_frame tests/ta/ta_peer tests/ta/test_credit
 BENCH_BINS += tests/ta/ta_peer
 tests_ta_test_frame_SOURCES = tests/ta/test_frame.c
 tests_ta_test_frame_CFLAGS = $(TEST_CFLAGS) $(SODIUM_CFLAGS)
 tests_ta_test_frame_LDADD = runtime/libdragon_ta.la $(TEST_LIBS)
+tests_ta_test_credit_SOURCES = tests/ta/test_credit.c
+tests_ta_test_credit_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
+tests_ta_test_credit_LDADD = runtime/libdragon_ta.la runtime/libdragon_impl.la $(SODIUM_LIBS)
 tests_ta_ta_peer_SOURCES = tests/ta/ta_peer.c
 tests_ta_ta_peer_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
 tests_ta_ta_peer_LDADD = runtime/libdragon_ta.la runtime/libdragon_impl.la
-TESTS += tests/ta/test_frame tests/ta/netns.sh tests/ta/channels.bats
+TESTS += tests/ta/test_frame tests/ta/test_credit tests/ta/netns.sh tests/ta/channels.bats
 EXTRA_DIST += tests/ta/netns.sh tests/ta/channels.bats
 
 # Frame codec fuzzing: a replay of mutations, then libFuzzer (clang) for a short run.

@@ -37,12 +37,41 @@ static const char usage[] =
 #define GW_CAPACITY 1024
 #define GW_BLOCK 512
 
-static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t stopping, dump_asked;
 
 static void on_stop(int sig)
 {
 	(void)sig;
 	stopping = 1;
+}
+
+/* SIGUSR1: log the agent's queues and the layer's per-peer state (what a stalled agent waits for). */
+static void on_dump(int sig)
+{
+	(void)sig;
+	dump_asked = 1;
+}
+
+static void dump(struct agent *a)
+{
+	size_t nwait = 0, nout = 0;
+
+	for (struct waiter *w = a->waiters; w; w = w->next)
+		nwait++;
+	for (struct outstanding *o = a->outst; o; o = o->next)
+		nout++;
+	agent_log(a, "state: held %zu of %zu bytes, %zu messages queued for other nodes, %zu full "
+		     "channels, %zu waiting receives, %zu outstanding requests, %" PRIu64 " dropped",
+		  a->held, a->held_max, a->queued, a->full_chans, nwait, nout, a->dropped);
+	for (size_t n = 0; n < a->npeers; n++) {
+		size_t k = 0, bytes = 0;
+		for (struct out *o = a->peers[n].head; o; o = o->next, k++)
+			bytes += o->len;
+		if (k)
+			agent_log(a, "state: node %zu: %zu messages (%zu bytes) queued, first at %zu of %zu",
+				  n, k, bytes, a->peers[n].head->off, a->peers[n].head->len);
+	}
+	dg_ta_dump(a->ta);
 }
 
 void agent_log(struct agent *a, const char *fmt, ...)
@@ -89,48 +118,93 @@ static void nap(struct agent *a)
 	}
 	if (pf[1].fd < 0 && timeout > 1)
 		timeout = 1;
+	{
+		/* the layer's own timer: a silent peer that owes us an acknowledgement is probed */
+		int t = dg_ta_timeout_ms(a->ta);
+		if (t >= 0 && t < timeout)
+			timeout = t > 0 ? t : 1;
+	}
 	poll(pf, pf[1].fd < 0 ? 1 : 2, timeout);
 	atomic_store(a->sleeping, 0);
 	while (read(a->bell_fd, sink, sizeof(sink)) > 0)
 		;
 }
 
+/* One turn of the loop; may_nap: sleep when idle for a while. */
+static void turn(struct agent *a, int may_nap);
+
+static int gateway_empty(struct agent *a)
+{
+	uint32_t count = 0, cap = 0;
+
+	return dragon_channel_count(a->gw, &count, &cap) != DRAGON_OK || count == 0;
+}
+
+/*
+ * Asked to stop: what local processes handed over was promised to them ("a send returns once
+ * the agent holds the message", in its gateway or its queues), so it goes out first: the agent
+ * keeps carrying the gateway's requests and its queues to other nodes (and waits for their
+ * acknowledgements) for at most DRAGON_TA_STOP_MS (2000). A dead peer's share fails as usual.
+ * Local services wait for this before they kill what is left.
+ */
+static void drain(struct agent *a)
+{
+	const char *v = getenv("DRAGON_TA_STOP_MS");
+	int64_t ms = v && atoi(v) >= 0 ? atoi(v) : 2000, end = dg_ta_now() + ms * 1000000;
+
+	while ((a->queued || dg_ta_unacked(a->ta) || !gateway_empty(a)) && dg_ta_now() < end)
+		turn(a, 0);
+	if (a->queued || dg_ta_unacked(a->ta) || !gateway_empty(a))
+		agent_log(a, "stopping with %zu messages for other nodes not delivered after %" PRId64
+			     " ms",
+			  a->queued, ms);
+}
+
 static void run(struct agent *a)
 {
 	a->last_work = dg_ta_now();
-	while (!stopping) {
-		int work = 0;
-		dragon_mem_t mem;
-		struct dg_ta_msg m;
+	while (!stopping)
+		turn(a, 1);
+	drain(a);
+}
 
-		while (a->held < a->held_max && dragon_channel_recv_mem(a->gw, &mem, &nowait) == DRAGON_OK) {
-			agent_from_gateway(a, &mem);
-			work = 1;
-		}
-		if (agent_send_queued(a))
-			work = 1;
-		dg_ta_progress(a->ta, 0);
-		while (a->held < a->held_max && dg_ta_pending(a->ta) &&
-		       dg_ta_recv(a->ta, 0, &m) == DRAGON_OK) {
-			agent_from_node(a, &m);
-			work = 1;
-		}
-		dg_ta_release(a->ta);
-		if (a->full_chans && agent_retry_deposits(a))
-			work = 1;
-		if (a->waiters && agent_serve_waiters(a))
-			work = 1;
-		if (a->outst)
-			agent_watch_nodes(a);
-		if (agent_send_queued(a))
-			work = 1;
-		if (work)
-			a->last_work = dg_ta_now();
-		else if (dg_ta_now() - a->last_work > a->spin_ns)
-			nap(a);
-		else
-			sched_yield(); /* polling, but a node's processes may need this core */
+static void turn(struct agent *a, int may_nap)
+{
+	int work = 0;
+	dragon_mem_t mem;
+	struct dg_ta_msg m;
+
+	if (dump_asked) {
+		dump_asked = 0;
+		dump(a);
 	}
+	while (a->held < a->held_max && dragon_channel_recv_mem(a->gw, &mem, &nowait) == DRAGON_OK) {
+		agent_from_gateway(a, &mem);
+		work = 1;
+	}
+	if (agent_send_queued(a))
+		work = 1;
+	dg_ta_progress(a->ta, 0);
+	while (a->held < a->held_max && dg_ta_pending(a->ta) &&
+	       dg_ta_recv(a->ta, 0, &m) == DRAGON_OK) {
+		agent_from_node(a, &m);
+		work = 1;
+	}
+	dg_ta_release(a->ta);
+	if (a->full_chans && agent_retry_deposits(a))
+		work = 1;
+	if (a->waiters && agent_serve_waiters(a))
+		work = 1;
+	if (a->outst)
+		agent_watch_nodes(a);
+	if (agent_send_queued(a))
+		work = 1;
+	if (work)
+		a->last_work = dg_ta_now();
+	else if (may_nap && dg_ta_now() - a->last_work > a->spin_ns)
+		nap(a);
+	else
+		sched_yield(); /* polling, but a node's processes may need this core */
 }
 
 /* ---- start and stop ------------------------------------------------------------------ */
@@ -317,13 +391,19 @@ int main(int argc, char **argv)
 	a.spin_ns = (int64_t)cfg.spin_us * 1000;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_dump;
+	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0 || setup(&a, &cfg, dir) ||
 	    wait_key(keyf ? keyf : keypath, cfg.key)) {
 		agent_log(&a, "%s", dragon_errmsg());
 		rv = 1;
 	} else {
+		char where[256];
 		dg_ta_set_key(a.ta, cfg.key);
+		/* which interface: an agent on an interface that goes away loses its peers silently */
+		dg_ta_describe(a.ta, where, sizeof(where));
+		agent_log(&a, "endpoint: %s", where);
 		run(&a);
 		rv = 0;
 	}

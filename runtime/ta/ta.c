@@ -70,6 +70,18 @@ int dg_ta_getname(dg_ta *ta, void *buf, size_t *len)
 	return DRAGON_OK;
 }
 
+void dg_ta_describe(dg_ta *ta, char *buf, size_t cap)
+{
+	unsigned char raw[TA_ADDR_MAX];
+	char addr[128] = "?";
+	size_t rlen = sizeof(raw), alen = sizeof(addr);
+
+	if (fi_getname(&ta->ep->fid, raw, &rlen) == 0)
+		fi_av_straddr(ta->av, raw, addr, &alen);
+	snprintf(buf, cap, "%s, domain %s, %s", ta->info->fabric_attr->prov_name,
+		 ta->info->domain_attr->name, addr);
+}
+
 static int alloc_slots(struct slot **out, unsigned n, size_t cap, int recv)
 {
 	struct slot *s = calloc(n, sizeof(*s));

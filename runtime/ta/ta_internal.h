@@ -50,6 +50,13 @@ struct peer {
 	uint64_t rx_consumed, ack_sent;
 	int ack_pending, pong_pending;
 	int64_t last_heard, last_ping;
+	/*
+	 * Since when data we sent this peer has waited for its acknowledgement (0: all acknowledged).
+	 * Credit comes back only in frames from the peer; if those never come (a lost or undelivered
+	 * ACK, or our own frame stuck), nothing else would ask again: a peer that owes us an
+	 * acknowledgement and stays silent is probed (ta_probe_silent in ta_send.c).
+	 */
+	int64_t unacked_since, probe_gap;
 	/* reassembly of a chunked message */
 	unsigned char *rbuf;
 	size_t rlen, rhave;
@@ -76,6 +83,9 @@ struct dg_ta {
 	size_t npeers, peers_cap;
 	struct timespec peer_mtime;
 	int64_t last_traffic;
+	unsigned nunacked; /* peers with unacked_since set */
+	unsigned test_drop_type, test_drop_n; /* tests only: frames of this type "lost" (dg_ta_test_drop) */
+	unsigned test_busy_type, test_busy_n; /* tests only: posts refused with EAGAIN (dg_ta_test_busy) */
 	struct dg_ta_stats st;
 	unsigned char last[TA_LAST_FRAME];
 	size_t last_len;
@@ -102,6 +112,9 @@ void ta_peer_mark_dead(dg_ta *ta, struct peer *p, const char *why);
 
 /* ta_send.c: frames out. */
 int ta_send_ctrl(dg_ta *ta, struct peer *p, uint8_t type);
+void ta_probe_silent(dg_ta *ta);
+int64_t ta_probe_due(dg_ta *ta);
+void ta_acked_all(dg_ta *ta, struct peer *p);
 
 /* ta_recv.c: completions, frames in, progress. */
 int ta_post_recv(dg_ta *ta, struct slot *s);

@@ -2,6 +2,7 @@
 #include "ta/ta_internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,7 @@ void ta_peer_mark_dead(dg_ta *ta, struct peer *p, const char *why)
 		return;
 	p->dead = 1;
 	fprintf(stderr, "dragon-ta[%u]: node %u is dead: %s\n", ta->cfg.node, p->node, why);
+	ta_acked_all(ta, p);
 	for (unsigned i = 0; i < TA_REORDER; i++)
 		if (p->rx_hold[i]) {
 			ta_post_recv(ta, &ta->rx[p->rx_hold[i] - 1]);
@@ -186,3 +188,32 @@ int dg_ta_peer_state(dg_ta *ta, uint32_t node)
 	return p->dead ? dg_err(DRAGON_EPEER, "node %u's transport agent is dead", node) : DRAGON_OK;
 }
 
+
+void dg_ta_dump(dg_ta *ta)
+{
+	unsigned busy_rx = 0, busy_ctrl = 0;
+
+	for (unsigned i = 0; i < ta->cfg.slots; i++)
+		busy_rx += ta->rx[i].busy != 0;
+	for (unsigned i = 0; i < TA_CTRL_SLOTS; i++)
+		busy_ctrl += ta->ctrl[i].busy != 0;
+	fprintf(stderr,
+		"dragon-ta[%u]: state: frames in %" PRIu64 " out %" PRIu64 " dropped malformed %" PRIu64
+		" mac %" PRIu64 " replay %" PRIu64 " unknown %" PRIu64 " failed-receive %" PRIu64 ", probes %" PRIu64 "; send buffers free %u/%u,"
+		" control buffers busy %u/%u, receive buffers held %u, queued for recv %u\n",
+		ta->cfg.node, ta->st.frames_in, ta->st.frames_out, ta->st.drop_malformed,
+		ta->st.drop_mac, ta->st.drop_replay, ta->st.drop_unknown, ta->st.drop_rxerr, ta->st.probes, ta->ntx_free, ta->cfg.slots,
+		busy_ctrl, TA_CTRL_SLOTS, busy_rx, ta->dq_len);
+	for (size_t i = 0; i < ta->npeers; i++) {
+		struct peer *p = &ta->peers[i];
+		fprintf(stderr,
+			"dragon-ta[%u]: peer %u: dead %d tx_seq %" PRIu64 " tx_data %" PRIu64
+			" acked %" PRIu64 " | rx_next %" PRIu64 " rx_seen %#" PRIx64 " rx_consumed %" PRIu64
+			" ack_sent %" PRIu64 " ack_pending %d pong_pending %d win.top %" PRIu64
+			" heard %" PRId64 " ms ago, unacked for %" PRId64 " ms\n",
+			ta->cfg.node, p->node, p->dead, p->tx_seq, p->tx_data, p->acked, p->rx_next,
+			p->rx_seen, p->rx_consumed, p->ack_sent, p->ack_pending, p->pong_pending,
+			p->win.top, p->last_heard ? (now_ns() - p->last_heard) / 1000000 : -1,
+			p->unacked_since ? (now_ns() - p->unacked_since) / 1000000 : 0);
+	}
+}

@@ -88,6 +88,7 @@ static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 			fprintf(stderr, "dragon-ta[%u]: node %u restarted (epoch %" PRIx64 ")\n",
 				ta->cfg.node, h.src, h.epoch);
 			p->tx_data = p->acked = 0;
+			ta_acked_all(ta, p);
 			free(p->rbuf);
 			p->rbuf = NULL;
 			p->rlen = p->rhave = 0;
@@ -114,6 +115,8 @@ static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 	p->last_heard = ta->last_traffic;
 	if (h.ack > p->acked && h.ack <= p->tx_data)
 		p->acked = h.ack;
+	if (p->unacked_since && p->acked >= p->tx_data)
+		ta_acked_all(ta, p);
 	if (h.seq < p->rx_next) {
 		/* only right after we met a sender mid-epoch: deliver as it comes */
 		if (h.type == DG_FRAME_PING)
@@ -157,8 +160,11 @@ repost:
 	ta_post_recv(ta, s);
 }
 
-static void flush_pending(dg_ta *ta)
+/* Post the control frames that are due; the number still waiting (no buffer, provider busy). */
+static unsigned flush_pending(dg_ta *ta)
 {
+	unsigned left = 0;
+
 	for (size_t i = 0; i < ta->npeers; i++) {
 		struct peer *p = &ta->peers[i];
 		if (p->dead)
@@ -167,7 +173,9 @@ static void flush_pending(dg_ta *ta)
 			p->pong_pending = 0;
 		if (p->ack_pending && ta_send_ctrl(ta, p, DG_FRAME_ACK) != DRAGON_EAGAIN)
 			p->ack_pending = 0;
+		left += (p->pong_pending != 0) + (p->ack_pending != 0);
 	}
+	return left;
 }
 
 static void handle_error(dg_ta *ta)
@@ -182,8 +190,13 @@ static void handle_error(dg_ta *ta)
 	if (!s)
 		return;
 	if (s->recv) {
-		if (e.err != FI_ECANCELED)
+		if (e.err != FI_ECANCELED) {
+			/* a frame that never arrived: logged, it is the first clue to a stalled peer */
+			dg_err(DRAGON_EPROTO, "receive failed: %s",
+			       fi_cq_strerror(ta->cq, e.prov_errno, e.err_data, NULL, 0));
+			log_drop(ta, ++ta->st.drop_rxerr, "failed-receive");
 			ta_post_recv(ta, s);
+		}
 		return;
 	}
 	s->busy = 0;
@@ -230,6 +243,7 @@ int ta_progress(dg_ta *ta, int block_ms)
 			handle_error(ta);
 	}
 	flush_pending(ta);
+	ta_probe_silent(ta);
 	return done;
 }
 
@@ -244,8 +258,24 @@ int dg_ta_trywait(dg_ta *ta)
 
 	if (ta->dq_len)
 		return DRAGON_EAGAIN;
-	flush_pending(ta);
+	/* A credit or an answer that could not go out yet must not wait for the next wake-up: the
+	 * peer may wait for nothing else. */
+	if (flush_pending(ta))
+		return DRAGON_EAGAIN;
+	ta_probe_silent(ta);
 	return fi_trywait(ta->fabric, &f, 1) == FI_SUCCESS ? DRAGON_OK : DRAGON_EAGAIN;
+}
+
+int dg_ta_timeout_ms(dg_ta *ta)
+{
+	int64_t ns = ta_probe_due(ta);
+
+	return ns < 0 ? -1 : (int)((ns + 999999) / 1000000);
+}
+
+int dg_ta_unacked(dg_ta *ta)
+{
+	return ta->nunacked > 0;
 }
 
 int dg_ta_pending(dg_ta *ta)

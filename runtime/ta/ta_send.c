@@ -63,6 +63,8 @@ static void fill_hdr(dg_ta *ta, struct peer *p, struct dg_frame_hdr *h, uint8_t 
 int ta_send_ctrl(dg_ta *ta, struct peer *p, uint8_t type)
 {
 	struct slot *s = NULL;
+	uint64_t ack_sent = p->ack_sent;
+	int ack_pending = p->ack_pending, rc;
 	size_t len;
 
 	for (unsigned i = 0; i < TA_CTRL_SLOTS; i++)
@@ -72,11 +74,146 @@ int ta_send_ctrl(dg_ta *ta, struct peer *p, uint8_t type)
 		}
 	if (!s)
 		return DRAGON_EAGAIN; /* retried from the progress loop */
+
 	if (p->dead || ta_peer_use(ta, p) != DRAGON_OK)
 		return DRAGON_EPEER;
 	fill_hdr(ta, p, &s->hdr, type);
+	if (ta->test_drop_n && ta->test_drop_type == type) {
+		/* tests: a frame that never reaches the peer (its number taken back, so that only
+		 * what it carried is missing, not the order of what follows) */
+		ta->test_drop_n--;
+		p->tx_seq--;
+		return DRAGON_OK;
+	}
 	dg_frame_encode(ta->cfg.key, &s->hdr, NULL, s->buf, &len);
-	return post_send(ta, s, p, len, 0);
+	if (ta->test_busy_n && ta->test_busy_type == type) {
+		ta->test_busy_n--; /* tests: the provider pushes back */
+		s->busy = 0;
+		rc = DRAGON_EAGAIN;
+	} else {
+		rc = post_send(ta, s, p, len, 0);
+	}
+	if (rc == DRAGON_EAGAIN) {
+		/*
+		 * Not posted: take the frame back. Its sequence number would otherwise be a hole the
+		 * receiver's reorder window never passes (every later frame of ours held there for
+		 * good), and the ack it carried would count as sent: a credit never returned.
+		 */
+		p->tx_seq--;
+		p->ack_sent = ack_sent;
+		p->ack_pending = ack_pending;
+	}
+	return rc;
+}
+
+void dg_ta_test_drop(dg_ta *ta, uint8_t type, unsigned n)
+{
+	ta->test_drop_type = type;
+	ta->test_drop_n = n;
+}
+
+void dg_ta_test_busy(dg_ta *ta, uint8_t type, unsigned n)
+{
+	ta->test_busy_type = type;
+	ta->test_busy_n = n;
+}
+
+/*
+ * Credit. A peer that consumed our data says so in the ack of its next frame or in an ACK frame,
+ * sent once. If that frame is lost, or the provider does not hand it over (seen with tcp;ofi_rxm
+ * under load: the receiver had consumed and acknowledged everything, the sender sat without
+ * credit, both agents asleep, for good; likewise data frames that had left the sender and never
+ * reached the receiver), nothing would ever ask again. So a peer that owes us an acknowledgement
+ * and stays silent is probed: a PING, answered by a PONG that carries the current ack (and gives
+ * the provider traffic to move). The first probe goes after PROBE_MIN_MS of silence, then ever
+ * more seldom while the peer stays silent (a receiver that is merely slow, all its buffers full,
+ * is not pestered), at most every dead_ms/4; an answer starts over at PROBE_MIN_MS. Silence alone
+ * does not make such a peer dead (a slow receiver slows its senders, nothing is dropped): a dead
+ * one fails the probe's send, or an operation that waits on it gives up after dead_ms.
+ */
+#define PROBE_MIN_MS 20
+
+static int64_t probe_max(dg_ta *ta)
+{
+	int64_t max = (int64_t)ta->cfg.dead_ms * 1000000 / 4;
+
+	return max > PROBE_MIN_MS * 1000000LL ? max : PROBE_MIN_MS * 1000000LL;
+}
+
+static void await_ack(dg_ta *ta, struct peer *p)
+{
+	if (p->unacked_since)
+		return;
+	p->unacked_since = now_ns();
+	p->probe_gap = PROBE_MIN_MS * 1000000LL;
+	ta->nunacked++;
+}
+
+void ta_acked_all(dg_ta *ta, struct peer *p)
+{
+	if (!p->unacked_since)
+		return;
+	p->unacked_since = 0;
+	ta->nunacked--;
+}
+
+void ta_probe_silent(dg_ta *ta)
+{
+	int64_t t;
+
+	if (!ta->nunacked)
+		return;
+	t = now_ns();
+	for (size_t i = 0; i < ta->npeers; i++) {
+		struct peer *p = &ta->peers[i];
+		int64_t quiet;
+
+		if (!p->unacked_since)
+			continue;
+		if (p->dead || p->acked >= p->tx_data) {
+			ta_acked_all(ta, p);
+			continue;
+		}
+		quiet = p->last_heard > p->unacked_since ? p->last_heard : p->unacked_since;
+		if (p->last_ping > quiet)
+			quiet = p->last_ping;
+		if (t - quiet < p->probe_gap)
+			continue;
+		/* heard nothing since the last probe: wait longer before the next */
+		if (p->last_ping > p->last_heard && p->last_ping > p->unacked_since)
+			p->probe_gap = 2 * p->probe_gap < probe_max(ta) ? 2 * p->probe_gap : probe_max(ta);
+		else
+			p->probe_gap = PROBE_MIN_MS * 1000000LL;
+		p->last_ping = t;
+		if (ta_send_ctrl(ta, p, DG_FRAME_PING) == DRAGON_OK)
+			ta->st.probes++;
+	}
+}
+
+/* Nanoseconds until the next probe is due, or -1 when no peer owes us an acknowledgement. */
+int64_t ta_probe_due(dg_ta *ta)
+{
+	int64_t t, due = -1;
+
+	if (!ta->nunacked)
+		return -1;
+	t = now_ns();
+	for (size_t i = 0; i < ta->npeers; i++) {
+		struct peer *p = &ta->peers[i];
+		int64_t quiet, left;
+
+		if (!p->unacked_since)
+			continue;
+		quiet = p->last_heard > p->unacked_since ? p->last_heard : p->unacked_since;
+		if (p->last_ping > quiet)
+			quiet = p->last_ping;
+		left = quiet + p->probe_gap - t;
+		if (left < 0)
+			left = 0;
+		if (due < 0 || left < due)
+			due = left;
+	}
+	return due;
 }
 
 /*
@@ -172,6 +309,7 @@ static int post_chunks(dg_ta *ta, struct peer *p, uint32_t port, const void *buf
 			ta->ntx_free++;
 			return rc;
 		}
+		await_ack(ta, p); /* probed if the peer stays silent while it owes the ack */
 		*off += n;
 	} while (*off < len);
 	return DRAGON_OK;
