@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "core/err.h"
 #include "boot.h"
 
 struct kv {

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "core/err.h"
 #include "boot.h"
 
 /*

@@ -11,7 +11,7 @@
 
 #include <pmix.h>
 
-#include "err.h"
+#include "core/err.h"
 #include "boot.h"
 
 /*

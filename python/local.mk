@@ -46,7 +46,7 @@ EXTRA_DIST += tests/python/run.sh tests/python/conftest.py tests/python/test_cor
 	tests/python/test_mp.py tests/python/test_native.py tests/python/cpython-mp.sh \
 	tests/python/cpython_mp.py tests/python/test_multiprocessing_dragon.py \
 	tests/python/multinode_hosts.py tests/integration/python.bats \
-	examples/python/pool_queue.py docs/python.md
+	tests/python/bench_b8.py tests/bench/parts/B8.sh examples/python/pool_queue.py docs/python.md
 
 # make check-cpython-mp: CPython's own multiprocessing suite for the "dragon" start method.
 .PHONY: check-cpython-mp
@@ -54,6 +54,12 @@ check-cpython-mp: python-stage
 	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' PYTHON='$(PYTHON)' \
 		$(SHELL) $(srcdir)/tests/python/cpython-mp.sh
 AM_TESTS_ENVIRONMENT += PYTHON='$(PYTHON)'; export PYTHON;
+
+# A Python extension needs no libtool archive beside it.
+install-exec-hook: python-install-hook
+.PHONY: python-install-hook
+python-install-hook:
+	rm -f $(DESTDIR)$(dragonpyexecdir)/_core.la
 
 # ---- Jupyter (issue 13): dragon.jupyter, the dragon-jupyter command, the "Python 3 (Dragon)" kernel spec.
 dragonjupyterdir = $(pythondir)/dragon/jupyter

@@ -136,27 +136,35 @@ static void statedir_is_private(void **state)
 	chmod(out, 0700);
 }
 
-/* A fake srun records its arguments and environment, then lives until killed. */
+/*
+ * A fake srun records its arguments and environment, then lives until killed. Each record is
+ * written whole under a temporary name and renamed, and "done" appears last (after its stderr
+ * line), so a reader that sees a file sees all of it, however slowly the script runs.
+ */
 static void fake_srun(char *srun, size_t len)
 {
-	char text[PATH_MAX * 2 + 128];
+	char text[PATH_MAX * 4 + 256];
 
 	snprintf(srun, len, "%s/srun", dir);
-	snprintf(text, sizeof(text), "#!/bin/sh\necho \"$@\" >%s/args\nenv >%s/env\necho started >&2\nexec sleep 30\n",
-		 dir, dir);
+	snprintf(text, sizeof(text),
+		 "#!/bin/sh\nd=%s\necho \"$@\" >$d/args.tmp && mv $d/args.tmp $d/args\n"
+		 "env >$d/env.tmp && mv $d/env.tmp $d/env\necho started >&2\n: >$d/done\nexec sleep 30\n",
+		 dir);
 	write_file(srun, text, 0755);
 }
 
+/* Whether the fake srun's record `name` holds needle, once the fake srun has written all of them. */
 static bool file_has(const char *name, const char *needle)
 {
 	char path[PATH_MAX + 16], buf[65536];
 	size_t n;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	for (int i = 0; i < 200 && access(path, F_OK); i++)
+	/* A condition, not a delay: the fake srun's last step, bounded generously for a loaded machine. */
+	snprintf(path, sizeof(path), "%s/done", dir);
+	for (int i = 0; i < 6000 && access(path, F_OK); i++)
 		usleep(10000);
-	usleep(50000);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (!(f = fopen(path, "r")))
 		return false;
 	n = fread(buf, 1, sizeof(buf) - 1, f);

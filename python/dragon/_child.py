@@ -21,6 +21,24 @@ def _redirect_output():
         os.close(t)
 
 
+def _share_parents_segments():
+    # CPython children inherit their parent's resource tracker; ours, started by local services,
+    # would each start their own, which unlinks every SharedMemory segment the child attached when
+    # the child exits. Segments are the creator's to track: a child does not register them.
+    from multiprocessing import resource_tracker
+    reg, unreg = resource_tracker.register, resource_tracker.unregister
+
+    def register(name, rtype):
+        if rtype != "shared_memory":
+            reg(name, rtype)
+
+    def unregister(name, rtype):
+        if rtype != "shared_memory":
+            unreg(name, rtype)
+
+    resource_tracker.register, resource_tracker.unregister = register, unregister
+
+
 def main():
     _redirect_output()
     desc_in, desc_back, desc_parent = (bytes.fromhex(a) for a in sys.argv[2:5])
@@ -30,6 +48,7 @@ def main():
     from multiprocessing import process, spawn
 
     _fabric.ensure()
+    _share_parents_segments()
     back = _core.channel_attach(desc_back)
     back.send(struct.pack("<q", os.getpid()))
     back.detach()

@@ -29,7 +29,7 @@ def launcher():
         return env
     here = os.path.dirname(os.path.abspath(__file__))
     build = getattr(_config, "BUILD_LAUNCHER", "")
-    if build and here.startswith(_config.BUILD_ROOT + os.sep) and os.access(build, os.X_OK):
+    if build and here == os.path.join(_config.BUILD_ROOT, "python", "dragon") and os.access(build, os.X_OK):
         return build
     return _config.LAUNCHER
 

@@ -1344,7 +1344,9 @@ class Popen:
         self._waiter = threading.Thread(target=self._wait_thread, name=f"dragon-wait-{process_obj.name}",
                                         daemon=True)
         self._waiter.start()
-        self.finalizer = _mputil.Finalize(self, _close_fds, (self._r, self._w))
+        # weakref.finalize, not multiprocessing's registry: the waiter thread holds this object
+        # until the child ends, and multiprocessing expects its registry to empty before that.
+        self.finalizer = weakref.finalize(self, _close_fds, self._r, self._w)
         _popens.add(self)
 
     def _wait_thread(self):
@@ -1554,13 +1556,8 @@ class DragonContext(_mpctx.BaseContext):
 
     def Manager(self):
         from multiprocessing.managers import SyncManager
-        address = None
         _fabric.ensure()
-        if _C.node_count() > 1:
-            # The server runs on this node; clients on other nodes reach it over TCP.
-            import socket
-            address = (socket.gethostbyname(socket.gethostname()), 0)
-        m = SyncManager(address=address, ctx=self.get_context())
+        m = SyncManager(ctx=self.get_context())  # its start() picks TCP with several nodes
         m.start()
         return m
 
@@ -1632,6 +1629,10 @@ def _manager_start(self, initializer=None, initargs=()):
         raise multiprocessing.ProcessError(f"Unknown state {self._state.value!r}")
     if initializer is not None and not callable(initializer):
         raise TypeError("initializer must be a callable")
+    _fabric.ensure()
+    if self._address is None and _C.node_count() > 1:
+        # AF_UNIX, CPython's default, only reaches this node: listen on TCP instead.
+        self._address = (_node_address(), 0)
     reader, writer = Pipe(duplex=False)
     self._process = self._ctx.Process(
         target=type(self)._run_server,
@@ -1655,6 +1656,29 @@ def _manager_start(self, initializer=None, initargs=()):
 _mpmanagers.BaseManager.start = _manager_start
 
 
+def _node_address():
+    """An IPv4 address of this node that other nodes reach (the one its default route uses)."""
+    import socket
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.254", 9))   # no packet is sent: this only picks a route
+            return s.getsockname()[0]
+    except OSError:
+        pass
+    # No default route (a cluster's private network): the first interface with an IPv4 address.
+    import fcntl
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in socket.if_nameindex():
+            if name == "lo":
+                continue
+            try:
+                req = struct.pack("256s", name[:15].encode())
+                return socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, req)[20:24])  # SIOCGIFADDR
+            except OSError:
+                continue
+    return socket.gethostbyname(socket.gethostname())
+
+
 _FACTORIES = ("Pipe", "Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event",
               "Barrier", "Queue", "JoinableQueue", "SimpleQueue", "Pool", "RawValue", "RawArray",
               "Value", "Array", "Manager", "cpu_count")
@@ -1674,6 +1698,21 @@ def _dispatching(name):
     method.__doc__ = base.__doc__
     return method
 
+
+_orig_prep = _mpspawn.get_preparation_data
+
+
+def _preparation_data(name):
+    # With "dragon" as the default method, a child of the spawn or forkserver context is a fresh
+    # interpreter that would be told to set "dragon" before anything imported dragon: it keeps
+    # its own default instead (our children are told "dragon" by Popen).
+    d = _orig_prep(name)
+    if d.get("start_method") == "dragon":
+        del d["start_method"]
+    return d
+
+
+_mpspawn.get_preparation_data = _preparation_data
 
 _orig_process_init = _mpprocess.BaseProcess.__init__
 

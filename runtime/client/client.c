@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include <dragon/dragon.h>
-#include "err.h"
-#include "pool_internal.h"
-#include "shm.h"
+#include "core/err.h"
+#include "core/pool_internal.h"
+#include "core/shm.h"
 #include "client/client.h"
 #include "ls/ls.h"
 
@@ -478,8 +478,7 @@ DRAGON_API int dragon_group_wait_any(dragon_gid_t gid, int timeout_ms, dragon_pu
 		dg_msg_free(rep);
 		return dg_err(DRAGON_EPROTO, "empty wait-any reply");
 	}
-	/* GS marks every ended member it returns; report the first, the others are lost
-	 * to wait_any but still counted by wait_all. */
+	/* GS returns (and marks as reported) exactly one member per wait-any. */
 	if (puid)
 		*puid = rep->group_wait_reply->members[0]->puid;
 	if (status)

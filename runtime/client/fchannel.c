@@ -7,9 +7,9 @@
 #include <dragon/dragon.h>
 #include <dragon/fchannel.h>
 
-#include "err.h"
+#include "core/err.h"
 #include "client/client.h"
-#include "shm.h"
+#include "core/shm.h"
 
 /* Ask the channel's node's local services to destroy it. */
 static int destroy_request(const dragon_channel_desc_t *desc)

@@ -16,9 +16,9 @@
 #include <dragon/error.h>
 #include <dragon/pool.h>
 
-#include "channel_remote.h"
-#include "err.h"
-#include "shm.h"
+#include "core/channel_remote.h"
+#include "core/err.h"
+#include "core/shm.h"
 #include "ta/gateway.h"
 
 /*

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include <dragon/dragon.h>
-#include "err.h"
+#include "core/err.h"
 #include "client/client.h"
 
 /*

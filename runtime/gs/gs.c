@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
+#include "core/err.h"
 #include "gs/gs.h"
 
 /* Bounds that keep one client from exhausting the registry with a single request. */
@@ -207,8 +207,11 @@ static int try_group_wait(struct gs *g, uint64_t conn, uint64_t seq, struct grou
 		items[k].signaled = gr->status[i] >> 16;
 		ptrs[k] = &items[k];
 		k++;
-		if (any)
+		/* A wait-any reports one member: the others stay fresh for the next wait-any. */
+		if (any) {
 			gr->ended[i] = 2;
+			break;
+		}
 	}
 	r.n_members = k;
 	r.members = ptrs;

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "core/err.h"
 #include "launcher/rundir.h"
 #include "ls/ls.h"
 

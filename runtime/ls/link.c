@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "core/err.h"
 #include "ls/link.h"
 
 /*

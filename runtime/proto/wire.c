@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "core/err.h"
 #include "proto/wire.h"
 
 const char *dg_msg_name(const Dragon__Msg *m)

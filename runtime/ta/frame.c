@@ -5,7 +5,7 @@
 
 #include <sodium.h>
 
-#include "err.h"
+#include "core/err.h"
 
 static void put16(unsigned char *p, uint16_t v)
 {

@@ -11,7 +11,7 @@ check_PROGRAMS += tests/bench/bench_zmq
 tests_bench_bench_zmq_SOURCES = tests/bench/bench_zmq.c tests/bench/bench_util.h
 tests_bench_bench_zmq_CFLAGS = $(AM_CFLAGS) $(ZMQ_CFLAGS)
 tests_bench_bench_zmq_LDADD = $(ZMQ_LIBS)
-# B4's ZeroMQ tcp peer (the part itself and tcp_pp are in runtime/transport.mk)
+# B4's ZeroMQ tcp peer (the part itself and tcp_pp are in runtime/ta/local.mk)
 BENCH_BINS += tests/bench/b4/zmq_pp
 check_PROGRAMS += tests/bench/b4/zmq_pp
 tests_bench_b4_zmq_pp_SOURCES = tests/bench/b4/zmq_pp.c tests/bench/bench_util.h

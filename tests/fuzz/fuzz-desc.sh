@@ -1,8 +1,8 @@
 #!/bin/sh
-# tests/fuzz/fuzz-desc.sh: fuzz the descriptor decoder and attach paths (libFuzzer if clang can, else a replay).
+# tests/fuzz/fuzz-desc.sh: fuzz the descriptor decoder and attach paths (a replay of mutations, then libFuzzer).
 b="${top_builddir:-.}"
 s="${top_srcdir:-..}"
 exec "$s/tests/run-fuzz" descriptors "$b/tests/fuzz/fuzz_desc_replay" 200 -- \
 	-I"$s/include" -I"$s/runtime" -I"$b" \
-	"$s/tests/fuzz/fuzz_desc.c" "$s/runtime/shm.c" "$s/runtime/pool.c" \
-	"$s/runtime/channel.c" "$s/runtime/error.c" $(pkg-config --cflags --libs libsodium)
+	"$s/tests/fuzz/fuzz_desc.c" "$s/runtime/core/shm.c" "$s/runtime/core/pool.c" \
+	"$s/runtime/core/channel.c" "$s/runtime/core/error.c" $(pkg-config --cflags --libs libsodium)

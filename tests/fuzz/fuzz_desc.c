@@ -6,9 +6,26 @@
 #include <unistd.h>
 
 #include <dragon/dragon.h>
-#include "shm.h"
+#include "core/shm.h"
+#include "seed.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#ifdef DG_LIBFUZZER
+#include "core/channel_remote.h"
+/*
+ * The libFuzzer build links the data path alone, without the client library that carries
+ * operations on other nodes' channels to the transport agent. Here no agent runs, which the
+ * client library reports the same way: a descriptor naming another node attaches to nothing.
+ */
+static int no_agent_attach(const dragon_channel_desc_t *desc, void **state)
+{
+	(void)desc;
+	(void)state;
+	return DRAGON_EPEER;
+}
+const struct dg_channel_remote_ops dg_ta_remote_ops = {.attach = no_agent_attach};
+#endif
 
 static dragon_pool_t *pool;
 static dragon_channel_t *ch;
@@ -92,15 +109,10 @@ int main(int argc, char **argv)
 	if (argc > 2 && !strcmp(argv[1], "--seeds")) { /* the seed corpus for libFuzzer */
 		const unsigned char *seeds[3] = { pd.bytes, cd.bytes, md.bytes };
 		for (int i = 0; i < 6; i++) {
-			char path[4096];
-			snprintf(path, sizeof(path), "%s/seed%d", argv[2], i);
-			FILE *f = fopen(path, "wb");
-			if (!f)
-				return 1;
 			in[0] = (unsigned char)(i & 1);
 			memcpy(in + 1, seeds[i / 2], DRAGON_DESC_SIZE);
-			fwrite(in, 1, sizeof(in), f);
-			fclose(f);
+			if (fuzz_write_seed(argv[2], i, in, sizeof(in)))
+				return 1;
 		}
 		return 0;
 	}

@@ -28,6 +28,7 @@ teardown() {
 	grep -q "^pool hosts dgtc[0-9]*-node1 dgtc[0-9]*-node2 dgtc[0-9]*-node3 map 24$" "$OUT/job.out"
 	grep -q "^remote empty get: queue.Empty" "$OUT/job.out"
 	grep -q "^remote round trip: ping$" "$OUT/job.out"
+	grep -q "^manager hosts dgtc[0-9]*-node1 dgtc[0-9]*-node2 dgtc[0-9]*-node3$" "$OUT/job.out"
 	grep -q "^MULTINODE OK$" "$OUT/job.out"
 	grep -q "^rc=0$" "$OUT/job.out"
 }

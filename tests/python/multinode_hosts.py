@@ -16,6 +16,10 @@ def child(q):
     q.put(socket.gethostname())
 
 
+def note_host(d):
+    d[socket.gethostname()] = True
+
+
 def make_queue(box):
     q = mp.Queue()
     box.put(q)
@@ -54,6 +58,17 @@ if __name__ == "__main__":
     remote.put("ping")
     print("remote round trip:", box.get(timeout=60), flush=True)
     p.join(60)
-    ok = len(set(procs)) == n and len(pool_hosts) == n and p.exitcode == 0
+    # CPython's Manager: its server on this node, reached over TCP from every node.
+    with mp.Manager() as m:
+        d = m.dict()
+        ps = [mp.Process(target=note_host, args=(d,)) for _ in range(n)]
+        for q2 in ps:
+            q2.start()
+        for q2 in ps:
+            q2.join(60)
+        manager_hosts = sorted(d.keys())
+    print("manager hosts", " ".join(manager_hosts), flush=True)
+    ok = (len(set(procs)) == n and len(pool_hosts) == n and p.exitcode == 0
+          and len(manager_hosts) == n)
     print("MULTINODE OK" if ok else "MULTINODE FAILED", flush=True)
     sys.exit(0 if ok else 1)

@@ -79,3 +79,47 @@ def test_missing_program():
         native.Process("/nonexistent/program").start()
     with pytest.raises(FileNotFoundError):
         native.ProcessGroup("/nonexistent/program", 2).start()
+
+
+def test_ctrl_c_of_dragon_prog_leaves_nothing(tmp_path):
+    """dragon /usr/bin/python3 -m dragon prog.py, Ctrl-C: the program and its children all end."""
+    import subprocess
+    import textwrap
+    import time
+    from conftest import wait_until
+    from dragon import _fabric
+    script = tmp_path / "prog.py"
+    script.write_text(textwrap.dedent("""
+        import multiprocessing as mp, time
+        def sleeper():
+            time.sleep(3600)
+        if __name__ == "__main__":
+            ps = [mp.Process(target=sleeper) for _ in range(2)]
+            for p in ps:
+                p.start()
+            print("pids", *[p.pid for p in ps], flush=True)
+            time.sleep(3600)
+    """))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRAGON_", "PYDRAGON_"))}
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(dragon.__file__))
+    proc = subprocess.Popen([_fabric.launcher(), sys.executable, "-m", "dragon", str(script)],
+                            stdout=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        line = proc.stdout.readline().decode().split()
+        assert line[0] == "pids", line
+        pids = [int(x) for x in line[1:]]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+    def gone(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().split(")")[1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+    wait_until(lambda: all(gone(p) for p in pids), timeout=30)

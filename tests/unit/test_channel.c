@@ -11,8 +11,8 @@
 #include <cmocka.h>
 
 #include <dragon/dragon.h>
-#include "channel_remote.h"
-#include "shm.h"
+#include "core/channel_remote.h"
+#include "core/shm.h"
 
 struct fx {
 	dragon_pool_t *pool;

@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include <dragon/dragon.h>
-#include "err.h"
+#include "core/err.h"
 
 static void every_code_has_a_distinct_name(void **state)
 {

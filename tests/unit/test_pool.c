@@ -13,8 +13,8 @@
 #include <cmocka.h>
 
 #include <dragon/dragon.h>
-#include "fdpass.h"
-#include "pool_internal.h"
+#include "core/fdpass.h"
+#include "core/pool_internal.h"
 
 static dragon_pool_t *mkpool(size_t size)
 {

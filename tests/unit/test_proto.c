@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include <dragon/dragon.h>
-#include "err.h"
+#include "core/err.h"
 #include "proto/wire.h"
 
 static void spawn_round_trips(void **state)

@@ -1,0 +1,39 @@
+# runtime/core/local.mk: pools, channels, descriptors and fd passing (libdragon's on-node data path).
+runtime_libdragon_impl_la_SOURCES += \
+	runtime/core/error.c runtime/core/err.h \
+	runtime/core/shm.c runtime/core/shm.h \
+	runtime/core/fdpass.c runtime/core/fdpass.h \
+	runtime/core/pool.c runtime/core/pool_internal.h \
+	runtime/core/channel.c runtime/core/channel_remote.h
+dragoninclude_HEADERS += include/dragon/pool.h include/dragon/channel.h
+runtime_libdragon_impl_la_CFLAGS += $(SODIUM_CFLAGS)
+runtime_libdragon_impl_la_LIBADD += $(SODIUM_LIBS)
+
+check_PROGRAMS += tests/unit/test_error
+tests_unit_test_error_SOURCES = tests/unit/test_error.c
+tests_unit_test_error_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_error_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_error
+
+check_PROGRAMS += tests/unit/test_pool tests/unit/test_channel
+TESTS += tests/unit/test_pool tests/unit/test_channel
+tests_unit_test_pool_SOURCES = tests/unit/test_pool.c
+tests_unit_test_pool_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_pool_LDADD = $(TEST_LIBS)
+tests_unit_test_channel_SOURCES = tests/unit/test_channel.c
+tests_unit_test_channel_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_channel_LDADD = $(TEST_LIBS)
+
+# Multi-process stress: 1+1 up to 8+8, and SIGKILL mid-operation (sizes scale down under CI).
+check_PROGRAMS += tests/stress/chstress
+tests_stress_chstress_SOURCES = tests/stress/chstress.c
+tests_stress_chstress_LDADD = runtime/libdragon_impl.la
+TESTS += tests/stress/stress-channels.sh
+EXTRA_DIST += tests/stress/stress-channels.sh
+
+# Descriptor decoder fuzzing: a replay of mutations, then libFuzzer (clang) for a short run.
+check_PROGRAMS += tests/fuzz/fuzz_desc_replay
+tests_fuzz_fuzz_desc_replay_SOURCES = tests/fuzz/fuzz_desc.c
+tests_fuzz_fuzz_desc_replay_LDADD = runtime/libdragon_impl.la
+TESTS += tests/fuzz/fuzz-desc.sh
+EXTRA_DIST += tests/fuzz/fuzz-desc.sh tests/fuzz/seed.h
