@@ -12,5 +12,6 @@
 #include <dragon/queue.h>
 #include <dragon/sync.h>
 #include <dragon/fchannel.h>
+#include <dragon/ddict.h>
 
 #endif

@@ -1104,7 +1104,7 @@ struct c_process_args {
 };
 } // namespace detail
 
-// A process of the fabric that this one started. Move-only: a process is waited for once, and
+// A process of the fabric that this one started. Move-only: one owner waits for it, and
 // the object keeps its exit status. Destruction does nothing to the process (unless started with
 // lifetime::outlive, the fabric sends it SIGTERM when its creator ends).
 class process {

@@ -39,8 +39,9 @@ int dragon_process_create(const char *const argv[], const dragon_process_opts_t 
 
 /*
  * Wait for a process to end: *status is its exit code, or 128 + N if signal N killed it.
- * timeout_ms < 0 waits forever, 0 polls (DRAGON_ETIMEDOUT while it runs). A process can be
- * waited for once; afterwards DRAGON_ENOTFOUND.
+ * timeout_ms < 0 waits forever, 0 polls (DRAGON_ETIMEDOUT while it runs). An ended process can
+ * be waited for again (same status) until its creator exits or 4096 newer waited-for processes
+ * of its node ended; then DRAGON_ENOTFOUND.
  */
 int dragon_process_wait(dragon_puid_t puid, int timeout_ms, int *status);
 

@@ -5,8 +5,12 @@ runtime_libdragon_impl_la_SOURCES += \
 
 # The launcher links libdragon statically: it forks local services from its own image.
 bin_PROGRAMS += runtime/launcher/dragon
-runtime_launcher_dragon_SOURCES = runtime/launcher/dragon.c
+runtime_launcher_dragon_SOURCES = runtime/launcher/main.c runtime/launcher/launcher.h \
+	runtime/launcher/session.c runtime/launcher/run_local.c runtime/launcher/run_join.c \
+	runtime/launcher/run_alloc.c runtime/launcher/status.c
 runtime_launcher_dragon_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(PROTOBUF_C_CFLAGS)
+# Python scripts run under the interpreter the package is built for, with the package importable.
+runtime_launcher_dragon_CPPFLAGS = $(AM_CPPFLAGS) -DDRAGON_PYTHON='"$(PYTHON)"' -DDRAGON_PYTHONDIR='"$(pythondir)"' 
 runtime_launcher_dragon_LDADD = runtime/libdragon_impl.la $(JANSSON_LIBS)
 dist_man_MANS += docs/man/dragon.1
 

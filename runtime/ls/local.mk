@@ -1,5 +1,8 @@
 # runtime/ls/local.mk: local services (one per node), the links between nodes' services, and their tests.
-runtime_libdragon_impl_la_SOURCES += runtime/ls/ls.c runtime/ls/ls.h runtime/ls/link.c runtime/ls/link.h
+runtime_libdragon_impl_la_SOURCES += runtime/ls/ls.c runtime/ls/ls.h runtime/ls/ls_internal.h \
+	runtime/ls/agent.c runtime/ls/conn.c runtime/ls/io.c runtime/ls/nodes.c runtime/ls/objects.c \
+	runtime/ls/proc.c runtime/ls/publish.c runtime/ls/route.c runtime/ls/spawn.c runtime/ls/status.c \
+	runtime/ls/link.c runtime/ls/link.h
 runtime_libdragon_impl_la_CFLAGS += $(EVENT_CFLAGS) $(HWLOC_CFLAGS) $(SODIUM_CFLAGS) \
 	-DDRAGON_LIBEXECDIR='"$(libexecdir)"'
 runtime_libdragon_impl_la_LIBADD += $(EVENT_LIBS) $(HWLOC_LIBS)

@@ -3,19 +3,23 @@
 # pulls in provider libraries (Debian's links PSM, whose constructor sleeps ~200 ms), which no
 # process of the fabric should pay for at start.
 noinst_LTLIBRARIES += runtime/libdragon_ta.la
-runtime_libdragon_ta_la_SOURCES = runtime/ta/frame.c runtime/ta/frame.h runtime/ta/ta.c runtime/ta/ta.h
+runtime_libdragon_ta_la_SOURCES = runtime/ta/frame.c runtime/ta/frame.h runtime/ta/ta.c runtime/ta/ta.h \
+	runtime/ta/ta_internal.h runtime/ta/ta_peers.c runtime/ta/ta_send.c runtime/ta/ta_recv.c
 runtime_libdragon_ta_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(FABRIC_CFLAGS) $(SODIUM_CFLAGS)
 runtime_libdragon_ta_la_LIBADD = $(FABRIC_LIBS) $(SODIUM_LIBS)
 
-check_PROGRAMS += tests/ta/test_frame tests/ta/ta_peer
+check_PROGRAMS += tests/ta/test_frame tests/ta/ta_peer tests/ta/test_credit
 BENCH_BINS += tests/ta/ta_peer
 tests_ta_test_frame_SOURCES = tests/ta/test_frame.c
 tests_ta_test_frame_CFLAGS = $(TEST_CFLAGS) $(SODIUM_CFLAGS)
 tests_ta_test_frame_LDADD = runtime/libdragon_ta.la $(TEST_LIBS)
+tests_ta_test_credit_SOURCES = tests/ta/test_credit.c
+tests_ta_test_credit_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
+tests_ta_test_credit_LDADD = runtime/libdragon_ta.la runtime/libdragon_impl.la $(SODIUM_LIBS)
 tests_ta_ta_peer_SOURCES = tests/ta/ta_peer.c
 tests_ta_ta_peer_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
 tests_ta_ta_peer_LDADD = runtime/libdragon_ta.la runtime/libdragon_impl.la
-TESTS += tests/ta/test_frame tests/ta/netns.sh tests/ta/channels.bats
+TESTS += tests/ta/test_frame tests/ta/test_credit tests/ta/netns.sh tests/ta/channels.bats
 EXTRA_DIST += tests/ta/netns.sh tests/ta/channels.bats
 
 # Frame codec fuzzing: a replay of mutations, then libFuzzer (clang) for a short run.
@@ -43,7 +47,8 @@ EXTRA_DIST += tests/bench/parts/B4.sh
 
 # The transport agent: one per node of a fabric of several nodes, a child of dragon-ls.
 libexec_PROGRAMS += runtime/ta/dragon-ta
-runtime_ta_dragon_ta_SOURCES = runtime/ta/ta_main.c runtime/ta/gateway.h
+runtime_ta_dragon_ta_SOURCES = runtime/ta/main.c runtime/ta/agent.h runtime/ta/gateway.h \
+	runtime/ta/gateway.c runtime/ta/nodes.c runtime/ta/serve.c runtime/ta/chans.c
 runtime_ta_dragon_ta_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
 runtime_ta_dragon_ta_LDADD = runtime/libdragon_ta.la runtime/libdragon_impl.la $(SODIUM_LIBS)
 

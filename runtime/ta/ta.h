@@ -41,6 +41,8 @@ struct dg_ta_stats {
 	uint64_t frames_in, frames_out;
 	uint64_t drop_malformed, drop_mac, drop_replay, drop_unknown; /* frames dropped and logged */
 	uint64_t wakeups; /* times the agent went to sleep and woke */
+	uint64_t probes;  /* PINGs sent because a peer owing us an acknowledgement stayed silent */
+	uint64_t drop_rxerr; /* receives completed with an error (logged) */
 };
 
 /* Fill defaults, then the DRAGON_TA_* environment overrides. */
@@ -55,6 +57,9 @@ void dg_ta_set_key(dg_ta *ta, const unsigned char key[DG_FRAME_KEY]);
 
 /* This agent's endpoint address (opaque bytes for the bootstrap); *len in: room, out: size. */
 int dg_ta_getname(dg_ta *ta, void *buf, size_t *len);
+
+/* Provider, domain (the network interface for tcp) and source address, for the log. */
+void dg_ta_describe(dg_ta *ta, char *buf, size_t cap);
 
 /* Add or replace a peer's endpoint address (the bootstrap's alternative to the peer file). */
 int dg_ta_add_peer(dg_ta *ta, uint32_t node, const void *addr, size_t len);
@@ -96,6 +101,13 @@ int dg_ta_watch(dg_ta *ta, uint32_t node, int64_t since_ns);
 int dg_ta_wait_fd(dg_ta *ta);
 int dg_ta_trywait(dg_ta *ta);
 
+/* Sleep at most this many milliseconds (the layer has a timer, e.g. a probe of a peer that left
+ * us without credit), or -1: no timer. */
+int dg_ta_timeout_ms(dg_ta *ta);
+
+/* Nonzero while data sent to some live peer waits for its acknowledgement. */
+int dg_ta_unacked(dg_ta *ta);
+
 /* Nonzero when received messages are waiting for dg_ta_recv. */
 int dg_ta_pending(dg_ta *ta);
 
@@ -107,8 +119,20 @@ int dg_ta_peer_state(dg_ta *ta, uint32_t node);
 
 void dg_ta_get_stats(dg_ta *ta, struct dg_ta_stats *st);
 
+/* Write the layer's counters and every peer's sequence, credit and reorder state to stderr, one
+ * line each (the agent does it on SIGUSR1: what a stalled agent waits for). */
+void dg_ta_dump(dg_ta *ta);
+
 /* Tests only: post raw bytes to a peer as if they were a frame (forged and replayed frames). */
 int dg_ta_send_raw(dg_ta *ta, uint32_t node, const void *buf, size_t len);
+
+/* Tests only: the next n control frames of type (DG_FRAME_ACK, ...) are lost: counted as sent,
+ * never posted (a frame the provider never delivers). */
+void dg_ta_test_drop(dg_ta *ta, uint8_t type, unsigned n);
+
+/* Tests only: the next n posts of control frames of type are refused as if the provider pushed
+ * back (-FI_EAGAIN). */
+void dg_ta_test_busy(dg_ta *ta, uint8_t type, unsigned n);
 
 /* Tests only: a copy of the last frame this agent sent (to replay it). */
 int dg_ta_last_frame(dg_ta *ta, unsigned char *buf, size_t *len);

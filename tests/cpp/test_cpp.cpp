@@ -474,8 +474,8 @@ TEST(Process, ExitStatusSignalAndMissingProgram)
 	EXPECT_FALSE(sleeper.wait_for(0ms).has_value());
 	sleeper.signal(SIGTERM);
 	EXPECT_EQ(sleeper.wait_for(10s), 128 + SIGTERM);
-	// Waited for: the fabric forgets it.
-	EXPECT_DRAGON_ERROR(sleeper.signal(SIGTERM), not_found);
+	// Ended: a late signal says so.
+	EXPECT_DRAGON_ERROR(sleeper.signal(SIGTERM), stale);
 	EXPECT_DRAGON_ERROR(dragon::process::start({"/nonexistent/program"}), not_found);
 	dragon::process moved = std::move(three);
 	EXPECT_FALSE(three);
@@ -488,9 +488,7 @@ TEST(Group, RanksWaitAnyWaitAllAndSignal)
 	dragon::runtime rt;
 	dragon::group g = dragon::group::start({"sh", "-c", "exit $DRAGON_GROUP_RANK"}, 3, dragon::placement::round_robin);
 	EXPECT_EQ(g.size(), 3u);
-	// libdragon's wait_any reports one of the members that ended since the last call (GS returns
-	// them all, the C call keeps the first: a gap noted in docs/cpp.md), so members that end
-	// together may be reported once between them.
+	// wait_any reports each member once, then not_found.
 	std::vector<int> seen;
 	for (;;) {
 		std::optional<dragon::group::member_exit> m;
@@ -505,7 +503,7 @@ TEST(Group, RanksWaitAnyWaitAllAndSignal)
 		seen.push_back(m->status);
 	}
 	std::sort(seen.begin(), seen.end());
-	EXPECT_GE(seen.size(), 1u);
+	EXPECT_EQ(seen.size(), 3u);
 	EXPECT_EQ(std::unique(seen.begin(), seen.end()), seen.end());
 	for (int st : seen)
 		EXPECT_TRUE(st >= 0 && st <= 2) << st;

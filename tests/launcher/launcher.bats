@@ -69,6 +69,38 @@ wait_for() { # wait_for FILE: up to 5 s
 	assert_clean
 }
 
+@test "a PROG ending in .py, or a file that is not executable, runs under the package's Python" {
+	printf 'import os, sys\nprint(sys.executable, sys.argv[1:], "DRAGON_LS_SOCKET" in os.environ)\nsys.exit(3)\n' >"$RT/prog.py"
+	run -3 "$DRAGON" --runtime-dir "$BASE" "$RT/prog.py" a "b c"
+	[ "$output" = "${PYTHON:-/usr/bin/python3} ['a', 'b c'] True" ]
+	cp "$RT/prog.py" "$RT/script"
+	chmod -x "$RT/script"
+	run -3 "$DRAGON" --runtime-dir "$BASE" "$RT/script" x
+	[ "$output" = "${PYTHON:-/usr/bin/python3} ['x'] True" ]
+	# A relative script is found from dragon's working directory.
+	cd "$RT"
+	run -3 "$DRAGON" --runtime-dir "$BASE" prog.py
+	[ "$output" = "${PYTHON:-/usr/bin/python3} [] True" ]
+	# An unchanged multiprocessing program gets the dragon start method and the fabric's processes.
+	printf 'import multiprocessing as mp\ndef sq(x):\n    return x * x\nif __name__ == "__main__":\n    with mp.Pool(2) as p:\n        print(mp.get_start_method(), p.map(sq, range(4)))\n' >"$RT/mp.py"
+	run -0 "$DRAGON" --runtime-dir "$BASE" "$RT/mp.py"
+	[ "$output" = "dragon [0, 1, 4, 9]" ]
+	run -127 "$DRAGON" --runtime-dir "$BASE" "no-such-$MARK.py"
+	[[ "$output" == *"no-such-$MARK.py: No such file or directory"* ]]
+	assert_clean
+}
+
+@test "dragon -m MODULE runs Python's module; the options after it are the module's" {
+	run -0 bash -c "echo '{\"k\": [1]}' | '$DRAGON' --runtime-dir '$BASE' -m json.tool --compact"
+	[ "$output" = '{"k":[1]}' ]
+	run -0 "$DRAGON" --runtime-dir "$BASE" -m json.tool --help
+	[[ "$output" == *"json.tool"* ]]
+	run -1 "$DRAGON" --runtime-dir "$BASE" -m "no_such_module_$MARK"
+	[[ "$output" == *"No module named no_such_module_$MARK"* ]]
+	run -125 "$DRAGON" -m
+	assert_clean
+}
+
 @test "an unwritable runtime directory is a clear error" {
 	run "$DRAGON" --runtime-dir /proc/dragon-$MARK true
 	[ "$status" -eq 125 ]

@@ -27,7 +27,7 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	bg 0 "$RT/echo.out" "$CH" echo e p
 	run -0 on 2 timeout 120 "$CH" ping p e 3 0 1 8 1000 65536 262144 262145 1048576 16777216 67108864
 	[ "$(echo "$output" | grep -c ' ok one-way')" -eq 10 ]
-	wait "$LAST"
+	wait_bg "$LAST" 120
 }
 
 @test "a million messages from node 1 reach a channel on node 0 with no loss, in order" {
@@ -36,8 +36,25 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	bg 0 "$RT/serve.out" "$CH" serve s 1000000 1
 	wait_ready "$RT/serve.out"
 	run -0 on 1 timeout 120 "$CH" send s 0 1000000 16
-	wait "$LAST"
+	# The sends returned once node 1's agent held them; delivery takes minutes on a loaded machine:
+	# the wait fails when node 0's agent stops receiving for 60 s, or after 15 minutes.
+	wait_flow "$LAST" 0 60 900
 	grep -q "received 1000000 in order from 1 senders" "$RT/serve.out"
+}
+
+@test "a node's services stopped right after buffered sends: what its agent held still arrives" {
+	CH="$B/tests/ta/chtool"
+	start_nodes 2
+	bg 0 "$RT/serve.out" "$CH" serve q 3000 1
+	wait_ready "$RT/serve.out"
+	# The sends return once node 1's agent holds the messages; then node 1's services stop (as at
+	# the end of a job): the agent must deliver what it holds before it goes (it used to be
+	# killed with SIGKILL first).
+	run -0 on 1 "$CH" send q 0 3000 2000
+	kill -TERM "${PIDS[1]}"
+	wait_bg "${PIDS[1]}" 30
+	wait_bg "$LAST" 60
+	grep -q "received 3000 in order from 1 senders" "$RT/serve.out"
 }
 
 @test "eight senders on two nodes to one channel on node 0: each sender's messages arrive in its order" {
@@ -48,8 +65,8 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	local senders=()
 	for i in 0 1 2 3; do on 1 timeout 120 "$CH" send m $i 10000 100 & senders+=($!); done
 	for i in 4 5 6 7; do on 2 timeout 120 "$CH" send m $i 10000 3000 & senders+=($!); done
-	for p in "${senders[@]}"; do wait "$p"; done
-	wait "$LAST"
+	for p in "${senders[@]}"; do wait_bg "$p" 150; done
+	wait_bg "$LAST" 120
 	grep -q "received 80000 in order from 8 senders" "$RT/serve.out"
 }
 
@@ -78,7 +95,7 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	wait_ready "$RT/serve.out"
 	run -0 on 1 "$CH" junk "$RT/n1/ta.info"
 	run -0 on 1 "$CH" send g 0 100 64
-	wait "$LAST"
+	wait_bg "$LAST" 120
 	grep -q "received 100 in order" "$RT/serve.out"
 	grep -q "dragon-ta\[1\]: dropped request" "$RT/ls1.log"
 }
@@ -101,7 +118,7 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	[ -n "$ta" ]
 	kill -KILL "$ta"
 	local t0=$SECONDS
-	wait "$waiter" || rc=$?
+	wait_bg "$waiter" 30 || rc=$?
 	[ "$rc" -eq 1 ]
 	[ $((SECONDS - t0)) -le 5 ]
 	grep -q "DRAGON_EPEER" "$RT/recv.out"
@@ -109,7 +126,7 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	run -1 on 1 timeout 20 "$CH" send h 0 1 16 deposited
 	[[ "$output" == *"DRAGON_EPEER"* ]]
 	run -0 on 1 "$CH" send ok 0 10 32
-	wait "$server"
+	wait_bg "$server" 60
 	grep -q "received 10 in order" "$RT/serve.out"
 }
 
@@ -136,7 +153,7 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	local sender=$LAST rc=0
 	sleep 1
 	kill -KILL "$ta"
-	wait "$sender" || rc=$?
+	wait_bg "$sender" 60 || rc=$?
 	[ "$rc" -eq 1 ]
 	grep -q "DRAGON_EPEER.*transport agent of this node.*is gone" "$RT/send.out"
 	# A process that starts after the agent died is told the same at once.

@@ -34,6 +34,22 @@ export DRAGON_TA_KEY=$KEY
 : > "$T/peers"
 fail=0
 ok() { echo "ok: $*"; }
+# waitfor PID SECONDS: the exit status of a background agent; past SECONDS it is killed, the agents'
+# logs are shown and the status is 124 (no step can hang the test)
+waitfor() {
+	local pid=$1 end=$((SECONDS + $2))
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "$SECONDS" -ge "$end" ]; then
+			echo "FAIL: agent $pid still running after $2 s"
+			tail -n 5 "$T"/*.log
+			kill -9 "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+			return 124
+		fi
+		sleep 0.05
+	done
+	wait "$pid"
+}
 bad() { echo "FAIL: $*"; fail=1; }
 
 # start NS NODE PORT LOG args...: an agent whose address joins the peer table before it talks
@@ -61,13 +77,13 @@ start c 3 24003 "$T/echo3.log" echo
 
 # 1. ping-pong 0 B .. 64 MiB, content verified by the client
 start a 11 24011 "$T/pp.log" pingpong 1 0 67108864 $ITERS
-wait $LAST && grep -q '67108864 bytes' "$T/pp.log" && ok "ping-pong 0 B to 64 MiB across namespaces" ||
+waitfor $LAST 600 && grep -q '67108864 bytes' "$T/pp.log" && ok "ping-pong 0 B to 64 MiB across namespaces" ||
 	bad "ping-pong: $(tail -3 "$T/pp.log")"
 
 # 2. many messages from two senders at once to one remote sink: none lost, each sender in order
 start a 12 24012 "$T/s12.log" stream 2 $COUNT 8; S12=$LAST
 start c 13 24013 "$T/s13.log" stream 2 $((COUNT / 2)) 64; S13=$LAST
-wait $S12; r12=$?; wait $S13; r13=$?
+waitfor $S12 900; r12=$?; waitfor $S13 900; r13=$?
 if [ $r12 = 0 ] && grep -q "sink got=$COUNT bad=0" "$T/s12.log" && [ $r13 = 0 ] &&
 	grep -q "sink got=$((COUNT / 2)) bad=0" "$T/s13.log"; then
 	ok "$COUNT + $((COUNT / 2)) messages from two senders, no loss, per-sender order"
@@ -78,7 +94,7 @@ fi
 
 # 3. forged, tampered, replayed, garbage and unknown-node frames are dropped; the agent serves on
 start a 14 24014 "$T/forge.log" forge 1
-wait $LAST; rf=$?
+waitfor $LAST 120; rf=$?
 if [ $rf = 0 ] && grep -Eq 'malformed=[1-9].* mac=[2-9].* replay=[1-9].* unknown=[1-9]' "$T/forge.log" &&
 	grep -q 'bad MAC' "$T/echo1.log" && grep -q 'replayed' "$T/echo1.log"; then
 	ok "forged and replayed frames dropped and logged: $(grep forge: "$T/forge.log")"
@@ -91,7 +107,8 @@ start a 15 24015 "$T/kill.log" stream 2 100000000 65536 deposited; S15=$LAST
 sleep 1
 kill -9 $SINK2
 t0=$(date +%s%N)
-wait $S15; rk=$?
+wait $SINK2 2>/dev/null # reaped here, so the shell does not report it killed
+waitfor $S15 60; rk=$?
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 if [ $rk != 0 ] && [ $ms -lt 10000 ] && grep -q 'DRAGON_EPEER' "$T/kill.log"; then
 	ok "killed peer: sender failed after $ms ms: $(grep DRAGON_EPEER "$T/kill.log")"
@@ -100,5 +117,5 @@ else
 fi
 # ... and the rest goes on
 start a 16 24016 "$T/pp2.log" pingpong 3 8 8 100
-wait $LAST && ok "other nodes still served after the kill" || bad "after kill: $(cat "$T/pp2.log")"
+waitfor $LAST 120 && ok "other nodes still served after the kill" || bad "after kill: $(cat "$T/pp2.log")"
 exit $fail

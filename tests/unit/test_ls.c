@@ -175,8 +175,12 @@ static void processes_start_end_and_report_status(void **state)
 	assert_int_equal(dragon_process_create(t, NULL, &a), DRAGON_OK);
 	assert_int_equal(dragon_process_wait(a, 5000, &st), DRAGON_OK);
 	assert_int_equal(st, 0);
-	/* Waited once: the record is gone. */
-	assert_int_equal(dragon_process_wait(a, 0, &st), DRAGON_ENOTFOUND);
+	/* An ended process can be waited for again, and a late signal says it ended. */
+	st = -1;
+	assert_int_equal(dragon_process_wait(a, 0, &st), DRAGON_OK);
+	assert_int_equal(st, 0);
+	assert_int_equal(dragon_process_signal(a, SIGTERM), DRAGON_ESTALE);
+	assert_int_equal(dragon_process_wait(987654321, 0, &st), DRAGON_ENOTFOUND);
 	assert_int_equal(dragon_process_create(seven, NULL, &b), DRAGON_OK);
 	assert_int_equal(dragon_process_wait(b, 5000, &st), DRAGON_OK);
 	assert_int_equal(st, 7);
@@ -187,7 +191,7 @@ static void processes_start_end_and_report_status(void **state)
 	assert_int_equal(dragon_process_signal(c, SIGTERM), DRAGON_OK);
 	assert_int_equal(dragon_process_wait(c, 5000, &st), DRAGON_OK);
 	assert_int_equal(st, 128 + SIGTERM);
-	assert_int_equal(dragon_process_signal(c, SIGTERM), DRAGON_ENOTFOUND);
+	assert_int_equal(dragon_process_signal(c, SIGTERM), DRAGON_ESTALE);
 	assert_int_equal(dragon_process_signal(0, SIGTERM), DRAGON_EINVAL);
 }
 

@@ -1,0 +1,212 @@
+"""dragon._fabric: join the fabric this process runs in, or start a private one-node fabric."""
+import atexit
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+
+from . import _config, _core
+
+_lock = threading.RLock()
+_joined = False
+_pid = None          # the process that joined (a forked child must join again)
+_private = None      # subprocess.Popen of the `dragon --local` keeping a private fabric
+
+# The private fabric's first process: it reports the fabric's environment on its stdout (the
+# launcher forwards it to us) and keeps the fabric up until its stdin, our pipe, closes.
+_KEEPER = 'env | grep "^DRAGON_"; echo "DRAGON_KEEPER_END"; exec cat >/dev/null'
+# What a process joining from outside takes from the keeper's environment (not its identity).
+_TAKE = ("DRAGON_LS_SOCKET", "DRAGON_RUNTIME_DIR", "DRAGON_FABRIC_ID", "DRAGON_NODE_INDEX",
+         "DRAGON_NODE_COUNT", "DRAGON_TA_INFO")
+
+
+def launcher():
+    """The `dragon` launcher this package goes with (DRAGON_LAUNCHER overrides)."""
+    env = os.environ.get("DRAGON_LAUNCHER")
+    if env:
+        return env
+    here = os.path.dirname(os.path.abspath(__file__))
+    build = getattr(_config, "BUILD_LAUNCHER", "")
+    if build and here == os.path.join(_config.BUILD_ROOT, "python", "dragon") and os.access(build, os.X_OK):
+        return build
+    return _config.LAUNCHER
+
+
+def _start_private():
+    global _private
+    prog = launcher()
+    if not os.access(prog, os.X_OK):
+        raise FileNotFoundError(f"dragon: cannot start a private fabric: launcher {prog!r} "
+                                "not found (set DRAGON_LAUNCHER)")
+    # A session of its own: the terminal's Ctrl-C reaches this program, which tears the fabric
+    # down at exit, rather than the fabric under it.
+    p = subprocess.Popen([prog, "--local", "/bin/sh", "-c", _KEEPER], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, start_new_session=True, close_fds=True)
+    env = {}
+    buf = b""
+    deadline = time.monotonic() + float(os.environ.get("DRAGON_STARTUP_TIMEOUT", "30"))
+    fd = p.stdout.fileno()
+    while b"DRAGON_KEEPER_END\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0 or p.poll() is not None:
+            _stop(p)
+            raise ConnectionError(f"dragon: the private fabric did not start ({prog} --local "
+                                  f"exited with {p.returncode})" if p.returncode is not None
+                                  else "dragon: the private fabric did not start in time")
+        r, _, _ = select.select([fd], [], [], min(left, 0.5))
+        if r:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                p.wait(5)
+                continue
+            buf += chunk
+    for line in buf.decode().splitlines():
+        k, _, v = line.partition("=")
+        if k in _TAKE:
+            env[k] = v
+    os.environ.update(env)
+    _private = p
+    _start_relay()
+
+
+_relay = None  # (directory, [(fifo fd, our fd)]) of the output relay
+
+
+def _start_relay():
+    """Processes started by a process the fabric did not start have no output sink in local
+    services: in a private fabric they write into two FIFOs that a thread of ours copies to our
+    stdout and stderr (their lines land where this program's own output goes, in order)."""
+    global _relay
+    import tempfile
+    d = tempfile.mkdtemp(prefix="dragon-py-")
+    pairs = []
+    for name, ours in (("out", 1), ("err", 2)):
+        path = os.path.join(d, name)
+        os.mkfifo(path, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)  # read-write: never EOF while we live
+        pairs.append((fd, ours))
+        os.environ["PYDRAGON_STD" + name.upper()] = path
+    _relay = (d, pairs)
+    t = threading.Thread(target=_relay_loop, args=(pairs,), name="dragon-output", daemon=True)
+    t.start()
+
+
+def _relay_loop(pairs):
+    fds = {src: dst for src, dst in pairs}
+    while True:
+        try:
+            r, _, _ = select.select(list(fds), [], [])
+            for src in r:
+                _copy(src, fds[src])
+        except (OSError, ValueError):
+            return
+
+
+def _copy(src, dst):
+    data = os.read(src, 65536)
+    while data:
+        try:
+            n = os.write(dst, data)
+        except OSError:
+            return
+        data = data[n:]
+
+
+def _stop_relay():
+    global _relay
+    if _relay is None:
+        return
+    d, pairs = _relay
+    _relay = None
+    for src, dst in pairs:   # what is left in the FIFOs, then close them
+        os.set_blocking(src, False)
+        try:
+            while True:
+                r, _, _ = select.select([src], [], [], 0)
+                if not r:
+                    break
+                _copy(src, dst)
+        except OSError:
+            pass
+    for src, _ in pairs:
+        try:
+            os.close(src)
+        except OSError:
+            pass
+    for name in ("out", "err"):
+        try:
+            os.unlink(os.path.join(d, name))
+        except OSError:
+            pass
+    try:
+        os.rmdir(d)
+    except OSError:
+        pass
+
+
+def _stop(p):
+    try:
+        p.stdin.close()
+    except OSError:
+        pass
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()  # by its pid; its local services follow it (they watch the control connection)
+        p.wait()
+    try:
+        p.stdout.close()
+    except OSError:
+        pass
+
+
+def ensure():
+    """Join the fabric (once per process); start a private one if there is none."""
+    global _joined, _pid
+    if _joined and _pid == os.getpid():
+        return
+    with _lock:
+        if _joined and _pid == os.getpid():
+            return
+        if _joined:      # a fork() of a joined process: its connections are the parent's
+            _joined = False
+        if not os.environ.get("DRAGON_LS_SOCKET") and not os.environ.get("DRAGON_RUNTIME_DIR"):
+            _start_private()
+        _core.init()
+        _joined = True
+        _pid = os.getpid()
+        atexit.register(_atexit)
+
+
+def joined():
+    return _joined and _pid == os.getpid()
+
+
+def private():
+    """True if this process started the fabric it uses (a private one-node fabric)."""
+    return _private is not None
+
+
+def _atexit():
+    global _joined, _private
+    if not (_joined and _pid == os.getpid()):
+        return
+    # Children first: leaving the fabric releases what this process owns (channels, processes).
+    try:
+        from . import mp
+        mp._shutdown()
+    except Exception:
+        pass
+    try:
+        _core.finalize()
+    except Exception:
+        pass
+    _joined = False
+    _stop_relay()
+    if _private is not None:
+        _stop(_private)
+        _private = None
+        for k in _TAKE + ("PYDRAGON_STDOUT", "PYDRAGON_STDERR"):
+            os.environ.pop(k, None)

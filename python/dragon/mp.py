@@ -1,0 +1,1757 @@
+"""dragon.mp: the "dragon" start method of multiprocessing: processes, queues, pipes, locks and shared values on fabric channels."""
+import collections
+import ctypes
+import io
+import itertools
+import os
+import pickle
+import queue as _queue
+import signal
+import struct
+import sys
+import threading
+import time
+import weakref
+
+import multiprocessing
+import multiprocessing.connection as _mpconn
+import multiprocessing.context as _mpctx
+import multiprocessing.pool as _mppool
+import multiprocessing.process as _mpprocess
+import multiprocessing.sharedctypes as _mpshared
+import multiprocessing.spawn as _mpspawn
+import multiprocessing.util as _mputil
+
+from . import _core, _fabric
+
+try:
+    import cloudpickle as _cloudpickle
+except ImportError:  # the Debian package python3-cloudpickle; without it, by reference only
+    _cloudpickle = None
+
+_C = _core
+_UNBOUNDED = 1 << 30  # "no limit" for a queue's maxsize and a semaphore's value
+
+
+# ---- pickling -------------------------------------------------------------------------------
+# Protocol 5: large buffers (bytes, bytearray, memoryview, numpy arrays) leave the pickle as
+# out-of-band parts and go into the message beside it, copied once into the channel. A message
+# is a plain pickle (it starts with the PROTO opcode 0x80), or 0x01, the count of parts, their
+# lengths, then the pickle and the parts.
+
+def _by_value_dumps(obj, buffer_callback=None):
+    """cloudpickle (functions and classes of __main__ by value) with multiprocessing's own
+    reducers too (ForkingPickler.register: heap arenas, connections, sockets...)."""
+    buf = io.BytesIO()
+    _ValuePickler(buf, protocol=5, buffer_callback=buffer_callback).dump(obj)
+    return buf.getvalue()
+
+
+if _cloudpickle is not None:
+    from multiprocessing.reduction import ForkingPickler as _FP
+
+    class _ValuePickler(_cloudpickle.CloudPickler):
+        dispatch_table = collections.ChainMap(_FP._extra_reducers,
+                                              _cloudpickle.CloudPickler.dispatch_table)
+
+
+_OOB = 0x01
+_OOB_MIN = 4096  # smaller buffers stay in the pickle (a part costs more than it saves)
+
+
+def _dumps_parts(obj, by_value=False):
+    bufs = []
+
+    def cb(pb):
+        if pb.raw().nbytes < _OOB_MIN:
+            return True  # keep it in band
+        bufs.append(pb)
+        return False
+
+    if by_value or _cloudpickle is not None and _main_is_interactive():
+        data = _by_value_dumps(obj, cb)
+    else:
+        try:
+            data = pickle.dumps(obj, protocol=5, buffer_callback=cb)
+        except (pickle.PicklingError, AttributeError, TypeError):
+            if _cloudpickle is None:
+                raise
+            bufs.clear()  # functions and classes that only exist here travel by value
+            data = _by_value_dumps(obj, cb)
+    if not bufs:
+        return [data]
+    # Every part starts 64-byte aligned in the message (numpy wants aligned buffers).
+    raws = [b.raw() for b in bufs]
+    head = struct.pack(f"<BI{len(raws) + 1}Q", _OOB, len(raws), len(data), *(r.nbytes for r in raws))
+    out = [head, _pad(len(head)), data]
+    off = _align(len(head)) + len(data)
+    for r in raws:
+        out.append(_pad(off))
+        out.append(r)
+        off = _align(off) + r.nbytes
+    return out
+
+
+def _align(n):
+    return (n + 63) & ~63
+
+
+def _pad(n):
+    return b"\0" * (_align(n) - n)
+
+
+def _loads(msg):
+    if msg[:1] != b"\x01":
+        return pickle.loads(msg)
+    mv = memoryview(msg)
+    (n,) = struct.unpack_from("<I", mv, 1)
+    lens = struct.unpack_from(f"<{n + 1}Q", mv, 5)
+    off = _align(5 + 8 * (n + 1))
+    data = mv[off:off + lens[0]]
+    off += lens[0]
+    parts = []
+    for ln in lens[1:]:
+        off = _align(off)
+        parts.append(mv[off:off + ln])
+        off += ln
+    return pickle.loads(data, buffers=parts)
+
+
+_interactive = None
+
+
+def _main_is_interactive():
+    """A __main__ without a file (python -c, a notebook, stdin): its functions travel by value."""
+    global _interactive
+    if _interactive is None:
+        m = sys.modules.get("__main__")
+        _interactive = not getattr(m, "__file__", None)
+    return _interactive
+
+
+# ---- waiting on several objects ---------------------------------------------------------------
+
+_orig_wait = _mpconn.wait
+
+
+def wait(object_list, timeout=None):
+    """multiprocessing.connection.wait that also takes dragon objects (queues' readers, pipes,
+    a parent's sentinel): file descriptors through select, channels by polling them."""
+    objs = list(object_list)
+    ours = [o for o in objs if hasattr(o, "_dragon_ready")]
+    if not ours:
+        return _orig_wait(objs, timeout)
+    others = [o for o in objs if not hasattr(o, "_dragon_ready")]
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if len(ours) == 1 and not others:
+        return ours if ours[0]._dragon_ready(timeout) else []
+    step = 0.0002
+    while True:
+        ready = [o for o in ours if o._dragon_ready(0)]
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if others:
+            ready += _orig_wait(others, 0 if ready else (step if left is None else min(step, left)))
+        elif not ready and left != 0:
+            # Only channels: wait on the first for a while (in C, without the GIL), then look
+            # at all again; the slice grows so an idle wait costs little.
+            ours[0]._dragon_ready(step if left is None else min(step, left))
+            ready = [o for o in ours if o._dragon_ready(0)]
+        if ready or left == 0:
+            return ready
+        step = min(step * 2, 0.02)
+
+
+_mpconn.wait = wait
+_mppool.wait = wait
+
+
+# ---- connections (Pipe) ---------------------------------------------------------------------
+
+_EOF = b"\x02dragon-eof"  # what a closing end of a Pipe leaves for the other end
+_live_conns = weakref.WeakSet()
+
+
+def _gone(exc):
+    return isinstance(exc, (_C.DragonClosedError, _C.DragonStaleError, _C.DragonPeerError))
+
+
+class Connection:
+    """One end of a Pipe (or a SimpleQueue's reader / writer): channels of local services.
+
+    Like a file descriptor, the writing side of an end may have copies in several processes (it
+    is pickled to children): a shared count of the open copies (a one-message channel) is raised
+    when a copy is pickled and lowered when one closes (or its process exits); the last one leaves
+    an end-of-file mark, and the other end then gets EOFError."""
+
+    def __init__(self, rch=None, wch=None, eof=True, refs=None):
+        self._r = rch
+        self._w = wch
+        self._eof = eof and wch is not None
+        self._refs = refs
+        if self._eof and refs is None:
+            self._refs = _Cell(struct.pack("<q", 1))
+        self._closed = False
+        self._peer_gone = False
+        if self._eof:
+            _live_conns.add(self)
+
+    # pickling: descriptors, not handles; one more open copy of the writing side
+    def __reduce__(self):
+        if self._closed:
+            raise OSError("handle is closed")
+        if self._eof:
+            self._refs.update(lambda b: struct.pack("<q", struct.unpack("<q", b)[0] + 1))
+        return (_rebuild_connection, (self._r.desc() if self._r else None,
+                                      self._w.desc() if self._w else None, self._eof,
+                                      self._refs if self._eof else None))
+
+    @property
+    def closed(self):
+        return self._closed
+
+    @property
+    def readable(self):
+        return self._r is not None
+
+    @property
+    def writable(self):
+        return self._w is not None
+
+    def _check(self, r=False, w=False):
+        if self._closed:
+            raise OSError("handle is closed")
+        if r and self._r is None:
+            raise OSError("connection is write-only")
+        if w and self._w is None:
+            raise OSError("connection is read-only")
+
+    def fileno(self):
+        raise OSError("a dragon connection has no file descriptor (use multiprocessing.connection.wait)")
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        if self._eof:
+            try:
+                left = struct.unpack("<q", self._refs.update(
+                    lambda b: struct.pack("<q", struct.unpack("<q", b)[0] - 1)))[0]
+                if left <= 0:
+                    self._w.send(_EOF, timeout=1)
+            except Exception:
+                pass  # the other end is gone, or its channel stays full: it is done too
+        for ch in (self._r, self._w):
+            if ch is not None:
+                ch.detach()
+        self._r = self._w = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def __del__(self):
+        try:
+            if not self._closed and self._eof and not sys.is_finalizing():
+                self.close()
+        except Exception:
+            pass
+
+    def _send_parts(self, parts):
+        self._check(w=True)
+        try:
+            self._w.send(parts)
+        except _C.DragonError as e:
+            if _gone(e):
+                raise BrokenPipeError(32, f"the other end of the pipe is gone ({e})") from e
+            raise
+
+    def send(self, obj):
+        self._check(w=True)
+        self._send_parts(_dumps_parts(obj))
+
+    def send_bytes(self, buf, offset=0, size=None):
+        self._check(w=True)
+        m = memoryview(buf)
+        if m.itemsize > 1:
+            m = m.cast("B")
+        n = m.nbytes
+        if offset < 0:
+            raise ValueError("offset is negative")
+        if n < offset:
+            raise ValueError("buffer length < offset")
+        if size is None:
+            size = n - offset
+        elif size < 0:
+            raise ValueError("size is negative")
+        elif offset + size > n:
+            raise ValueError("buffer length < offset + size")
+        # Raw bytes are marked so a pickle and raw bytes never mix up.
+        self._send_parts([b"\x03", m[offset:offset + size]])
+
+    # CPython's Connection has these (some programs and tests call them).
+    def _send_bytes(self, buf):
+        self.send_bytes(buf)
+
+    def _recv_bytes(self, maxsize=None):
+        return io.BytesIO(self.recv_bytes(maxsize))
+
+    def _recv_msg(self, timeout=None, writable=False):
+        self._check(r=True)
+        if self._peer_gone:
+            raise EOFError
+        try:
+            m = self._r.recv(timeout, writable)
+        except _C.DragonError as e:
+            if _gone(e):
+                self._peer_gone = True
+                raise EOFError(f"the other end of the pipe is gone ({e})") from e
+            raise
+        if m == _EOF:
+            self._peer_gone = True
+            raise EOFError
+        return m
+
+    def recv(self):
+        m = self._recv_msg(writable=True)
+        if m[:1] == b"\x03":
+            return pickle.loads(m[1:])  # bytes sent with send_bytes: CPython unpickles them too
+        return _loads(m)
+
+    def recv_bytes(self, maxlength=None):
+        if maxlength is not None and maxlength < 0:
+            raise ValueError("negative maxlength")
+        m = self._recv_msg()
+        body = m[1:] if m[:1] == b"\x03" else m
+        if maxlength is not None and len(body) > maxlength:
+            self.close()
+            raise OSError("bad message length")
+        return body
+
+    def recv_bytes_into(self, buf, offset=0):
+        m = memoryview(buf)
+        if m.itemsize > 1:
+            m = m.cast("B")
+        if offset < 0 or offset > m.nbytes:
+            raise ValueError("offset out of bounds")
+        body = self.recv_bytes()
+        if len(body) > m.nbytes - offset:
+            raise _mpconn.BufferTooShort(body)
+        m[offset:offset + len(body)] = body
+        return len(body)
+
+    def poll(self, timeout=0.0):
+        self._check(r=True)
+        return self._dragon_ready(timeout)
+
+    def _dragon_ready(self, timeout=0.0):
+        if self._closed or self._r is None or self._peer_gone:
+            return True
+        try:
+            return bool(self._r.poll(_C.POLLIN, timeout))
+        except _C.DragonError:
+            return True  # gone: a recv will say so
+
+
+def _rebuild_connection(rdesc, wdesc, eof, refs=None):
+    _fabric.ensure()
+    r = _C.channel_attach(rdesc) if rdesc else None
+    w = _C.channel_attach(wdesc) if wdesc else None
+    return Connection(r, w, eof, refs)
+
+
+def _new_channel(capacity=0, block_size=0):
+    _fabric.ensure()
+    return _C.channel_create(capacity=capacity, block_size=block_size)
+
+
+def Pipe(duplex=True):
+    """Two connected ends; each direction is a channel of this node's local services."""
+    a = _new_channel(256, 1024)
+    if not duplex:
+        return Connection(a, None), Connection(None, _C.channel_attach(a.desc()))
+    b = _new_channel(256, 1024)
+    return (Connection(a, _C.channel_attach(b.desc())),
+            Connection(b, _C.channel_attach(a.desc())))
+
+
+# ---- semaphores, locks, conditions, events, barriers --------------------------------------------
+
+_PERMIT = b"\x01"
+
+
+class Semaphore:
+    """Permits are one-byte messages in a channel: acquire takes one, release puts one back."""
+    _bounded = False
+
+    def __init__(self, value=1, *, maxvalue=None, _ch=None):
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        if _ch is not None:
+            self._ch = _ch
+            self._max = maxvalue
+        else:
+            if maxvalue is None:
+                maxvalue = max(value, 1024) if not self._bounded else value
+            self._max = max(maxvalue, 1)
+            self._ch = _new_channel(self._max, 8)
+            for _ in range(value):
+                self._ch.send(_PERMIT, timeout=0)
+        self._owner = None  # (pid, thread) of the last acquirer here: Lock and RLock use it
+        self._count = 0
+
+    def __reduce__(self):
+        return (_rebuild_sync, (type(self), self._ch.desc(), self._max))
+
+    def acquire(self, block=True, timeout=None):
+        if not block:
+            timeout = 0
+        elif timeout is not None and timeout < 0:
+            timeout = 0
+        try:
+            self._ch.recv(timeout)
+        except (_C.DragonTimeoutError, _C.DragonWouldBlock):
+            return False
+        self._owner = (os.getpid(), threading.get_ident())
+        self._count += 1
+        return True
+
+    def release(self):
+        try:
+            self._ch.send(_PERMIT, timeout=0)
+        except (_C.DragonWouldBlock, _C.DragonTimeoutError, _C.DragonFullError):
+            raise ValueError("semaphore or lock released too many times") from None
+        self._count = max(0, self._count - 1)
+        if self._count == 0:
+            self._owner = None
+
+    __enter__ = acquire
+
+    def __exit__(self, *a):
+        self.release()
+
+    def get_value(self):
+        return self._ch.count()[0]  # NotImplementedError for another node's (as on macOS)
+
+    # CPython's Queue (and so concurrent.futures) looks at its semaphore through `_semlock`.
+    @property
+    def _semlock(self):
+        return self
+
+    def _get_value(self):
+        return self.get_value()
+
+    def _is_zero(self):
+        return not self._ch.poll(_C.POLLIN, 0)
+
+    def __repr__(self):
+        try:
+            v = self.get_value()
+        except Exception:
+            v = "unknown"
+        return f"<{type(self).__name__}(value={v}, maxvalue={self._max})>"
+
+
+class BoundedSemaphore(Semaphore):
+    _bounded = True
+
+    def __init__(self, value=1, *, _ch=None, maxvalue=None):
+        super().__init__(value, maxvalue=value if _ch is None else maxvalue, _ch=_ch)
+
+
+class Lock(Semaphore):
+    def __init__(self, *, _ch=None, maxvalue=None):
+        super().__init__(1, maxvalue=1, _ch=_ch)
+
+    def _is_owned(self):
+        return self._owner == (os.getpid(), threading.get_ident())
+
+    def _release_save(self):
+        self.release()
+        return 1
+
+    def _acquire_restore(self, n):
+        self.acquire()
+
+    def __repr__(self):
+        try:
+            held = self._is_zero()
+        except Exception:
+            return "<Lock(owner=unknown)>"
+        if not held:
+            return "<Lock(owner=None)>"
+        if self._is_owned():
+            return f"<Lock(owner={_mpprocess.current_process().name}|{threading.current_thread().name})>"
+        return "<Lock(owner=SomeOtherThread)>" if self._owner else "<Lock(owner=SomeOtherProcess)>"
+
+
+class RLock(Lock):
+    """A Lock that its owner (process and thread) may take again; it counts the takes here."""
+
+    def acquire(self, block=True, timeout=None):
+        if self._is_owned():
+            self._count += 1
+            return True
+        return super().acquire(block, timeout)
+
+    def release(self):
+        if not self._is_owned():
+            raise AssertionError("attempt to release recursive lock not owned by thread")
+        if self._count > 1:
+            self._count -= 1
+            return
+        self._count = 0
+        self._owner = None
+        self._ch.send(_PERMIT, timeout=0)
+
+    __enter__ = acquire
+
+    def _release_save(self):
+        n = self._count
+        self._count = 1
+        self.release()
+        return n
+
+    def _acquire_restore(self, n):
+        Lock.acquire(self)
+        self._count = n
+
+    def __repr__(self):
+        try:
+            held = self._is_zero()
+        except Exception:
+            return "<RLock(unknown, unknown)>"
+        if not held:
+            return "<RLock(None, 0)>"
+        if self._is_owned():
+            return (f"<RLock({_mpprocess.current_process().name}|"
+                    f"{threading.current_thread().name}, {self._count})>")
+        return "<RLock(SomeOtherThread, nonzero)>" if self._owner else "<RLock(SomeOtherProcess, nonzero)>"
+
+
+def _rebuild_sync(cls, desc, maxvalue):
+    _fabric.ensure()
+    return cls(_ch=_C.channel_attach(desc), maxvalue=maxvalue)
+
+
+class Condition:
+    """CPython's multiprocessing Condition (sleeping / woken counts and a wait semaphore) on
+    dragon semaphores."""
+
+    def __init__(self, lock=None):
+        self._lock = lock or RLock()
+        self._sleeping_count = Semaphore(0)
+        self._woken_count = Semaphore(0)
+        self._wait_semaphore = Semaphore(0)
+        self._make_methods()
+
+    def __getstate__(self):
+        return (self._lock, self._sleeping_count, self._woken_count, self._wait_semaphore)
+
+    def __setstate__(self, state):
+        (self._lock, self._sleeping_count, self._woken_count, self._wait_semaphore) = state
+        self._make_methods()
+
+    def __enter__(self):
+        return self._lock.__enter__()
+
+    def __exit__(self, *args):
+        return self._lock.__exit__(*args)
+
+    def _make_methods(self):
+        self.acquire = self._lock.acquire
+        self.release = self._lock.release
+
+    def __repr__(self):
+        try:
+            n = self._sleeping_count.get_value() - self._woken_count.get_value()
+        except Exception:
+            n = "unknown"
+        return f"<Condition({self._lock}, {n})>"
+
+    def wait(self, timeout=None):
+        assert self._lock._is_owned(), "must acquire() condition before using wait()"
+        self._sleeping_count.release()
+        count = self._lock._release_save()
+        try:
+            return self._wait_semaphore.acquire(True, timeout)
+        finally:
+            self._woken_count.release()
+            self._lock._acquire_restore(count)
+
+    def notify(self, n=1):
+        assert self._lock._is_owned(), "lock is not owned"
+        assert not self._wait_semaphore.acquire(False)
+        while self._woken_count.acquire(False):
+            res = self._sleeping_count.acquire(False)
+            assert res, "notify: Bug in sleeping_count.acquire - res should not be False"
+        sleepers = 0
+        while sleepers < n and self._sleeping_count.acquire(False):
+            self._wait_semaphore.release()
+            sleepers += 1
+        if sleepers:
+            for _ in range(sleepers):
+                self._woken_count.acquire()
+            while self._wait_semaphore.acquire(False):
+                pass
+
+    def notify_all(self):
+        self.notify(n=sys.maxsize)
+
+    def wait_for(self, predicate, timeout=None):
+        result = predicate()
+        if result:
+            return result
+        endtime = None if timeout is None else time.monotonic() + timeout
+        waittime = timeout
+        while not result:
+            if endtime is not None:
+                waittime = endtime - time.monotonic()
+                if waittime <= 0:
+                    break
+            self.wait(waittime)
+            result = predicate()
+        return result
+
+
+class Event:
+    def __init__(self):
+        self._cond = Condition(Lock())
+        self._flag = Semaphore(0)
+
+    def __getstate__(self):
+        return (self._cond, self._flag)
+
+    def __setstate__(self, s):
+        self._cond, self._flag = s
+
+    def is_set(self):
+        with self._cond:
+            if self._flag.acquire(False):
+                self._flag.release()
+                return True
+            return False
+
+    def set(self):
+        with self._cond:
+            self._flag.acquire(False)
+            self._flag.release()
+            self._cond.notify_all()
+
+    def clear(self):
+        with self._cond:
+            self._flag.acquire(False)
+
+    def wait(self, timeout=None):
+        with self._cond:
+            if self._flag.acquire(False):
+                self._flag.release()
+            else:
+                self._cond.wait(timeout)
+            if self._flag.acquire(False):
+                self._flag.release()
+                return True
+            return False
+
+    def __repr__(self):
+        return f"<{type(self).__qualname__} at {id(self):#x} {'set' if self.is_set() else 'unset'}>"
+
+
+class _Cell:
+    """One value shared by processes on any node: the only message of a channel of capacity 1.
+    Taking the message is holding the value; every access puts it back."""
+
+    def __init__(self, data=None, _ch=None):
+        if _ch is not None:
+            self._ch = _ch
+        else:
+            self._ch = _new_channel(1, max(8, len(data)))
+            self._ch.send(data, timeout=0)
+
+    def __reduce__(self):
+        return (_rebuild_cell, (self._ch.desc(),))
+
+    def get(self):
+        b = self._ch.recv()
+        self._ch.send(b, timeout=0)
+        return b
+
+    def update(self, fn):
+        b = self._ch.recv()
+        new = b
+        try:
+            new = fn(b)
+        finally:
+            self._ch.send(new, timeout=0)
+        return new
+
+
+def _rebuild_cell(desc):
+    _fabric.ensure()
+    return _Cell(_ch=_C.channel_attach(desc))
+
+
+class Barrier(threading.Barrier):
+    """threading.Barrier with its state (state, count) in a shared cell and a dragon Condition."""
+
+    def __init__(self, parties, action=None, timeout=None):
+        if parties < 1:
+            raise ValueError("parties must be > 0")
+        self.__setstate__((parties, action, timeout, Condition(), _Cell(struct.pack("ii", 0, 0))))
+
+    def __setstate__(self, state):
+        (self._parties, self._action, self._timeout, self._cond, self._cell) = state
+
+    def __getstate__(self):
+        return (self._parties, self._action, self._timeout, self._cond, self._cell)
+
+    @property
+    def _state(self):
+        return struct.unpack("ii", self._cell.get())[0]
+
+    @_state.setter
+    def _state(self, value):
+        self._cell.update(lambda b: struct.pack("ii", value, struct.unpack("ii", b)[1]))
+
+    @property
+    def _count(self):
+        return struct.unpack("ii", self._cell.get())[1]
+
+    @_count.setter
+    def _count(self, value):
+        self._cell.update(lambda b: struct.pack("ii", struct.unpack("ii", b)[0], value))
+
+
+# ---- queues ---------------------------------------------------------------------------------
+
+_queues = weakref.WeakSet()
+
+
+class Queue:
+    """multiprocessing.Queue on one channel of local services.
+
+    A put never blocks on an unbounded queue: what the channel cannot take yet waits in this
+    process's buffer and a feeder thread moves it on (CPython's design, started only when the
+    channel is full). A bounded queue's put waits for room in the channel itself."""
+
+    def __init__(self, maxsize=0, *, ctx=None, _state=None):
+        if _state is not None:
+            self.__setstate__(_state)
+            return
+        if maxsize <= 0:
+            maxsize = _UNBOUNDED
+        self._maxsize = maxsize
+        cap = maxsize if maxsize < 4096 else 1024
+        self._ch = _new_channel(cap, 512)
+        self._setup()
+
+    def _setup(self):
+        self._closed = False
+        self._buffer = collections.deque()
+        self._notempty = threading.Condition(threading.Lock())
+        self._thread = None
+        self._joincancelled = False
+        self._opid = os.getpid()
+        _queues.add(self)
+
+    def __getstate__(self):
+        return (self._ch.desc(), self._maxsize)
+
+    def __setstate__(self, state):
+        desc, self._maxsize = state
+        _fabric.ensure()
+        self._ch = _C.channel_attach(desc)
+        self._setup()
+
+    def __reduce__(self):
+        return (_rebuild_queue, (type(self), self.__getstate__()))
+
+    def _check_closed(self):
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+
+    @property
+    def _reader(self):
+        """Something multiprocessing.connection.wait can wait on: ready when a get would not block."""
+        return _Readable(self._ch)
+
+    def put(self, obj, block=True, timeout=None):
+        self._check_closed()
+        parts = _dumps_parts(obj)
+        self._put_parts(parts, block, timeout)
+
+    def _put_parts(self, parts, block, timeout):
+        if self._maxsize < _UNBOUNDED:
+            try:
+                self._ch.send(parts, timeout=(0 if not block else timeout))
+            except (_C.DragonTimeoutError, _C.DragonWouldBlock):
+                raise _queue.Full from None
+            return
+        with self._notempty:
+            if not self._buffer:
+                try:
+                    self._ch.send(parts, timeout=0)
+                    return
+                except (_C.DragonWouldBlock, _C.DragonTimeoutError):
+                    pass
+            self._buffer.append(parts)
+            if self._thread is None:
+                self._start_thread()
+            self._notempty.notify()
+
+    def _start_thread(self):
+        self._thread = threading.Thread(target=self._feed, name="QueueFeederThread", daemon=True)
+        self._thread.start()
+
+    def _feed(self):
+        while True:
+            with self._notempty:
+                while not self._buffer:
+                    if self._closed:
+                        return
+                    self._notempty.wait()
+                parts = self._buffer[0]
+            if parts is None:
+                return
+            try:
+                self._ch.send(parts)
+            except Exception as e:
+                if _gone(e):
+                    return
+                import traceback
+                traceback.print_exc()
+            with self._notempty:
+                self._buffer.popleft()
+                self._notempty.notify_all()
+
+    def get(self, block=True, timeout=None):
+        self._check_closed()
+        if not block:
+            timeout = 0
+        elif timeout is not None and timeout < 0:
+            timeout = 0
+        try:
+            m = self._ch.recv(timeout, True)
+        except (_C.DragonTimeoutError, _C.DragonWouldBlock):
+            raise _queue.Empty from None
+        return _loads(m)
+
+    def qsize(self):
+        return self._ch.count()[0] + len(self._buffer)
+
+    def empty(self):
+        return not self._buffer and not self._ch.poll(_C.POLLIN, 0)
+
+    def full(self):
+        if self._maxsize >= _UNBOUNDED:
+            return False
+        return not self._ch.poll(_C.POLLOUT, 0)
+
+    def get_nowait(self):
+        return self.get(False)
+
+    def put_nowait(self, obj):
+        return self.put(obj, False)
+
+    def close(self):
+        with self._notempty:
+            self._closed = True
+            self._notempty.notify_all()
+
+    def join_thread(self):
+        assert self._closed, f"Queue {self!r} not closed"
+        if self._thread is not None and not self._joincancelled:
+            self._thread.join()
+
+    def cancel_join_thread(self):
+        self._joincancelled = True
+
+    def _flush(self):
+        """At exit: what the buffer holds goes into the channel first (CPython joins its feeder)."""
+        if self._thread is not None and not self._joincancelled and self._opid == os.getpid():
+            with self._notempty:
+                self._closed = True
+                self._notempty.notify_all()
+            self._thread.join()
+
+    def __repr__(self):
+        return f"<{type(self).__name__} at {id(self):#x}>"
+
+
+def _rebuild_queue(cls, state):
+    q = cls.__new__(cls)
+    q.__setstate__(state)
+    return q
+
+
+class _Readable:
+    """A channel seen by connection.wait: ready when it holds a message (or is gone)."""
+
+    def __init__(self, ch):
+        self._ch = ch
+
+    def _dragon_ready(self, timeout=0.0):
+        try:
+            return bool(self._ch.poll(_C.POLLIN, timeout))
+        except _C.DragonError:
+            return True
+
+
+class JoinableQueue(Queue):
+    def __init__(self, maxsize=0, *, ctx=None, _state=None):
+        if _state is not None:
+            self.__setstate__(_state)
+            return
+        super().__init__(maxsize)
+        self._unfinished_tasks = Semaphore(0, maxvalue=65536)
+        self._cond = Condition()
+
+    def __getstate__(self):
+        return Queue.__getstate__(self) + (self._cond, self._unfinished_tasks)
+
+    def __setstate__(self, state):
+        Queue.__setstate__(self, state[:2])
+        self._cond, self._unfinished_tasks = state[2:]
+
+    def put(self, obj, block=True, timeout=None):
+        self._check_closed()
+        parts = _dumps_parts(obj)
+        with self._cond:
+            self._put_parts(parts, block, timeout)
+            self._unfinished_tasks.release()
+
+    def task_done(self):
+        with self._cond:
+            if not self._unfinished_tasks.acquire(False):
+                raise ValueError("task_done() called too many times")
+            if self._unfinished_tasks._is_zero():
+                self._cond.notify_all()
+
+    def join(self):
+        with self._cond:
+            if not self._unfinished_tasks._is_zero():
+                self._cond.wait()
+
+
+class SimpleQueue:
+    """multiprocessing.SimpleQueue: one channel; _reader / _writer as Pool expects them."""
+
+    def __init__(self, *, ctx=None, _ch=None):
+        self._ch = _ch if _ch is not None else _new_channel(1024, 512)
+        # Two handles: Pool's workers close the end they do not use.
+        self._reader = Connection(self._ch, None, eof=False)
+        self._writer = Connection(None, _C.channel_attach(self._ch.desc()), eof=False)
+        self._rlock_obj = None
+
+    @property
+    def _rlock(self):
+        # Pool takes it while it drains the queue at shutdown; a channel's get is atomic already.
+        if self._rlock_obj is None:
+            self._rlock_obj = threading.Lock()
+        return self._rlock_obj
+
+    def __reduce__(self):
+        return (_rebuild_simplequeue, (self._ch.desc(),))
+
+    def empty(self):
+        return not self._reader.poll()
+
+    def get(self):
+        return self._reader.recv()
+
+    def put(self, obj):
+        self._writer.send(obj)
+
+    def close(self):
+        self._reader.close()
+        self._writer.close()
+
+
+def _rebuild_simplequeue(desc):
+    _fabric.ensure()
+    return SimpleQueue(_ch=_C.channel_attach(desc))
+
+
+# ---- shared values (Value, Array) ----------------------------------------------------------------
+
+class _SharedCtype:
+    """A ctypes object whose bytes live in a shared cell; every access reads or updates them."""
+
+    def __init__(self, ctype, init=None, _cell=None):
+        self._type = ctype
+        if _cell is not None:
+            self._cell = _cell
+        else:
+            self._cell = _Cell(bytes(init) if init is not None else bytes(ctypes.sizeof(ctype)))
+
+    def __reduce__(self):
+        # ctypes array types do not pickle: send the element type and the length.
+        t = self._type
+        spec = (t._type_, t._length_) if issubclass(t, ctypes.Array) else (t, None)
+        return (_rebuild_sharedctype, (type(self), spec, self._cell))
+
+    def _obj(self):
+        return self._type.from_buffer_copy(self._cell.get())
+
+    def _update(self, fn):
+        def upd(b):
+            o = self._type.from_buffer(bytearray(b))
+            fn(o)
+            return bytes(o)
+        self._cell.update(upd)
+
+
+def _rebuild_sharedctype(cls, spec, cell):
+    t, n = spec
+    return cls(t * n if n is not None else t, None, cell)
+
+
+class RawValueProxy(_SharedCtype):
+    @property
+    def value(self):
+        return self._obj().value
+
+    @value.setter
+    def value(self, v):
+        self._update(lambda o: setattr(o, "value", v))
+
+    def __repr__(self):
+        return f"{self._type.__name__}({self.value!r})"
+
+
+class RawArrayProxy(_SharedCtype):
+    def __len__(self):
+        return self._type._length_
+
+    def __getitem__(self, i):
+        return self._obj()[i]
+
+    def __setitem__(self, i, v):
+        def f(o):
+            o[i] = v
+        self._update(f)
+
+    def __iter__(self):
+        return iter(self._obj()[:])
+
+    @property
+    def value(self):
+        return self._obj().value
+
+    @value.setter
+    def value(self, v):
+        self._update(lambda o: setattr(o, "value", v))
+
+    @property
+    def raw(self):
+        return self._obj().raw
+
+    @raw.setter
+    def raw(self, v):
+        self._update(lambda o: setattr(o, "raw", v))
+
+    def __repr__(self):
+        return f"<Array {self._obj()[:]!r}>"
+
+
+class _Synchronized:
+    def __init__(self, obj, lock=None):
+        self._obj_ = obj
+        self._lock = lock if lock is not None else RLock()
+        self.acquire = self._lock.acquire
+        self.release = self._lock.release
+
+    def __reduce__(self):
+        return (type(self), (self._obj_, self._lock))
+
+    def __enter__(self):
+        return self._lock.__enter__()
+
+    def __exit__(self, *args):
+        return self._lock.__exit__(*args)
+
+    def get_obj(self):
+        return self._obj_
+
+    def get_lock(self):
+        return self._lock
+
+
+class SynchronizedValue(_Synchronized):
+    @property
+    def value(self):
+        with self._lock:
+            return self._obj_.value
+
+    @value.setter
+    def value(self, v):
+        with self._lock:
+            self._obj_.value = v
+
+    def __repr__(self):
+        return f"<Synchronized wrapper for {self._obj_!r}>"
+
+
+class SynchronizedArray(_Synchronized):
+    def __len__(self):
+        return len(self._obj_)
+
+    def __getitem__(self, i):
+        with self._lock:
+            return self._obj_[i]
+
+    def __setitem__(self, i, v):
+        with self._lock:
+            self._obj_[i] = v
+
+    def __getslice__(self, a, b):
+        return self[a:b]
+
+    @property
+    def value(self):
+        with self._lock:
+            return self._obj_.value
+
+    @value.setter
+    def value(self, v):
+        with self._lock:
+            self._obj_.value = v
+
+    @property
+    def raw(self):
+        with self._lock:
+            return self._obj_.raw
+
+    @raw.setter
+    def raw(self, v):
+        with self._lock:
+            self._obj_.raw = v
+
+
+def _ctype(typecode_or_type):
+    return _mpshared.typecode_to_type.get(typecode_or_type, typecode_or_type)
+
+
+def RawValue(typecode_or_type, *args):
+    t = _ctype(typecode_or_type)
+    return RawValueProxy(t, t(*args))
+
+
+def RawArray(typecode_or_type, size_or_initializer):
+    t = _ctype(typecode_or_type)
+    if isinstance(size_or_initializer, int):
+        at = t * size_or_initializer
+        return RawArrayProxy(at, at())
+    init = list(size_or_initializer)
+    at = t * len(init)
+    return RawArrayProxy(at, at(*init))
+
+
+def Value(typecode_or_type, *args, lock=True):
+    obj = RawValue(typecode_or_type, *args)
+    if lock is False:
+        return obj
+    if lock in (True, None):
+        lock = RLock()
+    if not hasattr(lock, "acquire"):
+        raise AttributeError(f"{lock!r} has no method 'acquire'")
+    return SynchronizedValue(obj, lock)
+
+
+def Array(typecode_or_type, size_or_initializer, *, lock=True):
+    obj = RawArray(typecode_or_type, size_or_initializer)
+    if lock is False:
+        return obj
+    if lock in (True, None):
+        lock = RLock()
+    if not hasattr(lock, "acquire"):
+        raise AttributeError(f"{lock!r} has no method 'acquire'")
+    return SynchronizedArray(obj, lock)
+
+
+# ---- placement ------------------------------------------------------------------------------
+
+class Policy:
+    """Where processes go: `host` (a node index or host name) and `distribution`
+    ("round_robin", the default, "block" or "local"). A Policy is a context manager: processes
+    started inside the `with` block follow it; Process(policy=...) sets one process's."""
+
+    _tls = threading.local()
+
+    def __init__(self, host=None, distribution="round_robin"):
+        if distribution not in ("round_robin", "block", "local"):
+            raise ValueError(f"unknown distribution {distribution!r}: round_robin, block or local")
+        self.host = host
+        self.distribution = distribution
+
+    def __enter__(self):
+        stack = Policy._tls.__dict__.setdefault("stack", [])
+        stack.append(self)
+        return self
+
+    def __exit__(self, *a):
+        Policy._tls.stack.pop()
+
+    @staticmethod
+    def current():
+        stack = getattr(Policy._tls, "stack", None)
+        return stack[-1] if stack else None
+
+    def node(self):
+        """The node a process started now under this policy goes to."""
+        _fabric.ensure()
+        n = _C.node_count()
+        if self.host is not None:
+            from . import native
+            return native.node_of(self.host)
+        if self.distribution == "local":
+            return _C.node_index()
+        if self.distribution == "block":
+            global _block_next
+            with _rr_lock:
+                per = max(1, -(-cpu_count() // n))
+                k = _block_next
+                _block_next += 1
+            return (_C.node_index() + k // per) % n
+        return _next_node()
+
+    def __repr__(self):
+        return f"Policy(host={self.host!r}, distribution={self.distribution!r})"
+
+
+_rr_lock = threading.Lock()
+_rr_next = None
+_block_next = 0
+
+
+def _next_node():
+    global _rr_next
+    n = _C.node_count()
+    with _rr_lock:
+        if _rr_next is None:
+            _rr_next = _C.node_index()
+        k = _rr_next % n
+        _rr_next += 1
+    return k
+
+
+# ---- processes ------------------------------------------------------------------------------
+
+_lifeline = None   # a channel of this process that exists as long as it lives (children's parent sentinel)
+_popens = weakref.WeakSet()
+
+
+def _get_lifeline():
+    global _lifeline
+    if _lifeline is None or _lifeline[0] != os.getpid():
+        _lifeline = (os.getpid(), _new_channel(1, 8))
+    return _lifeline[1]
+
+
+class ParentSentinel:
+    """A child's view of its parent for _ParentProcess: ready once the parent is gone."""
+
+    def __init__(self, desc):
+        self._desc = desc
+        self._ch = None
+
+    def _dragon_ready(self, timeout=0.0):
+        try:
+            if self._ch is None:
+                self._ch = _C.channel_attach(self._desc)
+            self._ch.poll(_C.POLLIN, timeout)
+            return False
+        except _C.DragonError:
+            return True
+
+
+_PYPATH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
+          "from dragon._child import main; main()")
+
+
+_NO_PID = 0x7FFFFFFF
+
+
+def _decode_status(st):
+    # libdragon: the exit code, or 128 + N when signal N ended it (multiprocessing: -N).
+    if 128 < st < 128 + 65:
+        return -(st - 128)
+    return st
+
+
+class Popen:
+    """How a dragon Process starts: its pickled self goes over a channel to /usr/bin/python3
+    started by the fabric on the chosen node (a group of one, so it can be waited for again)."""
+    method = "dragon"
+
+    def __init__(self, process_obj):
+        _fabric.ensure()
+        _mputil._flush_std_streams()
+        self.returncode = None
+        self.finalizer = None
+        self._pid = None
+        self._pid_lock = threading.Lock()
+        self._pid_known = threading.Event()
+        self._done = threading.Event()
+        self._launch(process_obj)
+
+    def duplicate_for_child(self, fd):
+        return fd
+
+    @staticmethod
+    def DupFd(fd):
+        # A file descriptor goes through CPython's resource sharer: children on this node only.
+        from multiprocessing import resource_sharer
+        return resource_sharer.DupFd(fd)
+
+    def _launch(self, process_obj):
+        prep = _mpspawn.get_preparation_data(process_obj._name)
+        prep.pop("start_method", None)
+        prep["start_method"] = "dragon"
+        _mpctx.set_spawning_popen(self)
+        try:
+            try:
+                body = _by_value_dumps(process_obj) if _cloudpickle else \
+                    pickle.dumps(process_obj, protocol=5)
+            except Exception as e:
+                what = getattr(process_obj, "_target", None)
+                raise pickle.PicklingError(
+                    f"cannot send process {process_obj.name!r} (target {what!r}) to its node: "
+                    f"{type(e).__name__}: {e}") from e
+            head = pickle.dumps(prep, protocol=5)
+        finally:
+            _mpctx.set_spawning_popen(None)
+        policy = getattr(process_obj, "_dragon_policy", None) or Policy.current() or Policy()
+        node = policy.node()
+        self.node = node
+        self._in = _new_channel(1, 256)
+        self._back = _new_channel(1, 64)
+        self._in.send([struct.pack("<Q", len(head)), head, body])
+        env = [f"{k}={v}" for k, v in os.environ.items()
+               if not k.startswith("DRAGON_") or k.startswith("PYDRAGON_") or k in _PASS_ENV]
+        exe = _mpspawn.get_executable()
+        argv = [exe, "-c", _CHILD, _PYPATH, self._in.desc().hex(), self._back.desc().hex(),
+                _get_lifeline().desc().hex()]
+        # outlive: as with CPython, a child outlives a parent that dies (its grandchildren
+        # notice through parent_process()); the fabric's end still stops it. A parent that exits
+        # normally terminates its daemonic children and joins the others (multiprocessing's atexit).
+        self._gid = _C.group_create(argv, 1, _C.POLICY_NODE, node, env=env, outlive=True)
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        self.sentinel = self._r
+        self._waiter = threading.Thread(target=self._wait_thread, name=f"dragon-wait-{process_obj.name}",
+                                        daemon=True)
+        self._waiter.start()
+        # weakref.finalize, not multiprocessing's registry: the waiter thread holds this object
+        # until the child ends, and multiprocessing expects its registry to empty before that.
+        self.finalizer = weakref.finalize(self, _close_fds, self._r, self._w)
+        _popens.add(self)
+
+    def _wait_thread(self):
+        # First the child's pid (it reports it once it runs; on another node that is the only
+        # way to learn it), unless it ends before; then its end.
+        while self._pid is None:
+            self._read_pid(0.2)
+            if self._pid is None:
+                try:
+                    _C.group_wait_all(self._gid, 0)
+                    break
+                except (_C.DragonTimeoutError, _C.DragonWouldBlock):
+                    continue
+                except _C.DragonError:
+                    break
+        self._pid_known.set()
+        try:
+            st = _C.group_wait_all(self._gid)
+            rc = _decode_status(st)
+        except Exception:
+            rc = -signal.SIGKILL  # the fabric lost it (its node left): it is not running
+        self._read_pid(0)  # before its channel goes
+        self.returncode = rc
+        self._done.set()
+        try:
+            os.write(self._w, b"x")
+        except OSError:
+            pass
+        for ch in (self._in, self._back):
+            try:
+                ch.destroy()
+            except Exception:
+                pass
+
+    def _read_pid(self, timeout):
+        with self._pid_lock:
+            if self._pid is None:
+                try:
+                    self._pid = struct.unpack("<q", self._back.recv(timeout))[0]
+                except (_C.DragonError, ValueError):
+                    pass
+
+    @property
+    def pid(self):
+        """The child's OS pid (on its node), which it reports when it starts."""
+        if self._pid is None and self.node == _C.node_index():
+            # On this node local services know it at once (also if it died before reporting).
+            try:
+                for e in _C.process_list():
+                    if e[5] == self._gid:
+                        self._pid = e[1]
+                        break
+            except _C.DragonError:
+                pass
+        if self._pid is None:
+            self._pid_known.wait()
+        if self._pid is None:
+            # Ended on another node before it could report: a number no process can have
+            # (above the kernel's pid_max limit), so os.kill on it fails harmlessly (ESRCH).
+            return _NO_PID
+        return self._pid
+
+    def poll(self, flag=os.WNOHANG):
+        if self.returncode is None and not flag & os.WNOHANG:
+            self._done.wait()
+        return self.returncode
+
+    def wait(self, timeout=None):
+        if self.returncode is None:
+            self._done.wait(timeout)
+        return self.returncode
+
+    def _send_signal(self, sig):
+        if self.returncode is None:
+            try:
+                _C.group_signal(self._gid, sig)
+            except _C.DragonError:
+                pass  # it ended meanwhile
+
+    def terminate(self):
+        self._send_signal(signal.SIGTERM)
+
+    def kill(self):
+        self._send_signal(signal.SIGKILL)
+
+    def interrupt(self):
+        self._send_signal(signal.SIGINT)
+
+    def close(self):
+        if self.finalizer is not None:
+            self.finalizer()
+
+
+# What a child needs to join: LS sets the fabric's own DRAGON_* variables; these pass through.
+_PASS_ENV = ("DRAGON_LAUNCHER", "DRAGON_DEBUG", "DRAGON_STARTUP_TIMEOUT")
+
+
+def _close_fds(*fds):
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class DragonProcess(_mpprocess.BaseProcess):
+    """multiprocessing.Process for the "dragon" start method; `policy=` places it."""
+    _start_method = "dragon"
+
+    @staticmethod
+    def _Popen(process_obj):
+        return Popen(process_obj)
+
+    @staticmethod
+    def _after_fork():
+        pass
+
+    @property
+    def node(self):
+        """The index of the node the process runs on (None before start)."""
+        return getattr(self._popen, "node", None)
+
+
+# ---- the context ------------------------------------------------------------------------------
+
+def cpu_count():
+    """The CPUs Slurm granted the job on all its nodes (SLURM_JOB_CPUS_PER_NODE), else this
+    node's allowed CPUs times the fabric's nodes."""
+    spec = os.environ.get("SLURM_JOB_CPUS_PER_NODE")
+    if spec:
+        total = 0
+        try:
+            for part in spec.split(","):
+                if "(x" in part:
+                    c, _, r = part.partition("(x")
+                    total += int(c) * int(r.rstrip(")"))
+                else:
+                    total += int(part)
+            if total > 0:
+                return total
+        except ValueError:
+            pass
+    _fabric.ensure()
+    return len(os.sched_getaffinity(0)) * max(1, _C.node_count())
+
+
+class DragonPool(_mppool.Pool):
+    """multiprocessing.pool.Pool whose workers are dragon processes spread over the nodes."""
+
+
+class DragonContext(_mpctx.BaseContext):
+    _name = "dragon"
+    Process = DragonProcess
+
+    def cpu_count(self):
+        return cpu_count()
+
+    def Pipe(self, duplex=True):
+        return Pipe(duplex)
+
+    def Lock(self):
+        return Lock()
+
+    def RLock(self):
+        return RLock()
+
+    def Condition(self, lock=None):
+        return Condition(lock)
+
+    def Semaphore(self, value=1):
+        return Semaphore(value)
+
+    def BoundedSemaphore(self, value=1):
+        return BoundedSemaphore(value)
+
+    def Event(self):
+        return Event()
+
+    def Barrier(self, parties, action=None, timeout=None):
+        return Barrier(parties, action, timeout)
+
+    def Queue(self, maxsize=0):
+        return Queue(maxsize)
+
+    def JoinableQueue(self, maxsize=0):
+        return JoinableQueue(maxsize)
+
+    def SimpleQueue(self):
+        return SimpleQueue()
+
+    def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None):
+        if processes is None:
+            processes = cpu_count()
+        return DragonPool(processes, initializer, initargs, maxtasksperchild, context=self)
+
+    def RawValue(self, typecode_or_type, *args):
+        return RawValue(typecode_or_type, *args)
+
+    def RawArray(self, typecode_or_type, size_or_initializer):
+        return RawArray(typecode_or_type, size_or_initializer)
+
+    def Value(self, typecode_or_type, *args, lock=True):
+        return Value(typecode_or_type, *args, lock=lock)
+
+    def Array(self, typecode_or_type, size_or_initializer, *, lock=True):
+        return Array(typecode_or_type, size_or_initializer, lock=lock)
+
+    def Manager(self):
+        from multiprocessing.managers import SyncManager
+        _fabric.ensure()
+        m = SyncManager(ctx=self.get_context())  # its start() picks TCP with several nodes
+        m.start()
+        return m
+
+
+_context = DragonContext()
+
+
+class _NoLimit:
+    """The semaphore of an unbounded CPython Queue: puts never wait."""
+
+    def acquire(self, block=True, timeout=None):
+        return True
+
+    def release(self):
+        pass
+
+    @property
+    def _semlock(self):
+        return self
+
+    def _is_zero(self):
+        return False
+
+
+import multiprocessing.queues as _mpqueues  # noqa: E402
+
+_orig_queue_init = _mpqueues.Queue.__init__
+
+
+def _queue_init(self, maxsize=0, *, ctx):
+    """CPython's multiprocessing.queues.Queue (and subclasses such as concurrent.futures'
+    call queue) built with the dragon context: its pipe is one of our channels, its locks ours."""
+    if not isinstance(ctx, DragonContext):
+        return _orig_queue_init(self, maxsize, ctx=ctx)
+    from multiprocessing.synchronize import SEM_VALUE_MAX
+    unbounded = maxsize <= 0 or maxsize >= SEM_VALUE_MAX
+    self._maxsize = SEM_VALUE_MAX if unbounded else maxsize
+    ch = _new_channel(1024, 512)
+    self._reader = Connection(ch, None, eof=False)
+    self._writer = Connection(None, _C.channel_attach(ch.desc()), eof=False)
+    self._rlock = Lock()
+    self._opid = os.getpid()
+    self._wlock = Lock()
+    self._sem = _NoLimit() if unbounded else BoundedSemaphore(maxsize)
+    self._ignore_epipe = False
+    self._reset()
+    _mputil.register_after_fork(self, _mpqueues.Queue._after_fork)
+
+
+_mpqueues.Queue.__init__ = _queue_init
+
+
+import multiprocessing.managers as _mpmanagers  # noqa: E402
+
+_orig_manager_start = _mpmanagers.BaseManager.start
+
+
+def _manager_start(self, initializer=None, initargs=()):
+    """BaseManager.start with the dragon context: the server's address comes back over a
+    dragon pipe (CPython's passes a file descriptor, which cannot reach another node)."""
+    if not isinstance(self._ctx, DragonContext):
+        return _orig_manager_start(self, initializer, initargs)
+    State = _mpmanagers.State
+    if self._state.value != State.INITIAL:
+        if self._state.value == State.STARTED:
+            raise multiprocessing.ProcessError("Already started server")
+        if self._state.value == State.SHUTDOWN:
+            raise multiprocessing.ProcessError("Manager has shut down")
+        raise multiprocessing.ProcessError(f"Unknown state {self._state.value!r}")
+    if initializer is not None and not callable(initializer):
+        raise TypeError("initializer must be a callable")
+    _fabric.ensure()
+    if self._address is None and _C.node_count() > 1:
+        # AF_UNIX, CPython's default, only reaches this node: listen on TCP instead.
+        self._address = (_node_address(), 0)
+    reader, writer = Pipe(duplex=False)
+    self._process = self._ctx.Process(
+        target=type(self)._run_server,
+        args=(self._registry, self._address, self._authkey, self._serializer, writer,
+              initializer, initargs))
+    ident = ":".join(str(i) for i in self._process._identity)
+    self._process.name = type(self).__name__ + "-" + ident
+    with Policy(distribution="local"):   # the server lives beside its owner
+        self._process.start()
+    writer.close()
+    self._address = reader.recv()
+    reader.close()
+    self._state.value = State.STARTED
+    self.shutdown = _mputil.Finalize(
+        self, type(self)._finalize_manager,
+        args=(self._process, self._address, self._authkey, self._state, self._Client,
+              self._shutdown_timeout),
+        exitpriority=0)
+
+
+_mpmanagers.BaseManager.start = _manager_start
+
+
+def _node_address():
+    """An IPv4 address of this node that other nodes reach (the one its default route uses)."""
+    import socket
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.254", 9))   # no packet is sent: this only picks a route
+            return s.getsockname()[0]
+    except OSError:
+        pass
+    # No default route (a cluster's private network): the first interface with an IPv4 address.
+    import fcntl
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in socket.if_nameindex():
+            if name == "lo":
+                continue
+            try:
+                req = struct.pack("256s", name[:15].encode())
+                return socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, req)[20:24])  # SIOCGIFADDR
+            except OSError:
+                continue
+    return socket.gethostbyname(socket.gethostname())
+
+
+_FACTORIES = ("Pipe", "Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event",
+              "Barrier", "Queue", "JoinableQueue", "SimpleQueue", "Pool", "RawValue", "RawArray",
+              "Value", "Array", "Manager", "cpu_count")
+
+
+def _dispatching(name):
+    base = getattr(_mpctx.BaseContext, name)
+
+    def method(self, *args, **kwargs):
+        # multiprocessing.Queue() and friends are methods of the default context, which builds
+        # CPython's objects with the chosen context's locks: with "dragon" chosen, ours instead.
+        ctx = self.get_context()
+        if isinstance(ctx, DragonContext):
+            return getattr(ctx, name)(*args, **kwargs)
+        return base(self, *args, **kwargs)
+    method.__name__ = name
+    method.__doc__ = base.__doc__
+    return method
+
+
+_orig_prep = _mpspawn.get_preparation_data
+
+
+def _preparation_data(name):
+    # With "dragon" as the default method, a child of the spawn or forkserver context is a fresh
+    # interpreter that would be told to set "dragon" before anything imported dragon: it keeps
+    # its own default instead (our children are told "dragon" by Popen).
+    d = _orig_prep(name)
+    if d.get("start_method") == "dragon":
+        del d["start_method"]
+    return d
+
+
+_mpspawn.get_preparation_data = _preparation_data
+
+_orig_process_init = _mpprocess.BaseProcess.__init__
+
+
+def _process_init(self, *args, policy=None, **kwargs):
+    # multiprocessing.Process(..., policy=dragon.Policy(...)) places the process when the dragon
+    # start method starts it (other start methods ignore it).
+    _orig_process_init(self, *args, **kwargs)
+    self._dragon_policy = policy
+
+
+def register():
+    """Make "dragon" a start method of multiprocessing (set_start_method / get_context)."""
+    _mpctx._concrete_contexts["dragon"] = _context
+    if _mpprocess.BaseProcess.__init__ is not _process_init:
+        _mpprocess.BaseProcess.__init__ = _process_init
+    if not getattr(_mpctx.DefaultContext, "_dragon_dispatch", False):
+        for name in _FACTORIES:
+            setattr(_mpctx.DefaultContext, name, _dispatching(name))
+            # the module's functions are bound methods of the default context, made at import
+            setattr(multiprocessing, name, getattr(_mpctx._default_context, name))
+        _mpctx.DefaultContext._dragon_dispatch = True
+    return _context
+
+
+def _shutdown():
+    """At exit: flush queue buffers, then multiprocessing's own exit work (join children)."""
+    for q in list(_queues):
+        try:
+            q._flush()
+        except Exception:
+            pass
+    for c in list(_live_conns):
+        try:
+            if not c._closed:
+                c.close()
+        except Exception:
+            pass
+    try:
+        _mputil._exit_function()
+    except Exception:
+        pass

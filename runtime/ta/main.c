@@ -1,0 +1,427 @@
+/* runtime/ta/main.c: dragon-ta, a node's transport agent: options, start (job key, gateway, ta.info), the loop, stop. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "core/err.h"
+#include "core/shm.h"
+#include "ta/agent.h"
+
+static const char usage[] =
+	"Usage: dragon-ta --node N --dir DIR [--peer-file FILE] [--key-file FILE]\n"
+	"                 [--provider NAME] [--iface NAME] [--bind IP[:PORT]]\n"
+	"The transport agent of node N of a Dragon fabric (started by dragon-ls). It reads the\n"
+	"job key from DIR/job.key, looks its peers up in FILE (lines \"<node> <hex address>\",\n"
+	"default DIR/ta.peers) when it first talks to them, and announces itself in DIR/ta.info.\n"
+	"Environment: DRAGON_TA_PROVIDER (default tcp;ofi_rxm), DRAGON_TA_IFACE, DRAGON_TA_DEAD_MS,\n"
+	"DRAGON_TA_SPIN_US, DRAGON_TA_POOL_MB (gateway pool, default 1024), DRAGON_TA_BUFFER_MB\n"
+	"(messages held for full channels and busy peers before it stops taking more, default 256).\n";
+
+#define GW_CAPACITY 1024
+#define GW_BLOCK 512
+
+static volatile sig_atomic_t stopping, dump_asked;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+/* SIGUSR1: log the agent's queues and the layer's per-peer state (what a stalled agent waits for). */
+static void on_dump(int sig)
+{
+	(void)sig;
+	dump_asked = 1;
+}
+
+static void dump(struct agent *a)
+{
+	size_t nwait = 0, nout = 0;
+
+	for (struct waiter *w = a->waiters; w; w = w->next)
+		nwait++;
+	for (struct outstanding *o = a->outst; o; o = o->next)
+		nout++;
+	agent_log(a, "state: held %zu of %zu bytes, %zu messages queued for other nodes, %zu full "
+		     "channels, %zu waiting receives, %zu outstanding requests, %" PRIu64 " dropped",
+		  a->held, a->held_max, a->queued, a->full_chans, nwait, nout, a->dropped);
+	for (size_t n = 0; n < a->npeers; n++) {
+		size_t k = 0, bytes = 0;
+		for (struct out *o = a->peers[n].head; o; o = o->next, k++)
+			bytes += o->len;
+		if (k)
+			agent_log(a, "state: node %zu: %zu messages (%zu bytes) queued, first at %zu of %zu",
+				  n, k, bytes, a->peers[n].head->off, a->peers[n].head->len);
+	}
+	dg_ta_dump(a->ta);
+}
+
+void agent_log(struct agent *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "dragon-ta[%u]: ", a->node);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Drops are logged, the first 100 and then every 1000th, so garbage cannot fill a disk. */
+void agent_drop(struct agent *a, const char *what)
+{
+	a->dropped++;
+	if (a->dropped <= 100 || a->dropped % 1000 == 0)
+		agent_log(a, "dropped %s (%" PRIu64 " so far): %s", what, a->dropped,
+			  dragon_errmsg());
+}
+
+/* ---- the loop ------------------------------------------------------------------------ */
+
+/* Nothing to do for a while: sleep until the network or a process needs us. */
+static void nap(struct agent *a)
+{
+	struct pollfd pf[2] = {{.fd = a->bell_fd, .events = POLLIN}, {.fd = dg_ta_wait_fd(a->ta), .events = POLLIN}};
+	uint32_t count = 0, cap = 0;
+	int timeout = 1000;
+	char sink[64];
+
+	/* Work that only time or other processes finish (full channels, receives on empty
+	 * ones) is retried every millisecond; waiting for answers, every 100 ms. */
+	if (a->waiters || a->full_chans)
+		timeout = 1;
+	else if (a->outst)
+		timeout = 100;
+	atomic_store(a->sleeping, 1);
+	if ((dragon_channel_count(a->gw, &count, &cap) == DRAGON_OK && count) ||
+	    dg_ta_trywait(a->ta) != DRAGON_OK) {
+		atomic_store(a->sleeping, 0);
+		return;
+	}
+	if (pf[1].fd < 0 && timeout > 1)
+		timeout = 1;
+	{
+		/* the layer's own timer: a silent peer that owes us an acknowledgement is probed */
+		int t = dg_ta_timeout_ms(a->ta);
+		if (t >= 0 && t < timeout)
+			timeout = t > 0 ? t : 1;
+	}
+	poll(pf, pf[1].fd < 0 ? 1 : 2, timeout);
+	atomic_store(a->sleeping, 0);
+	while (read(a->bell_fd, sink, sizeof(sink)) > 0)
+		;
+}
+
+/* One turn of the loop; may_nap: sleep when idle for a while. */
+static void turn(struct agent *a, int may_nap);
+
+static int gateway_empty(struct agent *a)
+{
+	uint32_t count = 0, cap = 0;
+
+	return dragon_channel_count(a->gw, &count, &cap) != DRAGON_OK || count == 0;
+}
+
+/*
+ * Asked to stop: what local processes handed over was promised to them ("a send returns once
+ * the agent holds the message", in its gateway or its queues), so it goes out first: the agent
+ * keeps carrying the gateway's requests and its queues to other nodes (and waits for their
+ * acknowledgements) for at most DRAGON_TA_STOP_MS (2000). A dead peer's share fails as usual.
+ * Local services wait for this before they kill what is left.
+ */
+static void drain(struct agent *a)
+{
+	const char *v = getenv("DRAGON_TA_STOP_MS");
+	int64_t ms = v && atoi(v) >= 0 ? atoi(v) : 2000, end = dg_ta_now() + ms * 1000000;
+
+	while ((a->queued || dg_ta_unacked(a->ta) || !gateway_empty(a)) && dg_ta_now() < end)
+		turn(a, 0);
+	if (a->queued || dg_ta_unacked(a->ta) || !gateway_empty(a))
+		agent_log(a, "stopping with %zu messages for other nodes not delivered after %" PRId64
+			     " ms",
+			  a->queued, ms);
+}
+
+static void run(struct agent *a)
+{
+	a->last_work = dg_ta_now();
+	while (!stopping)
+		turn(a, 1);
+	drain(a);
+}
+
+static void turn(struct agent *a, int may_nap)
+{
+	int work = 0;
+	dragon_mem_t mem;
+	struct dg_ta_msg m;
+
+	if (dump_asked) {
+		dump_asked = 0;
+		dump(a);
+	}
+	while (a->held < a->held_max && dragon_channel_recv_mem(a->gw, &mem, &nowait) == DRAGON_OK) {
+		agent_from_gateway(a, &mem);
+		work = 1;
+	}
+	if (agent_send_queued(a))
+		work = 1;
+	dg_ta_progress(a->ta, 0);
+	while (a->held < a->held_max && dg_ta_pending(a->ta) &&
+	       dg_ta_recv(a->ta, 0, &m) == DRAGON_OK) {
+		agent_from_node(a, &m);
+		work = 1;
+	}
+	dg_ta_release(a->ta);
+	if (a->full_chans && agent_retry_deposits(a))
+		work = 1;
+	if (a->waiters && agent_serve_waiters(a))
+		work = 1;
+	if (a->outst)
+		agent_watch_nodes(a);
+	if (agent_send_queued(a))
+		work = 1;
+	if (work)
+		a->last_work = dg_ta_now();
+	else if (may_nap && dg_ta_now() - a->last_work > a->spin_ns)
+		nap(a);
+	else
+		sched_yield(); /* polling, but a node's processes may need this core */
+}
+
+/* ---- start and stop ------------------------------------------------------------------ */
+
+static int read_key(const char *path, unsigned char key[DG_FRAME_KEY])
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	ssize_t n;
+
+	if (fd < 0)
+		return dg_err_sys("open the job key %s", path);
+	if (fstat(fd, &st) || st.st_uid != geteuid() || (st.st_mode & 077)) {
+		close(fd);
+		return dg_err(DRAGON_EPERM, "the job key %s must be yours and closed to others (0600)",
+			      path);
+	}
+	n = read(fd, key, DG_FRAME_KEY);
+	close(fd);
+	if (n != DG_FRAME_KEY)
+		return dg_err(DRAGON_EINVAL, "the job key %s is not %d bytes", path, DG_FRAME_KEY);
+	return DRAGON_OK;
+}
+
+/*
+ * Local services start the agent before the bootstrap has delivered the job key: wait for the key
+ * file (written atomically, after the first fence) up to DRAGON_STARTUP_TIMEOUT. No frame is
+ * looked at before: they wait in the provider's queue.
+ */
+static int wait_key(const char *path, unsigned char key[DG_FRAME_KEY])
+{
+	const char *v = getenv("DRAGON_STARTUP_TIMEOUT");
+	int ms = (v && atoi(v) > 0 ? atoi(v) : 30) * 1000;
+
+	for (int waited = 0;; waited += 5) {
+		if (access(path, F_OK) == 0 || waited >= ms || stopping)
+			return read_key(path, key);
+		if (getppid() == 1)
+			return dg_err(DRAGON_EPEER, "local services went away before the job key came");
+		usleep(5000);
+	}
+}
+
+static int write_info(struct agent *a, const char *dir)
+{
+	unsigned char addr[256];
+	char hex[2 * sizeof(addr) + 1], tmp[PATH_MAX + 32], gw[DRAGON_DESC_STRLEN],
+		flag[DRAGON_DESC_STRLEN];
+	dragon_channel_desc_t cd;
+	dragon_mem_desc_t md;
+	size_t len = sizeof(addr);
+	FILE *f;
+	int rv;
+
+	if ((rv = dg_ta_getname(a->ta, addr, &len)) || (rv = dragon_channel_serialize(a->gw, &cd)) ||
+	    (rv = dragon_mem_serialize(&a->flag_mem, &md)) ||
+	    (rv = dragon_desc_format(&cd, gw)) || (rv = dragon_desc_format(&md, flag)))
+		return rv;
+	sodium_bin2hex(hex, sizeof(hex), addr, len);
+	snprintf(tmp, sizeof(tmp), "%s/.ta.info.%d", dir, (int)getpid());
+	if (!(f = fopen(tmp, "wxe")))
+		return dg_err_sys("create %s", tmp);
+	fprintf(f, "addr %s\ngateway %s\nflag %s\nbell %s\npid %d\nnode %u\n", hex, gw, flag, a->bell,
+		(int)getpid(), a->node);
+	if (fclose(f)) {
+		unlink(tmp);
+		return dg_err_sys("write %s", tmp);
+	}
+	if (rename(tmp, a->info)) {
+		unlink(tmp);
+		return dg_err_sys("rename to %s", a->info);
+	}
+	return DRAGON_OK;
+}
+
+static size_t env_mb(const char *name, size_t dflt)
+{
+	const char *v = getenv(name);
+	char *end;
+	unsigned long n;
+
+	if (!v || !*v)
+		return dflt << 20;
+	n = strtoul(v, &end, 10);
+	return (*end || n == 0 || n > (1ul << 20)) ? dflt << 20 : (size_t)n << 20;
+}
+
+static int setup(struct agent *a, struct dg_ta_config *cfg, const char *dir)
+{
+	dragon_pool_attr_t pa = {.size = env_mb("DRAGON_TA_POOL_MB", 1024)};
+	dragon_channel_attr_t ca = {.capacity = GW_CAPACITY, .block_size = GW_BLOCK,
+				    .wait = DRAGON_WAIT_ADAPTIVE};
+	int rv;
+
+	if ((rv = dg_ta_open(cfg, &a->ta)) || (rv = dragon_pool_create(&pa, &a->pool)) ||
+	    (rv = dragon_channel_create(a->pool, &ca, &a->gw)) ||
+	    (rv = dragon_pool_alloc(a->pool, 64, 64, &a->flag_mem)))
+		return rv;
+	a->sleeping = a->flag_mem.ptr;
+	atomic_store(a->sleeping, 0);
+	snprintf(a->bell, sizeof(a->bell), "%s/ta.bell", dir);
+	unlink(a->bell);
+	if (mkfifo(a->bell, 0600))
+		return dg_err_sys("mkfifo %s", a->bell);
+	/* Read-write, so the FIFO never reports end-of-file when no process has it open. */
+	a->bell_fd = open(a->bell, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (a->bell_fd < 0)
+		return dg_err_sys("open %s", a->bell);
+	return write_info(a, dir);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"node", required_argument, NULL, 'n'},
+					     {"dir", required_argument, NULL, 'd'},
+					     {"peer-file", required_argument, NULL, 'p'},
+					     {"key-file", required_argument, NULL, 'k'},
+					     {"provider", required_argument, NULL, 'P'},
+					     {"iface", required_argument, NULL, 'i'},
+					     {"bind", required_argument, NULL, 'b'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct agent a = {.bell_fd = -1};
+	struct dg_ta_config cfg;
+	const char *dir = NULL, *peers = NULL, *keyf = NULL;
+	char keypath[PATH_MAX], peerpath[PATH_MAX], nodestr[16];
+	struct sigaction sa = {.sa_handler = on_stop};
+	long node = -1;
+	int c, rv;
+
+	dg_ta_config_init(&cfg);
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		char *end;
+		switch (c) {
+		case 'n':
+			errno = 0;
+			node = strtol(optarg, &end, 10);
+			if (errno || *end || node < 0 || node > (1 << 14) - 1) {
+				fprintf(stderr, "dragon-ta: --node %s: expected 0..16383\n", optarg);
+				return 2;
+			}
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'p':
+			peers = optarg;
+			break;
+		case 'k':
+			keyf = optarg;
+			break;
+		case 'P':
+			cfg.provider = optarg;
+			break;
+		case 'i':
+			cfg.iface = optarg;
+			break;
+		case 'b':
+			cfg.bind = optarg;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (node < 0 || !dir || optind != argc) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	a.node = (uint32_t)node;
+	/* Our channels (the gateway) carry this node's index in their descriptors. */
+	snprintf(nodestr, sizeof(nodestr), "%ld", node);
+	setenv("DRAGON_NODE_INDEX", nodestr, 1);
+	dg_set_local_node(a.node);
+	snprintf(keypath, sizeof(keypath), "%s/job.key", dir);
+	snprintf(peerpath, sizeof(peerpath), "%s/ta.peers", dir);
+	snprintf(a.info, sizeof(a.info), "%s/ta.info", dir);
+	cfg.node = a.node;
+	cfg.peer_file = peers ? peers : peerpath;
+	a.held_max = env_mb("DRAGON_TA_BUFFER_MB", 256);
+	a.spin_ns = (int64_t)cfg.spin_us * 1000;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_dump;
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (sodium_init() < 0 || setup(&a, &cfg, dir) ||
+	    wait_key(keyf ? keyf : keypath, cfg.key)) {
+		agent_log(&a, "%s", dragon_errmsg());
+		rv = 1;
+	} else {
+		char where[256];
+		dg_ta_set_key(a.ta, cfg.key);
+		/* which interface: an agent on an interface that goes away loses its peers silently */
+		dg_ta_describe(a.ta, where, sizeof(where));
+		agent_log(&a, "endpoint: %s", where);
+		run(&a);
+		rv = 0;
+	}
+	sodium_memzero(cfg.key, sizeof(cfg.key));
+	unlink(a.info);
+	if (a.bell_fd >= 0) {
+		close(a.bell_fd);
+		unlink(a.bell);
+	}
+	while (a.chans) {
+		struct chan *ch = a.chans;
+		a.chans = ch->next;
+		agent_chan_free(&a, ch);
+	}
+	if (a.gw)
+		dragon_channel_destroy(a.gw);
+	if (a.pool)
+		dragon_pool_destroy(a.pool);
+	dg_ta_close(a.ta);
+	return rv;
+}

@@ -1,0 +1,166 @@
+/* runtime/ta/nodes.c: the transport agent towards other nodes: per-node send queues, replies to them, nodes that die. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "ta/agent.h"
+
+static struct peerq *peerq(struct agent *a, uint32_t node)
+{
+	if (node >= a->npeers) {
+		size_t n = node + 1 > 2 * a->npeers ? node + 1 : 2 * a->npeers;
+		struct peerq *np = realloc(a->peers, n * sizeof(*np));
+		if (!np)
+			return NULL;
+		memset(np + a->npeers, 0, (n - a->npeers) * sizeof(*np));
+		a->peers = np;
+		a->npeers = n;
+	}
+	return &a->peers[node];
+}
+
+/* A message that never made it into a queue. */
+void agent_out_discard(struct out *o)
+{
+	if (o->from_pool)
+		dragon_pool_free(&o->mem);
+	else
+		free(o->buf);
+	free(o);
+}
+
+/* A message leaving its queue (sent, or its node died). */
+static void out_free(struct agent *a, struct out *o)
+{
+	a->held -= o->len;
+	a->queued--;
+	agent_out_discard(o);
+}
+
+int agent_queue_out(struct agent *a, uint32_t node, struct out *o)
+{
+	struct peerq *q = peerq(a, node);
+
+	if (!q)
+		return dg_err(DRAGON_ENOMEM, "queue for node %u", node);
+	o->next = NULL;
+	if (q->tail)
+		q->tail->next = o;
+	else
+		q->head = o;
+	q->tail = o;
+	a->held += o->len;
+	a->queued++;
+	return DRAGON_OK;
+}
+
+/* Queue a reply to node `to` (the asking node), a copy of h with status, arg and payload. */
+void agent_reply_remote(struct agent *a, uint32_t to, const struct dg_gw_hdr *req, int status,
+			uint64_t arg, const void *payload, size_t plen)
+{
+	struct out *o = calloc(1, sizeof(*o));
+	struct dg_gw_hdr h = *req;
+
+	if (!o || !(o->buf = malloc(sizeof(h) + plen))) {
+		free(o);
+		dg_err(DRAGON_ENOMEM, "reply to node %u", to);
+		agent_drop(a, "reply");
+		return;
+	}
+	h.op = DG_GW_REPLY;
+	h.node = a->node; /* from the answering node */
+	h.status = status;
+	h.arg = arg;
+	memcpy(o->buf, &h, sizeof(h));
+	if (plen)
+		memcpy(o->buf + sizeof(h), payload, plen);
+	o->len = sizeof(h) + plen;
+	if (agent_queue_out(a, to, o) != DRAGON_OK) {
+		agent_out_discard(o);
+		agent_drop(a, "reply");
+	}
+}
+
+/* A node died: fail what was queued for it and what local processes wait for from it. */
+static void node_died(struct agent *a, uint32_t node)
+{
+	struct peerq *q = node < a->npeers ? &a->peers[node] : NULL;
+
+	agent_log(a, "node %u is unreachable: %s", node, dragon_errmsg());
+	/* Requests that want an answer are answered below, from the outstanding list. */
+	while (q && q->head) {
+		struct out *o = q->head;
+		q->head = o->next;
+		dg_err(DRAGON_EPEER, "node %u is unreachable", node);
+		agent_drop(a, "message for a dead node");
+		out_free(a, o);
+	}
+	if (q)
+		q->tail = NULL;
+	for (struct outstanding **pp = &a->outst, *o; (o = *pp);) {
+		if (o->node != node) {
+			pp = &o->next;
+			continue;
+		}
+		struct dg_gw_hdr h = {.magic = DG_GW_MAGIC, .op = DG_GW_REPLY, .node = node, .req = o->req};
+		memcpy(h.reply, o->reply, DRAGON_DESC_SIZE);
+		agent_reply_local(a, &h, DRAGON_EPEER);
+		*pp = o->next;
+		free(o);
+	}
+	for (struct waiter **pp = &a->waiters, *w; (w = *pp);) {
+		if (w->from == node) {
+			*pp = w->next;
+			free(w);
+		} else {
+			pp = &w->next;
+		}
+	}
+}
+
+/* Push queued messages out as far as credits allow; 1 if anything went. */
+int agent_send_queued(struct agent *a)
+{
+	int sent = 0;
+
+	for (uint32_t n = 0; a->queued && n < a->npeers; n++) {
+		struct peerq *q = &a->peers[n];
+		while (q->head) {
+			struct out *o = q->head;
+			size_t before = o->off;
+			int rc = dg_ta_send_nb(a->ta, n, DG_GW_PORT, o->buf, o->len, &o->off);
+			if (o->off != before)
+				sent = 1;
+			if (rc == DRAGON_EAGAIN)
+				break;
+			if (rc != DRAGON_OK) {
+				node_died(a, n);
+				break;
+			}
+			sent = 1;
+			q->head = o->next;
+			if (!q->head)
+				q->tail = NULL;
+			out_free(a, o);
+		}
+	}
+	return sent;
+}
+
+/* Every 100 ms: is every node we await an answer from still there? */
+void agent_watch_nodes(struct agent *a)
+{
+	int64_t t = dg_ta_now();
+
+	if (t - a->last_watch < 100 * 1000000LL)
+		return;
+	a->last_watch = t;
+	for (struct outstanding *o = a->outst; o; o = o->next)
+		if (dg_ta_watch(a->ta, o->node, o->since) == DRAGON_EPEER) {
+			node_died(a, o->node);
+			return; /* the list changed; the rest next round */
+		}
+}
+

@@ -1,0 +1,42 @@
+#!/usr/bin/env bats
+# tests/integration/python.bats: Python multiprocessing with the "dragon" start method across the 3 nodes of the test cluster (run by cluster.sh).
+bats_require_minimum_version 1.5.0
+
+setup() {
+	B="${top_builddir:?}"
+	S="${top_srcdir:?}"
+	DRAGON="$B/runtime/launcher/dragon"
+	OUT="$(mktemp -d /var/tmp/dragon-python-bats.XXXXXX)"
+}
+
+teardown() {
+	rm -rf "$OUT"
+}
+
+@test "python: dragon prog.py in a 3-node batch job puts Process and Pool children on all three nodes" {
+	cat > "$OUT/job.sh" <<-JOB
+	#!/bin/sh
+	PYTHONPATH="$B/python" "$DRAGON" /usr/bin/python3 "$S/tests/python/multinode_hosts.py"
+	echo "rc=\$?"
+	JOB
+	chmod +x "$OUT/job.sh"
+	run timeout 300 sbatch -N3 -W -o "$OUT/job.out" "$OUT/job.sh"
+	cat "$OUT/job.out"
+	[ "$status" -eq 0 ]
+	grep -q "^nodes 3 " "$OUT/job.out"
+	grep -q "^process hosts dgtc[0-9]*-node1 dgtc[0-9]*-node2 dgtc[0-9]*-node3 " "$OUT/job.out"
+	grep -q "^pool hosts dgtc[0-9]*-node1 dgtc[0-9]*-node2 dgtc[0-9]*-node3 map 24$" "$OUT/job.out"
+	grep -q "^remote empty get: queue.Empty" "$OUT/job.out"
+	grep -q "^remote round trip: ping$" "$OUT/job.out"
+	grep -q "^manager hosts dgtc[0-9]*-node1 dgtc[0-9]*-node2 dgtc[0-9]*-node3$" "$OUT/job.out"
+	grep -q "^MULTINODE OK$" "$OUT/job.out"
+	grep -q "^rc=0$" "$OUT/job.out"
+}
+
+@test "python: a srun --dragon task joins the job's fabric and spreads its children over the nodes" {
+	run timeout 300 sbatch -N3 --dragon -W -o "$OUT/job.out" \
+		--wrap "PYTHONPATH=$B/python srun --dragon -N1 -n1 /usr/bin/python3 $S/tests/python/multinode_hosts.py"
+	cat "$OUT/job.out"
+	[ "$status" -eq 0 ]
+	grep -q "^MULTINODE OK$" "$OUT/job.out"
+}

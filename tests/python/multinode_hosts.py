@@ -1,0 +1,74 @@
+"""tests/python/multinode_hosts.py: run in a fabric of several nodes: Process and Pool children report their host names; a queue on another node times out cleanly."""
+import multiprocessing as mp
+import queue
+import socket
+import sys
+import time
+
+import dragon
+
+
+def host(_):
+    return socket.gethostname()
+
+
+def child(q):
+    q.put(socket.gethostname())
+
+
+def note_host(d):
+    d[socket.gethostname()] = True
+
+
+def make_queue(box):
+    q = mp.Queue()
+    box.put(q)
+    box.put(q.get(timeout=60))   # the parent's put reaches this node's queue
+
+
+if __name__ == "__main__":
+    mp.set_start_method("dragon")
+    n = dragon.node_count()
+    print(f"nodes {n} parent {socket.gethostname()} cpu_count {mp.cpu_count()}", flush=True)
+    q = mp.Queue()
+    ps = [mp.Process(target=child, args=(q,)) for _ in range(n)]
+    for p in ps:
+        p.start()
+    procs = sorted(q.get(timeout=60) for _ in ps)
+    for p in ps:
+        p.join(60)
+    print("process hosts", " ".join(procs), "exitcodes", [p.exitcode for p in ps], flush=True)
+    # Every worker says where it runs when it starts (initializer); then a map over all of them.
+    started = mp.Queue()
+    with mp.Pool(2 * n, initializer=child, initargs=(started,)) as pool:
+        pool_hosts = sorted(set(started.get(timeout=120) for _ in range(2 * n)))
+        mapped = pool.map(host, range(8 * n), chunksize=1)
+    print("pool hosts", " ".join(pool_hosts), "map", len(mapped), flush=True)
+    # A queue made on another node: a get with a timeout on it returns queue.Empty, then a round trip.
+    box = mp.Queue()
+    p = mp.Process(target=make_queue, args=(box,), policy=dragon.Policy(host=n - 1))
+    p.start()
+    remote = box.get(timeout=60)
+    t = time.monotonic()
+    try:
+        remote.get(timeout=0.5)
+        print("remote get: unexpected item")
+    except queue.Empty:
+        print(f"remote empty get: queue.Empty after {time.monotonic() - t:.2f} s", flush=True)
+    remote.put("ping")
+    print("remote round trip:", box.get(timeout=60), flush=True)
+    p.join(60)
+    # CPython's Manager: its server on this node, reached over TCP from every node.
+    with mp.Manager() as m:
+        d = m.dict()
+        ps = [mp.Process(target=note_host, args=(d,)) for _ in range(n)]
+        for q2 in ps:
+            q2.start()
+        for q2 in ps:
+            q2.join(60)
+        manager_hosts = sorted(d.keys())
+    print("manager hosts", " ".join(manager_hosts), flush=True)
+    ok = (len(set(procs)) == n and len(pool_hosts) == n and p.exitcode == 0
+          and len(manager_hosts) == n)
+    print("MULTINODE OK" if ok else "MULTINODE FAILED", flush=True)
+    sys.exit(0 if ok else 1)

@@ -1,0 +1,469 @@
+"""tests/python/test_mp.py: multiprocessing with the "dragon" start method: processes, queues, pipes, sync objects, shared values, Pool, Manager, bad input."""
+import concurrent.futures
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+
+import pytest
+
+import dragon
+from conftest import wait_until
+
+
+# Targets at module level are pickled by reference; lambdas and local functions by value.
+def put_pid(q):
+    q.put((os.getpid(), socket.gethostname()))
+
+
+def add_n(lock, v, n):
+    for _ in range(n):
+        with lock:
+            v.value += 1
+
+
+def square(x):
+    return x * x
+
+
+def sleep_forever(q=None):
+    if q is not None:
+        q.put("ready")
+    time.sleep(3600)
+
+
+# ---- processes ----------------------------------------------------------------------------
+
+def test_process_lifecycle(ctx):
+    q = ctx.Queue()
+    p = ctx.Process(target=put_pid, args=(q,), name="worker-1")
+    assert p.exitcode is None and not p.is_alive()
+    p.start()
+    pid, host = q.get(timeout=30)
+    p.join(30)
+    assert p.exitcode == 0 and not p.is_alive()
+    assert p.pid == pid and p.name == "worker-1"
+    p.close()
+    with pytest.raises(ValueError):
+        p.is_alive()
+
+
+def test_exit_codes_and_signals(ctx):
+    p = ctx.Process(target=sys.exit, args=(5,))
+    p.start()
+    p.join(30)
+    assert p.exitcode == 5
+    q = ctx.Queue()
+    p = ctx.Process(target=sleep_forever, args=(q,))
+    p.start()
+    assert q.get(timeout=30) == "ready"
+    p.join(0.05)
+    assert p.is_alive() and p.exitcode is None
+    p.terminate()
+    p.join(30)
+    assert p.exitcode == -signal.SIGTERM
+    p = ctx.Process(target=sleep_forever)
+    p.start()
+    p.kill()
+    p.join(30)
+    assert p.exitcode == -signal.SIGKILL
+
+
+def test_lambda_and_local_function_targets(ctx):
+    q = ctx.Queue()
+    base = 40
+
+    def local(x):
+        q.put(x + base)
+
+    ps = [ctx.Process(target=lambda: q.put("lambda")), ctx.Process(target=local, args=(2,))]
+    for p in ps:
+        p.start()
+    got = {q.get(timeout=30), q.get(timeout=30)}
+    for p in ps:
+        p.join(30)
+    assert got == {"lambda", 42}
+
+
+def test_sentinel_and_connection_wait(ctx):
+    procs = [ctx.Process(target=time.sleep, args=(t,)) for t in (0, 3600)]
+    for p in procs:
+        p.start()
+    ready = multiprocessing.connection.wait([p.sentinel for p in procs], timeout=30)
+    assert ready == [procs[0].sentinel]
+    procs[1].kill()
+    assert multiprocessing.connection.wait([procs[1].sentinel], timeout=30)
+    for p in procs:
+        p.join(30)
+
+
+def test_unpicklable_target_fails_in_parent(ctx):
+    lock = threading.Lock()
+    before = len(multiprocessing.active_children())
+    p = ctx.Process(target=lock.acquire)
+    with pytest.raises(pickle.PicklingError) as ei:
+        p.start()
+    assert "cannot send process" in str(ei.value)
+    p = ctx.Process(target=print, args=(threading.Lock(),))
+    with pytest.raises(pickle.PicklingError):
+        p.start()
+    assert len(multiprocessing.active_children()) == before
+
+
+def test_children_parent_current(ctx):
+    q = ctx.Queue()
+
+    def child():
+        pp = multiprocessing.parent_process()
+        q.put((pp.pid, pp.is_alive(), multiprocessing.current_process().name))
+
+    p = ctx.Process(target=child, name="kid")
+    p.start()
+    assert p in multiprocessing.active_children()
+    ppid, alive, name = q.get(timeout=30)
+    p.join(30)
+    assert ppid == os.getpid() and alive and name == "kid"
+    assert p not in multiprocessing.active_children()
+
+
+def test_cpu_count_counts_the_fabric():
+    n = multiprocessing.get_context("dragon").cpu_count()
+    assert n >= len(os.sched_getaffinity(0)) * dragon.node_count() or "SLURM_JOB_CPUS_PER_NODE" in os.environ
+    assert n >= 1
+
+
+def test_policy_places_processes(ctx):
+    q = ctx.Queue()
+    with dragon.Policy(distribution="local"):
+        p = ctx.Process(target=put_pid, args=(q,))
+        p.start()
+    q.get(timeout=30)
+    p.join(30)
+    assert p.node == dragon.node_index()
+    p = ctx.Process(target=put_pid, args=(q,), policy=dragon.Policy(host=0))
+    p.start()
+    q.get(timeout=30)
+    p.join(30)
+    assert p.node == 0
+    with pytest.raises(ValueError):
+        ctx.Process(target=put_pid, args=(q,), policy=dragon.Policy(host=999)).start()
+    with pytest.raises(ValueError):
+        dragon.Policy(distribution="everywhere")
+
+
+# ---- queues -------------------------------------------------------------------------------
+
+def test_queue_fifo_and_timeouts(ctx):
+    q = ctx.Queue()
+    assert q.empty() and q.qsize() == 0
+    for i in range(10):
+        q.put(i)
+    assert [q.get(timeout=5) for _ in range(10)] == list(range(10))
+    t = time.monotonic()
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.2)
+    assert 0.15 < time.monotonic() - t < 5
+    with pytest.raises(queue.Empty):
+        q.get_nowait()
+
+
+def test_unbounded_put_never_blocks(ctx):
+    q = ctx.Queue()
+    n = 5000                      # beyond the channel's capacity: the rest waits in our buffer
+    t = time.monotonic()
+    for i in range(n):
+        q.put(i)
+    assert time.monotonic() - t < 30
+    out = ctx.Queue()
+
+    def drain(q, out, n):
+        out.put(sum(q.get(timeout=30) for _ in range(n)))
+
+    p = ctx.Process(target=drain, args=(q, out, n))
+    p.start()
+    assert out.get(timeout=60) == n * (n - 1) // 2
+    p.join(30)
+
+
+def test_bounded_queue_full(ctx):
+    q = ctx.Queue(2)
+    q.put(1)
+    q.put(2)
+    assert q.full()
+    with pytest.raises(queue.Full):
+        q.put(3, timeout=0.1)
+    with pytest.raises(queue.Full):
+        q.put_nowait(3)
+    assert q.get() == 1 and not q.full()
+
+
+def test_joinable_queue(ctx):
+    q = ctx.JoinableQueue()
+
+    def worker(q):
+        while True:
+            item = q.get()
+            q.task_done()
+            if item is None:
+                break
+
+    p = ctx.Process(target=worker, args=(q,))
+    p.start()
+    for i in range(20):
+        q.put(i)
+    q.put(None)
+    q.join()
+    p.join(30)
+    assert p.exitcode == 0
+    with pytest.raises(ValueError):
+        q.task_done()
+
+
+def test_simple_queue(ctx):
+    q = ctx.SimpleQueue()
+    assert q.empty()
+    p = ctx.Process(target=lambda: q.put([1, "two", 3.0]))
+    p.start()
+    assert q.get() == [1, "two", 3.0]
+    p.join(30)
+    q.close()
+
+
+def test_large_payload_out_of_band(ctx):
+    q, back = ctx.Queue(), ctx.Queue()
+    big = os.urandom(8 << 20)
+    p = ctx.Process(target=lambda: back.put(q.get()[::-1]))
+    p.start()
+    q.put(big)
+    assert back.get(timeout=60) == big[::-1]
+    p.join(30)
+
+
+def test_numpy_array_through_queue(ctx):
+    np = pytest.importorskip("numpy")
+    q = ctx.Queue()
+    a = np.arange(1 << 20, dtype=np.float64)
+    q.put(a)
+    b = q.get(timeout=30)
+    assert (a == b).all() and b.flags.writeable
+
+
+def test_killed_child_leaves_queue_usable(ctx):
+    q = ctx.Queue()
+    p = ctx.Process(target=sleep_forever, args=(q,))
+    p.start()
+    assert q.get(timeout=30) == "ready"
+    os.kill(p.pid, signal.SIGKILL) if p.node == dragon.node_index() else p.kill()
+    p.join(30)
+    assert p.exitcode == -9
+    q.put("still")
+    assert q.get(timeout=5) == "still"
+    p2 = ctx.Process(target=put_pid, args=(q,))
+    p2.start()
+    assert q.get(timeout=30)[0] == p2.pid
+    p2.join(30)
+
+
+def test_queue_whose_creator_exited(ctx):
+    box = ctx.Queue()
+
+    def make(box):
+        box.put(multiprocessing.get_context("dragon").Queue())
+
+    p = ctx.Process(target=make, args=(box,))
+    p.start()
+    orphan = box.get(timeout=30)
+    p.join(30)
+    with pytest.raises(ConnectionError):   # not a hang: the creator's queue went with it
+        orphan.get(timeout=10)
+
+
+# ---- pipes --------------------------------------------------------------------------------
+
+def test_pipe_duplex_and_eof(ctx):
+    a, b = ctx.Pipe()
+
+    def echo(c):
+        while True:
+            try:
+                m = c.recv()
+            except EOFError:
+                break
+            c.send(m * 2)
+
+    p = ctx.Process(target=echo, args=(b,))
+    p.start()
+    b.close()
+    a.send(21)
+    assert a.recv() == 42
+    a.send_bytes(b"-" + pickle.dumps("ab") + b"-", 1, len(pickle.dumps("ab")))
+    assert a.recv() == "abab"        # bytes sent with send_bytes unpickle, as in CPython
+    assert not a.poll(0.05)
+    a.close()
+    p.join(30)
+    assert p.exitcode == 0
+
+
+def test_pipe_one_way_bytes(ctx):
+    r, w = ctx.Pipe(duplex=False)
+    with pytest.raises(OSError):
+        r.send(1)
+    with pytest.raises(OSError):
+        w.recv()
+    p = ctx.Process(target=lambda: (w.send_bytes(b"0123456789"), w.send_bytes(b"abc")))
+    p.start()
+    w.close()
+    assert r.poll(30)
+    assert r.recv_bytes() == b"0123456789"
+    buf = bytearray(8)
+    assert r.recv_bytes_into(buf, 2) == 3 and bytes(buf[2:5]) == b"abc"
+    p.join(30)
+    with pytest.raises(EOFError):          # the writer's process exited
+        r.recv()
+
+
+# ---- sync objects -------------------------------------------------------------------------
+
+def test_lock_and_value_across_processes(ctx):
+    lock = ctx.Lock()
+    v = ctx.Value("i", 0, lock=False)
+    ps = [ctx.Process(target=add_n, args=(lock, v, 100)) for _ in range(3)]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join(60)
+    assert v.value == 300
+
+
+def test_rlock_semaphores(ctx):
+    r = ctx.RLock()
+    assert r.acquire() and r.acquire()
+    r.release()
+    r.release()
+    with pytest.raises(AssertionError):
+        r.release()
+    s = ctx.Semaphore(2)
+    assert s.acquire(timeout=1) and s.acquire(timeout=1)
+    assert not s.acquire(timeout=0.05)
+    assert s.get_value() == 0
+    s.release()
+    b = ctx.BoundedSemaphore(1)
+    with pytest.raises(ValueError):
+        b.release()
+    lock = ctx.Lock()
+    lock.acquire()
+    assert not lock.acquire(False)
+    lock.release()
+    with pytest.raises(ValueError):
+        lock.release()
+
+
+def test_condition_event_barrier(ctx):
+    cond = ctx.Condition()
+    ev = ctx.Event()
+    bar = ctx.Barrier(3)
+    q = ctx.Queue()
+
+    def waiter(cond, ev, bar, q):
+        with cond:
+            q.put("waiting")
+            cond.wait(30)
+        ev.wait(30)
+        q.put(bar.wait(30))
+
+    ps = [ctx.Process(target=waiter, args=(cond, ev, bar, q)) for _ in range(2)]
+    for p in ps:
+        p.start()
+    assert [q.get(timeout=30) for _ in ps] == ["waiting"] * 2
+    wait_until(lambda: cond._sleeping_count.get_value() - cond._woken_count.get_value() == 2)
+    with cond:
+        cond.notify_all()
+    assert not ev.is_set()
+    ev.set()
+    assert ev.is_set()
+    idx = bar.wait(30)
+    got = sorted([idx, q.get(timeout=30), q.get(timeout=30)])
+    assert got == [0, 1, 2]
+    for p in ps:
+        p.join(30)
+
+
+def test_array_and_raw_values(ctx):
+    arr = ctx.Array("i", range(10))
+    rv = ctx.RawValue("d", 1.5)
+    s = ctx.Array("c", b"hello")
+
+    def work(arr, rv, s):
+        for i in range(len(arr)):
+            arr[i] = arr[i] * 2
+        rv.value += 1
+        s.value = b"bye"
+
+    p = ctx.Process(target=work, args=(arr, rv, s))
+    p.start()
+    p.join(30)
+    assert arr[:] == [i * 2 for i in range(10)] and rv.value == 2.5 and s.value == b"bye"
+    with arr.get_lock():
+        arr[0] = 7
+    assert arr[0] == 7 and len(arr) == 10
+
+
+# ---- Pool, Manager, executors ---------------------------------------------------------------
+
+def test_pool(ctx):
+    got = []
+    errs = []
+    with ctx.Pool(3, initializer=_set_env, initargs=("POOL_INIT", "yes")) as pool:
+        assert pool.map(square, range(20), chunksize=3) == [x * x for x in range(20)]
+        assert pool.map(lambda x: x + 1, range(5)) == [1, 2, 3, 4, 5]
+        assert sorted(pool.imap_unordered(square, range(10))) == [x * x for x in range(10)]
+        assert list(pool.imap(square, range(5))) == [0, 1, 4, 9, 16]
+        assert pool.starmap(pow, [(2, 3), (3, 2)]) == [8, 9]
+        assert pool.apply(_get_env, ("POOL_INIT",)) == "yes"
+        r = pool.apply_async(square, (7,), callback=got.append)
+        assert r.get(30) == 49
+        e = pool.apply_async(int, ("x",), error_callback=errs.append)
+        with pytest.raises(ValueError):
+            e.get(30)
+        m = pool.map_async(square, [1, 2])
+        assert m.get(30) == [1, 4]
+    assert got == [49] and isinstance(errs[0], ValueError)
+
+
+def test_pool_maxtasksperchild(ctx):
+    with ctx.Pool(2, maxtasksperchild=2) as pool:
+        pids = set(pool.map(_pid_of, range(8), chunksize=1))
+    assert len(pids) >= 2
+
+
+def _set_env(k, v):
+    os.environ[k] = v
+
+
+def _get_env(k):
+    return os.environ.get(k)
+
+
+def _pid_of(_):
+    return os.getpid()
+
+
+def test_manager(ctx):
+    with ctx.Manager() as m:
+        d = m.dict()
+        lst = m.list()
+        p = ctx.Process(target=lambda: (d.__setitem__("k", "v"), lst.append(1)))
+        p.start()
+        p.join(30)
+        assert dict(d) == {"k": "v"} and list(lst) == [1]
+
+
+def test_process_pool_executor(ctx):
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as ex:
+        assert list(ex.map(square, range(6))) == [0, 1, 4, 9, 16, 25]
