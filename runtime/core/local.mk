@@ -3,8 +3,10 @@ runtime_libdragon_impl_la_SOURCES += \
 	runtime/core/error.c runtime/core/err.h \
 	runtime/core/shm.c runtime/core/shm.h \
 	runtime/core/fdpass.c runtime/core/fdpass.h \
-	runtime/core/pool.c runtime/core/pool_internal.h \
-	runtime/core/channel.c runtime/core/channel_remote.h runtime/core/channel_internal.h
+	runtime/core/pool.c runtime/core/pool_alloc.c runtime/core/pool_cache.c \
+	runtime/core/pool_impl.h runtime/core/pool_internal.h \
+	runtime/core/channel.c runtime/core/channel_ring.c runtime/core/channel_ring.h \
+	runtime/core/channel_remote.h runtime/core/channel_internal.h
 dragoninclude_HEADERS += include/dragon/pool.h include/dragon/channel.h
 runtime_libdragon_impl_la_CFLAGS += $(SODIUM_CFLAGS)
 runtime_libdragon_impl_la_LIBADD += $(SODIUM_LIBS)
@@ -36,7 +38,8 @@ EXTRA_DIST += tests/stress/stress-channels.sh
 # the compiler has -fsanitize=thread (tests/unit/tsan-channel.sh).
 TSAN_SRCS = $(srcdir)/tests/unit/test_channel.c $(srcdir)/tests/unit/tsan_remote_stub.c \
 	$(srcdir)/runtime/core/error.c $(srcdir)/runtime/core/shm.c $(srcdir)/runtime/core/fdpass.c \
-	$(srcdir)/runtime/core/pool.c $(srcdir)/runtime/core/channel.c
+	$(srcdir)/runtime/core/pool.c $(srcdir)/runtime/core/pool_alloc.c $(srcdir)/runtime/core/pool_cache.c \
+	$(srcdir)/runtime/core/channel.c $(srcdir)/runtime/core/channel_ring.c
 tests/unit/test_channel_tsan: $(TSAN_SRCS) $(srcdir)/runtime/core/*.h
 	$(CC) -fsanitize=thread -g -O1 -pthread $(DEFS) $(DEFAULT_INCLUDES) $(AM_CPPFLAGS) \
 		$(CMOCKA_CFLAGS) $(SODIUM_CFLAGS) -o $@ $(TSAN_SRCS) $(CMOCKA_LIBS) $(SODIUM_LIBS)
