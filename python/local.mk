@@ -61,6 +61,12 @@ install-exec-hook: python-install-hook
 python-install-hook:
 	rm -f $(DESTDIR)$(dragonpyexecdir)/_core.la
 
+# Without its .la, libtool's uninstall does not know the module: remove it here.
+uninstall-hook: python-uninstall-hook
+.PHONY: python-uninstall-hook
+python-uninstall-hook:
+	rm -f $(DESTDIR)$(dragonpyexecdir)/_core.so
+
 # ---- Jupyter (issue 13): dragon.jupyter, the dragon-jupyter command, the "Python 3 (Dragon)" kernel spec.
 dragonjupyterdir = $(pythondir)/dragon/jupyter
 dragonjupyter_PYTHON = python/dragon/jupyter/__init__.py python/dragon/jupyter/__main__.py \
