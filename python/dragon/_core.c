@@ -618,6 +618,43 @@ fail:
 	return NULL;
 }
 
+/* argv, env and cwd of a new process (group or single), converted and kept alive while used. */
+struct spawn_args {
+	const char **argv, **env;
+	PyObject *keep_a, *keep_e, *cwd_o;
+	dragon_process_opts_t opts;
+};
+
+/* Fill sa from Python's argv (a non-empty sequence) and env (None or NAME=VALUE strings); cwd_o
+ * (from opt_path) is taken over. -1 with an exception set; spawn_args_free in every case. */
+static int spawn_args_load(struct spawn_args *sa, PyObject *argv_o, PyObject *env_o)
+{
+	dragon_process_opts_t init = DRAGON_PROCESS_OPTS_INIT;
+
+	sa->opts = init;
+	if (!(sa->argv = str_array(argv_o, "argv must be a sequence", &sa->keep_a)))
+		return -1;
+	if (!sa->argv[0]) {
+		PyErr_SetString(PyExc_ValueError, "argv is empty");
+		return -1;
+	}
+	if (env_o != Py_None &&
+	    !(sa->env = str_array(env_o, "env must be a sequence of NAME=VALUE", &sa->keep_e)))
+		return -1;
+	sa->opts.cwd = sa->cwd_o ? PyBytes_AS_STRING(sa->cwd_o) : NULL;
+	sa->opts.env = sa->env;
+	return 0;
+}
+
+static void spawn_args_free(struct spawn_args *sa)
+{
+	PyMem_Free(sa->argv);
+	PyMem_Free(sa->env);
+	Py_XDECREF(sa->keep_a);
+	Py_XDECREF(sa->keep_e);
+	Py_XDECREF(sa->cwd_o);
+}
+
 /*
  * group_create(argv, n=1, policy=ROUND_ROBIN, node=0, env=None, cwd=None, name=None,
  *              outlive=False, discard_output=False) -> gid
@@ -628,41 +665,28 @@ static PyObject *py_group_create(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwl[] = {"argv", "n", "policy", "node", "env", "cwd", "name", "outlive",
 			      "discard_output", NULL};
-	PyObject *argv_o, *env_o = Py_None, *keep_a = NULL, *keep_e = NULL, *cwd_o = NULL;
+	struct spawn_args sa = {0};
+	PyObject *argv_o, *env_o = Py_None;
 	unsigned n = 1, node = 0;
 	int policy = DRAGON_POLICY_ROUND_ROBIN, outlive = 0, discard = 0, rc;
 	const char *name = NULL;
-	const char **argv = NULL, **env = NULL;
 	dragon_gid_t gid = 0;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|IiIOO&zpp", kwl, &argv_o, &n, &policy, &node,
-					 &env_o, opt_path, &cwd_o, &name, &outlive,
+					 &env_o, opt_path, &sa.cwd_o, &name, &outlive,
 					 &discard))
 		return NULL;
-	if (!(argv = str_array(argv_o, "argv must be a sequence", &keep_a)))
-		goto out;
-	if (!argv[0]) {
-		PyErr_SetString(PyExc_ValueError, "argv is empty");
-		goto out;
+	if (spawn_args_load(&sa, argv_o, env_o) == 0) {
+		sa.opts.outlive = outlive;
+		sa.opts.output = discard ? DRAGON_OUTPUT_DISCARD : DRAGON_OUTPUT_INHERIT;
+		Py_BEGIN_ALLOW_THREADS
+		rc = dragon_group_create(sa.argv, n, (enum dragon_policy)policy, node, &sa.opts,
+					 name, &gid);
+		Py_END_ALLOW_THREADS
+		if (rc)
+			raise_rc(rc);
 	}
-	if (env_o != Py_None && !(env = str_array(env_o, "env must be a sequence of NAME=VALUE", &keep_e)))
-		goto out;
-	dragon_process_opts_t opts = DRAGON_PROCESS_OPTS_INIT;
-	opts.cwd = cwd_o ? PyBytes_AS_STRING(cwd_o) : NULL;
-	opts.env = env;
-	opts.outlive = outlive;
-	opts.output = discard ? DRAGON_OUTPUT_DISCARD : DRAGON_OUTPUT_INHERIT;
-	Py_BEGIN_ALLOW_THREADS
-	rc = dragon_group_create(argv, n, (enum dragon_policy)policy, node, &opts, name, &gid);
-	Py_END_ALLOW_THREADS
-	if (rc)
-		raise_rc(rc);
-out:
-	PyMem_Free(argv);
-	PyMem_Free(env);
-	Py_XDECREF(keep_a);
-	Py_XDECREF(keep_e);
-	Py_XDECREF(cwd_o);
+	spawn_args_free(&sa);
 	if (PyErr_Occurred())
 		return NULL;
 	return PyLong_FromUnsignedLongLong(gid);
@@ -719,37 +743,23 @@ static PyObject *py_group_signal(PyObject *self, PyObject *args)
 static PyObject *py_process_create(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwl[] = {"argv", "env", "cwd", "outlive", NULL};
-	PyObject *argv_o, *env_o = Py_None, *keep_a = NULL, *keep_e = NULL, *cwd_o = NULL;
+	struct spawn_args sa = {0};
+	PyObject *argv_o, *env_o = Py_None;
 	int outlive = 0, rc;
-	const char **argv = NULL, **env = NULL;
 	dragon_puid_t puid = 0;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO&p", kwl, &argv_o, &env_o, opt_path,
-					 &cwd_o, &outlive))
+					 &sa.cwd_o, &outlive))
 		return NULL;
-	if (!(argv = str_array(argv_o, "argv must be a sequence", &keep_a)))
-		goto out;
-	if (!argv[0]) {
-		PyErr_SetString(PyExc_ValueError, "argv is empty");
-		goto out;
+	if (spawn_args_load(&sa, argv_o, env_o) == 0) {
+		sa.opts.outlive = outlive;
+		Py_BEGIN_ALLOW_THREADS
+		rc = dragon_process_create(sa.argv, &sa.opts, &puid);
+		Py_END_ALLOW_THREADS
+		if (rc)
+			raise_rc(rc);
 	}
-	if (env_o != Py_None && !(env = str_array(env_o, "env must be a sequence of NAME=VALUE", &keep_e)))
-		goto out;
-	dragon_process_opts_t opts = DRAGON_PROCESS_OPTS_INIT;
-	opts.cwd = cwd_o ? PyBytes_AS_STRING(cwd_o) : NULL;
-	opts.env = env;
-	opts.outlive = outlive;
-	Py_BEGIN_ALLOW_THREADS
-	rc = dragon_process_create(argv, &opts, &puid);
-	Py_END_ALLOW_THREADS
-	if (rc)
-		raise_rc(rc);
-out:
-	PyMem_Free(argv);
-	PyMem_Free(env);
-	Py_XDECREF(keep_a);
-	Py_XDECREF(keep_e);
-	Py_XDECREF(cwd_o);
+	spawn_args_free(&sa);
 	if (PyErr_Occurred())
 		return NULL;
 	return PyLong_FromUnsignedLongLong(puid);
