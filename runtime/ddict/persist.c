@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "core/err.h"
+#include "core/le.h"
 #include "ddict/dd.h"
 
 /*
@@ -24,31 +25,6 @@
 #define HDR_LEN 48
 #define SUM_LEN 32
 #define REC_HDR 12
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get32(const unsigned char *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 void dd_shard_path(const char *dir, unsigned index, unsigned n, char *out, size_t cap)
 {
@@ -97,19 +73,19 @@ int dd_shard_save(const struct dd_shard *s, const char *path)
 		return dg_err_sys("persist: fdopen %s", tmp);
 	}
 	crypto_generichash_init(&w.st, NULL, 0, SUM_LEN);
-	put32(hdr + 8, 1);
-	put32(hdr + 12, s->h->index);
-	put32(hdr + 16, s->h->nmanagers);
-	put32(hdr + 20, 0);
-	put64(hdr + 24, s->h->count);
-	put64(hdr + 32, recbytes);
-	put64(hdr + 40, 0);
+	dg_le_put32(hdr + 8, 1);
+	dg_le_put32(hdr + 12, s->h->index);
+	dg_le_put32(hdr + 16, s->h->nmanagers);
+	dg_le_put32(hdr + 20, 0);
+	dg_le_put64(hdr + 24, s->h->count);
+	dg_le_put64(hdr + 32, recbytes);
+	dg_le_put64(hdr + 40, 0);
 	emit(&w, hdr, HDR_LEN);
 	for (uint64_t i = 0; i < s->h->nbuckets; i++)
 		for (uint64_t off = b[i]; off; off = ((struct dd_entry *)(s->base + off))->next) {
 			const struct dd_entry *e = (struct dd_entry *)(s->base + off);
-			put32(rh, e->klen);
-			put64(rh + 4, e->vlen);
+			dg_le_put32(rh, e->klen);
+			dg_le_put64(rh + 4, e->vlen);
 			emit(&w, rh, REC_HDR);
 			emit(&w, e->key, e->klen);
 			emit(&w, s->base + e->val_off, e->vlen);
@@ -177,7 +153,7 @@ int dd_shard_load(struct dd_shard *s, const char *path)
 		}
 		pos += (size_t)r;
 	}
-	if (memcmp(buf, "DDSHARD1", 8) || get32(buf + 8) != 1) {
+	if (memcmp(buf, "DDSHARD1", 8) || dg_le_get32(buf + 8) != 1) {
 		rc = dg_err(DRAGON_EBADDESC, "restore: %s is not a dictionary shard (bad magic or version)",
 			    path);
 		goto out;
@@ -188,15 +164,15 @@ int dd_shard_load(struct dd_shard *s, const char *path)
 			    path);
 		goto out;
 	}
-	if (get32(buf + 12) != s->h->index || get32(buf + 16) != s->h->nmanagers) {
+	if (dg_le_get32(buf + 12) != s->h->index || dg_le_get32(buf + 16) != s->h->nmanagers) {
 		rc = dg_err(DRAGON_EINVAL,
 			    "restore: %s is shard %u of %u, this is manager %u of %u (restore needs as "
 			    "many managers as persisted)",
-			    path, get32(buf + 12), get32(buf + 16), s->h->index, s->h->nmanagers);
+			    path, dg_le_get32(buf + 12), dg_le_get32(buf + 16), s->h->index, s->h->nmanagers);
 		goto out;
 	}
-	keys = get64(buf + 24);
-	recbytes = get64(buf + 32);
+	keys = dg_le_get64(buf + 24);
+	recbytes = dg_le_get64(buf + 32);
 	if (recbytes != len - HDR_LEN - SUM_LEN) {
 		rc = dg_err(DRAGON_EBADDESC, "restore: shard %s: header says %llu record bytes, file has %zu",
 			    path, (unsigned long long)recbytes, len - HDR_LEN - SUM_LEN);
@@ -208,8 +184,8 @@ int dd_shard_load(struct dd_shard *s, const char *path)
 		uint64_t kl, vl;
 		if (len - SUM_LEN - pos < REC_HDR)
 			goto bad;
-		kl = get32(buf + pos);
-		vl = get64(buf + pos + 4);
+		kl = dg_le_get32(buf + pos);
+		vl = dg_le_get64(buf + pos + 4);
 		pos += REC_HDR;
 		if (kl > DD_KEY_MAX || kl > len - SUM_LEN - pos || vl > len - SUM_LEN - pos - kl)
 			goto bad;
@@ -227,7 +203,7 @@ int dd_shard_load(struct dd_shard *s, const char *path)
 	dd_shard_clear(s);
 	pos = HDR_LEN;
 	for (uint64_t k = 0; k < keys; k++) {
-		uint64_t kl = get32(buf + pos), vl = get64(buf + pos + 4);
+		uint64_t kl = dg_le_get32(buf + pos), vl = dg_le_get64(buf + pos + 4);
 		const unsigned char *key = buf + pos + REC_HDR;
 		rc = dd_shard_put(s, dragon_ddict_hash(key, kl), key, kl, key + kl, vl, NULL);
 		if (rc) {

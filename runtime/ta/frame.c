@@ -6,45 +6,7 @@
 #include <sodium.h>
 
 #include "core/err.h"
-
-static void put16(unsigned char *p, uint16_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint16_t get16(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
+#include "core/le.h"
 
 /*
  * Poly1305 is a one-time authenticator: its key must never sign two messages. The key of a frame
@@ -64,21 +26,21 @@ int dg_frame_encode(const unsigned char key[DG_FRAME_KEY], const struct dg_frame
 {
 	unsigned char otk[crypto_onetimeauth_KEYBYTES];
 
-	put32(out + 0, DG_FRAME_MAGIC);
+	dg_le_put32(out + 0, DG_FRAME_MAGIC);
 	out[4] = DG_FRAME_VERSION;
 	out[5] = h->type;
-	put16(out + 6, h->flags);
-	put32(out + 8, h->src);
-	put32(out + 12, h->dst);
-	put64(out + 16, h->epoch);
-	put64(out + 24, h->seq);
-	put64(out + 36, h->ack);
-	put32(out + 44, h->port);
-	put32(out + 48, h->len);
-	put64(out + 52, h->msg_len);
+	dg_le_put16(out + 6, h->flags);
+	dg_le_put32(out + 8, h->src);
+	dg_le_put32(out + 12, h->dst);
+	dg_le_put64(out + 16, h->epoch);
+	dg_le_put64(out + 24, h->seq);
+	dg_le_put64(out + 36, h->ack);
+	dg_le_put32(out + 44, h->port);
+	dg_le_put32(out + 48, h->len);
+	dg_le_put64(out + 52, h->msg_len);
 	/* the offset is split (high half at 32, low at 60) to keep the other fields aligned */
-	put32(out + 32, (uint32_t)(h->offset >> 32));
-	put32(out + 60, (uint32_t)h->offset);
+	dg_le_put32(out + 32, (uint32_t)(h->offset >> 32));
+	dg_le_put32(out + 60, (uint32_t)h->offset);
 	if (h->len && payload != out + DG_FRAME_HDR)
 		memcpy(out + DG_FRAME_HDR, payload, h->len);
 	frame_key(key, out, otk);
@@ -96,21 +58,21 @@ int dg_frame_decode(const unsigned char key[DG_FRAME_KEY], const unsigned char *
 
 	if (n < DG_FRAME_OVERHEAD)
 		return dg_err(DRAGON_EPROTO, "frame of %zu bytes is shorter than %d", n, DG_FRAME_OVERHEAD);
-	if (get32(buf) != DG_FRAME_MAGIC)
-		return dg_err(DRAGON_EPROTO, "frame has bad magic 0x%08x", get32(buf));
+	if (dg_le_get32(buf) != DG_FRAME_MAGIC)
+		return dg_err(DRAGON_EPROTO, "frame has bad magic 0x%08x", dg_le_get32(buf));
 	if (buf[4] != DG_FRAME_VERSION)
 		return dg_err(DRAGON_EPROTO, "frame version %u, expected %d", buf[4], DG_FRAME_VERSION);
 	h->type = buf[5];
-	h->flags = get16(buf + 6);
-	h->src = get32(buf + 8);
-	h->dst = get32(buf + 12);
-	h->epoch = get64(buf + 16);
-	h->seq = get64(buf + 24);
-	h->ack = get64(buf + 36);
-	h->port = get32(buf + 44);
-	h->len = get32(buf + 48);
-	h->msg_len = get64(buf + 52);
-	h->offset = ((uint64_t)get32(buf + 32) << 32) | get32(buf + 60);
+	h->flags = dg_le_get16(buf + 6);
+	h->src = dg_le_get32(buf + 8);
+	h->dst = dg_le_get32(buf + 12);
+	h->epoch = dg_le_get64(buf + 16);
+	h->seq = dg_le_get64(buf + 24);
+	h->ack = dg_le_get64(buf + 36);
+	h->port = dg_le_get32(buf + 44);
+	h->len = dg_le_get32(buf + 48);
+	h->msg_len = dg_le_get64(buf + 52);
+	h->offset = ((uint64_t)dg_le_get32(buf + 32) << 32) | dg_le_get32(buf + 60);
 	if (h->type == 0 || h->type >= DG_FRAME_TYPE_MAX)
 		return dg_err(DRAGON_EPROTO, "frame type %u unknown", h->type);
 	if ((size_t)h->len != n - DG_FRAME_OVERHEAD)
