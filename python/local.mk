@@ -14,7 +14,7 @@ python_dragon__core_la_CPPFLAGS = $(AM_CPPFLAGS) $(PYTHON_CPPFLAGS)
 python_dragon__core_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared
 python_dragon__core_la_LIBADD = runtime/libdragon_impl.la
 
-EXTRA_DIST += python/dragon/_config.py.in contrib/debian/python3-dragon.install
+EXTRA_DIST += python/stage.sh python/dragon/_config.py.in contrib/debian/python3-dragon.install
 CLEANFILES += python/dragon/_config.py
 
 python/dragon/_config.py: $(srcdir)/python/dragon/_config.py.in Makefile
@@ -27,17 +27,14 @@ python/dragon/_config.py: $(srcdir)/python/dragon/_config.py.in Makefile
 all-local: python-stage
 .PHONY: python-stage
 python-stage: python/dragon/_core.la python/dragon/_config.py
-	@for f in $(dragonpy_PYTHON); do \
-		if test ! -e "$$f" || test -L "$$f"; then ln -sf "$(abs_top_srcdir)/$$f" "$$f"; fi; \
-	done; \
+	@$(SHELL) $(srcdir)/python/stage.sh '$(abs_top_srcdir)' '$(abs_top_builddir)' $(dragonpy_PYTHON); \
 	ln -sf .libs/_core.so python/dragon/_core.so
 
 clean-local: python-clean
 .PHONY: python-clean
 python-clean:
 	-rm -f python/dragon/_core.so
-	-test "$(abs_top_srcdir)" = "$(abs_top_builddir)" || \
-		for f in $(dragonpy_PYTHON); do test -L "$$f" && rm -f "$$f"; done
+	-test "$(abs_top_srcdir)" = "$(abs_top_builddir)" || rm -f $(dragonpy_PYTHON)
 
 # make check: the pytest suites against the build tree (tests/python/run.sh fails loudly if the
 # built module does not import: no silent skip).
@@ -101,14 +98,11 @@ python/jupyter/kernels/dragon_python3/kernel.json: $(srcdir)/python/kernel.json.
 all-local: jupyter-stage
 .PHONY: jupyter-stage
 jupyter-stage: python-stage python/dragon-jupyter python/jupyter/kernels/dragon_python3/kernel.json
-	@$(MKDIR_P) python/dragon/jupyter; for f in $(dragonjupyter_PYTHON); do \
-		if test ! -e "$$f" || test -L "$$f"; then ln -sf "$(abs_top_srcdir)/$$f" "$$f"; fi; \
-	done
+	@$(SHELL) $(srcdir)/python/stage.sh '$(abs_top_srcdir)' '$(abs_top_builddir)' $(dragonjupyter_PYTHON)
 clean-local: jupyter-clean
 .PHONY: jupyter-clean
 jupyter-clean:
-	-test "$(abs_top_srcdir)" = "$(abs_top_builddir)" || \
-		for f in $(dragonjupyter_PYTHON); do test -L "$$f" && rm -f "$$f"; done
+	-test "$(abs_top_srcdir)" = "$(abs_top_builddir)" || rm -f $(dragonjupyter_PYTHON)
 # make check: the tutorial notebooks through nbclient, interrupt/restart, the server's token and
 # address (tests/jupyter/run.sh; the browser part: make check-jupyter-browser).
 TESTS += tests/jupyter/run.sh

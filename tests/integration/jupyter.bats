@@ -6,6 +6,12 @@ setup() {
 	B="${top_builddir:?}"
 	S="${top_srcdir:?}"
 	OUT="$(mktemp -d /var/tmp/dragon-jupyter-bats.XXXXXX)"
+	# The nodes see their own /tmp: a checkout there is invisible to them, so the job runs a copy
+	# of the test scripts and notebooks (the same layout: tests/jupyter beside examples/notebooks).
+	SV="$OUT/src"
+	mkdir -p "$SV/tests" "$SV/examples"
+	cp -r "$S/tests/jupyter" "$SV/tests/"
+	cp -r "$S/examples/notebooks" "$SV/examples/"
 	# The kernel runs beside nbclient on the job's first node: its files may live in that node's /tmp.
 	JENV="JUPYTER_PATH=$B/python/jupyter JUPYTER_RUNTIME_DIR=/tmp/jupyter-rt JUPYTER_CONFIG_DIR=/tmp/jupyter-cfg JUPYTER_DATA_DIR=/tmp/jupyter-data IPYTHONDIR=/tmp/ipython"
 }
@@ -16,7 +22,7 @@ teardown() {
 
 @test "jupyter: nbclient runs the tutorial notebook on a kernel in a 3-node --dragon job: every node in its cells" {
 	run timeout 600 sbatch -N3 --dragon -W -o "$OUT/job.out" \
-		--wrap "srun --dragon -N1 -n1 env $JENV /usr/bin/python3 $S/tests/jupyter/run_notebooks.py --nodes 3 --hosts-re 'dgtc[0-9]*-node[123]'"
+		--wrap "srun --dragon -N1 -n1 env $JENV /usr/bin/python3 $SV/tests/jupyter/run_notebooks.py --nodes 3 --hosts-re 'dgtc[0-9]*-node[123]'"
 	cat "$OUT/job.out"
 	[ "$status" -eq 0 ]
 	grep -q "^ok: dragon_tutorial.ipynb on 3 node(s)" "$OUT/job.out"
@@ -25,7 +31,7 @@ teardown() {
 
 @test "jupyter: interrupt a Pool.map over 3 nodes: no worker left on any node, the next cell works; restart leaves nothing" {
 	run timeout 600 sbatch -N3 --dragon -W -o "$OUT/job.out" \
-		--wrap "srun --dragon -N1 -n1 env $JENV /usr/bin/python3 $S/tests/jupyter/interrupt_restart.py --nodes 3"
+		--wrap "srun --dragon -N1 -n1 env $JENV /usr/bin/python3 $SV/tests/jupyter/interrupt_restart.py --nodes 3"
 	cat "$OUT/job.out"
 	[ "$status" -eq 0 ]
 	grep -q "^map running on 6 workers, hosts \['dgtc[0-9]*-node1', 'dgtc[0-9]*-node2', 'dgtc[0-9]*-node3'\]" "$OUT/job.out"
@@ -37,7 +43,7 @@ teardown() {
 	shot="${DRAGON_JUPYTER_SCREENSHOT:-$OUT/notebook.png}"
 	case $shot in /*) ;; *) shot="$S/$shot" ;; esac
 	run timeout 600 sbatch -N3 --dragon -W -o "$OUT/job.out" \
-		--wrap "srun --dragon -N1 -n1 env $JENV sh -c 'cd $S/tests/jupyter && mkdir -p /tmp/bw && /usr/bin/python3 browser_check.py --cmd $B/python/dragon-jupyter --workdir /tmp/bw --nodes 3 --screenshot $shot; rc=\$?; rm -rf /tmp/bw; exit \$rc'"
+		--wrap "srun --dragon -N1 -n1 env $JENV sh -c 'cd $SV/tests/jupyter && mkdir -p /tmp/bw && /usr/bin/python3 browser_check.py --cmd $B/python/dragon-jupyter --workdir /tmp/bw --nodes 3 --screenshot $shot; rc=\$?; rm -rf /tmp/bw; exit \$rc'"
 	cat "$OUT/job.out"
 	[ "$status" -eq 0 ]
 	grep -q "^3 nodes: dgtc[0-9]*-node1 dgtc[0-9]*-node2 dgtc[0-9]*-node3$" "$OUT/job.out"

@@ -7,6 +7,8 @@ setup() {
 	S="${top_srcdir:?}"
 	DRAGON="$B/runtime/launcher/dragon"
 	OUT="$(mktemp -d /var/tmp/dragon-python-bats.XXXXXX)"
+	# The nodes see their own /tmp, where a checkout may be: the job runs a copy of the script.
+	cp "$S/tests/python/multinode_hosts.py" "$OUT/"
 }
 
 teardown() {
@@ -16,7 +18,7 @@ teardown() {
 @test "python: dragon prog.py in a 3-node batch job puts Process and Pool children on all three nodes" {
 	cat > "$OUT/job.sh" <<-JOB
 	#!/bin/sh
-	PYTHONPATH="$B/python" "$DRAGON" /usr/bin/python3 "$S/tests/python/multinode_hosts.py"
+	PYTHONPATH="$B/python" "$DRAGON" /usr/bin/python3 "$OUT/multinode_hosts.py"
 	echo "rc=\$?"
 	JOB
 	chmod +x "$OUT/job.sh"
@@ -35,7 +37,7 @@ teardown() {
 
 @test "python: a srun --dragon task joins the job's fabric and spreads its children over the nodes" {
 	run timeout 300 sbatch -N3 --dragon -W -o "$OUT/job.out" \
-		--wrap "PYTHONPATH=$B/python srun --dragon -N1 -n1 /usr/bin/python3 $S/tests/python/multinode_hosts.py"
+		--wrap "PYTHONPATH=$B/python srun --dragon -N1 -n1 /usr/bin/python3 $OUT/multinode_hosts.py"
 	cat "$OUT/job.out"
 	[ "$status" -eq 0 ]
 	grep -q "^MULTINODE OK$" "$OUT/job.out"
