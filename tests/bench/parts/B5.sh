@@ -4,7 +4,6 @@
 # one, and brings it down). A part that cannot run here prints skip,B5,*,REASON and no result.
 B="${1:?build dir}"
 S="$(cd "$(dirname "$0")/../../.." && pwd)"
-tc="$S/contrib/testcluster"
 RUNS=20
 # bring-up is timed once per job (its first step), over JOBS jobs; the 1-16 rank sweep takes
 # SWEEP_RUNS per size and launcher (the whole part stays within a few minutes on 2 vCPUs)
@@ -18,56 +17,17 @@ skip() {
 }
 # The smoke run is part of make check, where tests/integration/cluster.sh may hold a cluster.
 [ -n "${BENCH_SMOKE:-}" ] && skip "smoke run: B5 brings up a Slurm test cluster of its own (make bench BENCH=B5)"
-[ "$(id -u)" = 0 ] || skip "needs root for the Slurm test cluster"
-case "$B" in /tmp/* | /dev/shm/*) skip "the build tree $B is under /tmp, which every test cluster node replaces" ;; esac
 JOIN="$B/tests/integration/join_check"
 DRAGON="$B/runtime/launcher/dragon"
 HELLO="$B/examples/hello"
 for f in "$JOIN" "$DRAGON" "$HELLO" "$B/spank/.libs/spank_dragon.so" "$B/runtime/ls/dragon-ls"; do
 	[ -x "$f" ] || [ -f "$f" ] || skip "$f is not built (make check_PROGRAMS=... or make check first)"
 done
-why=$("$tc" check 2>&1) || skip "the test cluster cannot run here: $why"
-if [ -n "${DRAGON_TC_ID+set}" ]; then
-	ids=${DRAGON_TC_ID:-default}
-else
-	ids="1 2 3 4 5 6 7 8 9"
-fi
-chosen=
-for i in $ids; do
-	[ "$i" = default ] && i=
-	export DRAGON_TC_ID="$i"
-	if "$tc" check >/dev/null 2>&1 && ! "$tc" status >/dev/null 2>&1; then
-		chosen=yes
-		break
-	fi
-done
-[ -n "$chosen" ] || skip "no free test cluster instance (tried: $ids)"
-export DRAGON_TC_BUILDDIR="$B"
-unset DRAGON_TC_PLUGIN DRAGON_TC_PLUGARGS DRAGON_TC_STATE
-# Until the transport agent is built, fabrics of several nodes run without it.
-[ -x "$B/runtime/ta/dragon-ta" ] || export DRAGON_TA=off
 work=$(mktemp -d /var/tmp/dragon-b5.XXXXXX)
-trap '"$tc" down >/dev/null 2>&1; rm -rf "$work"' EXIT
-"$tc" up 3 >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; skip "contrib/testcluster up 3 failed (instance '$DRAGON_TC_ID')"; }
-eval "$("$tc" env)"
-
-# The timing helper: "MEDIAN_MS FAILED" over RUNS runs (after one warm-up run); failed runs are
-# counted, not timed ("fail N" when none succeeded).
-cat >"$work/median.py" <<'PY'
-import subprocess, sys, time
-runs = int(sys.argv[1]); cmd = sys.argv[2:]
-subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-ts = []; failed = 0
-for _ in range(runs):
-    t = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if r.returncode != 0:
-        failed += 1; continue
-    ts.append((time.perf_counter() - t) * 1000)
-if not ts:
-    print("fail", failed); sys.exit(0)
-ts.sort(); print("%.2f %d" % (ts[len(ts) // 2], failed))
-PY
+. "$S/tests/bench/tc.sh"
+trap 'tc_down; rm -rf "$work"' EXIT
+tc_up B5
+cp "$S/tests/bench/median.py" "$work/median.py"
 # result IMPL CASE "MEDIAN FAILED": a result row, and a note when some runs failed.
 result() {
 	set -- "$1" "$2" $3
