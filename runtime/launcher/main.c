@@ -272,5 +272,8 @@ int main(int argc, char **argv)
 		free(pargv);
 		return c;
 	}
+	/* Any program may be a Python interpreter (`dragon python3 prog.py`) or start one: the
+	 * package is importable by every process of the fabric, not only by scripts we recognise. */
+	python_path();
 	return run(basedir, label, local, argv + optind);
 }

@@ -90,6 +90,13 @@ wait_for() { # wait_for FILE: up to 5 s
 	assert_clean
 }
 
+@test "an interpreter named as PROG imports the package too (its default start method stays CPython's)" {
+	run -0 env -u PYTHONPATH "$DRAGON" --runtime-dir "$BASE" "${PYTHON:-/usr/bin/python3}" -c \
+		'import multiprocessing as mp, dragon; print(dragon.__name__, mp.get_start_method())'
+	[ "$output" = "dragon fork" ]
+	assert_clean
+}
+
 @test "dragon -m MODULE runs Python's module; the options after it are the module's" {
 	run -0 bash -c "echo '{\"k\": [1]}' | '$DRAGON' --runtime-dir '$BASE' -m json.tool --compact"
 	[ "$output" = '{"k":[1]}' ]

@@ -75,7 +75,7 @@ if __name__ == "__main__":
         rate = n / (time.perf_counter() - t)
     print("hosts", len(hosts), "rate", "%.2f" % rate)
 PY
-timeout 300 sbatch -W -N3 -o "$work/map3.out" --wrap "'$B/runtime/launcher/dragon' '$PY' '$work/map3.py'" >/dev/null 2>"$work/map3.err"
+timeout 300 sbatch -W -N3 -o "$work/map3.out" --wrap "DRAGON_PYTHON='$PY' '$B/runtime/launcher/dragon' '$work/map3.py'" >/dev/null 2>"$work/map3.err"
 r=$(sed -n 's/^hosts \([0-9]*\) rate \([0-9.]*\)$/\1 \2/p' "$work/map3.out" 2>/dev/null)
 if [ -n "$r" ]; then
 	echo "result,B8,pool4-map-rate-3nodes,0,python-dragon,tasks/s,${r#* }"
