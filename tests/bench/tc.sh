@@ -1,4 +1,4 @@
-# tests/bench/tc.sh: sourced by the parts that need the Slurm test cluster: tc_up PART brings up a free instance of 3 nodes (or prints skip and exits), tc_down brings it down.
+# tests/bench/tc.sh: sourced by the parts that need the Slurm test cluster: tc_up PART brings up a free instance of 3 nodes (or prints skip and exits), tc_down brings down the one tc_up brought up, and nothing else.
 # Needs S (the source tree) and B (the build tree) set by the part.
 tc="$S/contrib/testcluster"
 tc_up() {
@@ -28,6 +28,9 @@ tc_up() {
 	unset DRAGON_TC_PLUGIN DRAGON_TC_PLUGARGS DRAGON_TC_STATE
 	# Until the transport agent is built, fabrics of several nodes run without it.
 	[ -x "$B/runtime/ta/dragon-ta" ] || export DRAGON_TA=off
+	# From here on the instance is ours to bring down, also if `up` fails half way (a busy
+	# instance found above is never touched).
+	_tc_mine=yes
 	"$tc" up 3 >"$work/up.log" 2>&1 || {
 		cat "$work/up.log" >&2
 		echo "skip,$_part,*,contrib/testcluster up 3 failed (instance '$DRAGON_TC_ID')"
@@ -36,5 +39,6 @@ tc_up() {
 	eval "$("$tc" env)"
 }
 tc_down() {
-	"$tc" down >/dev/null 2>&1
+	[ -n "${_tc_mine:-}" ] && "$tc" down >/dev/null 2>&1
+	_tc_mine=
 }
