@@ -73,6 +73,7 @@ sbatch_wait_long() {
 	srun -N1 -r1 "$DD" set pyd from-c c-value || exit 1
 	PYTHONPATH="$B/python" srun -N1 -r1 /usr/bin/python3 "$work/multinode_ddict.py" pyd || exit 1
 	srun -N1 -r2 sh -c 'echo "C reader on \$(hostname)"; "$DD" show pyd py-node0' || exit 1
+	srun -N1 -r0 "$B/runtime/launcher/dragon" status || exit 1
 	echo job done
 	EOF
 	run sbatch_wait_long -o "$work/out" "$work/job.sh"
@@ -86,4 +87,7 @@ sbatch_wait_long() {
 	grep -q "^DDICT MULTINODE OK$" "$work/out"
 	# the C program on the third node reads what Python on the first wrote
 	grep -q "^value written on dgtc[0-9]*-node1$" "$work/out"
+	# dragon status in the job: one manager on each node, holding every key between them
+	for n in 0 1 2; do grep -Eq "^      manager $n: node $n, pid [0-9]+, [1-9][0-9]* keys, " "$work/out"; done
+	[ "$(sed -n 's/^      manager [0-9]: node [0-9], pid [0-9]*, \([0-9]*\) keys, .*/\1/p' "$work/out" | awk "{ s += \$1 } END { print s }")" -eq 6005 ]
 }
