@@ -24,8 +24,14 @@
 
 static PyObject *DDictFullError; /* DRAGON_ENOSPACE: a DragonFullError that is a MemoryError */
 
+#define DD_CLOSED (-1000) /* not a DRAGON_E* code: the handle was destroyed or detached */
+
 static PyObject *dd_raise(int rc)
 {
+	if (rc == DD_CLOSED) {
+		PyErr_SetString(PyExc_ValueError, "dictionary handle is closed (destroyed or detached)");
+		return NULL;
+	}
 	if (rc != DRAGON_ENOSPACE)
 		return raise_rc(rc);
 	const char *detail = dragon_errmsg();
@@ -87,23 +93,21 @@ static void dd_dealloc(DDictObject *o)
 	PyObject_Free(o);
 }
 
-/* Run the statement with the GIL released and the handle's mutex held; a closed handle is a ValueError. */
-#define DD_CALL(o, rc, stmt)                                                              \
-	do {                                                                              \
-		int closed_ = 0;                                                          \
-		(rc) = 0;                                                                 \
-		Py_BEGIN_ALLOW_THREADS                                                    \
-		pthread_mutex_lock(&(o)->mu);                                             \
-		if (!(o)->d)                                                              \
-			closed_ = 1;                                                      \
-		else                                                                      \
-			stmt;                                                             \
-		pthread_mutex_unlock(&(o)->mu);                                           \
-		Py_END_ALLOW_THREADS                                                      \
-		if (closed_) {                                                            \
-			PyErr_SetString(PyExc_ValueError, "dictionary handle is closed"); \
-			return NULL;                                                      \
-		}                                                                         \
+/*
+ * Run the statement with the GIL released and the handle's mutex held. On a closed handle rc is
+ * DD_CLOSED instead, which dd_raise turns into a ValueError (after the caller released its buffers).
+ */
+#define DD_CALL(o, rc, stmt)                                            \
+	do {                                                            \
+		(rc) = 0;                                               \
+		Py_BEGIN_ALLOW_THREADS                                  \
+		pthread_mutex_lock(&(o)->mu);                           \
+		if (!(o)->d)                                            \
+			(rc) = DD_CLOSED;                               \
+		else                                                    \
+			stmt;                                           \
+		pthread_mutex_unlock(&(o)->mu);                         \
+		Py_END_ALLOW_THREADS                                    \
 	} while (0)
 
 /* ---- constructors --------------------------------------------------------------------------- */
@@ -229,7 +233,8 @@ static PyObject *dd_managers(DDictObject *o, PyObject *noargs)
 	unsigned n = 0;
 	int rc = 0;
 	DD_CALL(o, rc, n = dragon_ddict_managers(o->d));
-	(void)rc;
+	if (rc)
+		return dd_raise(rc);
 	return PyLong_FromUnsignedLong(n);
 }
 
@@ -241,8 +246,9 @@ static PyObject *dd_manager_of(DDictObject *o, PyObject *args)
 	if (!PyArg_ParseTuple(args, "y*", &k))
 		return NULL;
 	DD_CALL(o, rc, m = dragon_ddict_manager_of(o->d, k.buf, (size_t)k.len));
-	(void)rc;
 	PyBuffer_Release(&k);
+	if (rc)
+		return dd_raise(rc);
 	return PyLong_FromUnsignedLong(m);
 }
 
@@ -486,8 +492,7 @@ static PyObject *dd_wait_for_key(DDictObject *o, PyObject *args)
 		Py_END_ALLOW_THREADS
 		if (closed) {
 			PyBuffer_Release(&k);
-			PyErr_SetString(PyExc_ValueError, "dictionary handle is closed");
-			return NULL;
+			return dd_raise(DD_CLOSED);
 		}
 		if (rc != DRAGON_ETIMEDOUT || last)
 			break;
@@ -561,8 +566,7 @@ out:
 		return list;
 	Py_DECREF(list);
 	if (closed) {
-		PyErr_SetString(PyExc_ValueError, "dictionary handle is closed");
-		return NULL;
+		return dd_raise(DD_CLOSED);
 	}
 	if (rc == DRAGON_ENOMEM)
 		return PyErr_NoMemory();
