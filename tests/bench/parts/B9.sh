@@ -128,28 +128,16 @@ fi
 # is every operation over the slowest node's time, the rule of the other rows. Needs root and a
 # free cluster instance; not in the smoke run (make check may hold a cluster).
 cluster_rows() {
-	S="$(cd "$(dirname "$0")/../../.." && pwd)"
-	tc="$S/contrib/testcluster"
 	[ -n "${BENCH_SMOKE:-}" ] && { echo "skip,$P,3node-cluster,smoke run: the cluster rows need a Slurm test cluster of their own (make bench BENCH=B9)"; return; }
-	[ "$(id -u)" = 0 ] || { echo "skip,$P,3node-cluster,needs root for the Slurm test cluster"; return; }
-	case "$B" in /tmp/* | /dev/shm/*) echo "skip,$P,3node-cluster,the build tree $B is under /tmp, which every test cluster node replaces"; return ;; esac
-	[ -f "$B/spank/.libs/spank_dragon.so" ] || { echo "skip,$P,3node-cluster,the SPANK plugin is not built"; return; }
-	why=$("$tc" check 2>&1) || { echo "skip,$P,3node-cluster,the test cluster cannot run here: $(echo "$why" | tr ',\n' '  ')"; return; }
-	if [ -n "${DRAGON_TC_ID+set}" ]; then ids=${DRAGON_TC_ID:-default}; else ids="1 2 3 4 5 6 7 8 9"; fi
-	chosen=
-	for i in $ids; do
-		[ "$i" = default ] && i=
-		export DRAGON_TC_ID="$i"
-		if "$tc" check >/dev/null 2>&1 && ! "$tc" status >/dev/null 2>&1; then chosen=yes; break; fi
-	done
-	[ -n "$chosen" ] || { echo "skip,$P,3node-cluster,no free test cluster instance (tried: $ids)"; return; }
 	cw=$(mktemp -d /var/tmp/dragon-b9.XXXXXX)
 	(
-		export DRAGON_TC_BUILDDIR="$B"
-		unset DRAGON_TC_PLUGIN DRAGON_TC_PLUGARGS DRAGON_TC_STATE
-		trap '"$tc" down >/dev/null 2>&1' EXIT
-		"$tc" up 3 >"$cw/up.log" 2>&1 || { echo "skip,$P,3node-cluster,contrib/testcluster up 3 failed: $(tail -1 "$cw/up.log" | tr ',' ' ')"; exit 0; }
-		eval "$("$tc" env)"
+		S="$(cd "$(dirname "$0")/../../.." && pwd)"
+		work=$cw # tc_up's log goes there
+		. "$S/tests/bench/tc.sh"
+		# on a skip tc_up prints skip,B9,*,WHY and leaves this subshell; the trap comes after it,
+		# so that a skip for want of a free instance never brings down a busy one
+		tc_up "$P"
+		trap tc_down EXIT
 		cat >"$cw/job.sh" <<-EOF
 		#!/bin/sh
 		#SBATCH --dragon
