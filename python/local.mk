@@ -2,14 +2,14 @@
 
 dragonpydir = $(pythondir)/dragon
 dragonpy_PYTHON = python/dragon/__init__.py python/dragon/__main__.py python/dragon/_fabric.py \
-	python/dragon/_child.py python/dragon/mp.py python/dragon/native.py
+	python/dragon/_child.py python/dragon/mp.py python/dragon/native.py python/dragon/data.py
 nodist_dragonpy_PYTHON = python/dragon/_config.py
 
 # The extension links libdragon's objects (the convenience library) into itself: the module
 # then needs no LD_LIBRARY_PATH in the build tree and no libdragon.so beside it when installed.
 dragonpyexecdir = $(pyexecdir)/dragon
 dragonpyexec_LTLIBRARIES = python/dragon/_core.la
-python_dragon__core_la_SOURCES = python/dragon/_core.c
+python_dragon__core_la_SOURCES = python/dragon/_core.c python/dragon/_core.h python/dragon/_ddict.c
 python_dragon__core_la_CPPFLAGS = $(AM_CPPFLAGS) $(PYTHON_CPPFLAGS)
 python_dragon__core_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared
 python_dragon__core_la_LIBADD = runtime/libdragon_impl.la
@@ -40,9 +40,9 @@ python-clean:
 # built module does not import: no silent skip).
 TESTS += tests/python/run.sh
 EXTRA_DIST += tests/python/run.sh tests/python/conftest.py tests/python/test_core.py \
-	tests/python/test_mp.py tests/python/test_native.py tests/python/cpython-mp.sh \
+	tests/python/test_mp.py tests/python/test_native.py tests/python/test_ddict.py tests/python/cpython-mp.sh \
 	tests/python/cpython_mp.py tests/python/test_multiprocessing_dragon.py \
-	tests/python/multinode_hosts.py tests/integration/python.bats \
+	tests/python/multinode_hosts.py tests/python/multinode_ddict.py tests/integration/python.bats \
 	tests/python/bench_b8.py tests/bench/parts/B8.sh examples/python/pool_queue.py docs/python.md
 
 # make check-cpython-mp: CPython's own multiprocessing suite for the "dragon" start method.

@@ -105,6 +105,13 @@ int dragon_ddict_get_view(dragon_ddict_t *d, const void *key, size_t klen, const
 int dragon_ddict_pop(dragon_ddict_t *d, const void *key, size_t klen, void *buf, size_t cap,
 		     size_t *vlen);
 
+/*
+ * pop into a pool allocation, like get_mem: for a caller that does not know the value's size (a
+ * pop into a buffer that is too small loses the value).
+ */
+int dragon_ddict_pop_mem(dragon_ddict_t *d, const void *key, size_t klen, dragon_mem_t *mem,
+			 size_t *vlen);
+
 /* Remove a key; DRAGON_ENOTFOUND if absent. */
 int dragon_ddict_del(dragon_ddict_t *d, const void *key, size_t klen);
 

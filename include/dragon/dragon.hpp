@@ -20,6 +20,8 @@
 #include <chrono>
 #include <climits>
 #include <cstddef>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <optional>
@@ -1237,6 +1239,242 @@ private:
 	}
 	dragon_gid_t gid_ = 0;
 	unsigned n_ = 0;
+};
+
+// ---- distributed dictionary ------------------------------------------------------------------
+
+// How a dictionary is made (dragon/ddict.h): managers on each of the first `nodes` nodes (0:
+// every node), each holding at most `budget` bytes (0: 64 MiB); `timeout` bounds each operation
+// of this process's handles (0: 30 s).
+struct ddict_attr {
+	unsigned managers_per_node = 1;
+	unsigned nodes = 0;
+	std::size_t budget = 0;
+	lifetime life = lifetime::creator;
+	std::chrono::milliseconds timeout{0};
+};
+
+// One manager's use: keys, bytes of its budget used, the budget.
+struct ddict_stats {
+	std::uint64_t keys = 0, used = 0, budget = 0;
+};
+
+// A distributed dictionary: byte-string keys and values spread over manager processes on the
+// fabric's nodes (docs/ddict.md). Keys are the bytes given (a std::string's characters), so C,
+// C++ and Python (its str and bytes keys) see the same keys. The destructor detaches; destroy()
+// stops the managers. A handle is used by one thread at a time. A put past a manager's budget
+// throws errc::no_space naming the manager, a dead manager errc::peer; a missing key is nullopt
+// or false, not an exception.
+class ddict {
+public:
+	ddict() noexcept = default;
+
+	static ddict create(const std::string &name = {}, const ddict_attr &a = {})
+	{
+		dragon_ddict_attr_t c{a.managers_per_node, a.nodes, a.budget,
+				      a.life == lifetime::outlive ? DRAGON_DDICT_OUTLIVE : 0,
+				      a.timeout.count() > 0 ? detail::to_ms(a.timeout) : 0};
+		dragon_ddict_t *d = nullptr;
+		detail::check(dragon_ddict_create(detail::name_or_null(name), &c, &d), "dragon::ddict::create");
+		return ddict(d);
+	}
+	// By name, waiting for it up to timeout (errc::timed_out after it).
+	static ddict attach(const std::string &name) { return attach(name, forever); }
+	template <class Rep, class Period> static ddict attach(const std::string &name, std::chrono::duration<Rep, Period> timeout)
+	{
+		dragon_ddict_t *d = nullptr;
+		detail::check(dragon_ddict_attach(name.c_str(), detail::to_ms(timeout), &d), "dragon::ddict::attach");
+		return ddict(d);
+	}
+	// By a descriptor from serialize() (another process's; no name lookup).
+	static ddict attach_desc(const_bytes desc)
+	{
+		dragon_ddict_t *d = nullptr;
+		detail::check(dragon_ddict_attach_desc(desc.data(), desc.size(), &d), "dragon::ddict::attach_desc");
+		return ddict(d);
+	}
+	std::vector<std::byte> serialize() const
+	{
+		void *p = nullptr;
+		std::size_t n = 0;
+		detail::check(dragon_ddict_serialize(h_.valid("dragon::ddict::serialize"), &p, &n), "dragon::ddict::serialize");
+		std::vector<std::byte> v(static_cast<std::byte *>(p), static_cast<std::byte *>(p) + n);
+		std::free(p);
+		return v;
+	}
+
+	void put(const_bytes key, const_bytes value)
+	{
+		detail::check(dragon_ddict_put(h_.get(), key.data(), key.size(), value.data(), value.size()), "dragon::ddict::put");
+	}
+	template <class T> void put_value(const_bytes key, const T &v) { put(key, as_bytes(v)); }
+	// The value, nullopt if the key is absent.
+	std::optional<std::vector<std::byte>> get(const_bytes key) { return take(key, false, "dragon::ddict::get"); }
+	// The value as text (a std::string holds any bytes).
+	std::optional<std::string> get_string(const_bytes key)
+	{
+		auto v = get(key);
+		if (!v)
+			return std::nullopt;
+		return std::string(reinterpret_cast<const char *>(v->data()), v->size());
+	}
+	template <class T> std::optional<T> get_value(const_bytes key)
+	{
+		static_assert(std::is_trivially_copyable_v<T>, "only trivially copyable values travel as bytes");
+		T v;
+		auto n = get(key, mutable_bytes(&v, sizeof(T)));
+		if (!n)
+			return std::nullopt;
+		if (*n != sizeof(T))
+			throw error(DRAGON_EINVAL, "dragon::ddict::get_value", "the value is " + std::to_string(*n) + " bytes, not " + std::to_string(sizeof(T)));
+		return v;
+	}
+	// Into buf: its size, nullopt if absent; errc::too_big if it does not fit (nothing copied).
+	std::optional<std::size_t> get(const_bytes key, mutable_bytes buf)
+	{
+		std::size_t n = 0;
+		int rc = dragon_ddict_get(h_.get(), key.data(), key.size(), buf.data(), buf.size(), &n);
+		if (rc == DRAGON_ENOTFOUND)
+			return std::nullopt;
+		detail::check(rc, "dragon::ddict::get");
+		return n;
+	}
+	// get, then remove the key (one request).
+	std::optional<std::vector<std::byte>> pop(const_bytes key) { return take(key, true, "dragon::ddict::pop"); }
+	// false if the key was absent.
+	bool erase(const_bytes key)
+	{
+		int rc = dragon_ddict_del(h_.get(), key.data(), key.size());
+		if (rc == DRAGON_ENOTFOUND)
+			return false;
+		detail::check(rc, "dragon::ddict::erase");
+		return true;
+	}
+	bool contains(const_bytes key)
+	{
+		int present = 0;
+		detail::check(dragon_ddict_contains(h_.get(), key.data(), key.size(), &present), "dragon::ddict::contains");
+		return present != 0;
+	}
+	// Keys of the whole dictionary (or of the pinned manager).
+	std::uint64_t size()
+	{
+		std::uint64_t n = 0;
+		detail::check(dragon_ddict_len(h_.get(), &n), "dragon::ddict::size");
+		return n;
+	}
+	void clear() { detail::check(dragon_ddict_clear(h_.get()), "dragon::ddict::clear"); }
+	// Every key (of manager m; -1: of all), each as a std::string of its bytes.
+	std::vector<std::string> keys(int m = -1)
+	{
+		dragon_ddict_iter_t *it = nullptr;
+		detail::check(dragon_ddict_iter_start(h_.get(), m, &it), "dragon::ddict::keys");
+		std::vector<std::string> out;
+		std::string k(256, '\0');
+		for (;;) {
+			std::size_t n = 0;
+			int rc = dragon_ddict_iter_next(it, k.data(), k.size(), &n);
+			if (rc == DRAGON_ETOOBIG) {
+				k.resize(n);
+				continue;
+			}
+			if (rc == DRAGON_ENOTFOUND)
+				break;
+			if (rc != DRAGON_OK) {
+				std::string msg = dragon_errmsg();
+				dragon_ddict_iter_end(it);
+				throw error(rc, "dragon::ddict::keys", msg);
+			}
+			out.emplace_back(k.data(), n);
+		}
+		dragon_ddict_iter_end(it);
+		return out;
+	}
+	// Atomically add delta to the 8-byte little-endian counter at key (absent: 0); the value before.
+	std::int64_t fetch_add(const_bytes key, std::int64_t delta = 1)
+	{
+		std::int64_t old = 0;
+		detail::check(dragon_ddict_fetch_add(h_.get(), key.data(), key.size(), delta, &old), "dragon::ddict::fetch_add");
+		return old;
+	}
+	// Wait until the key exists: false after timeout.
+	void wait_for_key(const_bytes key) { wait_for_key(key, forever); }
+	template <class Rep, class Period> bool wait_for_key(const_bytes key, std::chrono::duration<Rep, Period> timeout)
+	{
+		int rc = dragon_ddict_wait_for_key(h_.get(), key.data(), key.size(), detail::to_ms(timeout));
+		if (rc == DRAGON_ETIMEDOUT)
+			return false;
+		detail::check(rc, "dragon::ddict::wait_for_key");
+		return true;
+	}
+	// Read-only (writes throw errc::permission_denied); gets on a manager's node read its shard in place.
+	void freeze() { detail::check(dragon_ddict_freeze(h_.get()), "dragon::ddict::freeze"); }
+	void unfreeze() { detail::check(dragon_ddict_unfreeze(h_.get()), "dragon::ddict::unfreeze"); }
+	void persist(const std::string &dir) { detail::check(dragon_ddict_persist(h_.get(), dir.c_str()), "dragon::ddict::persist"); }
+	void restore(const std::string &dir) { detail::check(dragon_ddict_restore(h_.get(), dir.c_str()), "dragon::ddict::restore"); }
+
+	// Puts between begin and commit are queued per manager and sent in large messages; commit()
+	// waits for their acknowledgements and throws the first failure. A batch dropped without
+	// commit() still sends its puts (a destructor cannot report their failure).
+	class batch {
+	public:
+		explicit batch(ddict &d) : d_(&d) { detail::check(dragon_ddict_batch_begin(d.h_.get()), "dragon::ddict::batch"); }
+		batch(const batch &) = delete;
+		batch &operator=(const batch &) = delete;
+		~batch()
+		{
+			if (d_)
+				dragon_ddict_batch_end(d_->h_.get());
+		}
+		void commit() { detail::check(dragon_ddict_batch_end(std::exchange(d_, nullptr)->h_.get()), "dragon::ddict::batch::commit"); }
+
+	private:
+		ddict *d_;
+	};
+
+	unsigned managers() const { return dragon_ddict_managers(h_.valid("dragon::ddict::managers")); }
+	unsigned manager_of(const_bytes key) const
+	{
+		return dragon_ddict_manager_of(h_.valid("dragon::ddict::manager_of"), key.data(), key.size());
+	}
+	ddict_stats stats(unsigned m)
+	{
+		ddict_stats s;
+		detail::check(dragon_ddict_manager_stats(h_.get(), m, &s.keys, &s.used, &s.budget), "dragon::ddict::stats");
+		return s;
+	}
+	// Every operation to manager m (-1: back to hashing).
+	void pin(int m) { detail::check(dragon_ddict_pin(h_.get(), m), "dragon::ddict::pin"); }
+	template <class Rep, class Period> void set_timeout(std::chrono::duration<Rep, Period> t)
+	{
+		detail::check(dragon_ddict_set_timeout(h_.get(), t == forever ? -1 : detail::to_ms(t)), "dragon::ddict::set_timeout");
+	}
+	// Stop every manager (the keys are gone for everyone unless persisted) and drop this handle.
+	void destroy()
+	{
+		detail::check(dragon_ddict_destroy(h_.valid("dragon::ddict::destroy")), "dragon::ddict::destroy");
+		h_.take();
+	}
+	void detach() noexcept { h_.reset(); }
+	explicit operator bool() const noexcept { return h_.get() != nullptr; }
+	dragon_ddict_t *native_handle() const noexcept { return h_.get(); }
+
+private:
+	explicit ddict(dragon_ddict_t *d) noexcept : h_(d) {}
+	std::optional<std::vector<std::byte>> take(const_bytes key, bool pop, const char *op)
+	{
+		dragon_mem_t m{};
+		std::size_t n = 0;
+		int rc = pop ? dragon_ddict_pop_mem(h_.get(), key.data(), key.size(), &m, &n)
+			     : dragon_ddict_get_mem(h_.get(), key.data(), key.size(), &m, &n);
+		if (rc == DRAGON_ENOTFOUND)
+			return std::nullopt;
+		detail::check(rc, op);
+		allocation a(m); // freed however the copy ends
+		const std::byte *p = static_cast<const std::byte *>(m.ptr);
+		return std::vector<std::byte>(p, p + n);
+	}
+	detail::handle<dragon_ddict_t, dragon_ddict_detach> h_;
 };
 
 // ---- names -----------------------------------------------------------------------------------

@@ -13,6 +13,8 @@
 #include <dragon/name.h>
 #include <dragon/process.h>
 
+#include "_core.h"
+
 /*
  * Every call crosses into C once and releases the GIL around anything that can wait, so other
  * Python threads (a Queue's feeder thread, a Process's waiter thread) run meanwhile. Errors become
@@ -23,7 +25,7 @@
 static PyObject *DragonError;
 static PyObject *err_class[DRAGON_ERR_MAX];
 
-static PyObject *raise_rc(int rc)
+PyObject *raise_rc(int rc)
 {
 	PyObject *cls = (rc > 0 && rc < DRAGON_ERR_MAX && err_class[rc]) ? err_class[rc] : DragonError;
 	const char *detail = dragon_errmsg();
@@ -973,5 +975,7 @@ PyMODINIT_FUNC PyInit__core(void)
 	PyModule_AddIntConstant(m, "NAME_CHANNEL", DRAGON_NAME_CHANNEL);
 	PyModule_AddIntConstant(m, "NAME_USER", DRAGON_NAME_USER);
 	PyModule_AddIntConstant(m, "DESC_SIZE", DRAGON_DESC_SIZE);
+	if (ddict_module_init(m) < 0)
+		return NULL;
 	return m;
 }

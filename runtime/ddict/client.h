@@ -54,6 +54,9 @@ struct dragon_ddict {
 	unsigned nparked;
 };
 
+/* lifecycle.c: look manager i's name up (waiting up to timeout_ms) and keep its description. */
+int dd_lookup_manager(dragon_ddict_t *d, unsigned i, int timeout_ms);
+
 /* client.c: handles, requests and answers, which manager holds a key. */
 int dd_call(dragon_ddict_t *d, unsigned i, DdReq *q, const void *pl, size_t plen, int timeout_ms, DdRep **rep, dragon_mem_t *mem, const unsigned char **rpl, size_t *rplen);
 int dd_check_key(const dragon_ddict_t *d, const void *key, size_t klen);

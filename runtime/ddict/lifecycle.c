@@ -56,7 +56,7 @@ static int find_manager_program(char *out, size_t cap)
 }
 
 /* Look manager i up, waiting up to timeout_ms. */
-static int lookup_manager(dragon_ddict_t *d, unsigned i, int timeout_ms)
+int dd_lookup_manager(dragon_ddict_t *d, unsigned i, int timeout_ms)
 {
 	char name[96];
 	size_t len = sizeof(struct dd_minfo);
@@ -160,7 +160,7 @@ DRAGON_API int dragon_ddict_create(const char *name, const dragon_ddict_attr_t *
 	/* Wait until every manager published itself; a manager that died stops the wait. */
 	int64_t deadline = dd_now_ms() + START_TIMEOUT_MS;
 	for (unsigned i = 0; i < hd.managers;) {
-		rc = lookup_manager(d, i, PROBE_MS);
+		rc = dd_lookup_manager(d, i, PROBE_MS);
 		if (rc == DRAGON_OK) {
 			i++;
 			continue;
@@ -222,7 +222,7 @@ DRAGON_API int dragon_ddict_attach(const char *name, int timeout_ms, dragon_ddic
 		return rc;
 	/* A manager that is gone stays unknown: its keys fail with DRAGON_EPEER, the rest work. */
 	for (unsigned i = 0; i < hd.managers; i++)
-		lookup_manager(d, i, 0);
+		dd_lookup_manager(d, i, 0);
 	d->name = strdup(name); /* destroy removes it */
 	*out = d;
 	return DRAGON_OK;

@@ -11,7 +11,7 @@ runtime/ddict/ddict.pb-c.c runtime/ddict/ddict.pb-c.h: $(srcdir)/runtime/ddict/d
 nodist_runtime_libdragon_impl_la_SOURCES += runtime/ddict/ddict.pb-c.c runtime/ddict/ddict.pb-c.h
 runtime_libdragon_impl_la_SOURCES += runtime/ddict/dd.h runtime/ddict/store.c \
 	runtime/ddict/persist.c runtime/ddict/wire.c runtime/ddict/serve.c runtime/ddict/client.h runtime/ddict/client.c \
-	runtime/ddict/lifecycle.c runtime/ddict/ops.c
+	runtime/ddict/lifecycle.c runtime/ddict/ops.c runtime/ddict/status.c runtime/ddict/status.h
 runtime_libdragon_impl_la_CFLAGS += $(SODIUM_CFLAGS)
 runtime_libdragon_impl_la_LIBADD += $(SODIUM_LIBS)
 dragoninclude_HEADERS += include/dragon/ddict.h

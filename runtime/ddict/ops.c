@@ -374,6 +374,14 @@ DRAGON_API int dragon_ddict_pop(dragon_ddict_t *d, const void *key, size_t klen,
 	return get_common(d, DD_OP_POP, key, klen, buf, cap, vlen, NULL);
 }
 
+DRAGON_API int dragon_ddict_pop_mem(dragon_ddict_t *d, const void *key, size_t klen,
+				    dragon_mem_t *mem, size_t *vlen)
+{
+	if (!mem)
+		return dg_err(DRAGON_EINVAL, "NULL allocation");
+	return get_common(d, DD_OP_POP, key, klen, NULL, 0, vlen, mem);
+}
+
 /* ---- the other single-key operations -------------------------------------------------------- */
 
 static int key_op(dragon_ddict_t *d, uint32_t op, const void *key, size_t klen, int64_t delta,

@@ -12,7 +12,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <dragon/init.h>
+
 #include "core/err.h"
+#include "ddict/status.h"
 #include "launcher/launcher.h"
 #include "launcher/rundir.h"
 #include "ls/ls.h"
@@ -159,7 +162,7 @@ static void query_free(Dragon__StatusReply *view, Dragon__Msg **parts, size_t n)
 	free(parts);
 }
 
-static json_t *status_json(const Dragon__StatusReply *r)
+static json_t *status_json(const Dragon__StatusReply *r, const struct dd_status *dd, size_t ndd)
 {
 	json_t *o = json_object(), *a;
 
@@ -219,10 +222,31 @@ static json_t *status_json(const Dragon__StatusReply *r)
 		json_object_set_new(o, "channels", chans);
 		json_object_set_new(o, "names", names);
 	}
+	a = json_array();
+	for (size_t i = 0; i < ndd; i++) {
+		char id[24];
+		json_t *ms = json_array();
+		snprintf(id, sizeof(id), "%016llx", (unsigned long long)dd[i].id);
+		for (unsigned j = 0; j < dd[i].managers; j++) {
+			const struct dd_status_mgr *m = &dd[i].m[j];
+			if (m->rc)
+				json_array_append_new(ms, json_pack("{s:i,s:s,s:s}", "index", (int)j, "error",
+								    dragon_strerror(m->rc), "detail", m->err));
+			else
+				json_array_append_new(
+					ms, json_pack("{s:i,s:i,s:i,s:I,s:I,s:I}", "index", (int)j, "node",
+						      (int)m->node, "pid", m->pid, "keys", (json_int_t)m->keys,
+						      "bytes", (json_int_t)m->used, "budget",
+						      (json_int_t)m->budget));
+		}
+		json_array_append_new(a, json_pack("{s:s,s:s,s:o}", "id", id, "name", dd[i].name,
+						   "managers", ms));
+	}
+	json_object_set_new(o, "dictionaries", a);
 	return o;
 }
 
-static void status_text(const Dragon__StatusReply *r)
+static void status_text(const Dragon__StatusReply *r, const struct dd_status *dd, size_t ndd)
 {
 	printf("fabric %s\n", r->fabric_id);
 	for (size_t i = 0; i < r->n_nodes; i++)
@@ -263,6 +287,57 @@ static void status_text(const Dragon__StatusReply *r)
 		else
 			printf("  name '%s' -> %s\n", x->name, kind_name(x->kind));
 	}
+	printf("  dictionaries: %zu\n", ndd);
+	for (size_t i = 0; i < ndd; i++) {
+		printf("    dictionary %016llx%s%s%s: %u managers\n", (unsigned long long)dd[i].id,
+		       dd[i].name[0] ? " '" : "", dd[i].name, dd[i].name[0] ? "'" : "", dd[i].managers);
+		for (unsigned j = 0; j < dd[i].managers; j++) {
+			const struct dd_status_mgr *m = &dd[i].m[j];
+			if (m->rc)
+				printf("      manager %u: %s: %s\n", j, dragon_strerror(m->rc), m->err);
+			else
+				printf("      manager %u: node %u, pid %d, %llu keys, %llu bytes of %llu\n", j,
+				       m->node, m->pid, (unsigned long long)m->keys,
+				       (unsigned long long)m->used, (unsigned long long)m->budget);
+		}
+	}
+}
+
+/*
+ * The fabric's dictionaries: found among its names, asked as a member of the fabric (sock: its
+ * local services; this process joins for the time of the questions). A failure to join is
+ * reported and the rest of the status still printed.
+ */
+#define DD_STATUS_TIMEOUT_MS 2000
+static void dicts_of(const char *sock, const Dragon__StatusReply *v, struct dd_status **dd,
+		     size_t *ndd)
+{
+	const char **names = calloc(v->n_objects + 1, sizeof(*names));
+	size_t n = 0;
+	int any = 0;
+
+	*dd = NULL;
+	*ndd = 0;
+	if (!names)
+		return;
+	for (size_t i = 0; i < v->n_objects; i++)
+		if (!v->objects[i]->id && v->objects[i]->kind == DRAGON__KIND__KIND_USER) {
+			names[n++] = v->objects[i]->name;
+			any |= !strncmp(v->objects[i]->name, "ddict.", 6);
+		}
+	if (any) {
+		char *old = getenv("DRAGON_LS_SOCKET") ? strdup(getenv("DRAGON_LS_SOCKET")) : NULL;
+		setenv("DRAGON_LS_SOCKET", sock, 1);
+		if (dragon_init() || dd_status_collect(names, n, DD_STATUS_TIMEOUT_MS, dd, ndd))
+			fprintf(stderr, "dragon status: dictionaries: %s\n", dragon_errmsg());
+		dragon_finalize();
+		if (old)
+			setenv("DRAGON_LS_SOCKET", old, 1);
+		else
+			unsetenv("DRAGON_LS_SOCKET");
+		free(old);
+	}
+	free(names);
 }
 
 int launcher_status(const char *basedir, int json)
@@ -278,15 +353,19 @@ int launcher_status(const char *basedir, int json)
 		Dragon__StatusReply v = DRAGON__STATUS_REPLY__INIT;
 		Dragon__Msg **parts = NULL;
 		size_t np = 0;
+		struct dd_status *dd;
+		size_t ndd;
 		if (query(env, &v, &parts, &np)) {
 			fprintf(stderr, "dragon status: %s\n", dragon_errmsg());
 			query_free(&v, parts, np);
 			goto out;
 		}
+		dicts_of(env, &v, &dd, &ndd);
 		if (json)
-			json_array_append_new(all, status_json(&v));
+			json_array_append_new(all, status_json(&v, dd, ndd));
 		else
-			status_text(&v);
+			status_text(&v, dd, ndd);
+		dd_status_free(dd, ndd);
 		query_free(&v, parts, np);
 		found = 1;
 	} else {
@@ -304,15 +383,19 @@ int launcher_status(const char *basedir, int json)
 			snprintf(sock, sizeof(sock), "%s/%s/%s", base, e->d_name, LS_SOCK_NAME);
 			if (access(sock, F_OK))
 				continue;
+			struct dd_status *dd;
+			size_t ndd;
 			if (query(sock, &v, &parts, &np)) {
 				fprintf(stderr, "dragon status: %s\n", dragon_errmsg());
 				query_free(&v, parts, np);
 				continue;
 			}
+			dicts_of(sock, &v, &dd, &ndd);
 			if (json)
-				json_array_append_new(all, status_json(&v));
+				json_array_append_new(all, status_json(&v, dd, ndd));
 			else
-				status_text(&v);
+				status_text(&v, dd, ndd);
+			dd_status_free(dd, ndd);
 			query_free(&v, parts, np);
 			found++;
 		}

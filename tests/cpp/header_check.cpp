@@ -23,6 +23,7 @@ static_assert(!std::is_copy_constructible_v<dragon::event> && std::is_nothrow_mo
 static_assert(!std::is_copy_constructible_v<dragon::process> && std::is_nothrow_move_constructible_v<dragon::process>);
 static_assert(!std::is_copy_constructible_v<dragon::group> && std::is_nothrow_move_constructible_v<dragon::group>);
 static_assert(!std::is_copy_constructible_v<dragon::allocation> && std::is_nothrow_move_constructible_v<dragon::allocation>);
+static_assert(!std::is_copy_constructible_v<dragon::ddict> && std::is_nothrow_move_constructible_v<dragon::ddict>);
 static_assert(!std::is_copy_constructible_v<dragon::runtime> && !std::is_move_constructible_v<dragon::runtime>);
 static_assert(std::is_base_of_v<std::system_error, dragon::error>);
 static_assert(std::is_convertible_v<std::string, dragon::const_bytes>);
@@ -140,6 +141,23 @@ void dragon_header_check(bool run)
 	(void)g.wait_any();
 	(void)g.wait_all_for(1s);
 	(void)g.wait_all();
+
+	dragon::ddict dd = dragon::ddict::create("d", {2, 0, 1 << 20, dragon::lifetime::outlive, 5s});
+	dragon::ddict dd2 = dragon::ddict::attach("d", 1s);
+	dragon::ddict dd3 = dragon::ddict::attach_desc(dd.serialize());
+	dd.put_value("p", p);
+	(void)dd.get_value<point>("p");
+	(void)dd.get_value<double>(arr);
+	(void)dd.wait_for_key("k", 10ms);
+	dd.wait_for_key("k");
+	dd.set_timeout(2s);
+	dd.set_timeout(dragon::forever);
+	{
+		dragon::ddict::batch bt(dd);
+		dd.put(buf, arr);
+		bt.commit();
+	}
+	(void)dd.get("k", buf);
 
 	dragon::names::add("n", dragon::name_kind::user, "desc");
 	(void)dragon::names::lookup("n", 1s);

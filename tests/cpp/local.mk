@@ -13,7 +13,7 @@ examples_cpp_prodcons_LDADD = runtime/libdragon_impl.la
 
 # GoogleTest program of every class; tests/cpp/unit.sh runs it as the first process of a fabric.
 check_PROGRAMS += tests/cpp/test_cpp
-tests_cpp_test_cpp_SOURCES = tests/cpp/test_cpp.cpp
+tests_cpp_test_cpp_SOURCES = tests/cpp/test_cpp.cpp tests/cpp/test_ddict.cpp
 tests_cpp_test_cpp_CXXFLAGS = $(AM_CXXFLAGS) $(GTEST_CFLAGS)
 tests_cpp_test_cpp_LDADD = runtime/libdragon_impl.la -lgtest -lpthread
 TESTS += tests/cpp/unit.sh tests/cpp/examples.bats tests/cpp/header-check

@@ -115,6 +115,9 @@ static int run(const char *cas, const char *impl, const char *host, int port, in
 	int go[2], ready[2];
 	double put = 0, get = 0;
 
+	/* B9_KEY_PREFIX: instances on several nodes use keys of their own */
+	const char *pfx = getenv("B9_KEY_PREFIX") ? getenv("B9_KEY_PREFIX") : "";
+
 	if (t == MAP_FAILED || pipe(go) || pipe(ready) || clients < 1 || clients > 256)
 		die("setup (1..256 clients)");
 	for (int r = 0; r < clients; r++) {
@@ -129,13 +132,13 @@ static int run(const char *cas, const char *impl, const char *host, int port, in
 				_exit(1);
 			double t0 = now();
 			for (long i = 0; i < n; i++) {
-				int kl = snprintf(k, sizeof(k), "c%d-%ld", r, i);
+				int kl = snprintf(k, sizeof(k), "%sc%d-%ld", pfx, r, i);
 				kv_put(&c, k, (size_t)kl, v, size);
 			}
 			t[2 * r] = now() - t0;
 			t0 = now();
 			for (long i = 0; i < n; i++) {
-				int kl = snprintf(k, sizeof(k), "c%d-%ld", r, i);
+				int kl = snprintf(k, sizeof(k), "%sc%d-%ld", pfx, r, i);
 				kv_get(&c, k, (size_t)kl, g, size, &vl);
 			}
 			t[2 * r + 1] = now() - t0;
@@ -146,6 +149,17 @@ static int run(const char *cas, const char *impl, const char *host, int port, in
 		char x;
 		if (read(ready[0], &x, 1) != 1)
 			die("a client did not start");
+	}
+	/* B9_START_AT (seconds since the epoch): instances on several nodes start together. */
+	const char *at = getenv("B9_START_AT");
+	if (at && *at) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		double wait = atof(at) - (ts.tv_sec + ts.tv_nsec / 1e9);
+		if (wait > 0 && wait < 600) {
+			struct timespec d = { (time_t)wait, (long)((wait - (time_t)wait) * 1e9) };
+			nanosleep(&d, NULL);
+		}
 	}
 	for (int r = 0; r < clients; r++)
 		if (write(go[1], "g", 1) != 1)

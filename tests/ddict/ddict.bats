@@ -98,3 +98,40 @@ for line in open(sys.argv[1]):
 	# bounded: each failing call returns within a second (the probe runs every 200 ms)
 	awk -v w="$worst" 'BEGIN { exit !(w < 1.0) }'
 }
+
+@test "dragon status shows each dictionary: its managers with their keys and bytes after known puts, and a killed manager's error" {
+	keys="a bb ccc k1 k2 k3 k4 k5 k6 k7 k8"
+	# which manager of two holds each key: C's hash (Python's, as the first test shows)
+	for k in $keys; do printf '%s' "$k" | od -An -tx1 | tr -d ' \n'; echo; done >"$RT/keys"
+	m0=$("$DD" hash 2 <"$RT/keys" | awk '$2 == 0' | wc -l)
+	m1=$("$DD" hash 2 <"$RT/keys" | awk '$2 == 1' | wc -l)
+	[ $((m0 + m1)) -eq 11 ] && [ "$m0" -gt 0 ] && [ "$m1" -gt 0 ]
+	run -0 timeout 120 "$DRAGON" sh -c '
+		"$0" create st 2 1048576 >/dev/null && "$0" create other 1 65536 >/dev/null || exit 1
+		for k in $1; do "$0" set st "$k" v || exit 1; done
+		"$2" status && "$2" status --json >"$3/status.json" || exit 1
+		kill -KILL "$("$0" pids st | awk "\$1 == 1 { print \$3 }")"
+		"$2" status' "$DD" "$keys" "$DRAGON" "$RT"
+	echo "$output"
+	# each entry of a 1-3 byte key and a 1 byte value takes 64 bytes (docs/ddict.md, Budget)
+	first=$(echo "$output" | awk '/^fabric/ { n++ } n == 1')
+	echo "$first" | grep -Eq "^    dictionary [0-9a-f]{16} 'st': 2 managers$"
+	echo "$first" | grep -Eq "^      manager 0: node 0, pid [0-9]+, $m0 keys, $((m0 * 64)) bytes of 1048576$"
+	echo "$first" | grep -Eq "^      manager 1: node 0, pid [0-9]+, $m1 keys, $((m1 * 64)) bytes of 1048576$"
+	echo "$first" | grep -Eq "^    dictionary [0-9a-f]{16} 'other': 1 managers$"
+	echo "$first" | grep -Eq "^      manager 0: node 0, pid [0-9]+, 0 keys, 0 bytes of 65536$"
+	python3 - "$RT/status.json" "$m0" "$m1" <<-'PY'
+	import json, sys
+	st = json.load(open(sys.argv[1]))
+	dd = {d["name"]: d for d in st[0]["dictionaries"]}
+	assert sorted(dd) == ["other", "st"], dd
+	m = dd["st"]["managers"]
+	assert [(x["index"], x["keys"], x["bytes"], x["budget"]) for x in m] == \
+	    [(0, int(sys.argv[2]), 64 * int(sys.argv[2]), 1048576), (1, int(sys.argv[3]), 64 * int(sys.argv[3]), 1048576)], m
+	assert dd["other"]["managers"][0]["keys"] == 0 and len(dd["st"]["id"]) == 16
+	PY
+	# after manager 1 was killed: the last status names its failure, manager 0 still answers
+	last=$(echo "$output" | awk '/^fabric/ { n++ } n == 2')
+	echo "$last" | grep -Eq "^      manager 1: DRAGON_E[A-Z]+: "
+	echo "$last" | grep -Eq "^      manager 0: node 0, pid [0-9]+, $m0 keys, "
+}

@@ -355,7 +355,8 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		fprintf(stderr, "usage: ddtool create NAME PER_NODE BUDGET | fill NAME N SIZE SEED "
 				"[batch] | check NAME N SIZE SEED | persist NAME DIR | restore NAME DIR "
-				"| destroy NAME | pids NAME | probe NAME N SIZE SEED DEAD | api\n");
+				"| destroy NAME | pids NAME | probe NAME N SIZE SEED DEAD | set NAME KEY VALUE "
+				"| show NAME KEY | api\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "hash")) {
@@ -433,6 +434,27 @@ int main(int argc, char **argv)
 		CHECK(dragon_ddict_put(d, argv[3], strlen(argv[3]), "here", 4), "put");
 		dragon_ddict_detach(d);
 		rc = w ? 0 : 1;
+	} else if (!strcmp(c, "set") && argc >= 5) {
+		/* set NAME KEY VALUE: the key's and value's bytes as given (what Python must see) */
+		dragon_ddict_t *d = open_dict(argv[2]);
+		CHECK(dragon_ddict_put(d, argv[3], strlen(argv[3]), argv[4], strlen(argv[4])), "put");
+		dragon_ddict_detach(d);
+		rc = 0;
+	} else if (!strcmp(c, "show") && argc >= 4) {
+		/* show NAME KEY: "value <bytes>" or "absent" */
+		dragon_ddict_t *d = open_dict(argv[2]);
+		char v[4096];
+		size_t n = 0;
+		rc = dragon_ddict_get(d, argv[3], strlen(argv[3]), v, sizeof(v) - 1, &n);
+		if (rc == DRAGON_ENOTFOUND) {
+			printf("absent\n");
+		} else {
+			CHECK(rc, "get");
+			v[n] = 0;
+			printf("value %s\n", v);
+		}
+		dragon_ddict_detach(d);
+		rc = 0;
 	} else if (!strcmp(c, "api")) {
 		ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
 		if (sl > 0)

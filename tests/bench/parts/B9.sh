@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/bench/parts/B9.sh: distributed dictionary puts and gets (one node, three nodes), batched puts and frozen gets against Redis (hiredis) and memcached (libmemcached).
+# tests/bench/parts/B9.sh: distributed dictionary puts and gets (one node, three nodes on this machine and on the Slurm test cluster), batched puts and frozen gets against Redis (hiredis) and memcached (libmemcached).
 B="${1:?build dir}"
 P=B9
 DD="$B/tests/ddict/bench_ddict"
@@ -81,6 +81,9 @@ nodes_down() {
 # reported (same rule for all): on a shared 2-vCPU machine one round can land in someone's build.
 REPS=${B9_REPS:-3}
 [ -n "${BENCH_SMOKE:-}" ] && REPS=1
+CREPS=$REPS # the cluster's rounds
+# B9_ONLY=cluster: only the Slurm test cluster's rows (below), e.g. to rerun them on a quiet machine.
+[ "${B9_ONLY:-}" = cluster ] && REPS=0
 raw="$work/raw"
 for round in $(seq "$REPS"); do
 	# One node, 4 clients, 64 B and 64 KiB: one manager (one server process, like Redis).
@@ -109,12 +112,78 @@ awk -F, '$1 == "result" { k = $1 FS $2 FS $3 FS $4 FS $5 FS $6; if (!(k in best)
 
 # Batched put of 10,000 small values: one acknowledgement per batch message / Redis pipelining /
 # memcached noreply sets (each program takes its best of 3).
-$T "$DRAGON" "$DD" batch "$NB" 64 || echo "skip,$P,dragon-ddict,batch failed"
-[ $redis = yes ] && { $T "$KV" batch redis 127.0.0.1 "$RPORT" "$NB" 64 || echo "skip,$P,redis,batch failed"; }
-[ $memc = yes ] && { $T "$KV" batch memcached 127.0.0.1 "$MPORT" "$NB" 64 || echo "skip,$P,memcached,batch failed"; }
+if [ "${B9_ONLY:-}" != cluster ]; then
+	$T "$DRAGON" "$DD" batch "$NB" 64 || echo "skip,$P,dragon-ddict,batch failed"
+	[ $redis = yes ] && { $T "$KV" batch redis 127.0.0.1 "$RPORT" "$NB" 64 || echo "skip,$P,redis,batch failed"; }
+	[ $memc = yes ] && { $T "$KV" batch memcached 127.0.0.1 "$MPORT" "$NB" 64 || echo "skip,$P,memcached,batch failed"; }
+	# The frozen get of 1 MiB on the manager's node against memcpy (each the best of 5).
+	$T "$DRAGON" "$DD" frozen 1048576 "$ITERS" || echo "skip,$P,dragon-ddict,frozen failed"
+fi
 
-# The frozen get of 1 MiB on the manager's node against memcpy (each the best of 5).
-$T "$DRAGON" "$DD" frozen 1048576 "$ITERS" || echo "skip,$P,dragon-ddict,frozen failed"
+# Three nodes of the Slurm test cluster (contrib/testcluster: slurmd in network namespaces on a
+# bridge): one sbatch --dragon -N3 job, one manager and two clients per node; the peers' server on
+# the job's first node, its clients on all three nodes reaching it across the namespace network
+# (the clients on the first node over its own address). Each instance of bench_kv forks its node's
+# two clients; the instances start together at a wall-clock time (B9_START_AT), and the aggregate
+# is every operation over the slowest node's time, the rule of the other rows. Needs root and a
+# free cluster instance; not in the smoke run (make check may hold a cluster).
+cluster_rows() {
+	[ -n "${BENCH_SMOKE:-}" ] && { echo "skip,$P,3node-cluster,smoke run: the cluster rows need a Slurm test cluster of their own (make bench BENCH=B9)"; return; }
+	cw=$(mktemp -d /var/tmp/dragon-b9.XXXXXX)
+	(
+		S="$(cd "$(dirname "$0")/../../.." && pwd)"
+		work=$cw # tc_up's log goes there
+		. "$S/tests/bench/tc.sh"
+		# on a skip tc_up prints skip,B9,*,WHY and leaves this subshell; the trap comes after it,
+		# so that a skip for want of a free instance never brings down a busy one
+		tc_up "$P"
+		trap tc_down EXIT
+		cat >"$cw/job.sh" <<-EOF
+		#!/bin/sh
+		#SBATCH --dragon
+		export DRAGON_DDICT_MANAGER="$DRAGON_DDICT_MANAGER"
+		echo "load \$(cut -d' ' -f1-3 /proc/loadavg)"
+		host=\$(scontrol show node "\$SLURMD_NODENAME" | sed -n 's/.*NodeAddr=\([^ ]*\).*/\1/p')
+		servers=""
+		if [ $redis = yes ]; then
+			srun -N1 -r0 --overlap redis-server --port $RPORT --bind 0.0.0.0 --protected-mode no --save '' --appendonly no --dir "$cw" >"$cw/redis.log" 2>&1 &
+			servers="\$servers \$!"
+			"$KV" wait redis "\$host" $RPORT || echo "skip,$P,redis,3node-cluster: redis-server on \$host did not answer"
+		fi
+		if [ $memc = yes ]; then
+			srun -N1 -r0 --overlap memcached -l 0.0.0.0 -p $MPORT -U 0 -m 1024 -I 2m -t 2 -u nobody >"$cw/memcached.log" 2>&1 &
+			servers="\$servers \$!"
+			"$KV" wait memcached "\$host" $MPORT || echo "skip,$P,memcached,3node-cluster: memcached on \$host did not answer"
+		fi
+		peer() { # IMPL PORT: two clients on each node, started together
+			at=\$((\$(date +%s) + 3))
+			B9_START_AT=\$at srun -N3 --ntasks-per-node=1 --overlap sh -c 'B9_KEY_PREFIX=\$(hostname)- exec "\$0" "\$@"' \
+				"$KV" run 3node-cluster "\$1" "\$host" "\$2" 2 $N64 64 | sed 's/^result,/node,/'
+		}
+		for round in \$(seq $CREPS); do
+			srun -N1 -r0 "$DD" run 3node-cluster 1 6 $N64 64 || echo "skip,$P,dragon-ddict,3node-cluster round \$round failed"
+			[ $redis = yes ] && peer redis $RPORT
+			[ $memc = yes ] && peer memcached $MPORT
+			echo "round-end"
+		done
+		echo "load \$(cut -d' ' -f1-3 /proc/loadavg)"
+		for p in \$servers; do kill \$p; done
+		wait
+		EOF
+		timeout 1200 sbatch -W -N3 -o "$cw/job.out" "$cw/job.sh" >/dev/null 2>"$cw/job.err" ||
+			echo "skip,$P,3node-cluster,the job failed: $(tail -2 "$cw/job.err" "$cw/job.out" | tr ',\n' '  ')"
+		grep -E '^(result|skip),' "$cw/job.out"
+		# the peers: per round, 3 nodes x 2 clients x N64 operations over the slowest node's time
+		awk -F, -v n="$N64" '$1 == "node" { k = $3 FS $4 FS $5 FS $6; t = 2 * n / $7; if (t > slow[k]) slow[k] = t; if (!(k in seen)) { seen[k] = 1; ks[++m] = k } }
+			$0 == "round-end" { for (i = 1; i <= m; i++) printf "result,B9,%s,%.0f\n", ks[i], 6 * n / slow[ks[i]]; delete slow; delete seen; m = 0 }' "$cw/job.out"
+		sed -n 's/^load /# load average in the job (1, 5, 15 min): /p' "$cw/job.out" >&2
+	)
+	rm -rf "$cw"
+}
+cluster_rows >"$work/cluster"
+grep -v '^result,' "$work/cluster" | sort -u
+awk -F, '$1 == "result" { k = $1 FS $2 FS $3 FS $4 FS $5 FS $6; if (!(k in best)) order[++n] = k; if (!(k in best) || $7 + 0 > best[k] + 0) best[k] = $7 }
+	END { for (i = 1; i <= n; i++) print order[i] "," best[order[i]] }' "$work/cluster"
 
 echo "target,$P,1node put,*,rate_per_s,dragon-ddict,redis,ge,2"
 echo "target,$P,1node get,*,rate_per_s,dragon-ddict,redis,ge,2"
@@ -122,5 +191,7 @@ echo "target,$P,1node put,*,rate_per_s,dragon-ddict,memcached,ge,1"
 echo "target,$P,1node get,*,rate_per_s,dragon-ddict,memcached,ge,1"
 echo "target,$P,3node put,*,rate_per_s,dragon-ddict,redis,ge,1"
 echo "target,$P,3node get,*,rate_per_s,dragon-ddict,redis,ge,1"
+echo "target,$P,3node-cluster put,*,rate_per_s,dragon-ddict,redis,ge,1"
+echo "target,$P,3node-cluster get,*,rate_per_s,dragon-ddict,redis,ge,1"
 echo "target,$P,batch put,*,rate_per_s,dragon-ddict,redis,ge,1"
 echo "target,$P,frozen get,*,bw_MBps,dragon-ddict,memcpy,ge,0.5"
