@@ -108,6 +108,8 @@ static void nap(struct agent *a)
 	 * ones) is retried every millisecond; waiting for answers, every 100 ms. */
 	if (a->waiters || a->full_chans)
 		timeout = 1;
+	else if (a->queued && !a->peers_known)
+		timeout = 10; /* local services ring the bell once ta.peers is written; this is a backstop */
 	else if (a->outst)
 		timeout = 100;
 	atomic_store(a->sleeping, 1);
@@ -388,6 +390,14 @@ int main(int argc, char **argv)
 	cfg.node = a.node;
 	cfg.peer_file = peers ? peers : peerpath;
 	a.held_max = env_mb("DRAGON_TA_BUFFER_MB", 256);
+	{
+		/* local services wait up to DRAGON_STARTUP_TIMEOUT for this agent, then as long again
+		 * in the fence that exchanges the agents' addresses */
+		const char *v = getenv("DRAGON_STARTUP_TIMEOUT"), *d = getenv("DRAGON_DEBUG");
+		int64_t s = v && atoi(v) > 0 ? atoi(v) : 30;
+		a.peers_by = dg_ta_now() + 2 * s * 1000000000LL;
+		a.debug = d && *d && strcmp(d, "0");
+	}
 	a.spin_ns = (int64_t)cfg.spin_us * 1000;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
