@@ -99,6 +99,7 @@ struct agent {
 	unsigned char *scratch;
 	size_t scratch_cap;
 	int64_t spin_ns, last_work, last_watch;
+	int64_t gap_ns, budget_ns; /* main.c: average gap between turns with work; polling budget */
 	uint64_t dropped;
 	/* Until local services wrote ta.peers (the agents' addresses, exchanged after this agent
 	 * started), messages for other nodes wait in their queues, at most until this time. */
