@@ -82,7 +82,9 @@ int ls_ta_spawn(struct ls *ls)
 	snprintf(info, sizeof(info), "%s/ta.info", ls->o->dir);
 	snprintf(peers, sizeof(peers), "%s/ta.peers", ls->o->dir);
 	snprintf(node, sizeof(node), "%u", ls->node_index);
+	/* a table left by an earlier fabric in this directory must not be taken for this one's */
 	unlink(info);
+	unlink(peers);
 	if (dg_libexec_find("dragon-ta", "ta", prog, sizeof(prog))) {
 		char why[512];
 		/* dg_err formats into the buffer dragon_errmsg() returns: copy it first. */

@@ -13,6 +13,8 @@ LS=$B/runtime/ls/dragon-ls
 # CPUs of our VM and a round trip can take a scheduler slice, so fewer of them
 if [ "${BENCH_SMOKE:-}" = 1 ]; then IT=50 SIT=20 SZ="8 1024" SECS=0.3 MPIT=4000
 else IT=5000 SIT=500 SZ="8 64 1024 16384 65536 1048576" SECS=3 MPIT=20000; fi
+# B4_SIZES="8": only those sizes (a quicker run of the small-message rows; the stream is kept)
+SZ=${B4_SIZES:-$SZ}
 A=dgta-b4a-$$ Bn=dgta-b4b-$$ PIDS=
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null; done
