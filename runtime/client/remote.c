@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <dragon/channel.h>
@@ -81,18 +82,16 @@ static int info_path(char *out, size_t cap)
 				    "fabric of several nodes (DRAGON_TA_INFO is not set)");
 }
 
-static int attach_agent(void)
+/* The lines of ta.info this process uses; *pending when local services say the agent is coming. */
+static int read_info(const char *path, char *gw, char *flag, char *bell, size_t cap, long *pid,
+		     int *pending)
 {
-	char path[PATH_MAX], line[512], gw[512] = "", flag[512] = "",
-					  bell[PATH_MAX] = "";
-	dragon_channel_desc_t gd;
-	dragon_mem_desc_t md;
-	long pid = 0;
+	char line[512];
 	FILE *f;
-	int rv;
 
-	if ((rv = info_path(path, sizeof(path))))
-		return rv;
+	*pending = 0;
+	*pid = 0;
+	gw[0] = flag[0] = bell[0] = 0;
 	if (!(f = fopen(path, "re")))
 		return dg_err(DRAGON_EPEER, "no transport agent on this node: cannot read %s: %s (a "
 					    "fabric started with DRAGON_TA=off has none)",
@@ -100,15 +99,76 @@ static int attach_agent(void)
 	while (fgets(line, sizeof(line), f)) {
 		line[strcspn(line, "\n")] = 0;
 		if (!strncmp(line, "gateway ", 8))
-			snprintf(gw, sizeof(gw), "%s", line + 8);
+			snprintf(gw, cap, "%s", line + 8);
 		else if (!strncmp(line, "flag ", 5))
-			snprintf(flag, sizeof(flag), "%s", line + 5);
+			snprintf(flag, cap, "%s", line + 5);
 		else if (!strncmp(line, "bell ", 5))
-			snprintf(bell, sizeof(bell), "%s", line + 5);
+			snprintf(bell, PATH_MAX, "%s", line + 5);
 		else if (!strncmp(line, "pid ", 4))
-			pid = strtol(line + 4, NULL, 10);
+			*pid = strtol(line + 4, NULL, 10);
+		else if (!strncmp(line, "pending ", 8))
+			*pending = 1;
 	}
 	fclose(f);
+	return DRAGON_OK;
+}
+
+static double now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+/*
+ * Local services start serving before their node's agent is up (loading libfabric takes a good
+ * part of a second): until it announces itself, ta.info says "pending". The first operation on
+ * another node's channel waits for it, at most DRAGON_STARTUP_TIMEOUT seconds (30), and says so
+ * under DRAGON_DEBUG.
+ */
+static int wait_agent(const char *path, char *gw, char *flag, char *bell, size_t cap, long *pid)
+{
+	const char *v = getenv("DRAGON_STARTUP_TIMEOUT"), *dbg = getenv("DRAGON_DEBUG");
+	double start = now_ms(), limit = (v && atoi(v) > 0 ? atoi(v) : 30) * 1e3;
+	int debug = dbg && *dbg && strcmp(dbg, "0"), pending, rv, logged = 0;
+
+	for (;;) {
+		if ((rv = read_info(path, gw, flag, bell, cap, pid, &pending)))
+			return rv;
+		if (!pending)
+			break;
+		if (*pid > 0 && kill((pid_t)*pid, 0) && errno == ESRCH)
+			return dg_err(DRAGON_EPEER, "the transport agent of this node (pid %ld) is gone: "
+						    "it ended before it was up (local services' log says why)",
+				      *pid);
+		if (now_ms() - start > limit)
+			return dg_err(DRAGON_ETIMEDOUT, "the transport agent of this node (pid %ld) was "
+							"not up within %.0f s (DRAGON_STARTUP_TIMEOUT)",
+				      *pid, limit / 1e3);
+		if (debug && !logged++)
+			fprintf(stderr, "dragon[%d]: waiting for this node's transport agent (pid %ld) "
+					"to start\n",
+				(int)getpid(), *pid);
+		usleep(1000);
+	}
+	if (debug && logged)
+		fprintf(stderr, "dragon[%d]: this node's transport agent is up after %.0f ms\n",
+			(int)getpid(), now_ms() - start);
+	return DRAGON_OK;
+}
+
+static int attach_agent(void)
+{
+	char path[PATH_MAX], gw[512], flag[512], bell[PATH_MAX];
+	dragon_channel_desc_t gd;
+	dragon_mem_desc_t md;
+	long pid = 0;
+	int rv;
+
+	if ((rv = info_path(path, sizeof(path))) ||
+	    (rv = wait_agent(path, gw, flag, bell, sizeof(gw), &pid)))
+		return rv;
 	if (!gw[0] || !flag[0] || !bell[0] || pid <= 0)
 		return dg_err(DRAGON_EPROTO, "%s lacks the gateway, flag, bell or pid line", path);
 	if ((rv = dragon_desc_parse(gw, &gd)) || (rv = dragon_desc_parse(flag, &md)))

@@ -2,17 +2,22 @@
 #include "config.h"
 
 #define _GNU_SOURCE 1
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/err.h"
 #include "launcher/libexec.h"
 #include "ls/ls_internal.h"
+#include "../../pmix/boot.h"
 
 /* Read the value of "key value" line `key` of a small file; DRAGON_ENOTFOUND if absent. */
 static int read_keyed(const char *path, const char *key, char *out, size_t cap)
@@ -43,9 +48,31 @@ static int read_keyed(const char *path, const char *key, char *out, size_t cap)
  * through the bootstrap; processes find its gateway channel there (DRAGON_TA_INFO).
  */
 /*
- * Started before the bootstrap's first fence: loading libfabric (and the provider libraries it
- * links) takes a good part of a second on some systems, time the fence would otherwise add to.
- * The agent waits for DIR/job.key, written after that fence, before it handles any frame.
+ * Until the agent announces itself, DIR/ta.info says that it is coming ("pending", its pid and
+ * node): a process that wants another node's channel before then waits for it (runtime/client/
+ * remote.c) instead of failing. Linked into place, so an agent that was faster keeps its own.
+ */
+static void write_pending(struct ls *ls, pid_t pid)
+{
+	char info[PATH_MAX + 16], tmp[PATH_MAX + 32];
+	FILE *f;
+
+	snprintf(info, sizeof(info), "%s/ta.info", ls->o->dir);
+	snprintf(tmp, sizeof(tmp), "%s/.ta.pending.%d", ls->o->dir, (int)getpid());
+	if (!(f = fopen(tmp, "wxe")))
+		return; /* processes then fail at once, naming the missing file, as without an agent */
+	fprintf(f, "pending 1\npid %d\nnode %u\n", (int)pid, ls->node_index);
+	if (fclose(f) == 0 && link(tmp, info) && errno != EEXIST && ls->debug)
+		ls_log(ls, "link %s: %s", info, strerror(errno));
+	unlink(tmp);
+}
+
+/*
+ * Started before the bootstrap's first fence and off the start-up path: loading libfabric (and
+ * the provider libraries Debian's links: PSM calibrates a timer, the verbs provider scans
+ * /proc/kallsyms) takes 0.3-0.5 s here, which neither the fence nor ls.ready waits for. The agent
+ * waits for DIR/job.key, written after the first fence, before it handles any frame; its address
+ * goes to the other nodes in the background (ls_ta_exchange_start).
  */
 int ls_ta_spawn(struct ls *ls)
 {
@@ -55,7 +82,9 @@ int ls_ta_spawn(struct ls *ls)
 	snprintf(info, sizeof(info), "%s/ta.info", ls->o->dir);
 	snprintf(peers, sizeof(peers), "%s/ta.peers", ls->o->dir);
 	snprintf(node, sizeof(node), "%u", ls->node_index);
+	/* a table left by an earlier fabric in this directory must not be taken for this one's */
 	unlink(info);
+	unlink(peers);
 	if (dg_libexec_find("dragon-ta", "ta", prog, sizeof(prog))) {
 		char why[512];
 		/* dg_err formats into the buffer dragon_errmsg() returns: copy it first. */
@@ -79,31 +108,132 @@ int ls_ta_spawn(struct ls *ls)
 		_exit(127);
 	}
 	ls->ta_pid = pid;
+	write_pending(ls, pid);
 	return DRAGON_OK;
 }
 
-/* The agent announced its endpoint address in DIR/ta.info. */
-int ls_ta_ready(struct ls *ls, char *addr, size_t cap)
+/*
+ * The agent announced its endpoint address in DIR/ta.info. Runs on the exchange thread: the main
+ * loop reaps the agent (and clears ta_pid) if it exits, as ls_ta_stop does when LS stops.
+ */
+static int ta_ready(struct ls *ls, char *addr, size_t cap)
 {
 	char info[PATH_MAX + 16];
 	int ms = ls_startup_timeout_ms();
-	pid_t pid = ls->ta_pid;
 
 	snprintf(info, sizeof(info), "%s/ta.info", ls->o->dir);
-	for (int waited = 0; waited < ms; waited += 5) {
-		int st;
+	for (int waited = 0; waited < ms; waited += 2) {
+		pid_t pid = __atomic_load_n(&ls->ta_pid, __ATOMIC_ACQUIRE);
 		if (read_keyed(info, "addr", addr, cap) == DRAGON_OK)
 			return DRAGON_OK;
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			ls->ta_pid = 0;
-			return dg_err(DRAGON_EPEER, "the transport agent dragon-ta exited (status %d) before "
-						    "it was ready; its messages are above",
-				      WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
-		}
-		usleep(5000);
+		if (!pid || (kill(pid, 0) && errno == ESRCH))
+			return dg_err(DRAGON_EPEER, "the transport agent dragon-ta exited before it was "
+						    "ready; its messages are above");
+		usleep(2000);
 	}
 	return dg_err(DRAGON_ETIMEDOUT, "the transport agent did not write %s within %d s", info,
 		      ms / 1000);
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1e3 + (t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* The exchange of the agents' addresses, on a thread of its own while LS serves. */
+struct xchg {
+	pthread_t thread;
+	struct ls *ls;
+	struct timespec start;
+	int done; /* atomic: the thread finished */
+};
+
+static void *exchange(void *arg)
+{
+	struct xchg *x = arg;
+	struct ls *ls = x->ls;
+	char addr[600], bell[PATH_MAX + 16];
+	double up;
+	int fd;
+
+	if (ta_ready(ls, addr, sizeof(addr))) {
+		ls_log(ls, "transport: %s; channels of other nodes are unreachable from this node",
+		       dragon_errmsg());
+		/* The other nodes still learn, from the fence, that this one has no agent ("-"),
+		 * so that their processes fail at once on its channels instead of waiting. */
+		snprintf(addr, sizeof(addr), "-");
+	}
+	up = ms_since(&x->start);
+	if (dg_boot_put(ls->boot, "ta.addr", addr, strlen(addr) + 1) || dg_boot_fence(ls->boot) ||
+	    ls_ta_write_peers(ls)) {
+		ls_log(ls, "transport: the agents' addresses: %s; channels of other nodes are "
+			   "unreachable from this node",
+		       dragon_errmsg());
+		goto out;
+	}
+	/* The agent may hold messages for nodes it did not know yet: it reads ta.peers now. */
+	snprintf(bell, sizeof(bell), "%s/ta.bell", ls->o->dir);
+	if ((fd = open(bell, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) >= 0) {
+		ssize_t n = write(fd, "!", 1);
+		(void)n;
+		close(fd);
+	}
+	if (ls->debug)
+		ls_log(ls, "transport: agent up after %.0f ms, every node's agent known after %.0f ms",
+		       up, ms_since(&x->start));
+out:
+	__atomic_store_n(&x->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * Exchange the agents' addresses (put, second fence, DIR/ta.peers) on a thread, so that LS serves
+ * and says ready without waiting for its agent. The bootstrap is not used by anything else after
+ * the first fence. A process's first operation on another node's channel waits for its agent
+ * (ta.info), and the agent holds what it gets for nodes it does not know until ta.peers comes.
+ */
+int ls_ta_exchange_start(struct ls *ls)
+{
+	struct xchg *x = calloc(1, sizeof(*x));
+	int rc;
+
+	if (!x)
+		return dg_err(DRAGON_ENOMEM, "transport address exchange");
+	x->ls = ls;
+	clock_gettime(CLOCK_MONOTONIC, &x->start);
+	if ((rc = pthread_create(&x->thread, NULL, exchange, x))) {
+		free(x);
+		errno = rc;
+		return dg_err_sys("start the transport address exchange");
+	}
+	ls->ta_xchg = x;
+	return DRAGON_OK;
+}
+
+/*
+ * Wait (at most 2 s: the agent is stopped already, so only a fence another node never joins keeps
+ * it) for the exchange to end. 0 when it ended, and the bootstrap may be closed; -1 when it is
+ * still in the bootstrap, which then stays open (the process is about to exit).
+ */
+int ls_ta_exchange_end(struct ls *ls)
+{
+	struct xchg *x = ls->ta_xchg;
+
+	if (!x)
+		return 0;
+	for (int waited = 0; waited < 2000 && !__atomic_load_n(&x->done, __ATOMIC_ACQUIRE); waited += 2)
+		usleep(2000);
+	if (!__atomic_load_n(&x->done, __ATOMIC_ACQUIRE)) {
+		ls_log(ls, "transport: the address exchange is still waiting in the bootstrap; leaving it");
+		return -1;
+	}
+	pthread_join(x->thread, NULL);
+	free(x);
+	ls->ta_xchg = NULL;
+	return 0;
 }
 
 /* DRAGON_TA=off: a fabric without channels across nodes (the rest works as usual). */
@@ -127,7 +257,7 @@ void ls_ta_stop(struct ls *ls)
 
 	if (!pid)
 		return;
-	ls->ta_pid = 0;
+	__atomic_store_n(&ls->ta_pid, 0, __ATOMIC_RELEASE);
 	kill(pid, SIGTERM);
 	for (int waited = 0; waited < 3000; waited += 5) {
 		if (waitpid(pid, &st, WNOHANG) != 0)

@@ -201,15 +201,10 @@ int ls_run(const struct ls_opts *o)
 		ls_log(ls, "bootstrap: %s", dragon_errmsg());
 		goto out;
 	}
-	/* Several nodes: start the transport agent, exchange the agents' addresses (fence 2). */
-	if (ls->node_count > 1 && !ls_ta_disabled()) {
-		char addr[600];
-		if (ls_ta_ready(ls, addr, sizeof(addr)) ||
-		    dg_boot_put(ls->boot, "ta.addr", addr, strlen(addr) + 1) ||
-		    dg_boot_fence(ls->boot) || ls_ta_write_peers(ls)) {
-			ls_log(ls, "transport: %s", dragon_errmsg());
-			goto out;
-		}
+	/* Several nodes: the agents' addresses are exchanged (fence 2) while LS serves. */
+	if (ls->ta_pid && ls_ta_exchange_start(ls)) {
+		ls_log(ls, "transport: %s", dragon_errmsg());
+		goto out;
 	}
 	if (ls_make_base_env(ls))
 		goto out;
@@ -383,6 +378,7 @@ out:
 		hwloc_bitmap_free(ls->allowed);
 	if (ls->topo)
 		hwloc_topology_destroy(ls->topo);
-	dg_boot_close(ls->boot);
+	if (ls_ta_exchange_end(ls) == 0)
+		dg_boot_close(ls->boot);
 	return rv;
 }

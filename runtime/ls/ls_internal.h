@@ -165,6 +165,7 @@ struct ls {
 	uint64_t next_gs_puid;
 	struct conn *handling; /* the connection whose request is being handled (GS callbacks) */
 	pid_t ta_pid;          /* the node's transport agent, 0 if none */
+	void *ta_xchg;         /* agent.c: the exchange of the agents' addresses, while it runs */
 	int ready;             /* DIR/ls.ready is written */
 	struct event *join_timer; /* head node: the other nodes must join before this fires */
 };
@@ -259,7 +260,8 @@ int ls_links_join(struct ls *ls);
 /* ---- agent.c: the transport agent */
 
 int ls_ta_spawn(struct ls *ls);
-int ls_ta_ready(struct ls *ls, char *addr, size_t cap);
+int ls_ta_exchange_start(struct ls *ls);
+int ls_ta_exchange_end(struct ls *ls);
 int ls_ta_disabled(void);
 void ls_ta_stop(struct ls *ls);
 

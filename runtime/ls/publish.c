@@ -104,6 +104,8 @@ static int fill_peers(struct ls *ls, FILE *f)
 			break;
 		if (!len || ((char *)v)[len - 1] || strchr(v, '\n') || strchr(v, ' '))
 			rv = dg_err(DRAGON_EPROTO, "node %u published a malformed transport address", i);
+		else if (!strcmp(v, "-"))
+			; /* its agent failed to start: left out, so its channels fail at once */
 		else
 			fprintf(f, "%u %s\n", i, (char *)v);
 		free(v);

@@ -99,7 +99,12 @@ struct agent {
 	unsigned char *scratch;
 	size_t scratch_cap;
 	int64_t spin_ns, last_work, last_watch;
+	int64_t gap_ns, budget_ns; /* main.c: average gap between turns with work; polling budget */
 	uint64_t dropped;
+	/* Until local services wrote ta.peers (the agents' addresses, exchanged after this agent
+	 * started), messages for other nodes wait in their queues, at most until this time. */
+	int64_t peers_by;
+	int peers_known, held_for_peers, debug;
 };
 
 static const dragon_wait_t nowait = {.timeout_us = 0};
@@ -108,6 +113,9 @@ static inline int full(int rc)
 {
 	return rc == DRAGON_EAGAIN || rc == DRAGON_ETIMEDOUT || rc == DRAGON_ENOSPACE;
 }
+
+/* nodes.c: 1 while messages for other nodes wait for the agents' addresses (ta.peers). */
+int agent_awaiting_peers(struct agent *a);
 
 /* main.c: logging. */
 void agent_log(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -120,11 +120,32 @@ static void node_died(struct agent *a, uint32_t node)
 	}
 }
 
+/*
+ * The agent starts serving its node's processes before the agents have exchanged their addresses
+ * (local services do it in the background, then write ta.peers): until then what goes to other
+ * nodes waits in their queues, bounded by peers_by. 1 while that is the case.
+ */
+int agent_awaiting_peers(struct agent *a)
+{
+	if (a->peers_known)
+		return 0;
+	if (dg_ta_peers_known(a->ta)) {
+		a->peers_known = 1;
+		if (a->held_for_peers && a->debug)
+			agent_log(a, "the agents' addresses are known: %zu held messages go out",
+				  a->queued);
+		return 0;
+	}
+	return dg_ta_now() < a->peers_by;
+}
+
 /* Push queued messages out as far as credits allow; 1 if anything went. */
 int agent_send_queued(struct agent *a)
 {
 	int sent = 0;
 
+	if (a->queued && !a->peers_known)
+		agent_awaiting_peers(a);
 	for (uint32_t n = 0; a->queued && n < a->npeers; n++) {
 		struct peerq *q = &a->peers[n];
 		while (q->head) {
@@ -135,6 +156,17 @@ int agent_send_queued(struct agent *a)
 				sent = 1;
 			if (rc == DRAGON_EAGAIN)
 				break;
+			if (rc == DRAGON_ENOTFOUND && agent_awaiting_peers(a)) {
+				if (!a->held_for_peers++ && a->debug)
+					agent_log(a, "holding messages for node %u until local services "
+						     "wrote the agents' addresses (ta.peers)",
+						  n);
+				break;
+			}
+			if (rc == DRAGON_ENOTFOUND && !a->peers_known)
+				dg_err(DRAGON_EPEER, "no address of node %u's transport agent: local "
+						     "services did not write ta.peers in time (see their log)",
+				       n);
 			if (rc != DRAGON_OK) {
 				node_died(a, n);
 				break;
@@ -157,6 +189,12 @@ void agent_watch_nodes(struct agent *a)
 	if (t - a->last_watch < 100 * 1000000LL)
 		return;
 	a->last_watch = t;
+	if (!a->peers_known && (agent_awaiting_peers(a) || !a->peers_known)) {
+		/* not sent yet: silence of a node we cannot talk to is no sign of its death */
+		for (struct outstanding *o = a->outst; o; o = o->next)
+			o->since = t;
+		return;
+	}
 	for (struct outstanding *o = a->outst; o; o = o->next)
 		if (dg_ta_watch(a->ta, o->node, o->since) == DRAGON_EPEER) {
 			node_died(a, o->node);

@@ -117,6 +117,10 @@ int64_t dg_ta_now(void);
 /* DRAGON_OK, or DRAGON_EPEER if the node was found dead. */
 int dg_ta_peer_state(dg_ta *ta, uint32_t node);
 
+/* Nonzero once the peer file has been read (or when there is none): a node not in the table is
+ * then unknown, not merely not announced yet. Reads the file if it appeared or changed. */
+int dg_ta_peers_known(dg_ta *ta);
+
 void dg_ta_get_stats(dg_ta *ta, struct dg_ta_stats *st);
 
 /* Write the layer's counters and every peer's sequence, credit and reorder state to stderr, one

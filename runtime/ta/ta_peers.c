@@ -179,6 +179,13 @@ int dg_ta_watch(dg_ta *ta, uint32_t node, int64_t since_ns)
 	return DRAGON_OK;
 }
 
+int dg_ta_peers_known(dg_ta *ta)
+{
+	if (!ta->peer_file[0] || ta->peer_mtime.tv_sec || ta->peer_mtime.tv_nsec)
+		return 1;
+	return ta_peer_file_load(ta) == DRAGON_OK && (ta->peer_mtime.tv_sec || ta->peer_mtime.tv_nsec);
+}
+
 int dg_ta_peer_state(dg_ta *ta, uint32_t node)
 {
 	struct peer *p = ta_peer_get(ta, node);

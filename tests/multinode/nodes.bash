@@ -38,6 +38,13 @@ start_nodes() {
 		for _ in $(seq 200); do [ -e "$RT/n$i/ls.ready" ] && break; sleep 0.05; done
 		[ -e "$RT/n$i/ls.ready" ] || { cat "$RT"/ls*.log; return 1; }
 	done
+	# The services serve before their transport agents are up; tests of running agents wait for
+	# them (the agents' addresses in ta.peers) unless NODES_EARLY=1.
+	[ "$n" -gt 1 ] && [ "${DRAGON_TA:-}" != off ] && [ -z "${NODES_EARLY:-}" ] || return 0
+	for i in $(seq 0 $((n - 1))); do
+		for _ in $(seq 400); do [ -e "$RT/n$i/ta.peers" ] && break; sleep 0.05; done
+		[ -e "$RT/n$i/ta.peers" ] || { cat "$RT"/ls*.log; return 1; }
+	done
 }
 
 on() { # on NODE CMD...: run a client of that node, never for more than 180 s (a hang fails)

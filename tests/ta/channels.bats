@@ -30,6 +30,46 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	wait_bg "$LAST" 120
 }
 
+@test "messages sent before the agents are up wait for them and are delivered, in order" {
+	CH="$B/tests/ta/chtool"
+	# Every agent starts 4 s late (a wrapper in DRAGON_LIBEXECDIR), as when loading libfabric is
+	# slow: the services are ready long before, and the first remote operation waits, bounded.
+	mkdir -m 700 "$RT/slow"
+	printf '#!/bin/sh\nsleep 4\nexec "%s" "$@"\n' "$B/runtime/ta/dragon-ta" >"$RT/slow/dragon-ta"
+	chmod +x "$RT/slow/dragon-ta"
+	NODES_EARLY=1 DRAGON_LIBEXECDIR="$RT/slow" start_nodes 2
+	grep -q '^pending 1$' "$RT/n1/ta.info"
+	[ ! -e "$RT/n1/ta.peers" ]
+	bg 0 "$RT/serve.out" "$CH" serve early 50 1
+	wait_ready "$RT/serve.out"
+	run -0 on 1 env DRAGON_DEBUG=1 "$CH" send early 0 50 100
+	[[ "$output" == *"waiting for this node's transport agent"* ]]
+	[[ "$output" == *"transport agent is up after"* ]]
+	wait_bg "$LAST" 60
+	grep -q "received 50 in order from 1 senders" "$RT/serve.out"
+}
+
+@test "a node whose agent never comes up: the other nodes' processes fail on its channels at once" {
+	CH="$B/tests/ta/chtool"
+	mkdir -m 700 "$RT/bad"
+	printf '#!/bin/sh\n[ "$2" = 1 ] && exit 3\nexec "%s" "$@"\n' "$B/runtime/ta/dragon-ta" >"$RT/bad/dragon-ta"
+	chmod +x "$RT/bad/dragon-ta"
+	NODES_EARLY=1 DRAGON_LIBEXECDIR="$RT/bad" start_nodes 2
+	for _ in $(seq 400); do [ -e "$RT/n0/ta.peers" ] && break; sleep 0.05; done
+	[ -e "$RT/n0/ta.peers" ]
+	grep -q "transport: .*unreachable from this node" "$RT/ls1.log"
+	# node 1 is not in the table: a process of node 0 gets EPEER on its channel, without a wait
+	bg 1 "$RT/hold.out" "$CH" hold nb 30 x
+	wait_ready "$RT/hold.out"
+	run -1 on 0 timeout 20 "$CH" recv nb 1 -1
+	[[ "$output" == *"DRAGON_EPEER"* ]]
+	# and node 1's own processes are told that their agent is gone
+	bg 0 "$RT/hold0.out" "$CH" hold n0 30 y
+	wait_ready "$RT/hold0.out"
+	run -1 on 1 "$CH" recv n0 1 0
+	[[ "$output" == *"DRAGON_EPEER"*"transport agent of this node"*"is gone"* ]]
+}
+
 @test "a million messages from node 1 reach a channel on node 0 with no loss, in order" {
 	CH="$B/tests/ta/chtool"
 	start_nodes 2

@@ -22,7 +22,8 @@ static const char usage[] =
 	"       chtool stream MINE PEER SIZE SECS    stream to PEER (an echo) for SECS; prints MB/s\n"
 	"       chtool junk FILE                     write garbage into the gateway named in ta.info FILE\n"
 	"env CHTOOL_WAIT=spin: echo, ping and stream busy-poll (DRAGON_WAIT_SPIN) instead of the\n"
-	"channel's adaptive wait, so B4 can show both.\n";
+	"channel's adaptive wait, so B4 can show both (CHTOOL_WAIT=idle: they sleep at once). CHTOOL_GAP_US=N: send pauses N us between\n"
+	"messages (sporadic traffic, for the agents' CPU cost in B4).\n";
 
 #define END "END"
 
@@ -121,6 +122,7 @@ static int sendn(const char *name, uint32_t sender, long count, size_t size, int
 	dragon_channel_t *ch;
 	dragon_wait_t w = {.timeout_us = -1, .flags = deposited ? DRAGON_WAIT_DEPOSITED : 0};
 	unsigned char *buf = malloc(size < 12 ? 12 : size);
+	const char *gap = getenv("CHTOOL_GAP_US"); /* sporadic traffic: a pause between sends */
 	int rc;
 
 	if (!buf || find_channel(name, &ch))
@@ -137,6 +139,8 @@ static int sendn(const char *name, uint32_t sender, long count, size_t size, int
 			fprintf(stderr, "chtool: send %ld of %ld failed\n", n, count);
 			return fail("send", rc);
 		}
+		if (gap && atoi(gap) > 0)
+			usleep((useconds_t)atoi(gap));
 	}
 	return 0;
 }
@@ -344,6 +348,11 @@ int main(int argc, char **argv)
 	if ((rc = dragon_init()))
 		return fail("dragon_init", rc);
 	const char *wm = getenv("CHTOOL_WAIT");
+	if (wm && !strcmp(wm, "idle")) {
+		static const dragon_wait_t idle = {.timeout_us = -1, .mode = DRAGON_WAIT_IDLE};
+		waitp = &idle;
+		chan_wait = DRAGON_WAIT_IDLE;
+	}
 	if (wm && !strcmp(wm, "spin")) {
 		static const dragon_wait_t spin = {.timeout_us = -1, .mode = DRAGON_WAIT_SPIN};
 		waitp = &spin;

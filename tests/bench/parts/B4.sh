@@ -13,6 +13,8 @@ LS=$B/runtime/ls/dragon-ls
 # CPUs of our VM and a round trip can take a scheduler slice, so fewer of them
 if [ "${BENCH_SMOKE:-}" = 1 ]; then IT=50 SIT=20 SZ="8 1024" SECS=0.3 MPIT=4000
 else IT=5000 SIT=500 SZ="8 64 1024 16384 65536 1048576" SECS=3 MPIT=20000; fi
+# B4_SIZES="8": only those sizes (a quicker run of the small-message rows; the stream is kept)
+SZ=${B4_SIZES:-$SZ}
 A=dgta-b4a-$$ Bn=dgta-b4b-$$ PIDS=
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null; done
@@ -50,9 +52,10 @@ fabric() {
 			"$LS" --dir "$F/n$i" --fabric-id b4f$fab --boot file 2>"$F/ls$i.log" &
 		LSP="$LSP $!" PIDS="$PIDS $!"
 	done
+	# ready, and (they serve before it) their agents up with each other's addresses (ta.peers)
 	for i in 0 1; do
-		for _ in $(seq 200); do [ -e "$F/n$i/ls.ready" ] && break; sleep 0.05; done
-		[ -e "$F/n$i/ls.ready" ] || {
+		for _ in $(seq 400); do [ -e "$F/n$i/ls.ready" ] && [ -e "$F/n$i/ta.peers" ] && break; sleep 0.05; done
+		[ -e "$F/n$i/ta.peers" ] || {
 			echo "skip,B4,dragon-chan,local services did not get ready: $(tail -2 "$F"/ls*.log | tr '\n,' '  ')"
 			return 1
 		}
@@ -93,8 +96,27 @@ chan() {
 	reap $e
 	[ -n "$v" ] && echo "result,B4,stream,1048576,$2,bw_MBps,$v"
 }
+# sporadic IMPL: CPU of both agents (ms) while node 1 sends 200 messages of 64 B 10 ms apart to a
+# channel on node 0 (about 2 s: traffic too sparse for an agent to keep polling between messages)
+NEWCH=$CH
+sporadic() {
+	local n=200 t0 t1 s
+	ip netns exec $A env DRAGON_LS_SOCKET="$F/n0/ls.sock" DRAGON_NODE_INDEX=0 "$NEWCH" serve sp$1 $n 1 >"$T/sp.out" 2>&1 &
+	s=$!
+	PIDS="$PIDS $s"
+	for _ in $(seq 200); do grep -q ready "$T/sp.out" 2>/dev/null && break; sleep 0.05; done
+	t0=0
+	for i in 0 1; do t0=$((t0 + $(awk '{print $14+$15}' /proc/$(sed -n 's/^pid //p' "$F/n$i/ta.info")/stat))); done
+	on 1 env CHTOOL_GAP_US=10000 timeout 60 "$NEWCH" send sp$1 0 $n 64 2>>"$T/chan.err"
+	reap $s
+	t1=0
+	for i in 0 1; do t1=$((t1 + $(awk '{print $14+$15}' /proc/$(sed -n 's/^pid //p' "$F/n$i/ta.info")/stat))); done
+	grep -q "received $n in order" "$T/sp.out" &&
+		echo "result,B4,sporadic-cpu,0,$1,ms,$(( (t1 - t0) * 1000 / $(getconf CLK_TCK) ))"
+}
 if fabric; then
 	chan adaptive dragon-chan $IT
+	sporadic dragon-chan
 	chan spin dragon-chan-spin $SIT
 	# idle: the agent dragon-ls started on node 1, after the traffic above, for 3 s
 	ta=$(sed -n 's/^pid //p' "$F/n1/ta.info")
@@ -106,6 +128,17 @@ if fabric; then
 	echo "result,B4,idle-cpu,0,budget-1pct,ms,30"
 fi
 unfabric
+# Before and after in one run: BENCH_BASELINE=/path/to/an/older/build/tests/bench/bench_onnode (as
+# for B1) adds that build's channel path as v1-dragon-chan (its local services, agents and chtool).
+BASE=${BENCH_BASELINE:+$(cd "$(dirname "$BENCH_BASELINE")/../.." 2>/dev/null && pwd)}
+if [ -n "$BASE" ] && [ -x "$BASE/runtime/ls/dragon-ls" ] && [ -x "$BASE/tests/ta/chtool" ]; then
+	LS0=$LS CH0=$CH LS=$BASE/runtime/ls/dragon-ls CH=$BASE/tests/ta/chtool
+	fabric && chan adaptive v1-dragon-chan $IT && sporadic v1-dragon-chan
+	unfabric
+	LS=$LS0 CH=$CH0
+elif [ -n "${BENCH_BASELINE:-}" ]; then
+	echo "skip,B4,v1-dragon-chan,no dragon-ls and tests/ta/chtool in the build of $BENCH_BASELINE"
+fi
 # Busy-polling clients with agents that sleep in fi_cq_sread at once (DRAGON_TA_SPIN_US=0): on a
 # 2-CPU machine the row above has four pollers on two CPUs; this one has two.
 fabric 0 && chan spin dragon-chan-spin-ta0 $IT
