@@ -168,6 +168,12 @@ int ls_run(const struct ls_opts *o)
 	}
 	ls->node_index = (uint32_t)ls->boot->rank;
 	ls->node_count = (uint32_t)ls->boot->size;
+	if (ls_node_timeouts(ls) || !(ls->lost = calloc(ls->node_count, 1))) {
+		ls_log(ls, "%s", ls->lost ? dragon_errmsg() : "out of memory");
+		dg_boot_close(ls->boot);
+		free(ls->lost);
+		return 1;
+	}
 	ls->next_puid = ((uint64_t)ls->node_index << 48) + 1;
 	if ((size_t)snprintf(ls->sock_path, sizeof(ls->sock_path), "%s/%s", o->dir,
 			     LS_SOCK_NAME) >= sizeof(ls->sock_path)) {
@@ -332,6 +338,16 @@ out:
 			}
 		free(ls->nodes);
 		ls->nodes = NULL;
+		while (ls->fwds) {
+			struct fwd *f = ls->fwds;
+			ls->fwds = f->next;
+			free(f);
+		}
+		while (ls->rprocs) {
+			struct rproc *rp = ls->rprocs;
+			ls->rprocs = rp->next;
+			free(rp);
+		}
 		if (ls->tcp)
 			evconnlistener_free(ls->tcp);
 		if (ls->lst)
@@ -384,5 +400,6 @@ out:
 	if (ls->topo)
 		hwloc_topology_destroy(ls->topo);
 	dg_boot_close(ls->boot);
+	free(ls->lost);
 	return rv;
 }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dragon/process.h>
+
 #include "core/err.h"
 #include "core/shm.h"
 #include "ls/ls_internal.h"
@@ -121,11 +123,38 @@ uint32_t ls_serving_node(struct ls *ls, const Dragon__Msg *req)
 	}
 }
 
+/* The answer to a request for a lost node: a Wait learns its process's end, the rest EPEER. */
+static void answer_lost(struct ls *ls, uint64_t conn, uint64_t seq, uint32_t node,
+			uint64_t wait_puid)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__WaitReply wr = DRAGON__WAIT_REPLY__INIT;
+	Dragon__Error e = DRAGON__ERROR__INIT;
+	char why[96];
+
+	m.seq = seq;
+	if (wait_puid) {
+		wr.puid = wait_puid;
+		wr.status = DRAGON_STATUS_NODE_LOST;
+		m.body_case = DRAGON__MSG__BODY_WAIT_REPLY;
+		m.wait_reply = &wr;
+	} else {
+		snprintf(why, sizeof(why), "node %u left the fabric (lost)", node);
+		e.rc = DRAGON_EPEER;
+		e.msg = why;
+		m.body_case = DRAGON__MSG__BODY_ERROR;
+		m.error = &e;
+	}
+	ls_send_to(ls, conn, &m);
+}
+
 /* Pass a request to the node that serves it; its reply comes back to c through the links. */
 void ls_forward_request(struct conn *c, uint32_t node, const Dragon__Msg *req)
 {
 	struct ls *ls = c->ls;
 	Dragon__Relay r = DRAGON__RELAY__INIT;
+	uint64_t wait_puid = req->body_case == DRAGON__MSG__BODY_WAIT ? req->wait->puid : 0;
+	struct fwd *f;
 
 	if (node >= ls->node_count) {
 		ls_reply_error(c, req->seq, DRAGON_ENOTFOUND,
@@ -134,13 +163,108 @@ void ls_forward_request(struct conn *c, uint32_t node, const Dragon__Msg *req)
 				   : "no such process");
 		return;
 	}
+	if (ls->lost && ls->lost[node]) {
+		answer_lost(ls, c->id, req->seq, node, wait_puid);
+		return;
+	}
 	r.conn = c->id;
 	r.owner = ls_owner_of(c);
 	r.puid = c->puid;
 	r.sink = c->sink;
 	r.inherit_sink = ls_sink_for(ls, c, NULL);
-	if (ls_relay(ls, node, &r, (Dragon__Msg *)req))
+	if (ls_relay(ls, node, &r, (Dragon__Msg *)req)) {
 		ls_reply_error(c, req->seq, DRAGON_EPEER, dragon_errmsg());
+		return;
+	}
+	/* Remember it until its reply passes (ls_on_relay), so a lost node still gets it answered. */
+	if (req->seq && !c->remote && (f = calloc(1, sizeof(*f)))) {
+		f->conn = c->id;
+		f->seq = req->seq;
+		f->node = node;
+		f->wait_puid = wait_puid;
+		f->next = ls->fwds;
+		ls->fwds = f;
+	}
+}
+
+/* A reply for conn passes: the request it answers is no longer outstanding. */
+static void fwd_answered(struct ls *ls, uint64_t conn, const uint8_t *msg, size_t len)
+{
+	Dragon__Msg *rep = NULL;
+	struct fwd **q;
+
+	for (q = &ls->fwds; *q && (*q)->conn != conn; q = &(*q)->next)
+		;
+	if (!*q || dg_msg_decode(msg, len, &rep))
+		return;
+	for (q = &ls->fwds; *q; q = &(*q)->next)
+		if ((*q)->conn == conn && (*q)->seq == rep->seq && rep->seq) {
+			struct fwd *f = *q;
+			*q = f->next;
+			free(f);
+			break;
+		}
+	dg_msg_free(rep);
+}
+
+/* A connection closed: nobody waits for the answers to what it asked. */
+void ls_fwd_forget_conn(struct ls *ls, uint64_t conn)
+{
+	for (struct fwd **q = &ls->fwds; *q;) {
+		struct fwd *f = *q;
+		if (f->conn == conn) {
+			*q = f->next;
+			free(f);
+		} else {
+			q = &f->next;
+		}
+	}
+}
+
+/* Head node: a process GS placed on another node reported its end. */
+void ls_rproc_done(struct ls *ls, uint64_t puid)
+{
+	for (struct rproc **q = &ls->rprocs; *q; q = &(*q)->next)
+		if ((*q)->puid == puid) {
+			struct rproc *rp = *q;
+			*q = rp->next;
+			free(rp);
+			return;
+		}
+}
+
+/*
+ * Node `node` is lost: answer what this node's clients asked of it, and (head node) report the
+ * processes GS placed there as ended with DRAGON_STATUS_NODE_LOST to whoever takes their exits.
+ */
+void ls_route_node_lost(struct ls *ls, uint32_t node)
+{
+	for (struct fwd **q = &ls->fwds; *q;) {
+		struct fwd *f = *q;
+		if (f->node == node) {
+			*q = f->next;
+			answer_lost(ls, f->conn, f->seq, node, f->wait_puid);
+			free(f);
+		} else {
+			q = &f->next;
+		}
+	}
+	for (struct rproc **q = &ls->rprocs; *q;) {
+		struct rproc *rp = *q;
+		if (ID_NODE(rp->puid) == node) {
+			Dragon__Msg m = DRAGON__MSG__INIT;
+			Dragon__ProcExit x = DRAGON__PROC_EXIT__INIT;
+			*q = rp->next;
+			x.puid = rp->puid;
+			x.status = DRAGON_STATUS_NODE_LOST;
+			m.body_case = DRAGON__MSG__BODY_PROC_EXIT;
+			m.proc_exit = &x;
+			ls_send_to(ls, rp->exit_to, &m);
+			free(rp);
+		} else {
+			q = &rp->next;
+		}
+	}
 }
 
 int ls_host_spawn(void *ctx, uint32_t node, const Dragon__SpawnArgs *a, uint64_t conn_id,
@@ -177,6 +301,17 @@ int ls_host_spawn(void *ctx, uint32_t node, const Dragon__SpawnArgs *a, uint64_t
 	if ((rv = dg_link_send(l, &m)))
 		return rv;
 	*puid = sa.puid;
+	{
+		struct rproc *rp = c->sink ? calloc(1, sizeof(*rp)) : NULL;
+		if (!c->sink)
+			return DRAGON_OK;
+		if (!rp)
+			return dg_err(DRAGON_ENOMEM, "record of a process on node %u", node);
+		rp->puid = sa.puid;
+		rp->exit_to = c->sink ? c->id : 0;
+		rp->next = ls->rprocs;
+		ls->rprocs = rp;
+	}
 	return DRAGON_OK;
 }
 
@@ -259,8 +394,13 @@ void ls_on_relay(struct ls *ls, const Dragon__Msg *outer)
 			return;
 		if (!r->deliver && r->conn && !dg_msg_decode(r->msg.data, r->msg.len, &req)) {
 			struct conn px = {.ls = ls, .id = r->conn, .remote = 1};
-			ls_reply_error(&px, req->seq, DRAGON_EPEER,
-				       "that node is not part of the fabric now");
+			if (ls->lost && r->to_node < ls->node_count && ls->lost[r->to_node])
+				answer_lost(ls, r->conn, req->seq, r->to_node,
+					    req->body_case == DRAGON__MSG__BODY_WAIT ? req->wait->puid
+										     : 0);
+			else
+				ls_reply_error(&px, req->seq, DRAGON_EPEER,
+					       "that node is not part of the fabric now");
 		}
 		dg_msg_free(req);
 		return;
@@ -269,6 +409,8 @@ void ls_on_relay(struct ls *ls, const Dragon__Msg *outer)
 		struct conn *c = ls_conn_find(ls, r->conn);
 		uint8_t hdr[DG_HDR_LEN] = {r->msg.len & 0xff, (r->msg.len >> 8) & 0xff,
 					   (r->msg.len >> 16) & 0xff, (r->msg.len >> 24) & 0xff};
+		if (ls->fwds)
+			fwd_answered(ls, r->conn, r->msg.data, r->msg.len);
 		/* Already packed by the node that answered: pass it on as it is. */
 		if (c && !c->closing && !c->remote && r->msg.len <= DG_MSG_MAX) {
 			bufferevent_write(c->bev, hdr, sizeof(hdr));
