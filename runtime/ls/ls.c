@@ -326,6 +326,17 @@ out:
 			free(pl);
 		}
 		gs_free(ls->gs);
+		/* How close the links came to the node timeout: the evidence for choosing it. */
+		for (uint32_t i = 0; i < ls->node_count; i++) {
+			struct dg_link *l = ls->uplink && i == 0 ? ls->uplink
+					    : ls->nodes		 ? ls->nodes[i].link
+									 : NULL;
+			if (l && (ls->debug || dg_link_max_silence_ms(l) > ls->node_timeout_ms / 2))
+				ls_log(ls, "link to node %u: longest silence %lld ms (heartbeat %d ms, "
+					   "node timeout %d ms)",
+				       i, (long long)dg_link_max_silence_ms(l), ls->heartbeat_ms,
+				       ls->node_timeout_ms);
+		}
 		if (ls->uplink) {
 			dg_link_flush(ls->uplink, 200);
 			dg_link_free(ls->uplink);

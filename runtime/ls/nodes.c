@@ -137,7 +137,7 @@ static void link_msg(struct dg_link *l, const Dragon__Msg *m, void *arg)
 		break;
 	case DRAGON__MSG__BODY_NODE_LOST:
 		if (ls->uplink) {
-			ls_node_lost(ls, m->node_lost->node, "the head node lost its link");
+			ls_node_lost(ls, m->node_lost->node, "the head node reports it");
 			return;
 		}
 		break;
@@ -176,9 +176,9 @@ static void link_closed(struct dg_link *l, const char *why, void *arg)
 		return;
 	}
 	if (ls->nodes && node < ls->node_count && ls->nodes[node].link == l) {
-		if (ls->debug || dg_link_max_silence_ms(l))
-			ls_log(ls, "node %u: longest silence on its link %lld ms (heartbeat %d ms, "
-				   "timeout %d ms)",
+		if (ls->debug)
+			ls_log(ls, "link to node %u: longest silence %lld ms (heartbeat %d ms, "
+				   "node timeout %d ms)",
 			       node, (long long)dg_link_max_silence_ms(l), ls->heartbeat_ms,
 			       ls->node_timeout_ms);
 		ls->nodes[node].link = NULL;

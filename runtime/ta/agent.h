@@ -59,6 +59,7 @@ struct out {
 
 struct peerq {
 	struct out *head, *tail;
+	int64_t moved; /* when the queue last got its first message or sent one (dg_ta_now) */
 };
 
 /* A recv or poll from another node on a local channel that cannot be answered yet. */

@@ -108,7 +108,7 @@ static void nap(struct agent *a)
 	 * ones) is retried every millisecond; waiting for answers, every 100 ms. */
 	if (a->waiters || a->full_chans)
 		timeout = 1;
-	else if (a->outst)
+	else if (a->outst || a->queued)
 		timeout = 100;
 	atomic_store(a->sleeping, 1);
 	if ((dragon_channel_count(a->gw, &count, &cap) == DRAGON_OK && count) ||
@@ -195,7 +195,7 @@ static void turn(struct agent *a, int may_nap)
 		work = 1;
 	if (a->waiters && agent_serve_waiters(a))
 		work = 1;
-	if (a->outst)
+	if (a->outst || a->queued)
 		agent_watch_nodes(a);
 	if (agent_send_queued(a))
 		work = 1;

@@ -46,10 +46,12 @@ int agent_queue_out(struct agent *a, uint32_t node, struct out *o)
 	if (!q)
 		return dg_err(DRAGON_ENOMEM, "queue for node %u", node);
 	o->next = NULL;
-	if (q->tail)
+	if (q->tail) {
 		q->tail->next = o;
-	else
+	} else {
 		q->head = o;
+		q->moved = dg_ta_now();
+	}
 	q->tail = o;
 	a->held += o->len;
 	a->queued++;
@@ -143,13 +145,19 @@ int agent_send_queued(struct agent *a)
 			q->head = o->next;
 			if (!q->head)
 				q->tail = NULL;
+			q->moved = dg_ta_now();
 			out_free(a, o);
 		}
 	}
 	return sent;
 }
 
-/* Every 100 ms: is every node we await an answer from still there? */
+/*
+ * Every 100 ms: is every node we await an answer from still there? So is every node whose queue
+ * does not move: a node cut off by the network closes nothing, and its queue would grow to the
+ * agent's bound and stop the gateway, so that no local process could reach any node. A peer
+ * that answers probes is merely slow and stays.
+ */
 void agent_watch_nodes(struct agent *a)
 {
 	int64_t t = dg_ta_now();
@@ -161,6 +169,11 @@ void agent_watch_nodes(struct agent *a)
 		if (dg_ta_watch(a->ta, o->node, o->since) == DRAGON_EPEER) {
 			node_died(a, o->node);
 			return; /* the list changed; the rest next round */
+		}
+	for (uint32_t n = 0; a->queued && n < a->npeers; n++)
+		if (a->peers[n].head && dg_ta_watch(a->ta, n, a->peers[n].moved) == DRAGON_EPEER) {
+			node_died(a, n);
+			return;
 		}
 }
 
