@@ -580,11 +580,6 @@ void gs_node_lost(struct gs *g, uint32_t node, int status)
 	if (!g->lost && !(g->lost = calloc(g->h.node_count, 1)))
 		return;
 	g->lost[node] = 1;
-	/* Members there end now, so group waits return (gs_proc_done frees no group). */
-	for (struct group *gr = g->groups; gr; gr = gr->next)
-		for (uint32_t i = 0; i < gr->n; i++)
-			if (!gr->ended[i] && node_of(gr->puids[i]) == node)
-				gs_proc_done(g, gr->puids[i], status, 0);
 	/* Waits of that node's connections have nobody to answer. */
 	for (struct waiter **p = &g->waiters; *p;) {
 		struct waiter *w = *p;
@@ -595,6 +590,11 @@ void gs_node_lost(struct gs *g, uint32_t node, int status)
 			p = &w->next;
 		}
 	}
+	/* Members there end now, so the other waits return (gs_proc_done frees no group). */
+	for (struct group *gr = g->groups; gr; gr = gr->next)
+		for (uint32_t i = 0; i < gr->n; i++)
+			if (!gr->ended[i] && node_of(gr->puids[i]) == node)
+				gs_proc_done(g, gr->puids[i], status, 0);
 	/* What that node's owners held goes, one owner at a time (each call changes the lists). */
 	do {
 		owner = 0;

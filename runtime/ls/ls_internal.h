@@ -298,5 +298,6 @@ void ls_remove_files(struct ls *ls);
 int ls_write_key(struct ls *ls);
 int ls_write_ready(struct ls *ls);
 int ls_ta_write_peers(struct ls *ls);
+int ls_ta_tell_lost(struct ls *ls);
 
 #endif

@@ -288,6 +288,9 @@ void ls_node_lost(struct ls *ls, uint32_t node, const char *why)
 			if (i != node && ls->nodes[i].link)
 				dg_link_send(ls->nodes[i].link, &m);
 	}
+	if (ls_ta_tell_lost(ls))
+		ls_log(ls, "node %u: %s (its channels fail only once the agent finds it silent)", node,
+		       dragon_errmsg());
 	ls_route_node_lost(ls, node);
 	ls_release_node(ls, node);
 }

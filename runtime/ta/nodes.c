@@ -1,6 +1,8 @@
 /* runtime/ta/nodes.c: the transport agent towards other nodes: per-node send queues, replies to them, nodes that die. */
 #include "config.h"
 
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,12 +48,10 @@ int agent_queue_out(struct agent *a, uint32_t node, struct out *o)
 	if (!q)
 		return dg_err(DRAGON_ENOMEM, "queue for node %u", node);
 	o->next = NULL;
-	if (q->tail) {
+	if (q->tail)
 		q->tail->next = o;
-	} else {
+	else
 		q->head = o;
-		q->moved = dg_ta_now();
-	}
 	q->tail = o;
 	a->held += o->len;
 	a->queued++;
@@ -122,6 +122,35 @@ static void node_died(struct agent *a, uint32_t node)
 	}
 }
 
+/*
+ * Local services lost nodes (DIR/ta.lost: one node index a line, written whole): the agent gives
+ * up on them for good, fails what waits on them, and marks them in the bitmap processes read.
+ */
+void agent_read_lost(struct agent *a)
+{
+	FILE *f = fopen(a->lost_file, "re");
+	unsigned long node;
+	char line[32];
+
+	if (!f) {
+		agent_log(a, "SIGUSR2 without a readable %s: ignored", a->lost_file);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *end;
+		node = strtoul(line, &end, 10);
+		if (end == line || node == a->node || node >= DG_GW_LOST_BYTES * 8ul)
+			continue;
+		if (atomic_load(&a->lost[node / 8]) & (1u << (node % 8)))
+			continue;
+		atomic_fetch_or(&a->lost[node / 8], (unsigned char)(1u << (node % 8)));
+		dg_ta_peer_lost(a->ta, (uint32_t)node);
+		dg_err(DRAGON_EPEER, "the fabric lost node %lu", node);
+		node_died(a, (uint32_t)node);
+	}
+	fclose(f);
+}
+
 /* Push queued messages out as far as credits allow; 1 if anything went. */
 int agent_send_queued(struct agent *a)
 {
@@ -145,19 +174,13 @@ int agent_send_queued(struct agent *a)
 			q->head = o->next;
 			if (!q->head)
 				q->tail = NULL;
-			q->moved = dg_ta_now();
 			out_free(a, o);
 		}
 	}
 	return sent;
 }
 
-/*
- * Every 100 ms: is every node we await an answer from still there? So is every node whose queue
- * does not move: a node cut off by the network closes nothing, and its queue would grow to the
- * agent's bound and stop the gateway, so that no local process could reach any node. A peer
- * that answers probes is merely slow and stays.
- */
+/* Every 100 ms: is every node we await an answer from still there? */
 void agent_watch_nodes(struct agent *a)
 {
 	int64_t t = dg_ta_now();
@@ -169,11 +192,6 @@ void agent_watch_nodes(struct agent *a)
 		if (dg_ta_watch(a->ta, o->node, o->since) == DRAGON_EPEER) {
 			node_died(a, o->node);
 			return; /* the list changed; the rest next round */
-		}
-	for (uint32_t n = 0; a->queued && n < a->npeers; n++)
-		if (a->peers[n].head && dg_ta_watch(a->ta, n, a->peers[n].moved) == DRAGON_EPEER) {
-			node_died(a, n);
-			return;
 		}
 }
 

@@ -114,6 +114,8 @@ static int survivor(const char *prefix, const char *secs, int timeout_ms)
 	rc = dragon_channel_send(ch, "x", 1, &(dragon_wait_t){.timeout_us = (long)timeout_ms * 1000,
 							 .flags = DRAGON_WAIT_DEPOSITED});
 	printf("victim channel send: %s after %.0f ms\n", dragon_strerror(rc), now_ms() - t0);
+	rc = dragon_channel_send(ch, "x", 1, &w);
+	printf("victim channel buffered send: %s\n", dragon_strerror(rc));
 	/* A new group spreads over the nodes that are left. */
 	if ((rc = dragon_group_create(argv, 4, DRAGON_POLICY_ROUND_ROBIN, 0, NULL, NULL, &gid2))) {
 		printf("new group: %s: %s\n", dragon_strerror(rc), dragon_errmsg());

@@ -78,10 +78,12 @@ assert_survivors_saw() {
 	# What the victim owned is released: its name and its group (named) are gone.
 	grep -q "^victim name: DRAGON_ENOTFOUND" "$s"
 	grep -q "^victim group: DRAGON_ENOTFOUND" "$s"
-	# The lost node's channel fails with EPEER, within the transport's dead time (5 s) and a margin.
+	# The lost node's channel fails with EPEER: at once once local services told the agent (a wait
+	# already under way within the agent's dead time, 5 s), a buffered send too.
 	grep -qE "^victim channel recv: DRAGON_EPEER: .* after [0-9]+ ms" "$s"
 	[ "$(sed -n 's/^victim channel recv: .* after \([0-9]*\) ms$/\1/p' "$s")" -lt 15000 ]
 	grep -q "^victim channel send: DRAGON_EPEER" "$s"
+	grep -q "^victim channel buffered send: DRAGON_EPEER" "$s"
 	# New groups go to the nodes that are left.
 	grep -q "^new group: OK" "$s"
 	grep -q "^new group wait_all: DRAGON_OK: success worst 143" "$s"
