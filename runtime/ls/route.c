@@ -187,24 +187,60 @@ void ls_forward_request(struct conn *c, uint32_t node, const Dragon__Msg *req)
 	}
 }
 
+/* One varint at *p (at most 10 bytes before end); 0 if it does not fit. */
+static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; *p < end && shift < 64; shift += 7) {
+		uint8_t b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The seq of a packed Msg without unpacking it (output lines pass here by the thousand): the
+ * packer writes fields in number order, version (1) then seq (2), and leaves out a seq of 0.
+ * Anything else is unpacked.
+ */
+static int reply_seq(const uint8_t *msg, size_t len, uint64_t *seq)
+{
+	const uint8_t *p = msg, *end = msg + len;
+	Dragon__Msg *m = NULL;
+	uint64_t v;
+
+	if (p < end && *p == 0x08 && (p++, varint(&p, end, &v))) {
+		*seq = 0;
+		if (p < end && *p == 0x10 && (p++, !varint(&p, end, seq)))
+			return 0;
+		return 1;
+	}
+	if (dg_msg_decode(msg, len, &m))
+		return 0;
+	*seq = m->seq;
+	dg_msg_free(m);
+	return 1;
+}
+
 /* A reply for conn passes: the request it answers is no longer outstanding. */
 static void fwd_answered(struct ls *ls, uint64_t conn, const uint8_t *msg, size_t len)
 {
-	Dragon__Msg *rep = NULL;
 	struct fwd **q;
+	uint64_t seq;
 
 	for (q = &ls->fwds; *q && (*q)->conn != conn; q = &(*q)->next)
 		;
-	if (!*q || dg_msg_decode(msg, len, &rep))
+	if (!*q || !reply_seq(msg, len, &seq) || !seq)
 		return;
-	for (q = &ls->fwds; *q; q = &(*q)->next)
-		if ((*q)->conn == conn && (*q)->seq == rep->seq && rep->seq) {
+	for (; *q; q = &(*q)->next)
+		if ((*q)->conn == conn && (*q)->seq == seq) {
 			struct fwd *f = *q;
 			*q = f->next;
 			free(f);
 			break;
 		}
-	dg_msg_free(rep);
 }
 
 /* A connection closed: nobody waits for the answers to what it asked. */

@@ -123,8 +123,10 @@ static void node_died(struct agent *a, uint32_t node)
 }
 
 /*
- * Local services lost nodes (DIR/ta.lost: one node index a line, written whole): the agent gives
- * up on them for good, fails what waits on them, and marks them in the bitmap processes read.
+ * Local services lost nodes (DIR/ta.lost: one node index a line, written whole): the agent drops
+ * what it queued for them, fails what waits on them, and marks them in the bitmap processes read,
+ * so that nothing new goes to them. What such a node's agent still sends is taken as before: a
+ * node whose services stop in order lets its agent deliver what it held.
  */
 void agent_read_lost(struct agent *a)
 {
@@ -144,7 +146,6 @@ void agent_read_lost(struct agent *a)
 		if (atomic_load(&a->lost[node / 8]) & (1u << (node % 8)))
 			continue;
 		atomic_fetch_or(&a->lost[node / 8], (unsigned char)(1u << (node % 8)));
-		dg_ta_peer_lost(a->ta, (uint32_t)node);
 		dg_err(DRAGON_EPEER, "the fabric lost node %lu", node);
 		node_died(a, (uint32_t)node);
 	}

@@ -116,8 +116,6 @@ int64_t dg_ta_now(void);
 
 /* DRAGON_OK, or DRAGON_EPEER if the node was found dead. */
 int dg_ta_peer_state(dg_ta *ta, uint32_t node);
-/* The fabric lost that node (its local services said so): the peer is dead for good. */
-void dg_ta_peer_lost(dg_ta *ta, uint32_t node);
 
 void dg_ta_get_stats(dg_ta *ta, struct dg_ta_stats *st);
 

@@ -179,14 +179,6 @@ int dg_ta_watch(dg_ta *ta, uint32_t node, int64_t since_ns)
 	return DRAGON_OK;
 }
 
-void dg_ta_peer_lost(dg_ta *ta, uint32_t node)
-{
-	struct peer *p = ta_peer_get(ta, node);
-
-	if (p)
-		ta_peer_mark_dead(ta, p, "the fabric lost its node");
-}
-
 int dg_ta_peer_state(dg_ta *ta, uint32_t node)
 {
 	struct peer *p = ta_peer_get(ta, node);

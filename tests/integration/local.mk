@@ -21,7 +21,7 @@ EXTRA_DIST += tests/integration/fabric.bats tests/integration/launcher.bats test
 # Both sides of a node lost mid-job (lostnode.bats).
 check_PROGRAMS += tests/integration/lost_check
 tests_integration_lost_check_SOURCES = tests/integration/lost_check.c
-tests_integration_lost_check_LDADD = runtime/libdragon_impl.la
+tests_integration_lost_check_LDADD = runtime/libdragon_impl.la -lpthread
 EXTRA_DIST += tests/integration/lostnode.bats
 
 # An Open MPI program that joins the fabric too (fabric.bats); compiled with mpicc's flags like tests/bench/bench_mpi,

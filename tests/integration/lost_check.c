@@ -1,4 +1,5 @@
 /* tests/integration/lost_check.c: the two sides of a lost node for lostnode.bats: what the victim node holds, and what the survivors see once it is gone. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,13 +12,15 @@
 static const char usage[] =
 	"Usage: lost_check victim PREFIX SECONDS\n"
 	"           on the node to be lost: register PREFIX.name, start a group PREFIX.group of\n"
-	"           three 'sleep SECONDS' (one per node, owned by this process), hold a channel\n"
-	"           registered as PREFIX.chan; print 'victim ready'; sleep\n"
-	"       lost_check survivor PREFIX SECONDS TIMEOUT_MS\n"
+	"           three 'sleep SECONDS' (one per node, owned by this process) and a 'sleep SECONDS'\n"
+	"           on this node (prints 'victim puid P'), hold a channel registered as PREFIX.chan;\n"
+	"           print 'victim ready'; sleep\n"
+	"       lost_check survivor PREFIX SECONDS TIMEOUT_MS PUID\n"
 	"           on a node that stays: start a group of three 'sleep SECONDS' (one per node),\n"
-	"           attach PREFIX.chan, print 'survivor ready', then wait (TIMEOUT_MS) for the member\n"
-	"           on the victim's node, wait for the group, and report what is left of the victim's\n"
-	"           name, group and channel, and where a new group goes; one line per check\n";
+	"           attach PREFIX.chan, print 'survivor ready', then wait (TIMEOUT_MS) for process\n"
+	"           PUID (in a thread) and for the group's member on the victim's node, wait for the\n"
+	"           group, and report what is left of the victim's name, group and channel, and\n"
+	"           where a new group goes; one line per check\n";
 
 static double now_ms(void)
 {
@@ -51,6 +54,12 @@ static int victim(const char *prefix, const char *secs)
 	snprintf(name, sizeof(name), "%s.group", prefix);
 	if ((rc = dragon_group_create(argv, 3, DRAGON_POLICY_ROUND_ROBIN, 0, NULL, name, &gid)))
 		return fail("start the group", rc);
+	{
+		dragon_puid_t puid;
+		if ((rc = dragon_process_create(argv, NULL, &puid)))
+			return fail("start a process", rc);
+		printf("victim puid %llu\n", (unsigned long long)puid);
+	}
 	snprintf(name, sizeof(name), "%s.chan", prefix);
 	if ((rc = dragon_pool_create(&pa, &pool)) || (rc = dragon_channel_create(pool, &ca, &ch)) ||
 	    (rc = dragon_channel_serialize(ch, &d)) ||
@@ -62,8 +71,27 @@ static int victim(const char *prefix, const char *secs)
 	return 0;
 }
 
-static int survivor(const char *prefix, const char *secs, int timeout_ms)
+/* A wait for a process of the victim's node, under way when the node is lost. */
+struct far_wait {
+	dragon_puid_t puid;
+	int timeout_ms, rc, status;
+	double ms;
+};
+
+static void *wait_far(void *arg)
 {
+	struct far_wait *fw = arg;
+	double t0 = now_ms();
+
+	fw->rc = dragon_process_wait(fw->puid, fw->timeout_ms, &fw->status);
+	fw->ms = now_ms() - t0;
+	return NULL;
+}
+
+static int survivor(const char *prefix, const char *secs, int timeout_ms, dragon_puid_t far)
+{
+	struct far_wait fw = {.puid = far, .timeout_ms = timeout_ms, .status = -1};
+	pthread_t th;
 	const char *argv[] = {"sleep", secs, NULL};
 	dragon_channel_desc_t d;
 	dragon_wait_t w = {.timeout_us = (long)timeout_ms * 1000};
@@ -80,6 +108,8 @@ static int survivor(const char *prefix, const char *secs, int timeout_ms)
 		return fail("attach the victim's channel", rc);
 	if ((rc = dragon_group_create(argv, 3, DRAGON_POLICY_ROUND_ROBIN, 0, NULL, NULL, &gid)))
 		return fail("start the group", rc);
+	if (pthread_create(&th, NULL, wait_far, &fw))
+		return fail("start a thread", DRAGON_ESYS);
 	printf("survivor ready on node %u\n", dragon_node_index());
 	fflush(stdout);
 	/* Every member sleeps long: the first to end is the one on the lost node (a puid carries
@@ -88,6 +118,9 @@ static int survivor(const char *prefix, const char *secs, int timeout_ms)
 	rc = dragon_group_wait_any(gid, timeout_ms, &lost, &status);
 	printf("group wait_any: %s puid-node %u status %d after %.0f ms\n", dragon_strerror(rc),
 	       (unsigned)((lost >> 48) & 0x3fff), status, now_ms() - t0);
+	pthread_join(th, NULL);
+	printf("process wait under way: %s status %d after %.0f ms\n", dragon_strerror(fw.rc), fw.status,
+	       fw.ms);
 	t0 = now_ms();
 	rc = dragon_process_wait(lost, timeout_ms, &status);
 	printf("process wait: %s status %d after %.0f ms\n", dragon_strerror(rc), status, now_ms() - t0);
@@ -135,7 +168,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (argc < 2 || ((strcmp(argv[1], "victim") || argc != 4) &&
-			 (strcmp(argv[1], "survivor") || argc != 5))) {
+			 (strcmp(argv[1], "survivor") || argc != 6))) {
 		fputs(usage, stderr);
 		return 2;
 	}
@@ -144,5 +177,5 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!strcmp(argv[1], "victim"))
 		return victim(argv[2], argv[3]);
-	return survivor(argv[2], argv[3], atoi(argv[4]));
+	return survivor(argv[2], argv[3], atoi(argv[4]), strtoull(argv[5], NULL, 10));
 }

@@ -26,7 +26,8 @@ write_job() {
 		srun --overlap -N1 -n1 -w "\$n2" "\$CH" stream s1 e1 65536 20 >"$work/stream.out" 2>&1 &
 		stream=\$!
 	fi
-	srun --overlap -N1 -n1 -w "\$n2" "\$LC" survivor T 6002 30000 >"$work/survivor.out" 2>&1 &
+	puid=\$(sed -n 's/^victim puid //p' "$work/victim.out")
+	srun --overlap -N1 -n1 -w "\$n2" "\$LC" survivor T 6002 30000 "\$puid" >"$work/survivor.out" 2>&1 &
 	survivor=\$!
 	for i in \$(seq 300); do grep -q "survivor ready" "$work/survivor.out" && break; sleep 0.1; done
 	echo "script ready"
@@ -73,6 +74,8 @@ assert_survivors_saw() {
 	grep -qE "^group wait_any: DRAGON_OK: success puid-node 2 status 256 after [0-9]+ ms" "$s"
 	[ "$(sed -n 's/^group wait_any: .* after \([0-9]*\) ms$/\1/p' "$s")" -lt "$1" ]
 	grep -q "^process wait: DRAGON_OK: success status 256 " "$s"
+	# So did a wait for a process there that was under way (passed through the head node).
+	grep -q "^process wait under way: DRAGON_OK: success status 256 " "$s"
 	grep -q "^process signal: DRAGON_EPEER" "$s"
 	grep -q "^group wait_all: DRAGON_OK: success worst 256 " "$s"
 	# What the victim owned is released: its name and its group (named) are gone.
@@ -95,7 +98,7 @@ assert_survivors_saw() {
 	grep -qE "^later step rc=0 in [0-9]+ ms" "$work/out"
 	[ "$(sed -n 's/^later step rc=0 in \([0-9]*\) ms$/\1/p' "$work/out")" -lt 10000 ]
 	# The fabric is still up on the two other nodes; nothing the victim started runs anywhere
-	# (its group's members on nodes 0 and 1 were its, the one on node 2 died with its node).
+	# (its group's members on nodes 0 and 1 were ended for it; what ran on node 2 died with it).
 	[ "$(fabric_procs "$job" | wc -l)" -eq 2 ]
 	[ "$(fabric_tas "$job" | wc -l)" -eq 2 ]
 	[ -z "$(pgrep -f '^sleep 6001$' || true)" ]
@@ -167,7 +170,7 @@ teardown() {
 	start_job
 	head=$(ls_of_node "$job" 0)
 	[ -n "$head" ]
-	[ "$(pgrep -f '^sleep 600[12]$' | wc -l)" -eq 6 ]
+	[ "$(pgrep -f '^sleep 600[12]$' | wc -l)" -eq 7 ]
 	fsrun=$(pgrep -f "^srun .*--job-name=dragon-fabric .*--dir [^ ]+/$job " | head -n 1)
 	[ -n "$fsrun" ]
 	SECONDS=0

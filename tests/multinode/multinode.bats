@@ -178,6 +178,6 @@ load nodes
 		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
 		! kill -0 "$p" 2>/dev/null
 	done
-	! grep -q "lost the head node\|left the fabric" "$RT"/ls*.log
+	! grep -q "lost the head node\|left the fabric\|is lost" "$RT"/ls*.log
 	for i in 0 1 2; do [ -z "$(ls -A "$RT/n$i")" ]; done
 }
