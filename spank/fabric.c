@@ -41,7 +41,7 @@ static bool has_prefix(const char *e, const char *p)
 bool dragon_fabric_env_keep(const char *e)
 {
 	/* Settings of the runtime itself that a user may give the fabric (see dragon.1). */
-	static const char *const dragon_keep[] = {"DRAGON_DEBUG=",    "DRAGON_STARTUP_TIMEOUT=", "DRAGON_TA=",
+	static const char *const dragon_keep[] = {"DRAGON_DEBUG=",    "DRAGON_STARTUP_TIMEOUT=", "DRAGON_NODE_TIMEOUT=", "DRAGON_TA=",
 						  "DRAGON_TA_",	      "DRAGON_LIBEXECDIR=",	 "DRAGON_LS_BIND=",
 						  NULL};
 	/* The job's, not a step's: srun reads SLURM_NTASKS, SLURM_CPU_BIND, SLURM_EXPORT_ENV, ... as
@@ -83,7 +83,7 @@ int dragon_fabric_start(const struct dragon_fabric_launch *l, pid_t *pid, char *
 	char nodes[16], jobid[16], fid[32], tmo[48], prov[96];
 	char *argv[] = {"srun",	       "--overlap",	  "--mpi=pmix",		    "--jobid",
 			jobid,	       "-N",		  nodes,		    "--ntasks-per-node=1",
-			"--kill-on-bad-exit=1", "--job-name=dragon-fabric", "--quiet", (char *)l->ls,
+			"--kill-on-bad-exit=0", "--no-kill", "--job-name=dragon-fabric", "--quiet", (char *)l->ls,
 			"--dir",       (char *)l->rundir, "--fabric-id",	    fid,
 			"--boot",      "pmix",		  NULL};
 	size_t n = 0;

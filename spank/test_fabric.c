@@ -192,7 +192,7 @@ static void once_starts_one_fabric_per_job(void **state)
 	assert_true(started);
 	assert_true(pid > 0);
 	assert_true(file_has("args", "--overlap --mpi=pmix --jobid 42 -N 3 --ntasks-per-node=1 "
-				      "--kill-on-bad-exit=1 --job-name=dragon-fabric --quiet /opt/dragon/dragon-ls "
+				      "--kill-on-bad-exit=0 --no-kill --job-name=dragon-fabric --quiet /opt/dragon/dragon-ls "
 				      "--dir /r/0/42 --fabric-id job42 --boot pmix"));
 	assert_true(file_has("env", "DRAGON_FABRIC_STEP=1\n"));
 	assert_true(file_has("env", "DRAGON_STARTUP_TIMEOUT=7\n"));

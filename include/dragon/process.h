@@ -38,7 +38,15 @@ int dragon_process_create(const char *const argv[], const dragon_process_opts_t 
 			  dragon_puid_t *puid);
 
 /*
- * Wait for a process to end: *status is its exit code, or 128 + N if signal N killed it.
+ * The status of a process whose node left the fabric (its local services died, or its node was
+ * silent past the node timeout): its real end is unknown. Beyond every exit code (0..255) and
+ * every 128 + N, so it cannot be mistaken for one.
+ */
+#define DRAGON_STATUS_NODE_LOST 256
+
+/*
+ * Wait for a process to end: *status is its exit code, or 128 + N if signal N killed it, or
+ * DRAGON_STATUS_NODE_LOST if its node was lost.
  * timeout_ms < 0 waits forever, 0 polls (DRAGON_ETIMEDOUT while it runs). An ended process can
  * be waited for again (same status) until its creator exits or 4096 newer waited-for processes
  * of its node ended; then DRAGON_ENOTFOUND.

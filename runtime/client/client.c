@@ -26,6 +26,7 @@ struct cconn {
 	struct cconn *next;
 	int fd;
 	uint64_t seq;
+	int answered; /* the last call got its reply: an error in it is the service's, not the wire's */
 };
 
 static struct {
@@ -48,6 +49,7 @@ static int call_on(struct cconn *c, Dragon__Msg *req, Dragon__Msg **rep, int *fd
 	if (fd)
 		*fd = -1;
 	req->seq = ++c->seq;
+	c->answered = 0;
 	rc = dg_wire_send(c->fd, req, -1);
 	if (rc)
 		return rc;
@@ -57,8 +59,10 @@ static int call_on(struct cconn *c, Dragon__Msg *req, Dragon__Msg **rep, int *fd
 			return rc == DRAGON_EPEER ? dg_err(DRAGON_EPEER, "local services went away")
 						  : rc;
 		/* Replies come in order; anything else (a stale reply) is skipped. */
-		if (m->seq == req->seq)
+		if (m->seq == req->seq) {
+			c->answered = 1;
 			break;
+		}
 		dg_msg_free(m);
 		if (fd && *fd >= 0) {
 			close(*fd);
@@ -135,8 +139,10 @@ int dg_client_call(Dragon__Msg *req, Dragon__Msg **rep, int *fd)
 		return rc;
 	rc = call_on(c, req, rep, fd);
 	pthread_mutex_lock(&cl.lock);
-	/* A connection that failed at the wire level is not trusted again. */
-	if (cl.refs > 0 && rc != DRAGON_EPEER && rc != DRAGON_ESYS &&
+	/* A connection that failed at the wire level is not trusted again. An EPEER that local
+	 * services answered (another node is lost) leaves it as it is: closing it would release
+	 * what this client owns through it. */
+	if (cl.refs > 0 && ((rc != DRAGON_EPEER && rc != DRAGON_ESYS) || c->answered) &&
 	    !(rc == DRAGON_EPROTO && !strstr(dragon_errmsg(), "not a request"))) {
 		c->next = cl.idle;
 		cl.idle = c;

@@ -444,6 +444,11 @@ static int ask(const struct rstate *s, struct dg_gw_hdr *h, const void *payload,
 
 	if ((rv = agent()))
 		return rv;
+	/* A node the fabric lost (the agent marks it in its flag allocation): fail at once. */
+	if (tc.flag.size >= DG_GW_FLAG_SIZE && s->node < DG_GW_LOST_BYTES * 8u &&
+	    (atomic_load((_Atomic unsigned char *)tc.flag.ptr + DG_GW_LOST_OFF + s->node / 8) &
+	     (1u << (s->node % 8))))
+		return dg_err(DRAGON_EPEER, "the channel's node %u left the fabric (lost)", s->node);
 	h->node = s->node;
 	memcpy(h->chan, s->desc.bytes, DRAGON_DESC_SIZE);
 	if (want_answer) {

@@ -56,7 +56,14 @@ struct gs {
 	struct group *groups;
 	struct waiter *waiters;
 	uint64_t next_gid;
+	unsigned char *lost; /* lost[i]: node i left the fabric (gs_node_lost); NULL: none did */
 };
+
+/* Puids, connection ids and owner keys carry their node in bits 48..61 (runtime/ls). */
+static uint32_t node_of(uint64_t id)
+{
+	return (uint32_t)((id >> 48) & 0x3fff);
+}
 
 struct gs *gs_new(const struct gs_host *h)
 {
@@ -106,6 +113,7 @@ void gs_free(struct gs *g)
 {
 	if (!g)
 		return;
+	free(g->lost);
 	while (g->names) {
 		struct name_ent *e = g->names;
 		g->names = e->next;
@@ -321,13 +329,22 @@ void gs_name_drop(struct gs *g, const char *name)
 		}
 }
 
+/* The k-th node that is not lost. */
+static uint32_t live_node(struct gs *g, uint32_t k)
+{
+	for (uint32_t i = 0; g->lost && i < g->h.node_count; i++)
+		if (!g->lost[i] && k-- == 0)
+			return i;
+	return k;
+}
+
 static int group_create(struct gs *g, uint64_t conn, uint64_t owner, uint64_t seq,
 			const Dragon__GroupCreate *c)
 {
 	Dragon__Msg m = DRAGON__MSG__INIT;
 	Dragon__GroupReply r = DRAGON__GROUP_REPLY__INIT;
 	struct group *gr = NULL;
-	uint32_t nodes = g->h.node_count ? g->h.node_count : 1, per;
+	uint32_t nodes = g->h.node_count ? g->h.node_count : 1, per, live;
 	int rc;
 
 	if (!c->args || c->args->n_argv == 0 || !c->args->argv[0][0]) {
@@ -362,11 +379,19 @@ static int group_create(struct gs *g, uint64_t conn, uint64_t owner, uint64_t se
 	gr->n = c->nprocs;
 	gr->owner = owner;
 	gr->outlive = c->args->outlive;
-	per = (c->nprocs + nodes - 1) / nodes;
+	/* Round robin and block spread over the nodes that are left. */
+	{
+		uint32_t k = 0;
+		for (uint32_t i = 0; i < nodes; i++)
+			if (!g->lost || !g->lost[i])
+				k++;
+		live = k ? k : 1;
+	}
+	per = (c->nprocs + live - 1) / live;
 	for (uint32_t i = 0; i < c->nprocs; i++) {
 		uint32_t node = c->policy == DRAGON__POLICY__POLICY_NODE ? c->node
-				: c->policy == DRAGON__POLICY__POLICY_BLOCK ? i / per
-									: i % nodes;
+				: c->policy == DRAGON__POLICY__POLICY_BLOCK ? live_node(g, i / per)
+									: live_node(g, i % live);
 		rc = g->h.spawn(g->h.ctx, node, c->args, conn, gr->gid, (int)i, (int)c->nprocs,
 				&gr->puids[i]);
 		if (rc) {
@@ -544,6 +569,44 @@ void gs_owner_gone(struct gs *g, uint64_t owner)
 			p = &gr->next;
 		}
 	}
+}
+
+void gs_node_lost(struct gs *g, uint32_t node, int status)
+{
+	uint64_t owner;
+
+	if (node >= g->h.node_count)
+		return;
+	if (!g->lost && !(g->lost = calloc(g->h.node_count, 1)))
+		return;
+	g->lost[node] = 1;
+	/* Waits of that node's connections have nobody to answer. */
+	for (struct waiter **p = &g->waiters; *p;) {
+		struct waiter *w = *p;
+		if (node_of(w->conn) == node) {
+			*p = w->next;
+			waiter_free(w);
+		} else {
+			p = &w->next;
+		}
+	}
+	/* Members there end now, so the other waits return (gs_proc_done frees no group). */
+	for (struct group *gr = g->groups; gr; gr = gr->next)
+		for (uint32_t i = 0; i < gr->n; i++)
+			if (!gr->ended[i] && node_of(gr->puids[i]) == node)
+				gs_proc_done(g, gr->puids[i], status, 0);
+	/* What that node's owners held goes, one owner at a time (each call changes the lists). */
+	do {
+		owner = 0;
+		for (struct name_ent *e = g->names; e && !owner; e = e->next)
+			if (!e->outlive && e->owner && node_of(e->owner) == node)
+				owner = e->owner;
+		for (struct group *gr = g->groups; gr && !owner; gr = gr->next)
+			if (!gr->outlive && gr->owner && node_of(gr->owner) == node)
+				owner = gr->owner;
+		if (owner)
+			gs_owner_gone(g, owner);
+	} while (owner);
 }
 
 void gs_conn_gone(struct gs *g, uint64_t conn)

@@ -38,6 +38,12 @@ int gs_handle(struct gs *g, uint64_t conn_id, uint64_t owner, const Dragon__Msg 
 void gs_proc_done(struct gs *g, uint64_t puid, int status, int signaled);
 /* An owner died or disconnected: release what it created without `outlive`. */
 void gs_owner_gone(struct gs *g, uint64_t owner);
+/*
+ * A node left the fabric: its group members end with `status` (group waits return), what its
+ * owners created without `outlive` is released, its connections' waits are dropped, and groups
+ * created later leave it out.
+ */
+void gs_node_lost(struct gs *g, uint32_t node, int status);
 /* A connection closed: forget its pending requests. */
 void gs_conn_gone(struct gs *g, uint64_t conn_id);
 

@@ -31,7 +31,7 @@ int launcher_env_int(const char *name)
 /* Keep a variable for the fabric step? Not the plugin's, PMIx's or a fabric's own. */
 static int scrubbed(const char *e)
 {
-	static const char *const keep[] = {"DRAGON_DEBUG=",	    "DRAGON_STARTUP_TIMEOUT=",
+	static const char *const keep[] = {"DRAGON_DEBUG=",	    "DRAGON_STARTUP_TIMEOUT=", "DRAGON_NODE_TIMEOUT=",
 					   "DRAGON_TA",		    "DRAGON_LIBEXECDIR=",
 					   "DRAGON_LS_BIND=",	    NULL};
 
@@ -97,7 +97,7 @@ int launcher_run_alloc(const char *basedir, int label, char **argv)
 		/* No --cpu-bind: one task per node is bound to the node's whole grant, which LS
 		 * divides itself; and clusters without task/affinity warn about the option. */
 		char *sargv[] = {"srun", "--overlap", "--mpi=pmix", "-N", nodes, "--ntasks-per-node=1",
-				 "--kill-on-bad-exit=1", "--job-name=dragon-fabric", "--quiet", ls,
+				 "--kill-on-bad-exit=0", "--no-kill", "--job-name=dragon-fabric", "--quiet", ls,
 				 "--base", base, "--fabric-id", fabric_id, "--boot", "pmix", NULL};
 		/* Its own process group: the terminal's Ctrl-C is ours to turn into a shutdown. */
 		setpgid(0, 0);

@@ -128,7 +128,7 @@ static int query(const char *sock, Dragon__StatusReply *view, Dragon__Msg ***par
 	for (size_t i = 0; i < head->status_reply->n_nodes; i++) {
 		uint32_t node = head->status_reply->nodes[i]->index;
 		Dragon__Msg *m = NULL;
-		if (node == 0)
+		if (node == 0 || head->status_reply->nodes[i]->lost)
 			continue;
 		if (ask_status(fd, 1, node, &m)) {
 			fprintf(stderr, "dragon status: %s\n", dragon_errmsg());
@@ -169,11 +169,12 @@ static json_t *status_json(const Dragon__StatusReply *r, const struct dd_status 
 	json_object_set_new(o, "fabric_id", json_string(r->fabric_id));
 	a = json_array();
 	for (size_t i = 0; i < r->n_nodes; i++)
-		json_array_append_new(a, json_pack("{s:i,s:s,s:i,s:i}", "index",
+		json_array_append_new(a, json_pack("{s:i,s:s,s:i,s:i,s:s}", "index",
 						   (int)r->nodes[i]->index, "host",
 						   r->nodes[i]->host, "ls_pid",
 						   (int)r->nodes[i]->ls_pid, "cpus",
-						   (int)r->nodes[i]->ncpus));
+						   (int)r->nodes[i]->ncpus, "state",
+						   r->nodes[i]->lost ? "lost" : "up"));
 	json_object_set_new(o, "nodes", a);
 	a = json_array();
 	for (size_t i = 0; i < r->n_procs; i++) {
@@ -250,8 +251,9 @@ static void status_text(const Dragon__StatusReply *r, const struct dd_status *dd
 {
 	printf("fabric %s\n", r->fabric_id);
 	for (size_t i = 0; i < r->n_nodes; i++)
-		printf("  node %u: host %s, local services pid %d, %u cpus\n", r->nodes[i]->index,
-		       r->nodes[i]->host, r->nodes[i]->ls_pid, r->nodes[i]->ncpus);
+		printf("  node %u: host %s, local services pid %d, %u cpus%s\n", r->nodes[i]->index,
+		       r->nodes[i]->host, r->nodes[i]->ls_pid, r->nodes[i]->ncpus,
+		       r->nodes[i]->lost ? ", LOST" : "");
 	printf("  processes: %zu\n", r->n_procs);
 	if (r->n_procs)
 		printf("    %-8s %-8s %-4s %-10s %-6s %-5s %s\n", "PUID", "PID", "NODE", "STATE",

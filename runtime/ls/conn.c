@@ -89,6 +89,8 @@ static int link_only(const Dragon__Msg *m)
 	case DRAGON__MSG__BODY_SPAWN_AT:
 	case DRAGON__MSG__BODY_PROC_DONE:
 	case DRAGON__MSG__BODY_GONE:
+	case DRAGON__MSG__BODY_HEARTBEAT:
+	case DRAGON__MSG__BODY_NODE_LOST:
 		return 1;
 	default:
 		return 0;
@@ -304,6 +306,7 @@ void ls_conn_forget(struct ls *ls, uint64_t id)
 	}
 	if (ls->gs)
 		gs_conn_gone(ls->gs, id);
+	ls_fwd_forget_conn(ls, id);
 	for (struct proc *p = ls->procs; p; p = p->next) {
 		if (p->sink == id)
 			p->sink = 0;

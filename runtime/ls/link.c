@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,7 +53,29 @@ struct dg_link {
 	int accepting, have_rx, joined, failed, in_cb, reported;
 	uint32_t node;
 	char why[256];
+	/* The watch (dg_link_watch): a heartbeat every interval, failed after timeout of silence. */
+	struct event *hb;
+	int hb_timeout_ms;
+	int64_t last_rx_ms, max_silence_ms;
 };
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Something came from the peer now: it is alive. */
+static void heard(struct dg_link *l)
+{
+	int64_t t = mono_ms();
+
+	if (l->last_rx_ms && t - l->last_rx_ms > l->max_silence_ms)
+		l->max_silence_ms = t - l->last_rx_ms;
+	l->last_rx_ms = t;
+}
 
 static void derive_key(unsigned char out[crypto_secretstream_xchacha20poly1305_KEYBYTES],
 		       const unsigned char key[DG_LINK_KEY])
@@ -95,6 +118,8 @@ void dg_link_fail(struct dg_link *l, const char *why)
 	l->failed = 1;
 	snprintf(l->why, sizeof(l->why), "%s", why);
 	bufferevent_disable(l->bev, EV_READ);
+	if (l->hb)
+		evtimer_del(l->hb);
 	/* Inside a callback the read loop reports it on the way out; otherwise report soon,
 	 * never from inside the caller's stack (it may hold pointers into what closed frees). */
 	if (!l->in_cb && !l->defer) {
@@ -226,6 +251,12 @@ static void process(struct dg_link *l)
 			dg_link_fail(l, dragon_errmsg());
 			return;
 		}
+		heard(l);
+		if (m->body_case == DRAGON__MSG__BODY_HEARTBEAT && l->joined) {
+			/* Proof of life only: the owner never sees it. */
+			dg_msg_free(m);
+			continue;
+		}
 		if (l->accepting && !l->joined) {
 			if (m->body_case != DRAGON__MSG__BODY_JOIN || m->join->nonce.len != LINK_NONCE ||
 			    sodium_memcmp(m->join->nonce.data, l->nonce, LINK_NONCE)) {
@@ -264,6 +295,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		snprintf(l->why, sizeof(l->why), "%s",
 			 (what & BEV_EVENT_EOF) ? "the peer closed the link"
 						: "the link's connection failed");
+		if (l->hb)
+			evtimer_del(l->hb);
 	}
 	if (!l->in_cb)
 		report(l);
@@ -591,10 +624,63 @@ void dg_link_flush(struct dg_link *l, int timeout_ms)
 	dg_bev_flush(l->bev, timeout_ms);
 }
 
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+	struct dg_link *l = arg;
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Heartbeat h = DRAGON__HEARTBEAT__INIT;
+	int pending = 0;
+	int64_t silent;
+
+	(void)fd;
+	(void)what;
+	if (l->failed)
+		return;
+	/* Bytes the peer sent that this process has not read yet (its own loop was late, e.g. on
+	 * a loaded machine) are proof of life too: only the peer's silence fails the link. */
+	if (evbuffer_get_length(bufferevent_get_input(l->bev)) ||
+	    (ioctl(bufferevent_getfd(l->bev), FIONREAD, &pending) == 0 && pending > 0))
+		heard(l);
+	silent = mono_ms() - l->last_rx_ms;
+	if (silent > l->hb_timeout_ms) {
+		char why[128];
+		snprintf(why, sizeof(why), "nothing heard for %lld ms (node timeout %d ms)",
+			 (long long)silent, l->hb_timeout_ms);
+		dg_link_fail(l, why);
+		return;
+	}
+	m.body_case = DRAGON__MSG__BODY_HEARTBEAT;
+	m.heartbeat = &h;
+	dg_link_send(l, &m);
+}
+
+int dg_link_watch(struct dg_link *l, int interval_ms, int timeout_ms)
+{
+	struct timeval tv = {.tv_sec = interval_ms / 1000, .tv_usec = (interval_ms % 1000) * 1000};
+
+	if (interval_ms <= 0 || timeout_ms <= interval_ms)
+		return dg_err(DRAGON_EINVAL, "heartbeat every %d ms with a timeout of %d ms", interval_ms,
+			      timeout_ms);
+	if (!l->hb && !(l->hb = event_new(l->base, -1, EV_PERSIST, on_heartbeat, l)))
+		return dg_err(DRAGON_ENOMEM, "heartbeat timer");
+	l->hb_timeout_ms = timeout_ms;
+	l->last_rx_ms = mono_ms();
+	if (evtimer_add(l->hb, &tv))
+		return dg_err(DRAGON_ENOMEM, "heartbeat timer");
+	return DRAGON_OK;
+}
+
+int64_t dg_link_max_silence_ms(const struct dg_link *l)
+{
+	return l->max_silence_ms;
+}
+
 void dg_link_free(struct dg_link *l)
 {
 	if (!l)
 		return;
+	if (l->hb)
+		event_free(l->hb);
 	if (l->defer)
 		event_free(l->defer);
 	bufferevent_free(l->bev);

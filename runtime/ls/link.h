@@ -54,6 +54,16 @@ void dg_link_fail(struct dg_link *l, const char *why);
 uint32_t dg_link_node(const struct dg_link *l);
 void dg_link_set_node(struct dg_link *l, uint32_t node);
 
+/*
+ * Watch the peer: send a Heartbeat every interval_ms (the peer's link consumes it) and fail the
+ * link ("nothing heard for N ms") when nothing at all came from the peer for timeout_ms. A cut
+ * network closes no TCP connection; this is what notices it.
+ */
+int dg_link_watch(struct dg_link *l, int interval_ms, int timeout_ms);
+
+/* The longest silence of the peer seen so far, in ms (0 before the watch): for the log. */
+int64_t dg_link_max_silence_ms(const struct dg_link *l);
+
 /* Write what is queued, bounded by timeout_ms (before an orderly exit). */
 void dg_link_flush(struct dg_link *l, int timeout_ms);
 

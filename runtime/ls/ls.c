@@ -168,6 +168,12 @@ int ls_run(const struct ls_opts *o)
 	}
 	ls->node_index = (uint32_t)ls->boot->rank;
 	ls->node_count = (uint32_t)ls->boot->size;
+	if (ls_node_timeouts(ls) || !(ls->lost = calloc(ls->node_count, 1))) {
+		ls_log(ls, "%s", ls->lost ? dragon_errmsg() : "out of memory");
+		dg_boot_close(ls->boot);
+		free(ls->lost);
+		return 1;
+	}
 	ls->next_puid = ((uint64_t)ls->node_index << 48) + 1;
 	if ((size_t)snprintf(ls->sock_path, sizeof(ls->sock_path), "%s/%s", o->dir,
 			     LS_SOCK_NAME) >= sizeof(ls->sock_path)) {
@@ -315,6 +321,17 @@ out:
 			free(pl);
 		}
 		gs_free(ls->gs);
+		/* How close the links came to the node timeout: the evidence for choosing it. */
+		for (uint32_t i = 0; i < ls->node_count; i++) {
+			struct dg_link *l = ls->uplink && i == 0 ? ls->uplink
+					    : ls->nodes		 ? ls->nodes[i].link
+									 : NULL;
+			if (l && (ls->debug || dg_link_max_silence_ms(l) > ls->node_timeout_ms / 2))
+				ls_log(ls, "link to node %u: longest silence %lld ms (heartbeat %d ms, "
+					   "node timeout %d ms)",
+				       i, (long long)dg_link_max_silence_ms(l), ls->heartbeat_ms,
+				       ls->node_timeout_ms);
+		}
 		if (ls->uplink) {
 			dg_link_flush(ls->uplink, 200);
 			dg_link_free(ls->uplink);
@@ -327,6 +344,16 @@ out:
 			}
 		free(ls->nodes);
 		ls->nodes = NULL;
+		while (ls->fwds) {
+			struct fwd *f = ls->fwds;
+			ls->fwds = f->next;
+			free(f);
+		}
+		while (ls->rprocs) {
+			struct rproc *rp = ls->rprocs;
+			ls->rprocs = rp->next;
+			free(rp);
+		}
 		if (ls->tcp)
 			evconnlistener_free(ls->tcp);
 		if (ls->lst)
@@ -380,5 +407,6 @@ out:
 		hwloc_topology_destroy(ls->topo);
 	if (ls_ta_exchange_end(ls) == 0)
 		dg_boot_close(ls->boot);
+	free(ls->lost);
 	return rv;
 }

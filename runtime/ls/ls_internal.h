@@ -42,6 +42,8 @@ struct gs;
 /* Grace between the first signal and SIGKILL when shutting down. */
 #define LS_KILL_GRACE_MS 2000
 #define LS_POOL_MAX (1ull << 40)
+/* A node silent this long is lost (DRAGON_NODE_TIMEOUT overrides; nodes.c). */
+#define LS_NODE_TIMEOUT_MS 10000
 
 #define LS_INPUT_HIGH (1u << 20) /* bytes queued for a stdin before its feeder must wait */
 
@@ -133,6 +135,22 @@ struct node_info {
 	int joined;
 };
 
+/* A request this node passed to another node and whose reply has not come back (route.c): if
+ * that node is lost, its asker gets an answer all the same. */
+struct fwd {
+	struct fwd *next;
+	uint64_t conn, seq;
+	uint32_t node;
+	uint64_t wait_puid; /* a Wait: answered as the process's end (DRAGON_STATUS_NODE_LOST) */
+};
+
+/* Head node: a process GS placed on another node, until its ProcDone (route.c). */
+struct rproc {
+	struct rproc *next;
+	uint64_t puid;
+	uint64_t exit_to; /* the connection that gets its ProcExit, or 0 */
+};
+
 /* The state of local services: ls_run (ls.c) sets it up, runs the loop and tears it down. */
 struct ls {
 	const struct ls_opts *o;
@@ -168,6 +186,11 @@ struct ls {
 	void *ta_xchg;         /* agent.c: the exchange of the agents' addresses, while it runs */
 	int ready;             /* DIR/ls.ready is written */
 	struct event *join_timer; /* head node: the other nodes must join before this fires */
+	/* Lost nodes (nodes.c): lost[i] once node i left the fabric; every node keeps it. */
+	unsigned char *lost;
+	int node_timeout_ms, heartbeat_ms;
+	struct fwd *fwds;
+	struct rproc *rprocs;
 };
 
 /* ---- ls.c: the daemon: its log, the shutdown */
@@ -218,6 +241,7 @@ void ls_proc_done(struct proc *p);
 void ls_on_sigchld(evutil_socket_t sig, short what, void *arg);
 int ls_signal(struct ls *ls, uint64_t puid, int signo);
 void ls_wait_timeout(evutil_socket_t fd, short what, void *arg);
+void ls_release_node(struct ls *ls, uint32_t node);
 
 /* ---- objects.c: the node's pools and channels */
 
@@ -245,6 +269,9 @@ int ls_host_signal(void *ctx, uint64_t puid, int signo);
 void ls_host_reply(void *ctx, uint64_t conn_id, Dragon__Msg *m);
 void ls_on_spawn_at(struct ls *ls, const Dragon__SpawnAt *sa);
 void ls_on_relay(struct ls *ls, const Dragon__Msg *outer);
+void ls_fwd_forget_conn(struct ls *ls, uint64_t conn);
+void ls_rproc_done(struct ls *ls, uint64_t puid);
+void ls_route_node_lost(struct ls *ls, uint32_t node);
 
 /* ---- nodes.c: links between nodes and the join */
 
@@ -256,6 +283,8 @@ int ls_links_prepare(struct ls *ls, int *tcp_fd);
 int ls_startup_timeout_ms(void);
 int ls_links_key(struct ls *ls);
 int ls_links_join(struct ls *ls);
+int ls_node_timeouts(struct ls *ls);
+void ls_node_lost(struct ls *ls, uint32_t node, const char *why);
 
 /* ---- agent.c: the transport agent */
 
@@ -271,5 +300,6 @@ void ls_remove_files(struct ls *ls);
 int ls_write_key(struct ls *ls);
 int ls_write_ready(struct ls *ls);
 int ls_ta_write_peers(struct ls *ls);
+int ls_ta_tell_lost(struct ls *ls);
 
 #endif

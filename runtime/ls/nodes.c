@@ -97,6 +97,8 @@ static void on_join(struct ls *ls, struct dg_link *l, const Dragon__Join *j)
 	m.body_case = DRAGON__MSG__BODY_OK;
 	m.ok = &e;
 	dg_link_send(l, &m);
+	if (dg_link_watch(l, ls->heartbeat_ms, ls->node_timeout_ms))
+		ls_log(ls, "node %u: %s (a cut network will not be noticed)", j->node, dragon_errmsg());
 	ready_when_joined(ls);
 }
 
@@ -125,9 +127,17 @@ static void link_msg(struct dg_link *l, const Dragon__Msg *m, void *arg)
 		break;
 	case DRAGON__MSG__BODY_PROC_DONE:
 		if (ls->gs) {
-			if (ID_NODE(m->proc_done->puid) == from)
+			if (ID_NODE(m->proc_done->puid) == from) {
+				ls_rproc_done(ls, m->proc_done->puid);
 				gs_proc_done(ls->gs, m->proc_done->puid, m->proc_done->status,
 					     m->proc_done->signaled);
+			}
+			return;
+		}
+		break;
+	case DRAGON__MSG__BODY_NODE_LOST:
+		if (ls->uplink) {
+			ls_node_lost(ls, m->node_lost->node, "the head node reports it");
 			return;
 		}
 		break;
@@ -166,9 +176,14 @@ static void link_closed(struct dg_link *l, const char *why, void *arg)
 		return;
 	}
 	if (ls->nodes && node < ls->node_count && ls->nodes[node].link == l) {
+		if (ls->debug)
+			ls_log(ls, "link to node %u: longest silence %lld ms (heartbeat %d ms, "
+				   "node timeout %d ms)",
+			       node, (long long)dg_link_max_silence_ms(l), ls->heartbeat_ms,
+			       ls->node_timeout_ms);
 		ls->nodes[node].link = NULL;
 		if (!ls->stopping)
-			ls_log(ls, "node %u (%s) left the fabric: %s", node, ls->nodes[node].host, why);
+			ls_node_lost(ls, node, why);
 	} else if (node == UINT32_MAX && !ls->stopping) {
 		/* Someone reached the node port without the job key, or spoke garbage. */
 		ls_log(ls, "refused a connection on the port for other nodes: %s", why);
@@ -222,6 +237,64 @@ int ls_startup_timeout_ms(void)
 	return (s > 0 ? s : 30) * 1000;
 }
 
+/*
+ * How long a node may stay silent before it is lost, and how often a link proves it is alive:
+ * DRAGON_NODE_TIMEOUT (seconds, fractions allowed; default LS_NODE_TIMEOUT_MS), a heartbeat every
+ * fifth of it, at most every second. Every node of a fabric gets the same value (the fabric
+ * step's environment), so the head node and a cut-off node give up on each other together.
+ */
+int ls_node_timeouts(struct ls *ls)
+{
+	const char *t = getenv("DRAGON_NODE_TIMEOUT");
+	double s = LS_NODE_TIMEOUT_MS / 1000.0;
+	char *end = NULL;
+
+	if (t && *t) {
+		s = strtod(t, &end);
+		if (end == t || *end || !(s >= 0.1 && s <= 3600))
+			return dg_err(DRAGON_EINVAL,
+				      "DRAGON_NODE_TIMEOUT='%s': want seconds from 0.1 to 3600", t);
+	}
+	ls->node_timeout_ms = (int)(s * 1000);
+	ls->heartbeat_ms = ls->node_timeout_ms / 5 < 1000 ? ls->node_timeout_ms / 5 : 1000;
+	if (ls->heartbeat_ms < 20)
+		ls->heartbeat_ms = 20;
+	return DRAGON_OK;
+}
+
+/*
+ * Node `node` left the fabric (on the head node: its link closed or went silent; elsewhere: the
+ * head node said so). The rest goes on: the head node tells the other nodes, and every node
+ * releases what depended on the lost one. A lost node never comes back into this fabric.
+ */
+void ls_node_lost(struct ls *ls, uint32_t node, const char *why)
+{
+	if (node == 0 || node >= ls->node_count || node == ls->node_index || !ls->lost ||
+	    ls->lost[node] || ls->stopping)
+		return;
+	ls->lost[node] = 1;
+	if (ls->nodes)
+		ls_log(ls, "node %u (%s) is lost: %s; the fabric goes on without it", node,
+		       ls->nodes[node].host, why);
+	else
+		ls_log(ls, "node %u is lost (%s); the fabric goes on without it", node, why);
+	if (ls->nodes) {
+		Dragon__Msg m = DRAGON__MSG__INIT;
+		Dragon__NodeLost nl = DRAGON__NODE_LOST__INIT;
+		nl.node = node;
+		m.body_case = DRAGON__MSG__BODY_NODE_LOST;
+		m.node_lost = &nl;
+		for (uint32_t i = 1; i < ls->node_count; i++)
+			if (i != node && ls->nodes[i].link)
+				dg_link_send(ls->nodes[i].link, &m);
+	}
+	if (ls_ta_tell_lost(ls))
+		ls_log(ls, "node %u: %s (its channels fail only once the agent finds it silent)", node,
+		       dragon_errmsg());
+	ls_route_node_lost(ls, node);
+	ls_release_node(ls, node);
+}
+
 /* After the fence: the other nodes take the head node's job key. */
 int ls_links_key(struct ls *ls)
 {
@@ -267,6 +340,8 @@ int ls_links_join(struct ls *ls)
 	j.fabric_id = (char *)ls->o->fabric_id;
 	rv = dg_link_connect(ls->base, addrs, ls->key, &j, ls_startup_timeout_ms(), &cb,
 			     &ls->uplink);
+	if (!rv)
+		rv = dg_link_watch(ls->uplink, ls->heartbeat_ms, ls->node_timeout_ms);
 out:
 	free(addrs);
 	return rv;

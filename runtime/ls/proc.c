@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <dragon/process.h>
+
 #include "core/err.h"
 #include "gs/gs.h"
 #include "ls/ls_internal.h"
@@ -113,6 +115,74 @@ void ls_owner_gone(struct ls *ls, uint64_t owner)
 	}
 	if (ls->gs)
 		gs_owner_gone(ls->gs, owner);
+}
+
+/*
+ * Node `node` left the fabric: what its processes and clients owned here is released as if each
+ * had ended (ls_owner_gone), their waits are dropped and output for them is discarded. GS
+ * (head node) marks that node's group members ended with DRAGON_STATUS_NODE_LOST.
+ */
+void ls_release_node(struct ls *ls, uint32_t node)
+{
+	uint64_t *owners = NULL;
+	size_t n = 0, cap = 0;
+
+	for (struct waitreq **q = &ls->waits; *q;) {
+		struct waitreq *w = *q;
+		if (ID_NODE(w->conn) == node) {
+			*q = w->next;
+			if (w->timer)
+				event_free(w->timer);
+			free(w);
+		} else {
+			q = &w->next;
+		}
+	}
+	/* Every owner key of that node that holds something here, each once. */
+	for (int pass = 0; pass < 3; pass++) {
+		struct proc *p = pass == 0 ? ls->procs : NULL;
+		struct pool *pl = pass == 1 ? ls->pools : NULL;
+		struct lchan *lc = pass == 2 ? ls->chans : NULL;
+		for (;;) {
+			uint64_t o;
+			size_t i;
+			if (p) {
+				if (ID_NODE(p->sink) == node && IS_GCONN(p->sink))
+					p->sink = 0;
+				if (ID_NODE(p->exit_to) == node && IS_GCONN(p->exit_to))
+					p->exit_to = 0;
+				o = p->creator;
+				p = p->next;
+			} else if (pl) {
+				o = pl->owner;
+				pl = pl->next;
+			} else if (lc) {
+				o = lc->owner;
+				lc = lc->next;
+			} else {
+				break;
+			}
+			if (!o || ID_NODE(o) != node)
+				continue;
+			for (i = 0; i < n && owners[i] != o; i++)
+				;
+			if (i < n)
+				continue;
+			if (n == cap) {
+				uint64_t *no = realloc(owners, (cap ? 2 * cap : 16) * sizeof(*no));
+				if (!no)
+					break;
+				owners = no;
+				cap = cap ? 2 * cap : 16;
+			}
+			owners[n++] = o;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		ls_owner_gone(ls, owners[i]);
+	free(owners);
+	if (ls->gs)
+		gs_node_lost(ls->gs, node, DRAGON_STATUS_NODE_LOST);
 }
 
 void ls_proc_done(struct proc *p)

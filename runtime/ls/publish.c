@@ -1,8 +1,9 @@
-/* runtime/ls/publish.c: rendezvous files in the runtime directory: job.key, ls.ready, ta.peers. */
+/* runtime/ls/publish.c: rendezvous files in the runtime directory: job.key, ls.ready, ta.peers, ta.lost. */
 #include "config.h"
 
 #define _GNU_SOURCE 1
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,7 +19,8 @@
  */
 void ls_remove_files(struct ls *ls)
 {
-	static const char *const mine[] = {LS_READY_NAME, "job.key", "ta.peers", "ta.info", "ta.bell"};
+	static const char *const mine[] = {LS_READY_NAME, "job.key", "ta.peers", "ta.info", "ta.bell",
+					   "ta.lost"};
 	char path[PATH_MAX + 16];
 
 	unlink(ls->sock_path);
@@ -116,4 +118,29 @@ static int fill_peers(struct ls *ls, FILE *f)
 int ls_ta_write_peers(struct ls *ls)
 {
 	return publish_file(ls, "ta.peers", 0644, fill_peers);
+}
+
+static int fill_lost(struct ls *ls, FILE *f)
+{
+	for (uint32_t i = 0; i < ls->node_count; i++)
+		if (ls->lost[i])
+			fprintf(f, "%u\n", i);
+	return DRAGON_OK;
+}
+
+/*
+ * The fabric lost a node: DIR/ta.lost lists every lost node, and SIGUSR2 makes the node's agent
+ * read it (it gives up on them, and processes' operations on their channels fail at once).
+ */
+int ls_ta_tell_lost(struct ls *ls)
+{
+	int rv;
+
+	if (!ls->ta_pid)
+		return DRAGON_OK;
+	if ((rv = publish_file(ls, "ta.lost", 0600, fill_lost)))
+		return rv;
+	if (kill(ls->ta_pid, SIGUSR2))
+		return dg_err_sys("signal the transport agent (pid %d)", (int)ls->ta_pid);
+	return DRAGON_OK;
 }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dragon/process.h>
+
 #include "core/err.h"
 #include "core/shm.h"
 #include "ls/ls_internal.h"
@@ -121,11 +123,38 @@ uint32_t ls_serving_node(struct ls *ls, const Dragon__Msg *req)
 	}
 }
 
+/* The answer to a request for a lost node: a Wait learns its process's end, the rest EPEER. */
+static void answer_lost(struct ls *ls, uint64_t conn, uint64_t seq, uint32_t node,
+			uint64_t wait_puid)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__WaitReply wr = DRAGON__WAIT_REPLY__INIT;
+	Dragon__Error e = DRAGON__ERROR__INIT;
+	char why[96];
+
+	m.seq = seq;
+	if (wait_puid) {
+		wr.puid = wait_puid;
+		wr.status = DRAGON_STATUS_NODE_LOST;
+		m.body_case = DRAGON__MSG__BODY_WAIT_REPLY;
+		m.wait_reply = &wr;
+	} else {
+		snprintf(why, sizeof(why), "node %u left the fabric (lost)", node);
+		e.rc = DRAGON_EPEER;
+		e.msg = why;
+		m.body_case = DRAGON__MSG__BODY_ERROR;
+		m.error = &e;
+	}
+	ls_send_to(ls, conn, &m);
+}
+
 /* Pass a request to the node that serves it; its reply comes back to c through the links. */
 void ls_forward_request(struct conn *c, uint32_t node, const Dragon__Msg *req)
 {
 	struct ls *ls = c->ls;
 	Dragon__Relay r = DRAGON__RELAY__INIT;
+	uint64_t wait_puid = req->body_case == DRAGON__MSG__BODY_WAIT ? req->wait->puid : 0;
+	struct fwd *f;
 
 	if (node >= ls->node_count) {
 		ls_reply_error(c, req->seq, DRAGON_ENOTFOUND,
@@ -134,13 +163,144 @@ void ls_forward_request(struct conn *c, uint32_t node, const Dragon__Msg *req)
 				   : "no such process");
 		return;
 	}
+	if (ls->lost && ls->lost[node]) {
+		answer_lost(ls, c->id, req->seq, node, wait_puid);
+		return;
+	}
 	r.conn = c->id;
 	r.owner = ls_owner_of(c);
 	r.puid = c->puid;
 	r.sink = c->sink;
 	r.inherit_sink = ls_sink_for(ls, c, NULL);
-	if (ls_relay(ls, node, &r, (Dragon__Msg *)req))
+	if (ls_relay(ls, node, &r, (Dragon__Msg *)req)) {
 		ls_reply_error(c, req->seq, DRAGON_EPEER, dragon_errmsg());
+		return;
+	}
+	/* Remember it until its reply passes (ls_on_relay), so a lost node still gets it answered. */
+	if (req->seq && !c->remote && (f = calloc(1, sizeof(*f)))) {
+		f->conn = c->id;
+		f->seq = req->seq;
+		f->node = node;
+		f->wait_puid = wait_puid;
+		f->next = ls->fwds;
+		ls->fwds = f;
+	}
+}
+
+/* One varint at *p (at most 10 bytes before end); 0 if it does not fit. */
+static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; *p < end && shift < 64; shift += 7) {
+		uint8_t b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The seq of a packed Msg without unpacking it (output lines pass here by the thousand): the
+ * packer writes fields in number order, version (1) then seq (2), and leaves out a seq of 0.
+ * Anything else is unpacked.
+ */
+static int reply_seq(const uint8_t *msg, size_t len, uint64_t *seq)
+{
+	const uint8_t *p = msg, *end = msg + len;
+	Dragon__Msg *m = NULL;
+	uint64_t v;
+
+	if (p < end && *p == 0x08 && (p++, varint(&p, end, &v))) {
+		*seq = 0;
+		if (p < end && *p == 0x10 && (p++, !varint(&p, end, seq)))
+			return 0;
+		return 1;
+	}
+	if (dg_msg_decode(msg, len, &m))
+		return 0;
+	*seq = m->seq;
+	dg_msg_free(m);
+	return 1;
+}
+
+/* A reply for conn passes: the request it answers is no longer outstanding. */
+static void fwd_answered(struct ls *ls, uint64_t conn, const uint8_t *msg, size_t len)
+{
+	struct fwd **q;
+	uint64_t seq;
+
+	for (q = &ls->fwds; *q && (*q)->conn != conn; q = &(*q)->next)
+		;
+	if (!*q || !reply_seq(msg, len, &seq) || !seq)
+		return;
+	for (; *q; q = &(*q)->next)
+		if ((*q)->conn == conn && (*q)->seq == seq) {
+			struct fwd *f = *q;
+			*q = f->next;
+			free(f);
+			break;
+		}
+}
+
+/* A connection closed: nobody waits for the answers to what it asked. */
+void ls_fwd_forget_conn(struct ls *ls, uint64_t conn)
+{
+	for (struct fwd **q = &ls->fwds; *q;) {
+		struct fwd *f = *q;
+		if (f->conn == conn) {
+			*q = f->next;
+			free(f);
+		} else {
+			q = &f->next;
+		}
+	}
+}
+
+/* Head node: a process GS placed on another node reported its end. */
+void ls_rproc_done(struct ls *ls, uint64_t puid)
+{
+	for (struct rproc **q = &ls->rprocs; *q; q = &(*q)->next)
+		if ((*q)->puid == puid) {
+			struct rproc *rp = *q;
+			*q = rp->next;
+			free(rp);
+			return;
+		}
+}
+
+/*
+ * Node `node` is lost: answer what this node's clients asked of it, and (head node) report the
+ * processes GS placed there as ended with DRAGON_STATUS_NODE_LOST to whoever takes their exits.
+ */
+void ls_route_node_lost(struct ls *ls, uint32_t node)
+{
+	for (struct fwd **q = &ls->fwds; *q;) {
+		struct fwd *f = *q;
+		if (f->node == node) {
+			*q = f->next;
+			answer_lost(ls, f->conn, f->seq, node, f->wait_puid);
+			free(f);
+		} else {
+			q = &f->next;
+		}
+	}
+	for (struct rproc **q = &ls->rprocs; *q;) {
+		struct rproc *rp = *q;
+		if (ID_NODE(rp->puid) == node) {
+			Dragon__Msg m = DRAGON__MSG__INIT;
+			Dragon__ProcExit x = DRAGON__PROC_EXIT__INIT;
+			*q = rp->next;
+			x.puid = rp->puid;
+			x.status = DRAGON_STATUS_NODE_LOST;
+			m.body_case = DRAGON__MSG__BODY_PROC_EXIT;
+			m.proc_exit = &x;
+			ls_send_to(ls, rp->exit_to, &m);
+			free(rp);
+		} else {
+			q = &rp->next;
+		}
+	}
 }
 
 int ls_host_spawn(void *ctx, uint32_t node, const Dragon__SpawnArgs *a, uint64_t conn_id,
@@ -177,6 +337,17 @@ int ls_host_spawn(void *ctx, uint32_t node, const Dragon__SpawnArgs *a, uint64_t
 	if ((rv = dg_link_send(l, &m)))
 		return rv;
 	*puid = sa.puid;
+	{
+		struct rproc *rp = c->sink ? calloc(1, sizeof(*rp)) : NULL;
+		if (!c->sink)
+			return DRAGON_OK;
+		if (!rp)
+			return dg_err(DRAGON_ENOMEM, "record of a process on node %u", node);
+		rp->puid = sa.puid;
+		rp->exit_to = c->sink ? c->id : 0;
+		rp->next = ls->rprocs;
+		ls->rprocs = rp;
+	}
 	return DRAGON_OK;
 }
 
@@ -259,8 +430,13 @@ void ls_on_relay(struct ls *ls, const Dragon__Msg *outer)
 			return;
 		if (!r->deliver && r->conn && !dg_msg_decode(r->msg.data, r->msg.len, &req)) {
 			struct conn px = {.ls = ls, .id = r->conn, .remote = 1};
-			ls_reply_error(&px, req->seq, DRAGON_EPEER,
-				       "that node is not part of the fabric now");
+			if (ls->lost && r->to_node < ls->node_count && ls->lost[r->to_node])
+				answer_lost(ls, r->conn, req->seq, r->to_node,
+					    req->body_case == DRAGON__MSG__BODY_WAIT ? req->wait->puid
+										     : 0);
+			else
+				ls_reply_error(&px, req->seq, DRAGON_EPEER,
+					       "that node is not part of the fabric now");
 		}
 		dg_msg_free(req);
 		return;
@@ -269,6 +445,8 @@ void ls_on_relay(struct ls *ls, const Dragon__Msg *outer)
 		struct conn *c = ls_conn_find(ls, r->conn);
 		uint8_t hdr[DG_HDR_LEN] = {r->msg.len & 0xff, (r->msg.len >> 8) & 0xff,
 					   (r->msg.len >> 16) & 0xff, (r->msg.len >> 24) & 0xff};
+		if (ls->fwds)
+			fwd_answered(ls, r->conn, r->msg.data, r->msg.len);
 		/* Already packed by the node that answered: pass it on as it is. */
 		if (c && !c->closing && !c->remote && r->msg.len <= DG_MSG_MAX) {
 			bufferevent_write(c->bev, hdr, sizeof(hdr));

@@ -76,13 +76,14 @@ void ls_reply_procs(struct conn *c, uint64_t seq, int status)
 	sr.n_nodes = 1;
 	for (uint32_t i = 1; status == 2 && ls->nodes && i < ls->node_count; i++) {
 		struct node_info *ni = &ls->nodes[i];
-		if (!ni->link)
+		if (!ni->link && !ls->lost[i])
 			continue;
 		dragon__node_info__init(&node[sr.n_nodes]);
 		node[sr.n_nodes].index = i;
 		node[sr.n_nodes].host = ni->host;
 		node[sr.n_nodes].ls_pid = ni->ls_pid;
 		node[sr.n_nodes].ncpus = ni->ncpus;
+		node[sr.n_nodes].lost = ls->lost[i];
 		nodes[sr.n_nodes] = &node[sr.n_nodes];
 		sr.n_nodes++;
 	}

@@ -85,8 +85,9 @@ struct agent {
 	dragon_channel_t *gw;
 	dragon_mem_t flag_mem;
 	_Atomic uint32_t *sleeping;
+	_Atomic unsigned char *lost; /* bit n: node n is lost (gateway.h: in flag_mem, for clients) */
 	int bell_fd;
-	char info[PATH_MAX], bell[PATH_MAX];
+	char info[PATH_MAX], bell[PATH_MAX], lost_file[PATH_MAX];
 	struct chan *chans;
 	size_t nchans;
 	struct peerq *peers;
@@ -141,6 +142,7 @@ void agent_reply_remote(struct agent *a, uint32_t to, const struct dg_gw_hdr *re
 			uint64_t arg, const void *payload, size_t plen);
 int agent_send_queued(struct agent *a);
 void agent_watch_nodes(struct agent *a);
+void agent_read_lost(struct agent *a);
 
 /* serve.c: messages from other nodes: their requests on this node's channels, answers to ours. */
 void agent_from_node(struct agent *a, const struct dg_ta_msg *m);

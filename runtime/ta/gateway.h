@@ -29,6 +29,16 @@ enum dg_gw_op {
 
 #define DG_GW_F_DEPOSIT 0x1u /* send: answer once the message is in chan */
 
+/*
+ * The agent's flag allocation (ta.info's "flag"), mapped by every process that uses the agent:
+ * the agent's "sleeping" word at offset 0, and from DG_GW_LOST_OFF a bitmap of the nodes the
+ * fabric lost (bit n of byte n / 8; local services tell the agent, SIGUSR2 and DIR/ta.lost), so
+ * that an operation on a lost node's channel fails at once, a buffered send included.
+ */
+#define DG_GW_LOST_OFF 64
+#define DG_GW_LOST_BYTES 2048 /* nodes 0..16383 */
+#define DG_GW_FLAG_SIZE (DG_GW_LOST_OFF + DG_GW_LOST_BYTES)
+
 struct dg_gw_hdr {
 	uint32_t magic;
 	uint16_t op;

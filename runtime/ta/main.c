@@ -37,7 +37,7 @@ static const char usage[] =
 #define GW_CAPACITY 1024
 #define GW_BLOCK 512
 
-static volatile sig_atomic_t stopping, dump_asked;
+static volatile sig_atomic_t stopping, dump_asked, lost_asked;
 
 static void on_stop(int sig)
 {
@@ -50,6 +50,13 @@ static void on_dump(int sig)
 {
 	(void)sig;
 	dump_asked = 1;
+}
+
+/* SIGUSR2: local services lost a node (listed in DIR/ta.lost). */
+static void on_lost(int sig)
+{
+	(void)sig;
+	lost_asked = 1;
 }
 
 static void dump(struct agent *a)
@@ -206,6 +213,10 @@ static void turn(struct agent *a, int may_nap)
 		dump_asked = 0;
 		dump(a);
 	}
+	if (lost_asked) {
+		lost_asked = 0;
+		agent_read_lost(a);
+	}
 	while (a->held < a->held_max && dragon_channel_recv_mem(a->gw, &mem, &nowait) == DRAGON_OK) {
 		agent_from_gateway(a, &mem);
 		work = 1;
@@ -329,10 +340,13 @@ static int setup(struct agent *a, struct dg_ta_config *cfg, const char *dir)
 
 	if ((rv = dg_ta_open(cfg, &a->ta)) || (rv = dragon_pool_create(&pa, &a->pool)) ||
 	    (rv = dragon_channel_create(a->pool, &ca, &a->gw)) ||
-	    (rv = dragon_pool_alloc(a->pool, 64, 64, &a->flag_mem)))
+	    (rv = dragon_pool_alloc(a->pool, DG_GW_FLAG_SIZE, 64, &a->flag_mem)))
 		return rv;
 	a->sleeping = a->flag_mem.ptr;
 	atomic_store(a->sleeping, 0);
+	a->lost = (_Atomic unsigned char *)a->flag_mem.ptr + DG_GW_LOST_OFF;
+	memset((void *)a->lost, 0, DG_GW_LOST_BYTES);
+	snprintf(a->lost_file, sizeof(a->lost_file), "%s/ta.lost", dir);
 	snprintf(a->bell, sizeof(a->bell), "%s/ta.bell", dir);
 	unlink(a->bell);
 	if (mkfifo(a->bell, 0600))
@@ -429,6 +443,8 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = on_dump;
 	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = on_lost;
+	sigaction(SIGUSR2, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0 || setup(&a, &cfg, dir) ||
 	    wait_key(keyf ? keyf : keypath, cfg.key)) {

@@ -1,6 +1,8 @@
 /* runtime/ta/nodes.c: the transport agent towards other nodes: per-node send queues, replies to them, nodes that die. */
 #include "config.h"
 
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +139,36 @@ int agent_awaiting_peers(struct agent *a)
 		return 0;
 	}
 	return dg_ta_now() < a->peers_by;
+}
+
+/*
+ * Local services lost nodes (DIR/ta.lost: one node index a line, written whole): the agent drops
+ * what it queued for them, fails what waits on them, and marks them in the bitmap processes read,
+ * so that nothing new goes to them. What such a node's agent still sends is taken as before: a
+ * node whose services stop in order lets its agent deliver what it held.
+ */
+void agent_read_lost(struct agent *a)
+{
+	FILE *f = fopen(a->lost_file, "re");
+	unsigned long node;
+	char line[32];
+
+	if (!f) {
+		agent_log(a, "SIGUSR2 without a readable %s: ignored", a->lost_file);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *end;
+		node = strtoul(line, &end, 10);
+		if (end == line || node == a->node || node >= DG_GW_LOST_BYTES * 8ul)
+			continue;
+		if (atomic_load(&a->lost[node / 8]) & (1u << (node % 8)))
+			continue;
+		atomic_fetch_or(&a->lost[node / 8], (unsigned char)(1u << (node % 8)));
+		dg_err(DRAGON_EPEER, "the fabric lost node %lu", node);
+		node_died(a, (uint32_t)node);
+	}
+	fclose(f);
 }
 
 /* Push queued messages out as far as credits allow; 1 if anything went. */

@@ -53,7 +53,7 @@ wait_nodes_clean() {
 	grep -q "6 workers done, worst status 0" "$OUT/job.out"
 	grep -q "^hello rc=0$" "$OUT/job.out"
 	grep -q "^exit rc=7$" "$OUT/job.out"
-	! grep -q "lost the head node\|left the fabric" "$OUT/job.out"
+	! grep -q "lost the head node\|left the fabric\|is lost" "$OUT/job.out"
 	assert_nodes_clean
 }
 

@@ -18,6 +18,12 @@ tests_integration_join_check_SOURCES = tests/integration/join_check.c
 tests_integration_join_check_LDADD = runtime/libdragon_impl.la
 EXTRA_DIST += tests/integration/fabric.bats tests/integration/launcher.bats tests/integration/common.bash
 
+# Both sides of a node lost mid-job (lostnode.bats).
+check_PROGRAMS += tests/integration/lost_check
+tests_integration_lost_check_SOURCES = tests/integration/lost_check.c
+tests_integration_lost_check_LDADD = runtime/libdragon_impl.la -lpthread
+EXTRA_DIST += tests/integration/lostnode.bats
+
 # An Open MPI program that joins the fabric too (fabric.bats); compiled with mpicc's flags like tests/bench/bench_mpi,
 # linked by libtool (libdragon is a libtool library) with mpicc's link flags.
 if HAVE_MPI

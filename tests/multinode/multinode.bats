@@ -92,14 +92,17 @@ load nodes
 	grep -q "refusing\|dropped a link\|failed authentication\|does not speak" "$RT/ls0.log" || { cat "$RT/ls0.log"; false; }
 }
 
-@test "when a node's local services die the head node says so; when the head node dies every node stops" {
+@test "when a node's local services die the head node says it is lost and the rest goes on; when the head node dies every node stops" {
 	start_nodes 3
 	kill -KILL "${PIDS[2]}"
-	for _ in $(seq 50); do grep -q "node 2 .* left the fabric" "$RT/ls0.log" && break; sleep 0.1; done
-	grep -q "node 2 .* left the fabric" "$RT/ls0.log"
+	for _ in $(seq 50); do grep -q "node 2 .* is lost" "$RT/ls0.log" && break; sleep 0.1; done
+	grep -q "node 2 .* is lost: the peer closed the link" "$RT/ls0.log"
+	for _ in $(seq 50); do grep -q "node 2 is lost" "$RT/ls1.log" && break; sleep 0.1; done
+	grep -q "node 2 is lost (the head node reports it)" "$RT/ls1.log"
+	# A new group goes to the two nodes that are left.
 	run on 1 "$MN" group 3 rr true
-	[ "$status" -ne 0 ]
-	[[ "$output" == *"node 2"* ]]
+	[ "$status" -eq 0 ]
+	[ "$output" = "worst 0" ]
 	run on 1 "$MN" put still-here y outlive
 	[ "$status" -eq 0 ]
 	kill -KILL "${PIDS[0]}"
@@ -108,6 +111,28 @@ load nodes
 	grep -q "lost the head node" "$RT/ls1.log"
 	[ ! -e "$RT/n1/ls.sock" ]
 	[ ! -e "$RT/n1/job.key" ]
+}
+
+@test "a node that goes silent (stopped, like a cut network) is lost within DRAGON_NODE_TIMEOUT: its group member ends with 256, and it stops itself once it runs again" {
+	DRAGON_NODE_TIMEOUT=1 start_nodes 3
+	on 1 "$MN" group 3 rr sleep 4.01 >"$RT/group.out" 2>&1 &
+	client=$!
+	for _ in $(seq 100); do [ "$(pgrep -f '^sleep 4.01$' | wc -l)" -eq 3 ] && break; sleep 0.05; done
+	[ "$(pgrep -f '^sleep 4.01$' | wc -l)" -eq 3 ]
+	SECONDS=0
+	kill -STOP "${PIDS[2]}"
+	for _ in $(seq 100); do grep -q "node 2 .* is lost" "$RT/ls0.log" && break; sleep 0.05; done
+	took=$SECONDS
+	grep -qE "node 2 .* is lost: nothing heard for [0-9]+ ms \(node timeout 1000 ms\)" "$RT/ls0.log"
+	[ "$took" -le 3 ]
+	wait "$client"
+	cat "$RT/group.out"
+	[ "$(cat "$RT/group.out")" = "worst 256" ]
+	kill -CONT "${PIDS[2]}"
+	for _ in $(seq 100); do kill -0 "${PIDS[2]}" 2>/dev/null || break; sleep 0.05; done
+	! kill -0 "${PIDS[2]}" 2>/dev/null
+	grep -q "lost the head node" "$RT/ls2.log"
+	[ -z "$(pgrep -f '^sleep 4.01$' || true)" ]
 }
 
 @test "dragon PROG inside a fabric runs PROG there: hello's workers on three nodes report back through the links" {
@@ -153,6 +178,6 @@ load nodes
 		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
 		! kill -0 "$p" 2>/dev/null
 	done
-	! grep -q "lost the head node\|left the fabric" "$RT"/ls*.log
+	! grep -q "lost the head node\|left the fabric\|is lost" "$RT"/ls*.log
 	for i in 0 1 2; do [ -z "$(ls -A "$RT/n$i")" ]; done
 }

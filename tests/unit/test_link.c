@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -36,6 +37,7 @@ struct server {
 	int nlinks;
 	struct event *tick;
 	volatile int stop;
+	int watch; /* accepted links are watched (dg_link_watch): heartbeat 100 ms, timeout 2 s */
 };
 
 static void srv_msg(struct dg_link *l, const Dragon__Msg *m, void *arg)
@@ -87,6 +89,8 @@ static void srv_accept(evutil_socket_t lfd, short what, void *arg)
 	if (fd < 0)
 		return;
 	l = dg_link_accept(s->base, fd, s->key, &cb);
+	if (l && s->watch)
+		dg_link_watch(l, 100, 2000);
 	if (l && s->nlinks < 8)
 		s->links[s->nlinks++] = l;
 }
@@ -154,8 +158,9 @@ static int teardown(void **state)
 
 /* The connecting side's callbacks: count what came back. */
 struct client {
-	int oks, closes;
+	int oks, closes, others;
 	uint64_t last_seq;
+	char why[256];
 };
 
 static void cli_msg(struct dg_link *l, const Dragon__Msg *m, void *arg)
@@ -166,6 +171,8 @@ static void cli_msg(struct dg_link *l, const Dragon__Msg *m, void *arg)
 	if (m->body_case == DRAGON__MSG__BODY_OK) {
 		c->oks++;
 		c->last_seq = m->seq;
+	} else {
+		c->others++;
 	}
 }
 
@@ -174,7 +181,7 @@ static void cli_closed(struct dg_link *l, const char *why, void *arg)
 	struct client *c = arg;
 
 	(void)l;
-	(void)why;
+	snprintf(c->why, sizeof(c->why), "%s", why);
 	c->closes++;
 }
 
@@ -245,6 +252,60 @@ static void test_join_and_messages(void **state)
 	event_base_free(b);
 	assert_true(wait_for(s, &s->closes, 1));
 	assert_string_equal(s->why, "the peer closed the link");
+}
+
+/*
+ * Watched links prove they are alive with heartbeats their owners never see; a peer whose loop
+ * stops (a cut network looks the same: nothing arrives) fails the link once the timeout passed.
+ */
+static void test_heartbeats_and_silence(void **state)
+{
+	struct server *s = *state;
+	struct event_base *b = event_base_new();
+	struct client c = {0};
+	struct dg_link_cb cb = {.msg = cli_msg, .closed = cli_closed, .arg = &c};
+	Dragon__Join j = make_join(1);
+	struct dg_link *l = NULL;
+	struct timespec t0, t1;
+	long elapsed = 0;
+
+	s->watch = 1;
+	assert_int_equal(dg_link_connect(b, s->addrs, s->key, &j, 5000, &cb, &l), DRAGON_OK);
+	assert_int_equal(dg_link_watch(l, 2000, 2000), DRAGON_EINVAL);
+	assert_int_equal(dg_link_watch(l, 100, 2000), DRAGON_OK);
+	/* Many heartbeats: both sides heard each other all along. */
+	for (int i = 0; i < 100; i++)
+		event_base_loop(b, EVLOOP_NONBLOCK), usleep(10000);
+	assert_int_equal(c.closes, 0);
+	assert_int_equal(c.others, 0);
+	pthread_mutex_lock(&s->mu);
+	assert_int_equal(s->msgs, 0);
+	assert_int_equal(s->closes, 0);
+	pthread_mutex_unlock(&s->mu);
+	assert_true(dg_link_max_silence_ms(l) >= 90);
+	assert_true(dg_link_max_silence_ms(l) < 2000);
+	/* The head node's loop stops: the link fails once the timeout passed, not before (bounded
+	 * loosely above: a loaded machine runs this loop late). */
+	s->stop = 1;
+	pthread_join(srv_thread, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (elapsed < 20000 && !c.closes) {
+		event_base_loop(b, EVLOOP_NONBLOCK);
+		usleep(10000);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		elapsed = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	}
+	assert_int_equal(c.closes, 1);
+	assert_non_null(strstr(c.why, "nothing heard for"));
+	assert_non_null(strstr(c.why, "node timeout 2000 ms"));
+	assert_true(elapsed >= 1800);
+	assert_true(elapsed < 20000);
+	dg_link_free(l);
+	event_base_free(b);
+	/* teardown stops the server thread again */
+	s->stop = 0;
+	s->watch = 0;
+	assert_int_equal(pthread_create(&srv_thread, NULL, srv_run, s), 0);
 }
 
 static void test_wrong_key_is_refused(void **state)
@@ -431,6 +492,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_join_and_messages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_heartbeats_and_silence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_key_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_impossible_frame_is_refused, setup, teardown),
