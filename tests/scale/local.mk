@@ -1,0 +1,24 @@
+# tests/scale/local.mk: the 16-node check (make check-scale), the scale measurements (make scale-measure) and the soak (make soak); none of them in CI.
+check_PROGRAMS += tests/scale/scaletool
+tests_scale_scaletool_SOURCES = tests/scale/scaletool.c
+tests_scale_scaletool_LDADD = runtime/libdragon_impl.la
+EXTRA_DIST += tests/scale/common.sh tests/scale/check-scale.sh tests/scale/measure.sh tests/scale/soak.sh \
+	tests/scale/plot.gp
+
+SCALE_PROGS = tests/integration/join_check tests/scale/scaletool examples/hello runtime/launcher/dragon \
+	runtime/ls/dragon-ls runtime/ta/dragon-ta spank/spank_dragon.la
+
+# make check-scale [SCALE_NODES=16]: one --dragon job over a 16-node test cluster (needs root).
+.PHONY: check-scale scale-measure soak
+check-scale: $(SCALE_PROGS)
+	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' $(SHELL) $(srcdir)/tests/scale/check-scale.sh
+
+# make scale-measure [SCALE_SIZES="1 2 4 8 16"] [SCALE_RUNS=5]: the figures of docs/scale.md.
+scale-measure: $(SCALE_PROGS)
+	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' $(SHELL) $(srcdir)/tests/scale/measure.sh
+
+# make soak [SOAK_MINUTES=30]: 3 nodes stream to each other's channels and back (docs/soak.md).
+SOAK_MINUTES = 30
+soak: $(SCALE_PROGS)
+	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' SOAK_MINUTES='$(SOAK_MINUTES)' \
+		$(SHELL) $(srcdir)/tests/scale/soak.sh
