@@ -18,6 +18,9 @@ static const char usage[] =
 	"                                        SECONDS; each receiver checks and echoes every message to\n"
 	"                                        its sender, which checks the echoes; at the end 0 lost,\n"
 	"                                        0 duplicated, order kept per sender\n"
+	"       scaletool names TAG COUNT        task 0 registers a name; every task looks it up COUNT\n"
+	"                                        times (requests GS serves on the head node); prints the\n"
+	"                                        mean microseconds per lookup\n"
 	"Run as the tasks of one step (SLURM_PROCID, SLURM_NTASKS); TAG makes the names unique.\n";
 
 /* Every message starts with this header; the rest is pattern(sender, seq, i). */
@@ -199,6 +202,49 @@ static int a2a(long count, uint32_t size)
 	return 0;
 }
 
+/* ---- names: the round trip of a request GS serves (relayed to the head node from the others) */
+
+static int names(long count)
+{
+	char name[200], value[64];
+	size_t len;
+	double t0;
+	int rc;
+
+	snprintf(name, sizeof(name), "scale.%s.name", tag);
+	if (rank == 0 && (rc = dragon_name_register(name, DRAGON_NAME_USER, "v", 2, 0)))
+		return fail("register", rc);
+	len = sizeof(value);
+	if ((rc = dragon_name_lookup(name, 60000, NULL, value, &len)))
+		return fail("first lookup", rc);
+	t0 = now_s();
+	for (long n = 0; n < count; n++) {
+		len = sizeof(value);
+		if ((rc = dragon_name_lookup(name, 0, NULL, value, &len)))
+			return fail("lookup", rc);
+	}
+	printf("names %d of %d: %ld lookups, %.1f us each\n", rank, ntasks, count, (now_s() - t0) * 1e6 / count);
+	fflush(stdout);
+	/* Task 0 keeps the name until the others are done (their lookups would fail without it). */
+	if (rank == 0) {
+		char done[200];
+		snprintf(done, sizeof(done), "scale.%s.done.", tag);
+		for (int r = 1; r < ntasks; r++) {
+			char n2[220];
+			snprintf(n2, sizeof(n2), "%s%d", done, r);
+			len = sizeof(value);
+			if ((rc = dragon_name_lookup(n2, 120000, NULL, value, &len)))
+				return fail(n2, rc);
+		}
+	} else {
+		char n2[220];
+		snprintf(n2, sizeof(n2), "scale.%s.done.%d", tag, rank);
+		if ((rc = dragon_name_register(n2, DRAGON_NAME_USER, "d", 2, DRAGON_NAME_OUTLIVE)))
+			return fail("register done", rc);
+	}
+	return 0;
+}
+
 /* ---- soak */
 
 static dragon_channel_t *soak_in, *soak_back, **soak_out, **soak_backs;
@@ -373,7 +419,7 @@ int main(int argc, char **argv)
 	const char *p = getenv("SLURM_PROCID"), *n = getenv("SLURM_NTASKS");
 	int rc, rv;
 
-	if (argc != 5 && !(argc == 4 && !strcmp(argv[1], "soak"))) {
+	if (argc != 5 && !(argc == 4 && (!strcmp(argv[1], "soak") || !strcmp(argv[1], "names")))) {
 		fputs(usage, stderr);
 		return 2;
 	}
@@ -392,6 +438,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		rv = a2a(count, (uint32_t)size);
+	} else if (!strcmp(argv[1], "names")) {
+		long count = atol(argv[3]);
+		if (count < 1) {
+			fprintf(stderr, "scaletool: names COUNT >= 1\n");
+			return 2;
+		}
+		rv = names(count);
 	} else if (!strcmp(argv[1], "soak")) {
 		double s = atof(argv[3]);
 		if (s <= 0) {
