@@ -22,3 +22,7 @@ SOAK_MINUTES = 30
 soak: $(SCALE_PROGS)
 	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' SOAK_MINUTES='$(SOAK_MINUTES)' \
 		$(SHELL) $(srcdir)/tests/scale/soak.sh
+
+# The head node tells a connection's end only to the nodes that hold something of it (in make check).
+TESTS += tests/scale/head.bats
+EXTRA_DIST += tests/scale/head.bats tests/scale/job_measure.py
