@@ -49,6 +49,14 @@ static int fail(const char *what, int rc)
 	return 1;
 }
 
+/* A thread that found a fault ends the process at once (the others may be waiting on it). */
+static void *thread_failed(void)
+{
+	fflush(stdout);
+	fflush(stderr);
+	_exit(1);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -149,19 +157,19 @@ static void *a2a_recv(void *arg)
 
 	(void)arg;
 	if (!next || !buf)
-		return (void *)1;
+		return thread_failed();
 	for (long n = 0; n < want; n++) {
 		struct hdr h;
 		if ((rc = dragon_channel_recv(a2a_in, buf, MAX_SIZE, &len, &w))) {
 			fprintf(stderr, "scaletool[%d]: received %ld of %ld\n", rank, n, want);
-			return (void *)(intptr_t)fail("recv", rc);
+			return fail("recv", rc), thread_failed();
 		}
 		if (check(buf, len, &h, "a2a"))
-			return (void *)1;
+			return thread_failed();
 		if (h.sender == (uint32_t)rank || h.to != (uint32_t)rank || h.seq != next[h.sender]) {
 			fprintf(stderr, "scaletool[%d]: from %u seq %" PRIu64 ", expected %" PRIu64 "\n", rank,
 				h.sender, h.seq, h.sender == (uint32_t)rank ? 0 : next[h.sender]);
-			return (void *)1;
+			return thread_failed();
 		}
 		next[h.sender]++;
 	}
@@ -263,23 +271,23 @@ static void *soak_recv(void *arg)
 
 	(void)arg;
 	if (!next || !buf)
-		return (void *)1;
+		return thread_failed();
 	while (ends < ntasks - 1) {
 		struct hdr h;
 		if ((rc = dragon_channel_recv(soak_in, buf, MAX_SIZE, &len, &w)))
-			return (void *)(intptr_t)fail("recv (in)", rc);
+			return fail("recv (in)", rc), thread_failed();
 		if (check(buf, len, &h, "in"))
-			return (void *)1;
+			return thread_failed();
 		if (h.sender == (uint32_t)rank || h.to != (uint32_t)rank) {
 			fprintf(stderr, "scaletool[%d]: in: a message from %u for %u\n", rank, h.sender, h.to);
-			return (void *)1;
+			return thread_failed();
 		}
 		if (h.kind == END) {
 			if (h.seq != next[h.sender]) {
 				fprintf(stderr, "scaletool[%d]: sender %u sent %" PRIu64 ", received %" PRIu64
 					" (%s)\n", rank, h.sender, h.seq, next[h.sender],
 					h.seq > next[h.sender] ? "lost" : "duplicated");
-				return (void *)1;
+				return thread_failed();
 			}
 			ends++;
 			continue;
@@ -288,14 +296,14 @@ static void *soak_recv(void *arg)
 			fprintf(stderr, "scaletool[%d]: in: sender %u seq %" PRIu64 ", expected %" PRIu64 " (%s)\n",
 				rank, h.sender, h.seq, next[h.sender],
 				h.seq > next[h.sender] ? "lost or reordered" : "duplicated or reordered");
-			return (void *)1;
+			return thread_failed();
 		}
 		next[h.sender]++;
 		got_data++;
 		/* The echo: the same bytes back to the sender, every other one deposited. */
 		dragon_wait_t ew = {.timeout_us = STALL_US, .flags = (h.seq & 1) ? DRAGON_WAIT_DEPOSITED : 0};
 		if ((rc = dragon_channel_send(soak_backs[h.sender], buf, len, &ew)))
-			return (void *)(intptr_t)fail("send (echo)", rc);
+			return fail("send (echo)", rc), thread_failed();
 		echoed++;
 	}
 	free(next);
@@ -316,7 +324,7 @@ static void *soak_echoes(void *arg)
 
 	(void)arg;
 	if (!next || !buf)
-		return (void *)1;
+		return thread_failed();
 	for (;;) {
 		int all = sending_done;
 		struct hdr h;
@@ -329,22 +337,22 @@ static void *soak_echoes(void *arg)
 		if (rc == DRAGON_ETIMEDOUT && now_s() - stalled < STALL_US / 1e6)
 			continue;
 		if (rc)
-			return (void *)(intptr_t)fail("recv (echo)", rc);
+			return fail("recv (echo)", rc), thread_failed();
 		stalled = now_s();
 		/* An echo carries our own header: we are its sender, h.to the peer that echoed it. */
 		if (check(buf, len, &h, "echo"))
-			return (void *)1;
+			return thread_failed();
 		if (h.sender != (uint32_t)rank || h.kind != DATA || h.to == (uint32_t)rank ||
 		    soak_size(h.to, h.seq) != len) {
 			fprintf(stderr, "scaletool[%d]: echo: not one of ours (sender %u to %u kind %u, %zu bytes)\n",
 				rank, h.sender, h.to, h.kind, len);
-			return (void *)1;
+			return thread_failed();
 		}
 		if (h.seq != next[h.to] || h.seq >= __atomic_load_n(&sent_to[h.to], __ATOMIC_ACQUIRE)) {
 			fprintf(stderr, "scaletool[%d]: echo from %u: seq %" PRIu64 ", expected %" PRIu64 " (%s)\n",
 				rank, h.to, h.seq, next[h.to],
 				h.seq > next[h.to] ? "lost or reordered" : "duplicated or reordered");
-			return (void *)1;
+			return thread_failed();
 		}
 		next[h.to]++;
 		got_back++;
@@ -383,9 +391,10 @@ static int soak(double seconds)
 			uint32_t size = soak_size((uint32_t)r, seq);
 			dragon_wait_t w = {.timeout_us = STALL_US, .flags = (seq & 1) ? DRAGON_WAIT_DEPOSITED : 0};
 			fill(buf, (uint32_t)rank, (uint32_t)r, seq, DATA, size);
+			/* counted before the send: its echo can be back before the send returns */
+			__atomic_store_n(&sent_to[r], seq + 1, __ATOMIC_RELEASE);
 			if ((rc = dragon_channel_send(soak_out[r], buf, size, &w)))
 				return fail("send", rc);
-			__atomic_store_n(&sent_to[r], seq + 1, __ATOMIC_RELEASE);
 			total++;
 		}
 		if (now_s() - last >= 60) {
