@@ -50,6 +50,10 @@ cluster_up() {
 	trap 'exit 130' INT TERM
 	"$tc" up "$1" || fail "contrib/testcluster up $1 failed (instance '$DRAGON_TC_ID')"
 	eval "$("$tc" env)"
+	# The nodes' network namespaces: daemons in them are this cluster's (another instance may
+	# run daemons of the same build tree).
+	instance_names
+	node_nets=$(for f in /var/run/netns/"$pfx"-node*; do stat -L -c %i "$f"; done | tr '\n' ' ')
 }
 
 # Down, and nothing of the instance left: no daemons, state, namespaces, veths or bridge; no
@@ -78,9 +82,14 @@ cluster_down() {
 	exit "$rc"
 }
 
-# Local services or transport agents of this build tree that still run (prints them).
+# Local services or transport agents of this build tree that still run on this cluster's nodes
+# (prints them).
 fabric_left() {
-	pgrep -af "^$B/runtime/.*dragon-(ls|ta) " | head -5 | grep .
+	local pid cmd ino
+	pgrep -af "^$B/runtime/.*dragon-(ls|ta) " | while read -r pid cmd; do
+		ino=$(stat -L -c %i "/proc/$pid/ns/net" 2>/dev/null) || continue
+		case " ${node_nets:-} " in *" $ino "*) echo "$pid $cmd" ;; esac
+	done | head -5 | grep .
 }
 
 # wait_fabric_gone SECONDS: the job's fabric ends with the job (bounded wait).

@@ -10,6 +10,8 @@ JOB = os.environ["SLURM_JOB_ID"]
 JOIN = B + "/tests/integration/join_check"
 DRAGON = B + "/runtime/launcher/dragon"
 TOOL = B + "/tests/scale/scaletool"
+HELLO = B + "/examples/hello"
+NETNS = {int(x) for x in os.environ.get("SCALE_NETNS", "").split()}
 out = {"nodes": N, "job": int(JOB), "load_start": os.getloadavg()[0]}
 
 
@@ -58,6 +60,12 @@ def fabric():
         if not pat.match(cmd):
             continue
         pid = int(d[6:])
+        # this cluster's nodes only (another instance may run the same job id from this build)
+        try:
+            if NETNS and os.stat(d + "/ns/net").st_ino not in NETNS:
+                continue
+        except OSError:
+            continue
         for f in glob.glob("%s/root/tmp/dragon-run/*/%s/ls.ready" % (d, JOB)):
             try:
                 fid, idx, n, p = open(f).read().split()
@@ -118,15 +126,24 @@ out["other_cpu_per_join_step_ms"] = other_join / RUNS / 1e6
 
 # 3. dragon status on the head node (every node in its reply): the head's CPU per status.
 c0 = cpu_ns(head)
-ms, txt = run(["srun", "--dragon", "-N1", "-w", subprocess.run(
-    ["scontrol", "show", "hostnames", os.environ["SLURM_JOB_NODELIST"]], stdout=subprocess.PIPE,
-    text=True).stdout.split()[0], DRAGON, "status", "--json"])
+first_node = subprocess.run(["scontrol", "show", "hostnames", os.environ["SLURM_JOB_NODELIST"]],
+                            stdout=subprocess.PIPE, text=True).stdout.split()[0]
+ms, txt = run(["srun", "--dragon", "-N1", "-w", first_node, DRAGON, "status", "--json"])
 out["head_cpu_status_step_ms"] = (cpu_ns(head) - c0) / 1e6
 out["status_nodes"] = len(json.loads(txt)[0]["nodes"])
 out["status_ms"] = ms
 out["status_bytes"] = len(txt)
 
-# 4. Relayed requests: every node looks a name up (GS serves them on the head node); a step of 1
+# 4. A group of 4 processes per node started from the head node (examples/hello): GS places them,
+#    each node starts its own, their output and exits come back through the head node.
+c0 = cpu_ns(head)
+ms, txt = run(["srun", "--dragon", "-N1", "-w", first_node, DRAGON, HELLO, str(4 * N)])
+if txt.count("hello from rank") != 4 * N:
+    sys.exit("hello %d: %d members said hello\n%s" % (4 * N, txt.count("hello from rank"), txt[-2000:]))
+out["group_ms"] = ms
+out["head_cpu_per_member_us"] = (cpu_ns(head) - c0) / (4 * N) / 1e3
+
+# 5. Relayed requests: every node looks a name up (GS serves them on the head node); a step of 1
 #    lookup per node and one of 1+LOOKUPS, so the difference is the lookups' own cost.
 def names(count):
     c0, o0 = cpu_ns(head), [cpu_ns(p) for p in others]

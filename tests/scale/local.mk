@@ -3,13 +3,14 @@ check_PROGRAMS += tests/scale/scaletool
 tests_scale_scaletool_SOURCES = tests/scale/scaletool.c
 tests_scale_scaletool_LDADD = runtime/libdragon_impl.la
 EXTRA_DIST += tests/scale/common.sh tests/scale/check-scale.sh tests/scale/measure.sh tests/scale/soak.sh \
-	tests/scale/plot.gp
+	docs/scale.md docs/images/scale.gp docs/images/scale.png docs/images/scale.dat docs/images/scale-before.dat \
+	docs/images/scale-runs.jsonl docs/images/scale-before-runs.jsonl
 
 SCALE_PROGS = tests/integration/join_check tests/scale/scaletool examples/hello runtime/launcher/dragon \
 	runtime/ls/dragon-ls runtime/ta/dragon-ta spank/spank_dragon.la
 
 # make check-scale [SCALE_NODES=16]: one --dragon job over a 16-node test cluster (needs root).
-.PHONY: check-scale scale-measure soak
+.PHONY: check-scale scale-measure scale-plot soak
 check-scale: $(SCALE_PROGS)
 	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' $(SHELL) $(srcdir)/tests/scale/check-scale.sh
 
@@ -17,7 +18,13 @@ check-scale: $(SCALE_PROGS)
 scale-measure: $(SCALE_PROGS)
 	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' $(SHELL) $(srcdir)/tests/scale/measure.sh
 
-# make soak [SOAK_MINUTES=30]: 3 nodes stream to each other's channels and back (docs/soak.md).
+# make scale-plot: docs/images/scale.png again from docs/images/scale*.dat (copy a run's
+# scale-results/scale.dat there first).
+scale-plot:
+	@command -v gnuplot >/dev/null || { echo "make scale-plot: needs gnuplot (Debian package gnuplot-nox)" >&2; exit 1; }
+	cd $(srcdir)/docs/images && gnuplot scale.gp
+
+# make soak [SOAK_MINUTES=30]: 3 nodes stream to each other's channels and back (docs/scale.md).
 SOAK_MINUTES = 30
 soak: $(SCALE_PROGS)
 	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' SOAK_MINUTES='$(SOAK_MINUTES)' \

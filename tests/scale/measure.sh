@@ -31,7 +31,7 @@ cp "$S/tests/scale/job_measure.py" "$work/"
 note "measuring sizes [$SIZES], $RUNS jobs each; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$RUNS"); do
 	for n in $SIZES; do
-		SCALE_T0=$(date +%s.%N) timeout 600 salloc -Q --dragon -N"$n" /usr/bin/python3 "$work/job_measure.py" \
+		SCALE_NETNS=$node_nets SCALE_T0=$(date +%s.%N) timeout 600 salloc -Q --dragon -N"$n" /usr/bin/python3 "$work/job_measure.py" \
 			"$B" "$n" "$JOIN_RUNS" "$LOOKUPS" >"$work/out" 2>"$work/err" ||
 			fail "the measuring job of $n nodes failed: $(tail -n 20 "$work/err" "$work/out")"
 		line=$(sed -n 's/^MEASURE //p' "$work/out")
@@ -49,7 +49,7 @@ cols = ["ready_ms", "bringup_ms", "first_step_ms", "join_ms", "join_true_ms", "p
         "ls_start_spread_ms", "ls_to_ready_ms", "ls_to_key_ms", "key_to_peers_ms", "peers_to_ready_ms", "head_ready_after_last_ms",
         "head_cpu_bringup_ms", "other_cpu_bringup_ms", "head_cpu_per_join_step_ms", "other_cpu_per_join_step_ms",
         "head_cpu_status_step_ms", "status_bytes", "head_cpu_per_relayed_us", "other_cpu_per_lookup_us",
-        "lookup_us_median", "status_ms", "head_rss_kb", "other_rss_kb", "load_end"]
+        "lookup_us_median", "status_ms", "group_ms", "head_cpu_per_member_us", "head_rss_kb", "other_rss_kb", "load_end"]
 sizes = sorted({r["nodes"] for r in runs})
 with open(out + "/scale.dat", "w") as f:
     f.write("# medians over %d jobs per size (tests/scale/measure.sh); columns:\n# nodes %s\n"

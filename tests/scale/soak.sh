@@ -37,11 +37,13 @@ job=$(sbatch --parsable "$work/job.sh") || fail "sbatch failed"
 start=$SECONDS
 note "job $job: 3 nodes, $SECS s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# daemons: "pid name" of the job's local services and transport agents (all nodes share our pid namespace).
+# daemons: "pid name" of the job's local services and transport agents (all nodes share our pid
+# namespace; those in this cluster's network namespaces: another instance may run the same job id).
+on_our_nodes() { case " $node_nets " in *" $(stat -L -c %i "/proc/$1/ns/net" 2>/dev/null) "*) return 0 ;; esac; return 1; }
 daemons() {
 	local p
-	for p in $(pgrep -f "^$B/runtime/ls/dragon-ls --dir [^ ]+/$job --fabric-id job$job "); do echo "$p ls"; done
-	for p in $(pgrep -f "^$B/runtime/.*dragon-ta --node [0-9]+ --dir [^ ]+/$job "); do echo "$p ta"; done
+	for p in $(pgrep -f "^$B/runtime/ls/dragon-ls --dir [^ ]+/$job --fabric-id job$job "); do on_our_nodes "$p" && echo "$p ls"; done
+	for p in $(pgrep -f "^$B/runtime/.*dragon-ta --node [0-9]+ --dir [^ ]+/$job "); do on_our_nodes "$p" && echo "$p ta"; done
 }
 # sample: "name pid rss_kb fds" per daemon
 sample() {
