@@ -68,7 +68,7 @@ cluster_down() {
 		rc=1
 	fi
 	if ip netns list | grep -q "^$pfx-node" || ip link show "$bridge" >/dev/null 2>&1 ||
-		ip link show | grep -q ": $pfx-v[0-9]"; then
+		ip link show 2>/dev/null | grep -q ": $pfx-v[0-9]"; then
 		echo "FAIL: down left namespaces $pfx-node*, veths $pfx-v* or bridge $bridge behind" >&2
 		rc=1
 	fi
