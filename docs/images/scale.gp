@@ -13,7 +13,7 @@ NODES = 1; BRINGUP = 3; FIRST = 4; JOIN = 5; PLAIN = 7; LSREADY = 9; HEADBOOT = 
 # scale-32.dat has two more columns: the group of 4 per node, and the head's CPU per member (us)
 MEMBER = 25
 
-set title "On the test cluster (all nodes on 2 vCPUs, load 19-57)"
+set title "On the test cluster (all nodes on 2 vCPUs, load 13-73)"
 set xlabel "nodes"
 set ylabel "ms (median of 5 jobs)"
 set logscale x 2
