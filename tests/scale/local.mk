@@ -4,7 +4,8 @@ tests_scale_scaletool_SOURCES = tests/scale/scaletool.c
 tests_scale_scaletool_LDADD = runtime/libdragon_impl.la
 EXTRA_DIST += tests/scale/common.sh tests/scale/check-scale.sh tests/scale/measure.sh tests/scale/soak.sh \
 	docs/scale.md docs/images/scale.gp docs/images/scale.png docs/images/scale.dat docs/images/scale-before.dat \
-	docs/images/scale-runs.jsonl docs/images/scale-before-runs.jsonl docs/images/scale-32.dat docs/images/scale-32-runs.jsonl
+	docs/images/scale-runs.jsonl docs/images/scale-before-runs.jsonl docs/images/scale-32.dat docs/images/scale-32-runs.jsonl \
+	docs/soak-result.txt
 
 SCALE_PROGS = tests/integration/join_check tests/scale/scaletool examples/hello runtime/launcher/dragon \
 	runtime/ls/dragon-ls runtime/ta/dragon-ta spank/spank_dragon.la
