@@ -560,7 +560,10 @@ int dg_link_listen(const char *bind_to, int *fdp, char *addrs, size_t cap)
 	if (fd < 0)
 		return dg_err_sys("socket");
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 128) ||
+	/* Every other node connects at once at start-up: a backlog of 128 drops the connections
+	 * past it on a large fabric, and each dropped one waits a second to try again (the
+	 * kernel caps the backlog at net.core.somaxconn). */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, DG_LINK_BACKLOG) ||
 	    getsockname(fd, (struct sockaddr *)&sa, &sl)) {
 		int rv = dg_err_sys("listen on %s", bind_to && *bind_to ? bind_to : "TCP");
 		close(fd);

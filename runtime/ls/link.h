@@ -14,6 +14,8 @@ struct dg_link;
 #define DG_LINK_KEY 32
 /* Largest packed Msg on a link: a client's message inside a Relay. */
 #define DG_LINK_MSG_MAX (DG_MSG_MAX + 4096)
+/* The head node's listen backlog for the other nodes' links (they all connect at start-up). */
+#define DG_LINK_BACKLOG 4096
 
 struct dg_link_cb {
 	/* One authenticated message; on the accepting side the first one is always a Join whose

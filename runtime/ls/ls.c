@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -146,6 +147,30 @@ static void kill_descendants(void)
 	}
 }
 
+/*
+ * The head node's local services hold a link per node, and every transport agent (started by
+ * LS, it inherits the limit) a connection per peer: the usual soft limit of 1024 descriptors
+ * stops a fabric of about a thousand nodes. Raise it to what the fabric needs, within the hard
+ * limit; say so when the hard limit is too low. Small fabrics keep the limit they were given
+ * (their processes inherit it).
+ */
+static void raise_nofile(struct ls *ls)
+{
+	rlim_t need = (rlim_t)ls->node_count + LS_FDS_SPARE;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		return;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+		ls_log(ls, "a fabric of %u nodes needs about %llu descriptors per node; the hard limit "
+			   "(RLIMIT_NOFILE) is %llu: raise it (limits.conf, or the job's ulimit -Hn)",
+		       ls->node_count, (unsigned long long)need, (unsigned long long)rl.rlim_max);
+	rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		ls_log(ls, "cannot raise the descriptor limit to %llu: %s",
+		       (unsigned long long)rl.rlim_cur, strerror(errno));
+}
+
 int ls_run(const struct ls_opts *o)
 {
 	struct ls ls_s, *ls = &ls_s;
@@ -174,6 +199,7 @@ int ls_run(const struct ls_opts *o)
 		free(ls->lost);
 		return 1;
 	}
+	raise_nofile(ls);
 	ls->next_puid = ((uint64_t)ls->node_index << 48) + 1;
 	if ((size_t)snprintf(ls->sock_path, sizeof(ls->sock_path), "%s/%s", o->dir,
 			     LS_SOCK_NAME) >= sizeof(ls->sock_path)) {
@@ -229,8 +255,10 @@ int ls_run(const struct ls_opts *o)
 	if (tcp_fd >= 0) {
 		evutil_make_socket_nonblocking(tcp_fd);
 		ls->nodes = calloc(ls->node_count, sizeof(*ls->nodes));
-		ls->tcp = ls->nodes ? evconnlistener_new(ls->base, ls_on_link_accept, ls,
-							 LEV_OPT_CLOSE_ON_FREE, -1, tcp_fd)
+		ls->reached = calloc(((size_t)ls->node_count * ls->node_count + 7) / 8, 1);
+		/* backlog 0: listening already, with dg_link_listen's backlog (libevent's -1 is 128) */
+		ls->tcp = ls->nodes && ls->reached ? evconnlistener_new(ls->base, ls_on_link_accept, ls,
+							 LEV_OPT_CLOSE_ON_FREE, 0, tcp_fd)
 				    : NULL;
 		if (!ls->tcp) {
 			ls_log(ls, "cannot watch the listening socket for other nodes");
@@ -354,6 +382,7 @@ out:
 			ls->rprocs = rp->next;
 			free(rp);
 		}
+		free(ls->reached);
 		if (ls->tcp)
 			evconnlistener_free(ls->tcp);
 		if (ls->lst)

@@ -44,6 +44,8 @@ struct gs;
 #define LS_POOL_MAX (1ull << 40)
 /* A node silent this long is lost (DRAGON_NODE_TIMEOUT overrides; nodes.c). */
 #define LS_NODE_TIMEOUT_MS 10000
+/* Descriptors a node needs beyond one per node of the fabric (pools, clients, pipes). */
+#define LS_FDS_SPARE 256
 
 #define LS_INPUT_HIGH (1u << 20) /* bytes queued for a stdin before its feeder must wait */
 
@@ -191,6 +193,11 @@ struct ls {
 	int node_timeout_ms, heartbeat_ms;
 	struct fwd *fwds;
 	struct rproc *rprocs;
+	/* Head node: bit k * node_count + j says that something of node k (a relayed request, a
+	 * process GS placed for it) reached node j, so that node k's Gones go only where they
+	 * matter: told to every node, each connection's end cost the head node a message per node,
+	 * N^2 per step of N tasks (docs/scale.md). Allocated with nodes. */
+	unsigned char *reached;
 };
 
 /* ---- ls.c: the daemon: its log, the shutdown */
@@ -258,6 +265,7 @@ void ls_reply_procs(struct conn *c, uint64_t seq, int status);
 /* ---- route.c: routing between nodes, and the host callbacks of GS */
 
 struct dg_link *ls_link_to(struct ls *ls, uint32_t node);
+void ls_mark_reached(struct ls *ls, uint32_t from, uint32_t to);
 int ls_relay(struct ls *ls, uint32_t node, Dragon__Relay *r, Dragon__Msg *inner);
 void ls_send_to(struct ls *ls, uint64_t conn, Dragon__Msg *m);
 void ls_announce_gone(struct ls *ls, uint64_t owner, uint64_t conn, uint32_t except);

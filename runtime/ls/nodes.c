@@ -117,6 +117,9 @@ static void link_msg(struct dg_link *l, const Dragon__Msg *m, void *arg)
 	}
 	switch (m->body_case) {
 	case DRAGON__MSG__BODY_RELAY:
+		/* a request passing through to a third node: that node may now hold something of from's */
+		if (ls->nodes && !m->relay->deliver)
+			ls_mark_reached(ls, from, m->relay->to_node);
 		ls_on_relay(ls, m);
 		return;
 	case DRAGON__MSG__BODY_SPAWN_AT:
@@ -148,6 +151,9 @@ static void link_msg(struct dg_link *l, const Dragon__Msg *m, void *arg)
 		}
 		break;
 	case DRAGON__MSG__BODY_GONE:
+		if (ls->debug)
+			ls_log(ls, "node %u says owner %llx, connection %llx are gone", from,
+			       (unsigned long long)m->gone->owner, (unsigned long long)m->gone->conn);
 		if (m->gone->conn)
 			ls_conn_forget(ls, m->gone->conn);
 		if (m->gone->owner)

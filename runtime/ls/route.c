@@ -23,6 +23,27 @@ struct dg_link *ls_link_to(struct ls *ls, uint32_t node)
 	return ls->uplink;
 }
 
+/* Head node: something of node `from` reached node `to` (see struct ls's reached). */
+void ls_mark_reached(struct ls *ls, uint32_t from, uint32_t to)
+{
+	size_t n = ls->node_count, bit;
+
+	if (!ls->reached || from >= n || to >= n || from == to)
+		return;
+	bit = from * n + to;
+	ls->reached[bit / 8] |= (unsigned char)(1u << (bit % 8));
+}
+
+/* Whether a Gone of node from must be told to node to: yes unless the table says no. */
+static int reached(const struct ls *ls, uint32_t from, uint32_t to)
+{
+	size_t n = ls->node_count, bit = (size_t)from * n + to;
+
+	if (!ls->reached || from >= n || to >= n)
+		return 1;
+	return (ls->reached[bit / 8] >> (bit % 8)) & 1;
+}
+
 /* Send inner, wrapped in r, toward node (through the head node if this is not it). */
 int ls_relay(struct ls *ls, uint32_t node, Dragon__Relay *r, Dragon__Msg *inner)
 {
@@ -38,6 +59,8 @@ int ls_relay(struct ls *ls, uint32_t node, Dragon__Relay *r, Dragon__Msg *inner)
 	if ((rv = dg_msg_encode(inner, &buf, &len)))
 		return rv;
 	r->to_node = node;
+	if (!r->deliver)
+		ls_mark_reached(ls, ID_NODE(r->conn), node);
 	r->msg.data = buf + DG_HDR_LEN;
 	r->msg.len = len - DG_HDR_LEN;
 	m.body_case = DRAGON__MSG__BODY_RELAY;
@@ -69,8 +92,11 @@ void ls_send_to(struct ls *ls, uint64_t conn, Dragon__Msg *m)
 
 /*
  * Tell the other nodes that an owner died or a connection closed, so they release what it held
- * there (processes it started, names, waits). The head node passes it on to every node but the
- * one it came from (except); other nodes tell only the head node, and only of their own.
+ * there (processes it started, names, waits). The head node passes it on to the nodes that
+ * something of the node it came from (except; itself when UINT32_MAX) reached: everything an
+ * owner or connection holds on another node got there through the head node, as a relayed
+ * request or a process GS placed, and was marked (ls_mark_reached). Other nodes tell only the
+ * head node, and only of their own.
  */
 void ls_announce_gone(struct ls *ls, uint64_t owner, uint64_t conn, uint32_t except)
 {
@@ -84,8 +110,9 @@ void ls_announce_gone(struct ls *ls, uint64_t owner, uint64_t conn, uint32_t exc
 	m.body_case = DRAGON__MSG__BODY_GONE;
 	m.gone = &g;
 	if (ls->nodes) {
+		uint32_t from = except == UINT32_MAX ? ls->node_index : except;
 		for (uint32_t i = 1; i < ls->node_count; i++)
-			if (i != except && ls->nodes[i].link)
+			if (i != except && ls->nodes[i].link && reached(ls, from, i))
 				dg_link_send(ls->nodes[i].link, &m);
 	} else if (ls->uplink && except == UINT32_MAX) {
 		dg_link_send(ls->uplink, &m);
@@ -332,6 +359,11 @@ int ls_host_spawn(void *ctx, uint32_t node, const Dragon__SpawnArgs *a, uint64_t
 	sa.size = size;
 	sa.sink = ls_sink_for(ls, c, a);
 	sa.exit_events = c->sink;
+	/* What node holds for them now: the requester's, its owner's and its output's Gones go there. */
+	ls_mark_reached(ls, ID_NODE(sa.conn), node);
+	ls_mark_reached(ls, ID_NODE(sa.owner), node);
+	if (sa.sink)
+		ls_mark_reached(ls, ID_NODE(sa.sink), node);
 	m.body_case = DRAGON__MSG__BODY_SPAWN_AT;
 	m.spawn_at = &sa;
 	if ((rv = dg_link_send(l, &m)))
