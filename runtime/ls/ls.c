@@ -219,7 +219,9 @@ int ls_run(const struct ls_opts *o)
 		goto out;
 	}
 	evutil_make_socket_nonblocking(lfd);
-	ls->lst = evconnlistener_new(ls->base, ls_on_accept, ls, LEV_OPT_CLOSE_ON_FREE, -1, lfd);
+	/* CLOSE_ON_EXEC: accepted connections must not leak into the processes we start. */
+	ls->lst = evconnlistener_new(ls->base, ls_on_accept, ls,
+				     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, lfd);
 	if (!ls->lst) {
 		ls_log(ls, "libevent: cannot watch the listening socket");
 		goto out;
@@ -229,7 +231,8 @@ int ls_run(const struct ls_opts *o)
 		evutil_make_socket_nonblocking(tcp_fd);
 		ls->nodes = calloc(ls->node_count, sizeof(*ls->nodes));
 		ls->tcp = ls->nodes ? evconnlistener_new(ls->base, ls_on_link_accept, ls,
-							 LEV_OPT_CLOSE_ON_FREE, -1, tcp_fd)
+							 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+							 -1, tcp_fd)
 				    : NULL;
 		if (!ls->tcp) {
 			ls_log(ls, "cannot watch the listening socket for other nodes");
