@@ -104,10 +104,12 @@ clean-local: jupyter-clean
 jupyter-clean:
 	-test "$(abs_top_srcdir)" = "$(abs_top_builddir)" || rm -f $(dragonjupyter_PYTHON)
 # make check: the tutorial notebooks through nbclient, interrupt/restart, the server's token and
-# address (tests/jupyter/run.sh; the browser part: make check-jupyter-browser).
+# address, the kernel spec inside and outside a fabric (tests/jupyter/run.sh; the browser part:
+# make check-jupyter-browser).
 TESTS += tests/jupyter/run.sh
 EXTRA_DIST += tests/jupyter/run.sh tests/jupyter/run_notebooks.py tests/jupyter/interrupt_restart.py \
-	tests/jupyter/server_check.py tests/jupyter/browser_check.py tests/integration/jupyter.bats \
+	tests/jupyter/server_check.py tests/jupyter/browser_check.py tests/jupyter/kernelspec_check.py \
+	tests/integration/jupyter.bats \
 	examples/notebooks/dragon_tutorial.ipynb docs/jupyter.md docs/images/jupyter-notebook.png
 .PHONY: check-jupyter-browser
 check-jupyter-browser: all

@@ -56,7 +56,8 @@ int dragon_pool_create(const dragon_pool_attr_t *attr, dragon_pool_t **pool);
  * Attach a pool from its descriptor. The memory is found, in this order: already attached in
  * this process; from the fabric's local services (after dragon_init); through the creating
  * process's descriptor table (same user only). DRAGON_EBADDESC for a garbage or truncated
- * descriptor, DRAGON_ESTALE if the pool is gone, DRAGON_EPERM for another user's pool.
+ * descriptor, DRAGON_ESTALE if the pool is gone, DRAGON_EPERM for another user's pool,
+ * DRAGON_ENOTSUP for a pool of another layout version (made by another build of Dragon).
  */
 int dragon_pool_attach(const dragon_pool_desc_t *desc, dragon_pool_t **pool);
 

@@ -21,6 +21,12 @@
  * Connections to local services: a call takes an idle one (or opens another), so a thread blocked
  * in a wait or a queue get does not hold up the other threads. LS binds every connection of a
  * fabric process to its puid, so what any of them creates belongs to the process.
+ *
+ * Connections belong to the process that opened them (`pid`). A forked child inherits the
+ * parent's sockets: were it to use them, parent and child would send on one stream with the
+ * same sequence numbers and each read replies, and descriptors, meant for the other (a pool
+ * attach then maps another pool than it asked for, or waits for ever). The child drops them
+ * and opens its own.
  */
 struct cconn {
 	struct cconn *next;
@@ -37,6 +43,7 @@ static struct {
 	uint64_t puid;
 	unsigned node_index, node_count;
 	char fabric_id[64];
+	int pid; /* the process whose connections these are */
 } cl = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static int call_on(struct cconn *c, Dragon__Msg *req, Dragon__Msg **rep, int *fd)
@@ -122,6 +129,19 @@ static void conn_close(struct cconn *c)
 	free(c);
 }
 
+/* In a forked child: close our copies of the parent's connections (cl.lock held). */
+static void drop_inherited(void)
+{
+	if (cl.pid == dg_self_pid())
+		return;
+	while (cl.idle) {
+		struct cconn *c = cl.idle;
+		cl.idle = c->next;
+		conn_close(c);
+	}
+	cl.pid = dg_self_pid();
+}
+
 int dg_client_call(Dragon__Msg *req, Dragon__Msg **rep, int *fd)
 {
 	struct cconn *c;
@@ -132,6 +152,7 @@ int dg_client_call(Dragon__Msg *req, Dragon__Msg **rep, int *fd)
 		pthread_mutex_unlock(&cl.lock);
 		return dg_err(DRAGON_ENOTINIT, "call dragon_init() first");
 	}
+	drop_inherited();
 	if ((c = cl.idle))
 		cl.idle = c->next;
 	pthread_mutex_unlock(&cl.lock);
@@ -182,6 +203,12 @@ DRAGON_API int dragon_init(void)
 	int rv = -1;
 
 	pthread_mutex_lock(&cl.lock);
+	if (cl.refs > 0 && cl.pid != dg_self_pid()) {
+		/* A forked child joins anew: its own connections, and its own identity in the
+		 * hello reply (the parent's puid is not the child's). */
+		drop_inherited();
+		cl.refs = 0;
+	}
 	if (cl.refs > 0) {
 		cl.refs++;
 		rv = DRAGON_OK;
@@ -217,6 +244,17 @@ DRAGON_API int dragon_init(void)
 		rv = expect(rep, DRAGON__MSG__BODY_HELLO_REPLY);
 	if (rv)
 		goto out;
+	/* Services of another build make pools this library cannot map (the node's pool first of
+	 * all): say so here, not at the first channel. 0: services older than this check. */
+	if (rep->hello_reply->pool_layout && rep->hello_reply->pool_layout != dg_pool_layout()) {
+		rv = dg_err(DRAGON_ENOTSUP,
+			    "local services at %s make pools of layout version %u and this library "
+			    "reads version %u: the fabric was started by another build of Dragon "
+			    "(its launcher or Slurm plugin); run the program with that build, or "
+			    "start the fabric with this one",
+			    cl.sa.sun_path, rep->hello_reply->pool_layout, dg_pool_layout());
+		goto out;
+	}
 	cl.puid = rep->hello_reply->puid;
 	cl.node_index = rep->hello_reply->node_index;
 	cl.node_count = rep->hello_reply->node_count;
@@ -227,6 +265,7 @@ DRAGON_API int dragon_init(void)
 	snprintf(cl.fabric_id, sizeof(cl.fabric_id), "%s", rep->hello_reply->fabric_id);
 	cl.idle = c;
 	c = NULL;
+	cl.pid = dg_self_pid();
 	cl.refs = 1;
 	rv = DRAGON_OK;
 out:

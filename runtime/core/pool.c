@@ -64,16 +64,46 @@ static int map_pool(int fd, uint64_t expect_id, dragon_pool_t **out)
 	if (base == MAP_FAILED)
 		return dg_err_sys("mmap of a pool (%lld bytes)", (long long)st.st_size);
 	h = base;
-	if (h->magic != POOL_MAGIC || h->version != POOL_VERSION ||
-	    h->map_size != (uint64_t)st.st_size || (expect_id && h->pool_id != expect_id)) {
+	/*
+	 * Say which of these it is: they have different causes and different fixes. A layout of
+	 * another version means that the pool's creator (often local services, which make the
+	 * node's pool) comes from another build of Dragon than this library: every later attach
+	 * would fail the same way.
+	 */
+	if (h->magic != POOL_MAGIC) {
 		munmap(base, st.st_size);
-		return dg_err(DRAGON_ESTALE, "file descriptor %d does not hold the pool %016llx", fd,
-			      (unsigned long long)expect_id);
+		return dg_err(DRAGON_ESTALE, "file descriptor %d is not a Dragon pool (no pool header)",
+			      fd);
+	}
+	if (h->version != POOL_VERSION) {
+		uint32_t v = h->version;
+		uint64_t id = h->pool_id;
+		munmap(base, st.st_size);
+		return dg_err(DRAGON_ENOTSUP, "pool %016llx has layout version %u and this library reads "
+					      "version %u: its creator (the fabric's local services, or the "
+					      "process that made it) runs another build of Dragon; run every "
+					      "part of the fabric from one build or installation",
+			      (unsigned long long)(expect_id ? expect_id : id), v, POOL_VERSION);
+	}
+	if (expect_id && h->pool_id != expect_id) {
+		uint64_t other = h->pool_id;
+		munmap(base, st.st_size);
+		return dg_err(DRAGON_ESTALE, "file descriptor %d holds the pool %016llx, not the pool "
+					     "%016llx that was asked for",
+			      fd, (unsigned long long)other, (unsigned long long)expect_id);
+	}
+	if (h->map_size != (uint64_t)st.st_size) {
+		uint64_t want = h->map_size, id = h->pool_id;
+		munmap(base, st.st_size);
+		return dg_err(DRAGON_ESTALE, "pool %016llx is %lld bytes but its header says %llu: it was "
+					     "resized by something other than Dragon",
+			      (unsigned long long)id, (long long)st.st_size,
+			      (unsigned long long)want);
 	}
 	if (atomic_load(&h->destroyed)) {
+		uint64_t id = h->pool_id; /* read before the unmap */
 		munmap(base, st.st_size);
-		return dg_err(DRAGON_ESTALE, "pool %016llx was destroyed",
-			      (unsigned long long)h->pool_id);
+		return dg_err(DRAGON_ESTALE, "pool %016llx was destroyed", (unsigned long long)id);
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {
@@ -134,6 +164,11 @@ static dragon_pool_t *find_ref(uint64_t id)
 		}
 	pthread_mutex_unlock(&dg_pool_table_lock);
 	return q;
+}
+
+uint32_t dg_pool_layout(void)
+{
+	return POOL_VERSION;
 }
 
 void dg_pool_ref(dragon_pool_t *pool)

@@ -24,6 +24,8 @@ void dg_pool_fill_desc(const dragon_pool_t *pool, struct dg_desc *d);
 void *dg_pool_ptr(const dragon_pool_t *pool, uint64_t offset, uint64_t size);
 /* Take one more reference on an attached pool (released by dragon_pool_detach). */
 void dg_pool_ref(dragon_pool_t *pool);
+/* The layout version of the pools this library makes and maps (another build may differ). */
+uint32_t dg_pool_layout(void);
 
 /*
  * Owner tags: a process's record in the pool (21 bits, never 0) and the liveness check behind

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/pool_internal.h"
 #include "gs/gs.h"
 #include "ls/ls_internal.h"
 
@@ -163,6 +164,8 @@ static void handle_req(struct conn *c, const Dragon__Msg *req)
 		r.puid = c->puid;
 		r.hostname = ls->host;
 		r.runtime_dir = (char *)ls->o->dir;
+		/* A client of another build could not map the node's pool: it checks this. */
+		r.pool_layout = dg_pool_layout();
 		m.body_case = DRAGON__MSG__BODY_HELLO_REPLY;
 		m.hello_reply = &r;
 		ls_conn_send(c, &m);
@@ -417,6 +420,8 @@ struct conn *ls_conn_add(struct ls *ls, int fd, int ctl)
 		return NULL;
 	}
 	evutil_make_socket_nonblocking(fd);
+	/* Not inherited by what LS starts (the launcher's control socket comes without it). */
+	evutil_make_socket_closeonexec(fd);
 	c->bev = bufferevent_socket_new(ls->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev) {
 		free(c);

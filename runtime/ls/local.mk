@@ -20,6 +20,14 @@ tests_unit_test_ls_SOURCES = tests/unit/test_ls.c
 tests_unit_test_ls_CFLAGS = $(TEST_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_unit_test_ls_LDADD = $(TEST_LIBS)
 
+# Pools attached through local services under stress: forked clients, threads, reattaching,
+# descriptors of another pool or layout, descriptors LS must not leak into what it starts.
+check_PROGRAMS += tests/unit/test_pool_attach
+TESTS += tests/unit/test_pool_attach
+tests_unit_test_pool_attach_SOURCES = tests/unit/test_pool_attach.c
+tests_unit_test_pool_attach_CFLAGS = $(TEST_CFLAGS) $(PROTOBUF_C_CFLAGS) -pthread
+tests_unit_test_pool_attach_LDADD = $(TEST_LIBS) -lpthread
+
 # Links between nodes: joins, order, and what they refuse (a server thread on loopback).
 check_PROGRAMS += tests/unit/test_link
 TESTS += tests/unit/test_link

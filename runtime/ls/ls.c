@@ -246,7 +246,9 @@ int ls_run(const struct ls_opts *o)
 		goto out;
 	}
 	evutil_make_socket_nonblocking(lfd);
-	ls->lst = evconnlistener_new(ls->base, ls_on_accept, ls, LEV_OPT_CLOSE_ON_FREE, -1, lfd);
+	/* CLOSE_ON_EXEC: accepted connections must not leak into the processes we start. */
+	ls->lst = evconnlistener_new(ls->base, ls_on_accept, ls,
+				     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, lfd);
 	if (!ls->lst) {
 		ls_log(ls, "libevent: cannot watch the listening socket");
 		goto out;
@@ -258,7 +260,8 @@ int ls_run(const struct ls_opts *o)
 		ls->reached = calloc(((size_t)ls->node_count * ls->node_count + 7) / 8, 1);
 		/* backlog 0: listening already, with dg_link_listen's backlog (libevent's -1 is 128) */
 		ls->tcp = ls->nodes && ls->reached ? evconnlistener_new(ls->base, ls_on_link_accept, ls,
-							 LEV_OPT_CLOSE_ON_FREE, 0, tcp_fd)
+							 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+							 0, tcp_fd)
 				    : NULL;
 		if (!ls->tcp) {
 			ls_log(ls, "cannot watch the listening socket for other nodes");

@@ -111,7 +111,8 @@ static int node_pool(struct ls *ls)
 	if ((rv = dragon_pool_create(&pa, &ls->node_pool)))
 		return rv;
 	pl = calloc(1, sizeof(*pl));
-	if (!pl || (pl->fd = dup(dragon_pool_fd(ls->node_pool))) < 0) {
+	/* Close-on-exec as the original: every process LS starts would otherwise hold the pool. */
+	if (!pl || (pl->fd = fcntl(dragon_pool_fd(ls->node_pool), F_DUPFD_CLOEXEC, 3)) < 0) {
 		free(pl);
 		dragon_pool_destroy(ls->node_pool);
 		ls->node_pool = NULL;

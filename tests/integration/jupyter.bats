@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# tests/integration/jupyter.bats: the Dragon Jupyter kernel inside a 3-node --dragon job of the test cluster: the tutorial notebook through nbclient, and an interrupt (run by cluster.sh).
+# tests/integration/jupyter.bats: the Dragon Jupyter kernel inside a 3-node --dragon job of the test cluster: the tutorial notebook through nbclient, an interrupt, the kernel spec joining the job's fabric (run by cluster.sh).
 bats_require_minimum_version 1.5.0
 
 setup() {
@@ -36,6 +36,15 @@ teardown() {
 	[ "$status" -eq 0 ]
 	grep -q "^map running on 6 workers, hosts \['dgtc[0-9]*-node1', 'dgtc[0-9]*-node2', 'dgtc[0-9]*-node3'\]" "$OUT/job.out"
 	grep -q "^INTERRUPT RESTART OK$" "$OUT/job.out"
+}
+
+@test "jupyter: the kernel spec inside a 3-node --dragon job joins the job's fabric, not a private one" {
+	run timeout 600 sbatch -N3 --dragon -W -o "$OUT/job.out" \
+		--wrap "srun --dragon -N1 -n1 env $JENV /usr/bin/python3 $SV/tests/jupyter/kernelspec_check.py --inside --nodes 3"
+	cat "$OUT/job.out"
+	[ "$status" -eq 0 ]
+	grep -q "^inside: kernel fabric .* (private False, 3 node(s))" "$OUT/job.out"
+	grep -q "^KERNELSPEC OK$" "$OUT/job.out"
 }
 
 @test "jupyter: headless Chromium runs the tutorial on dragon-jupyter inside a 3-node --dragon job" {

@@ -30,6 +30,11 @@ def procs_with_mark(value):
     return found
 
 
+def workers_with_mark(value):
+    """The multiprocessing workers among them (on every node): what the kernel started."""
+    return [(pid, cmd) for pid, cmd in procs_with_mark(value) if "dragon._child" in cmd]
+
+
 def alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -140,9 +145,16 @@ def main():
         err = cells.finish(msg_id)
         print(f"interrupted cell ended in {time.monotonic() - t0:.2f} s: {err}", flush=True)
         assert "KeyboardInterrupt" in err, err
+        # The cell's reply comes after the kernel waited for its workers: none may be left, on
+        # any node (those that printed, and those that had not started a task yet).
         left = [p for _, p in pids if alive(int(p))]
         if left:
             raise AssertionError(f"workers of the interrupted map still run: {left}")
+        try:
+            wait_until(lambda: not workers_with_mark(mark), 30, "no worker left after the interrupt")
+        except AssertionError:
+            raise AssertionError(f"workers left after the interrupt: {workers_with_mark(mark)}")
+        print("after the interrupt: no worker left on any node", flush=True)
         # 2. The next cell works (a new pool over every node).
         code = ("with mp.Pool(%d) as p2:\n"
                 "    print('after', sum(p2.map(abs, range(-10, 10))),"
@@ -171,6 +183,11 @@ def main():
         kc.wait_for_ready(timeout=120)
         reply, out, _ = cells.run("print('restarted', 6 * 7)")
         assert "restarted 42" in out, out
+        # Nothing the old kernel started is left on any node (its pool of the second cell too).
+        try:
+            wait_until(lambda: not workers_with_mark(mark), 30, "no worker left after the restart")
+        except AssertionError:
+            raise AssertionError(f"workers left after the restart: {workers_with_mark(mark)}")
         print("restart: the sleepers are gone, the new kernel runs", flush=True)
         ok = True
     finally:

@@ -1,4 +1,4 @@
-"""tests/jupyter/server_check.py: dragon-jupyter's server: a token is required (403 without), loopback only unless --ip, and stopping it (Ctrl-C, the Quit button) ends it and its fabric."""
+"""tests/jupyter/server_check.py: dragon-jupyter's server: a token is required (403 without; an empty one is refused), loopback only unless --ip, and stopping it (Ctrl-C, the Quit button) ends it and its fabric."""
 import argparse
 import os
 import select
@@ -109,6 +109,33 @@ def refused(addr, port):
         s.close()
 
 
+def no_token_refused(cmd, env, mark, args, says, what):
+    """dragon-jupyter ARGS exits non-zero saying SAYS, serves nothing, leaves nothing behind."""
+    if os.geteuid() == 0:
+        args = [*args, "--allow-root"]
+    p = subprocess.Popen([cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                         start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, _ = p.communicate()
+        print(f"FAIL: {what}: dragon-jupyter ran on (it must refuse):\n{out.decode(errors='replace')}",
+              flush=True)
+        return False
+    text = out.decode(errors="replace")
+    ok = p.returncode != 0 and says in text and "?token=" not in text
+    print(f"{what}: exit {p.returncode}, {'refused' if ok else 'NOT refused'}", flush=True)
+    if not ok:
+        print(f"FAIL: {what}: expected a non-zero exit saying {says!r}:\n{text}", flush=True)
+    try:
+        wait_until(lambda: not procs_with_mark(mark), 30, "everything dragon-jupyter started to end")
+    except AssertionError:
+        print(f"FAIL: {what}: left behind:", procs_with_mark(mark), flush=True)
+        ok = False
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cmd", required=True, help="the dragon-jupyter to test")
@@ -170,6 +197,18 @@ def main():
     except AssertionError:
         print("FAIL: left behind after Quit:", procs_with_mark(mark), flush=True)
         ok = False
+
+    # 3. Never without a token: an empty one on the command line is refused before anything
+    # starts; one emptied by a Jupyter config file makes dragon-jupyter stop the server it started.
+    ok = no_token_refused(a.cmd, env, mark, ["--NotebookApp.token="], "refusing to run without a token",
+                          "an empty --NotebookApp.token") and ok
+    cfgdir = os.path.join(a.workdir, "empty-token-config")
+    os.makedirs(cfgdir, exist_ok=True)
+    with open(os.path.join(cfgdir, "jupyter_notebook_config.py"), "w") as f:
+        f.write("c.NotebookApp.token = ''\n")
+    ok = no_token_refused(a.cmd, dict(env, JUPYTER_CONFIG_DIR=cfgdir),
+                          mark, [f"--port={free_port()}", f"--notebook-dir={nbdir}"],
+                          "came up without a token", "a config file's empty token") and ok
     print("SERVER OK" if ok else "SERVER FAILED", flush=True)
     return 0 if ok else 1
 
