@@ -1281,9 +1281,21 @@ def _decode_status(st):
     return st
 
 
+class _DupFd:
+    """A descriptor pickled for a child that gets it at the same number (CPython's spawn)."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def detach(self):
+        return self.fd
+
+
 class Popen:
     """How a dragon Process starts: its pickled self goes over a channel to /usr/bin/python3
-    started by the fabric on the chosen node (a group of one, so it can be waited for again)."""
+    started by the fabric on the chosen node: on this node a process of ours that gets our
+    descriptors (the resource tracker's, those its arguments pickled with DupFd), on another a
+    group of one placed there (so it can be waited for from here)."""
     method = "dragon"
 
     def __init__(self, process_obj):
@@ -1295,16 +1307,18 @@ class Popen:
         self._pid_lock = threading.Lock()
         self._pid_known = threading.Event()
         self._done = threading.Event()
+        self._fds = []
+        self._gid = self._puid = None
         self._launch(process_obj)
 
     def duplicate_for_child(self, fd):
+        # CPython's spawn does the same: the child gets the descriptor at the same number (the
+        # fabric hands it over with the start request), so the child must run on this node.
+        if fd not in self._fds:
+            self._fds.append(fd)
         return fd
 
-    @staticmethod
-    def DupFd(fd):
-        # A file descriptor goes through CPython's resource sharer: children on this node only.
-        from multiprocessing import resource_sharer
-        return resource_sharer.DupFd(fd)
+    DupFd = _DupFd
 
     def _launch(self, process_obj):
         prep = _mpspawn.get_preparation_data(process_obj._name)
@@ -1324,8 +1338,29 @@ class Popen:
         finally:
             _mpctx.set_spawning_popen(None)
         policy = getattr(process_obj, "_dragon_policy", None) or Policy.current() or Policy()
-        node = policy.node()
+        here = _C.node_index()
+        if self._fds:
+            # Its arguments hold file descriptors (a sharedctypes heap, a socket...): it starts
+            # on this node, where they exist.
+            node = policy.node() if policy.host is not None else here
+            if node != here:
+                raise ValueError(
+                    f"process {process_obj.name!r} is given file descriptors (descriptors "
+                    f"{self._fds}, e.g. multiprocessing.sharedctypes objects), which exist only "
+                    f"on this node ({here}), but its policy {policy!r} places it on node {node}")
+        else:
+            node = policy.node()
         self.node = node
+        tracker_fd = -1
+        if node == here:
+            # As with spawn, a child on this node shares our resource tracker.
+            from multiprocessing import resource_tracker
+            try:
+                tracker_fd = resource_tracker.getfd()
+            except Exception:
+                tracker_fd = -1
+            if tracker_fd is not None and tracker_fd >= 0 and tracker_fd not in self._fds:
+                self._fds.append(tracker_fd)
         self._in = _new_channel(1, 256)
         self._back = _new_channel(1, 64)
         self._in.send([struct.pack("<Q", len(head)), head, body])
@@ -1333,11 +1368,16 @@ class Popen:
                if not k.startswith("DRAGON_") or k.startswith("PYDRAGON_") or k in _PASS_ENV]
         exe = _mpspawn.get_executable()
         argv = [exe, "-c", _CHILD, _PYPATH, self._in.desc().hex(), self._back.desc().hex(),
-                _get_lifeline().desc().hex()]
+                _get_lifeline().desc().hex(), str(tracker_fd if tracker_fd is not None else -1)]
         # outlive: as with CPython, a child outlives a parent that dies (its grandchildren
         # notice through parent_process()); the fabric's end still stops it. A parent that exits
         # normally terminates its daemonic children and joins the others (multiprocessing's atexit).
-        self._gid = _C.group_create(argv, 1, _C.POLICY_NODE, node, env=env, outlive=True)
+        if node == here:
+            # On this node: a process of ours, which can take our descriptors.
+            self._puid = _C.process_create(argv, env=env, outlive=True, fds=self._fds)
+        else:
+            # On another node: a group of one placed there, so it can be waited for from here.
+            self._gid = _C.group_create(argv, 1, _C.POLICY_NODE, node, env=env, outlive=True)
         self._r, self._w = os.pipe()
         os.set_blocking(self._r, False)
         self.sentinel = self._r
@@ -1356,7 +1396,7 @@ class Popen:
             self._read_pid(0.2)
             if self._pid is None:
                 try:
-                    _C.group_wait_all(self._gid, 0)
+                    self._wait_status(0)
                     break
                 except (_C.DragonTimeoutError, _C.DragonWouldBlock):
                     continue
@@ -1364,7 +1404,7 @@ class Popen:
                     break
         self._pid_known.set()
         try:
-            st = _C.group_wait_all(self._gid)
+            st = self._wait_status(None)
             rc = _decode_status(st)
         except Exception:
             rc = -signal.SIGKILL  # the fabric lost it (its node left): it is not running
@@ -1381,6 +1421,11 @@ class Popen:
             except Exception:
                 pass
 
+    def _wait_status(self, timeout):
+        if self._gid is not None:
+            return _C.group_wait_all(self._gid, timeout)
+        return _C.process_wait(self._puid, timeout)
+
     def _read_pid(self, timeout):
         with self._pid_lock:
             if self._pid is None:
@@ -1396,7 +1441,7 @@ class Popen:
             # On this node local services know it at once (also if it died before reporting).
             try:
                 for e in _C.process_list():
-                    if e[5] == self._gid:
+                    if (e[5] == self._gid) if self._gid is not None else (e[0] == self._puid):
                         self._pid = e[1]
                         break
             except _C.DragonError:
@@ -1422,7 +1467,10 @@ class Popen:
     def _send_signal(self, sig):
         if self.returncode is None:
             try:
-                _C.group_signal(self._gid, sig)
+                if self._gid is not None:
+                    _C.group_signal(self._gid, sig)
+                else:
+                    _C.process_signal(self._puid, sig)
             except _C.DragonError:
                 pass  # it ended meanwhile
 

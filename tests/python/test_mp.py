@@ -414,6 +414,43 @@ def test_array_and_raw_values(ctx):
     assert arr[0] == 7 and len(arr) == 10
 
 
+def tracker_alive(conn, parent_tracker_pid):
+    from multiprocessing.resource_tracker import _resource_tracker
+    _resource_tracker.ensure_running()
+    # the parent's tracker (inherited descriptor, no pid of our own), not a new one
+    conn.send(_resource_tracker._pid in (None, parent_tracker_pid) and _resource_tracker._check_alive())
+
+
+def test_descriptors_reach_children_of_this_node(ctx):
+    """CPython's sharedctypes (an mmap heap handed over as a file descriptor) and the resource
+    tracker's descriptor reach a child: it starts on this node, whatever the round robin says."""
+    import multiprocessing.sharedctypes as sc
+    from multiprocessing.resource_tracker import _resource_tracker
+    v = sc.RawValue("i", 1)
+    arr = sc.RawArray("d", [0.5] * 4)
+
+    def work(v, arr):
+        v.value = 41 + v.value
+        arr[3] = 2.5
+
+    p = ctx.Process(target=work, args=(v, arr))
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0 and p.node == dragon.node_index()
+    assert v.value == 42 and arr[:] == [0.5, 0.5, 0.5, 2.5]
+    _resource_tracker.ensure_running()
+    r, w = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=tracker_alive, args=(w, _resource_tracker._pid))
+    p.start()
+    assert r.poll(30) and r.recv() is True
+    p.join(30)
+    # A policy that names a node explicitly is still followed: on this one it works.
+    p = ctx.Process(target=work, args=(v, arr), policy=dragon.Policy(host=dragon.node_index()))
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0 and v.value == 83
+
+
 # ---- Pool, Manager, executors ---------------------------------------------------------------
 
 def test_pool(ctx):
