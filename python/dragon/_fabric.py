@@ -175,6 +175,11 @@ def ensure():
         if not os.environ.get("DRAGON_LS_SOCKET") and not os.environ.get("DRAGON_RUNTIME_DIR"):
             _start_private()
         _core.init()
+        if _relay is None and _core.puid() == 0:
+            # Joined from outside (a subprocess of a fabric's program, an srun task): what our
+            # children print has no sink in local services; it comes to our stdout/stderr,
+            # not to those of whoever made the fabric (PYDRAGON_STD* we inherited).
+            _start_relay()
         _joined = True
         _pid = os.getpid()
         atexit.register(_atexit)
