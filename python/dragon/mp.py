@@ -1,5 +1,6 @@
 """dragon.mp: the "dragon" start method of multiprocessing: processes, queues, pipes, locks and shared values on fabric channels."""
 import collections
+import copyreg as _copyreg
 import ctypes
 import io
 import itertools
@@ -18,6 +19,7 @@ import multiprocessing.connection as _mpconn
 import multiprocessing.context as _mpctx
 import multiprocessing.pool as _mppool
 import multiprocessing.process as _mpprocess
+import multiprocessing.reduction as _mpreduction
 import multiprocessing.sharedctypes as _mpshared
 import multiprocessing.spawn as _mpspawn
 import multiprocessing.util as _mputil
@@ -59,7 +61,26 @@ _OOB = 0x01
 _OOB_MIN = 4096  # smaller buffers stay in the pickle (a part costs more than it saves)
 
 
-def _dumps_parts(obj, by_value=False):
+class _MPPickler(pickle.Pickler):
+    """The C pickler with multiprocessing's registered reducers (ForkingPickler's: connections,
+    sockets, heap arenas...), as CPython's Connection.send pickles. Its table is a plain dict,
+    rebuilt when a reducer is registered (ForkingPickler copies copyreg's on every use)."""
+    dispatch_table = {}
+    _sizes = None
+
+
+def _mp_dumps(obj, buffer_callback):
+    sizes = (len(_copyreg.dispatch_table), len(_mpreduction.ForkingPickler._extra_reducers))
+    if sizes != _MPPickler._sizes:
+        t = dict(_copyreg.dispatch_table)
+        t.update(_mpreduction.ForkingPickler._extra_reducers)
+        _MPPickler.dispatch_table, _MPPickler._sizes = t, sizes
+    buf = io.BytesIO()
+    _MPPickler(buf, 5, True, buffer_callback).dump(obj)
+    return buf.getvalue()
+
+
+def _dumps_parts(obj, by_value=False, strict=False):
     bufs = []
 
     def cb(pb):
@@ -68,11 +89,14 @@ def _dumps_parts(obj, by_value=False):
         bufs.append(pb)
         return False
 
-    if by_value or _cloudpickle is not None and _main_is_interactive():
+    if strict:
+        # results of Pool workers: what CPython cannot send raises (MaybeEncodingError)
+        data = _mp_dumps(obj, cb)
+    elif by_value or _cloudpickle is not None and _main_is_interactive():
         data = _by_value_dumps(obj, cb)
     else:
         try:
-            data = pickle.dumps(obj, protocol=5, buffer_callback=cb)
+            data = _mp_dumps(obj, cb)
         except (pickle.PicklingError, AttributeError, TypeError):
             if _cloudpickle is None:
                 raise
@@ -183,6 +207,8 @@ class Connection:
     when a copy is pickled and lowered when one closes (or its process exits); the last one leaves
     an end-of-file mark, and the other end then gets EOFError."""
 
+    _strict = False  # send() pickles with multiprocessing's pickler only (no by-value fallback)
+
     def __init__(self, rch=None, wch=None, eof=True, refs=None):
         self._r = rch
         self._w = wch
@@ -269,7 +295,7 @@ class Connection:
 
     def send(self, obj):
         self._check(w=True)
-        self._send_parts(_dumps_parts(obj))
+        self._send_parts(_dumps_parts(obj, strict=self._strict))
 
     def send_bytes(self, buf, offset=0, size=None):
         self._check(w=True)
@@ -778,8 +804,21 @@ class Queue:
 
     def put(self, obj, block=True, timeout=None):
         self._check_closed()
-        parts = _dumps_parts(obj)
+        try:
+            parts = _dumps_parts(obj)
+        except Exception as e:
+            # CPython's feeder thread reports an object that does not pickle and drops it; the
+            # queue goes on. Ours pickles at once: the same report, from put.
+            self._on_queue_feeder_error(e, obj)
+            return
         self._put_parts(parts, block, timeout)
+
+    @staticmethod
+    def _on_queue_feeder_error(e, obj):
+        """Called with the exception of an object put that does not pickle (a subclass may
+        override it, as with CPython's Queue); prints the traceback."""
+        import traceback
+        traceback.print_exc()
 
     def _put_parts(self, parts, block, timeout):
         if self._maxsize < _UNBOUNDED:
@@ -916,7 +955,11 @@ class JoinableQueue(Queue):
 
     def put(self, obj, block=True, timeout=None):
         self._check_closed()
-        parts = _dumps_parts(obj)
+        try:
+            parts = _dumps_parts(obj)
+        except Exception as e:
+            self._on_queue_feeder_error(e, obj)
+            return
         with self._cond:
             self._put_parts(parts, block, timeout)
             self._unfinished_tasks.release()
@@ -937,11 +980,12 @@ class JoinableQueue(Queue):
 class SimpleQueue:
     """multiprocessing.SimpleQueue: one channel; _reader / _writer as Pool expects them."""
 
-    def __init__(self, *, ctx=None, _ch=None):
+    def __init__(self, *, ctx=None, _ch=None, _strict=False):
         self._ch = _ch if _ch is not None else _new_channel(1024, 512)
         # Two handles: Pool's workers close the end they do not use.
         self._reader = Connection(self._ch, None, eof=False)
         self._writer = Connection(None, _C.channel_attach(self._ch.desc()), eof=False)
+        self._writer._strict = self._strict = _strict
         self._rlock_obj = None
 
     @property
@@ -952,7 +996,7 @@ class SimpleQueue:
         return self._rlock_obj
 
     def __reduce__(self):
-        return (_rebuild_simplequeue, (self._ch.desc(),))
+        return (_rebuild_simplequeue, (self._ch.desc(), self._strict))
 
     def empty(self):
         return not self._reader.poll()
@@ -968,9 +1012,9 @@ class SimpleQueue:
         self._writer.close()
 
 
-def _rebuild_simplequeue(desc):
+def _rebuild_simplequeue(desc, strict=False):
     _fabric.ensure()
-    return SimpleQueue(_ch=_C.channel_attach(desc))
+    return SimpleQueue(_ch=_C.channel_attach(desc), _strict=strict)
 
 
 # ---- shared values (Value, Array) ----------------------------------------------------------------
@@ -1543,6 +1587,14 @@ def cpu_count():
 
 class DragonPool(_mppool.Pool):
     """multiprocessing.pool.Pool whose workers are dragon processes spread over the nodes."""
+
+    def _setup_queues(self):
+        # Tasks may carry lambdas and __main__ functions (pickled by value); results go back as
+        # CPython sends them, so one that does not pickle is a MaybeEncodingError.
+        self._inqueue = SimpleQueue()
+        self._outqueue = SimpleQueue(_strict=True)
+        self._quick_put = self._inqueue._writer.send
+        self._quick_get = self._outqueue._reader.recv
 
 
 class DragonContext(_mpctx.BaseContext):

@@ -41,6 +41,13 @@ fi
 DRAGON_LAUNCHER="$top_builddir/runtime/launcher/dragon"
 export DRAGON_LAUNCHER
 # Inside a fabric (srun --dragon, dragon PROG) it joins that one; else it starts a private one.
+# CPYTHON_MP_SUITES: "mp futures" (default), or one of them.
 rc=0
-timeout "${DRAGON_CPYTHON_TIMEOUT:-1800}" "$PY" "$here/cpython_mp.py" "$@" || rc=$?
+for suite in ${CPYTHON_MP_SUITES:-mp futures}; do
+	case $suite in
+	mp) timeout "${DRAGON_CPYTHON_TIMEOUT:-1800}" "$PY" "$here/cpython_mp.py" "$@" || rc=1 ;;
+	futures) timeout "${DRAGON_CPYTHON_TIMEOUT:-1800}" "$PY" "$here/cpython_mp.py" --futures "$@" || rc=1 ;;
+	*) echo "FAIL: unknown suite $suite in CPYTHON_MP_SUITES (mp, futures)" >&2; exit 1 ;;
+	esac
+done
 exit $rc
