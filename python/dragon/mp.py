@@ -1453,17 +1453,19 @@ class Popen:
         except Exception:
             rc = -signal.SIGKILL  # the fabric lost it (its node left): it is not running
         self._read_pid(0)  # before its channel goes
+        # Its channels go first: a join() returns when this thread is all but done (tests that
+        # count threads right after a join see it gone).
+        for ch in (self._in, self._back):
+            try:
+                ch.destroy()
+            except Exception:
+                pass
         self.returncode = rc
         self._done.set()
         try:
             os.write(self._w, b"x")
         except OSError:
             pass
-        for ch in (self._in, self._back):
-            try:
-                ch.destroy()
-            except Exception:
-                pass
 
     def _wait_status(self, timeout):
         if self._gid is not None:
