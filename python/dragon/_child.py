@@ -7,6 +7,17 @@ import sys
 
 
 def _redirect_output():
+    # A parent that joined the fabric from outside handed us its stdout and stderr as
+    # descriptors (PYDRAGON_OUTFDS=OUT,ERR): ours are those, and our children on this node get
+    # them the same way.
+    fds = os.environ.pop("PYDRAGON_OUTFDS", None)
+    if fds:
+        from dragon import _fabric
+        for src, fd in zip((int(x) for x in fds.split(",")), (1, 2)):
+            os.dup2(src, fd)
+            os.close(src)
+        _fabric._out_by_fds = True
+        return
     # In a private fabric the processes the fabric starts have no output sink: they write to the
     # original program's stdout and stderr directly (PYDRAGON_STDOUT/STDERR name them).
     for var, fd in (("PYDRAGON_STDOUT", 1), ("PYDRAGON_STDERR", 2)):

@@ -1418,7 +1418,21 @@ class Popen:
         # normally terminates its daemonic children and joins the others (multiprocessing's atexit).
         if node == here:
             # On this node: a process of ours, which can take our descriptors.
-            self._puid = _C.process_create(argv, env=env, outlive=True, fds=self._fds)
+            out = []
+            if _fabric.out_by_fds():
+                # no output sink for our children: ours, as descriptors (see _fabric.ensure)
+                try:
+                    out.append(os.dup(1))
+                    out.append(os.dup(2))
+                    env.append(f"PYDRAGON_OUTFDS={out[0]},{out[1]}")
+                except OSError:   # no stdout or stderr here: the child has none either
+                    _close_fds(*out)
+                    out = []
+            try:
+                self._puid = _C.process_create(argv, env=env, outlive=True,
+                                               fds=self._fds + out)
+            finally:
+                _close_fds(*out)
         else:
             # On another node: a group of one placed there, so it can be waited for from here.
             self._gid = _C.group_create(argv, 1, _C.POLICY_NODE, node, env=env, outlive=True)
