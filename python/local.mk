@@ -8,7 +8,7 @@ nodist_dragonpy_PYTHON = python/dragon/_config.py
 # run included): the .pth imports a small module at startup that registers it lazily.
 python_PYTHON = python/_dragon_startmethod.py
 python_DATA = python/dragon_startmethod.pth
-EXTRA_DIST += python/dragon_startmethod.pth
+EXTRA_DIST += python/dragon_startmethod.pth tests/python/test_concurrent_futures_dragon.py
 
 # The extension links libdragon's objects (the convenience library) into itself: the module
 # then needs no LD_LIBRARY_PATH in the build tree and no libdragon.so beside it when installed.
@@ -48,7 +48,6 @@ TESTS += tests/python/run.sh
 EXTRA_DIST += tests/python/run.sh tests/python/conftest.py tests/python/test_core.py \
 	tests/python/test_mp.py tests/python/test_native.py tests/python/cpython-mp.sh \
 	tests/python/cpython_mp.py tests/python/test_multiprocessing_dragon.py \
-	tests/python/test_concurrent_futures_dragon.py \
 	tests/python/multinode_hosts.py tests/integration/python.bats \
 	tests/python/bench_b8.py tests/bench/parts/B8.sh examples/python/pool_queue.py docs/python.md
 
