@@ -4,6 +4,11 @@ dragonpydir = $(pythondir)/dragon
 dragonpy_PYTHON = python/dragon/__init__.py python/dragon/__main__.py python/dragon/_fabric.py \
 	python/dragon/_child.py python/dragon/mp.py python/dragon/native.py python/dragon/data.py
 nodist_dragonpy_PYTHON = python/dragon/_config.py
+# Every interpreter of this site knows the "dragon" start method (a fresh `python3 -c` or `-I`
+# run included): the .pth imports a small module at startup that registers it lazily.
+python_PYTHON = python/_dragon_startmethod.py
+python_DATA = python/dragon_startmethod.pth
+EXTRA_DIST += python/dragon_startmethod.pth tests/python/test_concurrent_futures_dragon.py
 
 # The extension links libdragon's objects (the convenience library) into itself: the module
 # then needs no LD_LIBRARY_PATH in the build tree and no libdragon.so beside it when installed.
@@ -34,6 +39,7 @@ clean-local: python-clean
 .PHONY: python-clean
 python-clean:
 	-rm -f python/dragon/_core.so
+	-rm -rf tests/python/installed
 	-test "$(abs_top_srcdir)" = "$(abs_top_builddir)" || rm -f $(dragonpy_PYTHON)
 
 # make check: the pytest suites against the build tree (tests/python/run.sh fails loudly if the

@@ -25,14 +25,20 @@ typedef struct dragon_process_opts {
 	int cpu;                   /* -1: no binding; n: the n-th cpu of the node's allowed set */
 	int outlive;               /* 1: keep running when the creator exits */
 	int output;                /* DRAGON_OUTPUT_* */
+	/* Descriptors of the creator the process gets at the same numbers (not close-on-exec):
+	 * dragon_process_create only (the process starts on this node), 3 and above, at most 16. */
+	const int *fds;
+	int nfds;
 } dragon_process_opts_t;
 
-#define DRAGON_PROCESS_OPTS_INIT {NULL, NULL, -1, 0, DRAGON_OUTPUT_INHERIT}
+#define DRAGON_PROCESS_OPTS_INIT {NULL, NULL, -1, 0, DRAGON_OUTPUT_INHERIT, NULL, 0}
 
 /*
  * Start argv[0] (searched in PATH) with argv on this node. opts may be NULL. The process gets
  * the fabric's environment, so it can dragon_init(). Unless opts->outlive, it is sent SIGTERM
- * when its creator exits. DRAGON_ENOTFOUND if the program does not exist.
+ * when its creator exits. DRAGON_ENOTFOUND if the program does not exist. opts->fds are handed
+ * to local services with the request (DRAGON_EINVAL: a number below 3, a repeated or closed one,
+ * more than 16).
  */
 int dragon_process_create(const char *const argv[], const dragon_process_opts_t *opts,
 			  dragon_puid_t *puid);

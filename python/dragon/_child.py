@@ -7,6 +7,17 @@ import sys
 
 
 def _redirect_output():
+    # A parent that joined the fabric from outside handed us its stdout and stderr as
+    # descriptors (PYDRAGON_OUTFDS=OUT,ERR): ours are those, and our children on this node get
+    # them the same way.
+    fds = os.environ.pop("PYDRAGON_OUTFDS", None)
+    if fds:
+        from dragon import _fabric
+        for src, fd in zip((int(x) for x in fds.split(",")), (1, 2)):
+            os.dup2(src, fd)
+            os.close(src)
+        _fabric._out_by_fds = True
+        return
     # In a private fabric the processes the fabric starts have no output sink: they write to the
     # original program's stdout and stderr directly (PYDRAGON_STDOUT/STDERR name them).
     for var, fd in (("PYDRAGON_STDOUT", 1), ("PYDRAGON_STDERR", 2)):
@@ -22,8 +33,8 @@ def _redirect_output():
 
 
 def _share_parents_segments():
-    # CPython children inherit their parent's resource tracker; ours, started by local services,
-    # would each start their own, which unlinks every SharedMemory segment the child attached when
+    # CPython children inherit their parent's resource tracker; ours on another node cannot,
+    # and would each start their own, which unlinks every SharedMemory segment the child attached when
     # the child exits. Segments are the creator's to track: a child does not register them.
     from multiprocessing import resource_tracker
     reg, unreg = resource_tracker.register, resource_tracker.unregister
@@ -42,13 +53,19 @@ def _share_parents_segments():
 def main():
     _redirect_output()
     desc_in, desc_back, desc_parent = (bytes.fromhex(a) for a in sys.argv[2:5])
+    tracker_fd = int(sys.argv[5])
     del sys.argv[1:]
     import dragon  # registers the start method
     from dragon import _core, _fabric, mp
     from multiprocessing import process, spawn
 
     _fabric.ensure()
-    _share_parents_segments()
+    if tracker_fd >= 0:
+        # On the parent's node the fabric handed us the parent's resource tracker (as spawn does).
+        from multiprocessing import resource_tracker
+        resource_tracker._resource_tracker._fd = tracker_fd
+    else:
+        _share_parents_segments()
     back = _core.channel_attach(desc_back)
     back.send(struct.pack("<q", os.getpid()))
     back.detach()

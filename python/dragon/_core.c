@@ -741,27 +741,53 @@ static PyObject *py_group_signal(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
-/* process_create(argv, env=None, cwd=None, outlive=False) -> puid (this node) */
+/* process_create(argv, env=None, cwd=None, outlive=False, fds=()) -> puid (this node); the
+ * process gets the descriptors fds (ints) at the same numbers. */
 static PyObject *py_process_create(PyObject *self, PyObject *args, PyObject *kw)
 {
-	static char *kwl[] = {"argv", "env", "cwd", "outlive", NULL};
+	static char *kwl[] = {"argv", "env", "cwd", "outlive", "fds", NULL};
 	struct spawn_args sa = {0};
-	PyObject *argv_o, *env_o = Py_None;
-	int outlive = 0, rc;
+	PyObject *argv_o, *env_o = Py_None, *fds_o = NULL, *seq = NULL;
+	int outlive = 0, rc, *fds = NULL;
+	Py_ssize_t nfds = 0;
 	dragon_puid_t puid = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO&p", kwl, &argv_o, &env_o, opt_path,
-					 &sa.cwd_o, &outlive))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO&pO", kwl, &argv_o, &env_o, opt_path,
+					 &sa.cwd_o, &outlive, &fds_o))
 		return NULL;
+	if (fds_o && fds_o != Py_None) {
+		if (!(seq = PySequence_Fast(fds_o, "fds must be a sequence of descriptors")))
+			goto out;
+		nfds = PySequence_Fast_GET_SIZE(seq);
+		if (nfds > 0 && !(fds = PyMem_Calloc((size_t)nfds, sizeof(int)))) {
+			PyErr_NoMemory();
+			goto out;
+		}
+		for (Py_ssize_t i = 0; i < nfds; i++) {
+			long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+			if (v == -1 && PyErr_Occurred())
+				goto out;
+			if (v < 0 || v > INT_MAX) {
+				PyErr_Format(PyExc_ValueError, "fds[%zd] is %ld: not a descriptor", i, v);
+				goto out;
+			}
+			fds[i] = (int)v;
+		}
+	}
 	if (spawn_args_load(&sa, argv_o, env_o) == 0) {
 		sa.opts.outlive = outlive;
+		sa.opts.fds = fds;
+		sa.opts.nfds = (int)nfds;
 		Py_BEGIN_ALLOW_THREADS
 		rc = dragon_process_create(sa.argv, &sa.opts, &puid);
 		Py_END_ALLOW_THREADS
 		if (rc)
 			raise_rc(rc);
 	}
+out:
 	spawn_args_free(&sa);
+	Py_XDECREF(seq);
+	PyMem_Free(fds);
 	if (PyErr_Occurred())
 		return NULL;
 	return PyLong_FromUnsignedLongLong(puid);
@@ -901,7 +927,7 @@ static PyMethodDef core_methods[] = {
 	{"group_wait_any", py_group_wait_any, METH_VARARGS, "group_wait_any(gid, timeout=None) -> (puid, status)"},
 	{"group_signal", py_group_signal, METH_VARARGS, "group_signal(gid, signo)"},
 	{"process_create", (PyCFunction)(void (*)(void))py_process_create, METH_VARARGS | METH_KEYWORDS,
-	 "process_create(argv, env=None, cwd=None, outlive=False) -> puid"},
+	 "process_create(argv, env=None, cwd=None, outlive=False, fds=()) -> puid"},
 	{"process_wait", py_process_wait, METH_VARARGS, "process_wait(puid, timeout=None) -> status"},
 	{"process_signal", py_process_signal, METH_VARARGS, "process_signal(puid, signo)"},
 	{"process_list", py_process_list, METH_NOARGS, "This node's processes."},

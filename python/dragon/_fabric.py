@@ -72,6 +72,13 @@ def _start_private():
 
 
 _relay = None  # (directory, [(fifo fd, our fd)]) of the output relay
+# Our children on this node get our stdout/stderr as descriptors (PYDRAGON_OUTFDS): set when
+# local services have no output sink for this process's children.
+_out_by_fds = False
+
+
+def out_by_fds():
+    return _out_by_fds
 
 
 def _start_relay():
@@ -175,6 +182,15 @@ def ensure():
         if not os.environ.get("DRAGON_LS_SOCKET") and not os.environ.get("DRAGON_RUNTIME_DIR"):
             _start_private()
         _core.init()
+        global _out_by_fds
+        if _relay is None and _core.puid() == 0:
+            # Joined from outside (a subprocess of a fabric's program, an srun task): what our
+            # children print has no sink in local services. Children on this node get our
+            # stdout/stderr as descriptors (as CPython's children inherit them), not the FIFOs
+            # of whoever made the fabric (PYDRAGON_STD* we inherited).
+            _out_by_fds = True
+            os.environ.pop("PYDRAGON_STDOUT", None)
+            os.environ.pop("PYDRAGON_STDERR", None)
         _joined = True
         _pid = os.getpid()
         atexit.register(_atexit)

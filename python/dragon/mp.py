@@ -1,5 +1,6 @@
 """dragon.mp: the "dragon" start method of multiprocessing: processes, queues, pipes, locks and shared values on fabric channels."""
 import collections
+import copyreg as _copyreg
 import ctypes
 import io
 import itertools
@@ -18,6 +19,7 @@ import multiprocessing.connection as _mpconn
 import multiprocessing.context as _mpctx
 import multiprocessing.pool as _mppool
 import multiprocessing.process as _mpprocess
+import multiprocessing.reduction as _mpreduction
 import multiprocessing.sharedctypes as _mpshared
 import multiprocessing.spawn as _mpspawn
 import multiprocessing.util as _mputil
@@ -59,7 +61,26 @@ _OOB = 0x01
 _OOB_MIN = 4096  # smaller buffers stay in the pickle (a part costs more than it saves)
 
 
-def _dumps_parts(obj, by_value=False):
+class _MPPickler(pickle.Pickler):
+    """The C pickler with multiprocessing's registered reducers (ForkingPickler's: connections,
+    sockets, heap arenas...), as CPython's Connection.send pickles. Its table is a plain dict,
+    rebuilt when a reducer is registered (ForkingPickler copies copyreg's on every use)."""
+    dispatch_table = {}
+    _sizes = None
+
+
+def _mp_dumps(obj, buffer_callback):
+    sizes = (len(_copyreg.dispatch_table), len(_mpreduction.ForkingPickler._extra_reducers))
+    if sizes != _MPPickler._sizes:
+        t = dict(_copyreg.dispatch_table)
+        t.update(_mpreduction.ForkingPickler._extra_reducers)
+        _MPPickler.dispatch_table, _MPPickler._sizes = t, sizes
+    buf = io.BytesIO()
+    _MPPickler(buf, 5, True, buffer_callback).dump(obj)
+    return buf.getvalue()
+
+
+def _dumps_parts(obj, by_value=False, strict=False):
     bufs = []
 
     def cb(pb):
@@ -68,11 +89,14 @@ def _dumps_parts(obj, by_value=False):
         bufs.append(pb)
         return False
 
-    if by_value or _cloudpickle is not None and _main_is_interactive():
+    if strict:
+        # results of Pool workers: what CPython cannot send raises (MaybeEncodingError)
+        data = _mp_dumps(obj, cb)
+    elif by_value or _cloudpickle is not None and _main_is_interactive():
         data = _by_value_dumps(obj, cb)
     else:
         try:
-            data = pickle.dumps(obj, protocol=5, buffer_callback=cb)
+            data = _mp_dumps(obj, cb)
         except (pickle.PicklingError, AttributeError, TypeError):
             if _cloudpickle is None:
                 raise
@@ -183,6 +207,8 @@ class Connection:
     when a copy is pickled and lowered when one closes (or its process exits); the last one leaves
     an end-of-file mark, and the other end then gets EOFError."""
 
+    _strict = False  # send() pickles with multiprocessing's pickler only (no by-value fallback)
+
     def __init__(self, rch=None, wch=None, eof=True, refs=None):
         self._r = rch
         self._w = wch
@@ -269,7 +295,7 @@ class Connection:
 
     def send(self, obj):
         self._check(w=True)
-        self._send_parts(_dumps_parts(obj))
+        self._send_parts(_dumps_parts(obj, strict=self._strict))
 
     def send_bytes(self, buf, offset=0, size=None):
         self._check(w=True)
@@ -778,8 +804,21 @@ class Queue:
 
     def put(self, obj, block=True, timeout=None):
         self._check_closed()
-        parts = _dumps_parts(obj)
+        try:
+            parts = _dumps_parts(obj)
+        except Exception as e:
+            # CPython's feeder thread reports an object that does not pickle and drops it; the
+            # queue goes on. Ours pickles at once: the same report, from put.
+            self._on_queue_feeder_error(e, obj)
+            return
         self._put_parts(parts, block, timeout)
+
+    @staticmethod
+    def _on_queue_feeder_error(e, obj):
+        """Called with the exception of an object put that does not pickle (a subclass may
+        override it, as with CPython's Queue); prints the traceback."""
+        import traceback
+        traceback.print_exc()
 
     def _put_parts(self, parts, block, timeout):
         if self._maxsize < _UNBOUNDED:
@@ -916,7 +955,11 @@ class JoinableQueue(Queue):
 
     def put(self, obj, block=True, timeout=None):
         self._check_closed()
-        parts = _dumps_parts(obj)
+        try:
+            parts = _dumps_parts(obj)
+        except Exception as e:
+            self._on_queue_feeder_error(e, obj)
+            return
         with self._cond:
             self._put_parts(parts, block, timeout)
             self._unfinished_tasks.release()
@@ -937,11 +980,12 @@ class JoinableQueue(Queue):
 class SimpleQueue:
     """multiprocessing.SimpleQueue: one channel; _reader / _writer as Pool expects them."""
 
-    def __init__(self, *, ctx=None, _ch=None):
+    def __init__(self, *, ctx=None, _ch=None, _strict=False):
         self._ch = _ch if _ch is not None else _new_channel(1024, 512)
         # Two handles: Pool's workers close the end they do not use.
         self._reader = Connection(self._ch, None, eof=False)
         self._writer = Connection(None, _C.channel_attach(self._ch.desc()), eof=False)
+        self._writer._strict = self._strict = _strict
         self._rlock_obj = None
 
     @property
@@ -952,7 +996,7 @@ class SimpleQueue:
         return self._rlock_obj
 
     def __reduce__(self):
-        return (_rebuild_simplequeue, (self._ch.desc(),))
+        return (_rebuild_simplequeue, (self._ch.desc(), self._strict))
 
     def empty(self):
         return not self._reader.poll()
@@ -968,9 +1012,9 @@ class SimpleQueue:
         self._writer.close()
 
 
-def _rebuild_simplequeue(desc):
+def _rebuild_simplequeue(desc, strict=False):
     _fabric.ensure()
-    return SimpleQueue(_ch=_C.channel_attach(desc))
+    return SimpleQueue(_ch=_C.channel_attach(desc), _strict=strict)
 
 
 # ---- shared values (Value, Array) ----------------------------------------------------------------
@@ -1281,9 +1325,21 @@ def _decode_status(st):
     return st
 
 
+class _DupFd:
+    """A descriptor pickled for a child that gets it at the same number (CPython's spawn)."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def detach(self):
+        return self.fd
+
+
 class Popen:
     """How a dragon Process starts: its pickled self goes over a channel to /usr/bin/python3
-    started by the fabric on the chosen node (a group of one, so it can be waited for again)."""
+    started by the fabric on the chosen node: on this node a process of ours that gets our
+    descriptors (the resource tracker's, those its arguments pickled with DupFd), on another a
+    group of one placed there (so it can be waited for from here)."""
     method = "dragon"
 
     def __init__(self, process_obj):
@@ -1295,16 +1351,18 @@ class Popen:
         self._pid_lock = threading.Lock()
         self._pid_known = threading.Event()
         self._done = threading.Event()
+        self._fds = []
+        self._gid = self._puid = None
         self._launch(process_obj)
 
     def duplicate_for_child(self, fd):
+        # CPython's spawn does the same: the child gets the descriptor at the same number (the
+        # fabric hands it over with the start request), so the child must run on this node.
+        if fd not in self._fds:
+            self._fds.append(fd)
         return fd
 
-    @staticmethod
-    def DupFd(fd):
-        # A file descriptor goes through CPython's resource sharer: children on this node only.
-        from multiprocessing import resource_sharer
-        return resource_sharer.DupFd(fd)
+    DupFd = _DupFd
 
     def _launch(self, process_obj):
         prep = _mpspawn.get_preparation_data(process_obj._name)
@@ -1324,8 +1382,29 @@ class Popen:
         finally:
             _mpctx.set_spawning_popen(None)
         policy = getattr(process_obj, "_dragon_policy", None) or Policy.current() or Policy()
-        node = policy.node()
+        here = _C.node_index()
+        if self._fds:
+            # Its arguments hold file descriptors (a sharedctypes heap, a socket...): it starts
+            # on this node, where they exist.
+            node = policy.node() if policy.host is not None else here
+            if node != here:
+                raise ValueError(
+                    f"process {process_obj.name!r} is given file descriptors (descriptors "
+                    f"{self._fds}, e.g. multiprocessing.sharedctypes objects), which exist only "
+                    f"on this node ({here}), but its policy {policy!r} places it on node {node}")
+        else:
+            node = policy.node()
         self.node = node
+        tracker_fd = -1
+        if node == here:
+            # As with spawn, a child on this node shares our resource tracker.
+            from multiprocessing import resource_tracker
+            try:
+                tracker_fd = resource_tracker.getfd()
+            except Exception:
+                tracker_fd = -1
+            if tracker_fd is not None and tracker_fd >= 0 and tracker_fd not in self._fds:
+                self._fds.append(tracker_fd)
         self._in = _new_channel(1, 256)
         self._back = _new_channel(1, 64)
         self._in.send([struct.pack("<Q", len(head)), head, body])
@@ -1333,11 +1412,30 @@ class Popen:
                if not k.startswith("DRAGON_") or k.startswith("PYDRAGON_") or k in _PASS_ENV]
         exe = _mpspawn.get_executable()
         argv = [exe, "-c", _CHILD, _PYPATH, self._in.desc().hex(), self._back.desc().hex(),
-                _get_lifeline().desc().hex()]
+                _get_lifeline().desc().hex(), str(tracker_fd if tracker_fd is not None else -1)]
         # outlive: as with CPython, a child outlives a parent that dies (its grandchildren
         # notice through parent_process()); the fabric's end still stops it. A parent that exits
         # normally terminates its daemonic children and joins the others (multiprocessing's atexit).
-        self._gid = _C.group_create(argv, 1, _C.POLICY_NODE, node, env=env, outlive=True)
+        if node == here:
+            # On this node: a process of ours, which can take our descriptors.
+            out = []
+            if _fabric.out_by_fds():
+                # no output sink for our children: ours, as descriptors (see _fabric.ensure)
+                try:
+                    out.append(os.dup(1))
+                    out.append(os.dup(2))
+                    env.append(f"PYDRAGON_OUTFDS={out[0]},{out[1]}")
+                except OSError:   # no stdout or stderr here: the child has none either
+                    _close_fds(*out)
+                    out = []
+            try:
+                self._puid = _C.process_create(argv, env=env, outlive=True,
+                                               fds=self._fds + out)
+            finally:
+                _close_fds(*out)
+        else:
+            # On another node: a group of one placed there, so it can be waited for from here.
+            self._gid = _C.group_create(argv, 1, _C.POLICY_NODE, node, env=env, outlive=True)
         self._r, self._w = os.pipe()
         os.set_blocking(self._r, False)
         self.sentinel = self._r
@@ -1356,7 +1454,7 @@ class Popen:
             self._read_pid(0.2)
             if self._pid is None:
                 try:
-                    _C.group_wait_all(self._gid, 0)
+                    self._wait_status(0)
                     break
                 except (_C.DragonTimeoutError, _C.DragonWouldBlock):
                     continue
@@ -1364,22 +1462,29 @@ class Popen:
                     break
         self._pid_known.set()
         try:
-            st = _C.group_wait_all(self._gid)
+            st = self._wait_status(None)
             rc = _decode_status(st)
         except Exception:
             rc = -signal.SIGKILL  # the fabric lost it (its node left): it is not running
         self._read_pid(0)  # before its channel goes
+        # Its channels go first: a join() returns when this thread is all but done (tests that
+        # count threads right after a join see it gone).
+        for ch in (self._in, self._back):
+            try:
+                ch.destroy()
+            except Exception:
+                pass
         self.returncode = rc
         self._done.set()
         try:
             os.write(self._w, b"x")
         except OSError:
             pass
-        for ch in (self._in, self._back):
-            try:
-                ch.destroy()
-            except Exception:
-                pass
+
+    def _wait_status(self, timeout):
+        if self._gid is not None:
+            return _C.group_wait_all(self._gid, timeout)
+        return _C.process_wait(self._puid, timeout)
 
     def _read_pid(self, timeout):
         with self._pid_lock:
@@ -1396,7 +1501,7 @@ class Popen:
             # On this node local services know it at once (also if it died before reporting).
             try:
                 for e in _C.process_list():
-                    if e[5] == self._gid:
+                    if (e[5] == self._gid) if self._gid is not None else (e[0] == self._puid):
                         self._pid = e[1]
                         break
             except _C.DragonError:
@@ -1422,7 +1527,10 @@ class Popen:
     def _send_signal(self, sig):
         if self.returncode is None:
             try:
-                _C.group_signal(self._gid, sig)
+                if self._gid is not None:
+                    _C.group_signal(self._gid, sig)
+                else:
+                    _C.process_signal(self._puid, sig)
             except _C.DragonError:
                 pass  # it ended meanwhile
 
@@ -1495,6 +1603,14 @@ def cpu_count():
 
 class DragonPool(_mppool.Pool):
     """multiprocessing.pool.Pool whose workers are dragon processes spread over the nodes."""
+
+    def _setup_queues(self):
+        # Tasks may carry lambdas and __main__ functions (pickled by value); results go back as
+        # CPython sends them, so one that does not pickle is a MaybeEncodingError.
+        self._inqueue = SimpleQueue()
+        self._outqueue = SimpleQueue(_strict=True)
+        self._quick_put = self._inqueue._writer.send
+        self._quick_get = self._outqueue._reader.recv
 
 
 class DragonContext(_mpctx.BaseContext):

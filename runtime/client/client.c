@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include <dragon/dragon.h>
 #include "core/err.h"
+#include "core/fdpass.h"
 #include "core/pool_internal.h"
 #include "core/shm.h"
 #include "client/client.h"
@@ -46,7 +48,24 @@ static struct {
 	int pid; /* the process whose connections these are */
 } cl = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static int call_on(struct cconn *c, Dragon__Msg *req, Dragon__Msg **rep, int *fd)
+/* Send req; descriptors (nsend > 0) go with its first byte, as local services expect them. */
+static int send_req(struct cconn *c, Dragon__Msg *req, const int *send_fds, int nsend)
+{
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	if (nsend <= 0)
+		return dg_wire_send(c->fd, req, -1);
+	if ((rc = dg_msg_encode(req, &buf, &len)))
+		return rc;
+	rc = dg_fdpass_send(c->fd, buf, len, send_fds, nsend);
+	free(buf);
+	return rc;
+}
+
+static int call_on(struct cconn *c, Dragon__Msg *req, Dragon__Msg **rep, int *fd,
+		   const int *send_fds, int nsend)
 {
 	Dragon__Msg *m = NULL;
 	int rc;
@@ -57,7 +76,7 @@ static int call_on(struct cconn *c, Dragon__Msg *req, Dragon__Msg **rep, int *fd
 		*fd = -1;
 	req->seq = ++c->seq;
 	c->answered = 0;
-	rc = dg_wire_send(c->fd, req, -1);
+	rc = send_req(c, req, send_fds, nsend);
 	if (rc)
 		return rc;
 	for (;;) {
@@ -144,6 +163,12 @@ static void drop_inherited(void)
 
 int dg_client_call(Dragon__Msg *req, Dragon__Msg **rep, int *fd)
 {
+	return dg_client_call_fds(req, rep, fd, NULL, 0);
+}
+
+int dg_client_call_fds(Dragon__Msg *req, Dragon__Msg **rep, int *fd, const int *send_fds,
+		       int nsend)
+{
 	struct cconn *c;
 	int rc;
 
@@ -158,7 +183,7 @@ int dg_client_call(Dragon__Msg *req, Dragon__Msg **rep, int *fd)
 	pthread_mutex_unlock(&cl.lock);
 	if (!c && (rc = conn_open(&c)))
 		return rc;
-	rc = call_on(c, req, rep, fd);
+	rc = call_on(c, req, rep, fd, send_fds, nsend);
 	pthread_mutex_lock(&cl.lock);
 	/* A connection that failed at the wire level is not trusted again. An EPEER that local
 	 * services answered (another node is lost) leaves it as it is: closing it would release
@@ -239,7 +264,7 @@ DRAGON_API int dragon_init(void)
 	h.pid = getpid();
 	m.body_case = DRAGON__MSG__BODY_HELLO;
 	m.hello = &h;
-	rv = call_on(c, &m, &rep, NULL);
+	rv = call_on(c, &m, &rep, NULL, NULL, 0);
 	if (!rv)
 		rv = expect(rep, DRAGON__MSG__BODY_HELLO_REPLY);
 	if (rv)
@@ -319,9 +344,34 @@ DRAGON_API const char *dragon_fabric_id(void)
 
 /* ---- processes --------------------------------------------------------------------------- */
 
+/* Descriptors for the new process: open ones of ours, each once, above stdin/stdout/stderr. */
+static int check_fds(const dragon_process_opts_t *o)
+{
+	if (o->nfds == 0)
+		return DRAGON_OK;
+	if (o->nfds < 0 || o->nfds > DG_FDPASS_MAX || !o->fds)
+		return dg_err(DRAGON_EINVAL, "opts.nfds is %d: 0 to %d descriptors (with opts.fds set)",
+			      o->nfds, DG_FDPASS_MAX);
+	for (int i = 0; i < o->nfds; i++) {
+		if (o->fds[i] < 3)
+			return dg_err(DRAGON_EINVAL,
+				      "opts.fds[%d] is %d: 0-2 are the process's stdin/stdout/stderr",
+				      i, o->fds[i]);
+		if (fcntl(o->fds[i], F_GETFD) < 0)
+			return dg_err(DRAGON_EINVAL, "opts.fds[%d] is %d, which is not open here", i,
+				      o->fds[i]);
+		for (int j = 0; j < i; j++)
+			if (o->fds[j] == o->fds[i])
+				return dg_err(DRAGON_EINVAL, "descriptor %d is in opts.fds twice",
+					      o->fds[i]);
+	}
+	return DRAGON_OK;
+}
+
 static int fill_args(Dragon__SpawnArgs *a, const char *const argv[], const dragon_process_opts_t *o)
 {
 	size_t n = 0, ne = 0;
+	int rv;
 
 	if (!argv || !argv[0] || !argv[0][0])
 		return dg_err(DRAGON_EINVAL, "argv[0] names no program");
@@ -341,6 +391,10 @@ static int fill_args(Dragon__SpawnArgs *a, const char *const argv[], const drago
 		if (o->output != DRAGON_OUTPUT_INHERIT && o->output != DRAGON_OUTPUT_DISCARD)
 			return dg_err(DRAGON_EINVAL, "output mode %d is not DRAGON_OUTPUT_*", o->output);
 		a->output = (Dragon__OutputMode)o->output;
+		if ((rv = check_fds(o)))
+			return rv;
+		a->n_fds = (size_t)o->nfds;
+		a->fds = (int32_t *)o->fds;
 	}
 	return DRAGON_OK;
 }
@@ -362,7 +416,7 @@ DRAGON_API int dragon_process_create(const char *const argv[], const dragon_proc
 	s.args = &a;
 	m.body_case = DRAGON__MSG__BODY_SPAWN;
 	m.spawn = &s;
-	rv = dg_client_call(&m, &rep, NULL);
+	rv = dg_client_call_fds(&m, &rep, NULL, opts ? opts->fds : NULL, opts ? opts->nfds : 0);
 	if (!rv && !(rv = expect(rep, DRAGON__MSG__BODY_SPAWN_REPLY)))
 		*puid = rep->spawn_reply->puid;
 	dg_msg_free(rep);
@@ -456,6 +510,10 @@ DRAGON_API int dragon_group_create(const char *const argv[], unsigned n, enum dr
 
 	if (!gid)
 		return dg_err(DRAGON_EINVAL, "gid is NULL");
+	if (opts && opts->nfds)
+		return dg_err(DRAGON_EINVAL, "descriptors (opts.fds) go only to a process started on "
+					     "this node (dragon_process_create), not to a group, "
+					     "whose members may be placed on other nodes");
 	if ((rv = fill_args(&a, argv, opts)))
 		return rv;
 	if (!opts)

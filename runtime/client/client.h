@@ -10,6 +10,9 @@
  * If fd is non-NULL it receives a descriptor sent with the reply (else -1).
  */
 int dg_client_call(Dragon__Msg *req, Dragon__Msg **rep, int *fd);
+/* The same, with nsend descriptors sent along with the request (SCM_RIGHTS on its first byte). */
+int dg_client_call_fds(Dragon__Msg *req, Dragon__Msg **rep, int *fd, const int *send_fds,
+		       int nsend);
 
 /*
  * Pools of this node, owned by local services (memfds). The pool library (core) calls these as

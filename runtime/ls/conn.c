@@ -318,6 +318,14 @@ void ls_conn_forget(struct ls *ls, uint64_t id)
 	}
 }
 
+static void conn_drop_fds(struct conn *c)
+{
+	for (int i = 0; i < c->nfds; i++)
+		close(c->fds[i]);
+	c->nfds = 0;
+	c->fds_lost = 0;
+}
+
 static void conn_free(struct conn *c)
 {
 	struct ls *ls = c->ls;
@@ -336,14 +344,19 @@ static void conn_free(struct conn *c)
 		ls_log(ls, "the launcher went away: stopping the fabric");
 		ls_begin_stop(ls, SIGTERM);
 	}
+	if (c->rd)
+		event_free(c->rd);
+	if (c->in)
+		evbuffer_free(c->in);
+	conn_drop_fds(c);
 	bufferevent_free(c->bev);
 	free(c);
 }
 
-static void conn_read(struct bufferevent *bev, void *arg)
+/* Frame and handle what c->in holds. */
+static void conn_parse(struct conn *c)
 {
-	struct conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = c->in;
 
 	while (!c->closing) {
 		uint8_t hdr[DG_HDR_LEN];
@@ -361,8 +374,9 @@ static void conn_read(struct bufferevent *bev, void *arg)
 			       (int)c->pid, len, DG_MSG_MAX);
 			ls_reply_error(c, 0, DRAGON_EPROTO, "message exceeds the size limit");
 			c->closing = 1;
-			bufferevent_disable(bev, EV_READ);
-			if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			event_del(c->rd);
+			conn_drop_fds(c);
+			if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 				conn_free(c);
 			return;
 		}
@@ -374,12 +388,69 @@ static void conn_read(struct bufferevent *bev, void *arg)
 			       dragon_errmsg());
 			ls_reply_error(c, 0, DRAGON_EPROTO, dragon_errmsg());
 			evbuffer_drain(in, DG_HDR_LEN + (size_t)len);
+			conn_drop_fds(c);
 			continue;
 		}
 		evbuffer_drain(in, DG_HDR_LEN + (size_t)len);
 		ls_handle(c, req);
 		dg_msg_free(req);
+		/* Descriptors belong to the request they came with: a Spawn took them (or failed). */
+		conn_drop_fds(c);
 	}
+}
+
+/* Read what the client sent, keeping descriptors that came with it (SCM_RIGHTS). */
+static void conn_recv(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int) * DG_FDPASS_MAX)];
+	} ctl;
+	struct evbuffer_iovec v;
+	struct msghdr msg = {.msg_iovlen = 1};
+	struct iovec iov;
+	ssize_t n;
+
+	(void)what;
+	if (c->closing)
+		return;
+	if (evbuffer_reserve_space(c->in, 16384, &v, 1) < 1) {
+		conn_free(c);
+		return;
+	}
+	iov.iov_base = v.iov_base;
+	iov.iov_len = v.iov_len;
+	msg.msg_iov = &iov;
+	msg.msg_control = ctl.space;
+	msg.msg_controllen = sizeof(ctl.space);
+	n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_free(c);
+		return;
+	}
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&msg); h; h = CMSG_NXTHDR(&msg, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		int cnt = (int)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		int got[DG_FDPASS_MAX];
+		memcpy(got, CMSG_DATA(h), sizeof(int) * (cnt < DG_FDPASS_MAX ? cnt : DG_FDPASS_MAX));
+		for (int i = 0; i < cnt && i < DG_FDPASS_MAX; i++) {
+			if (c->nfds < DG_FDPASS_MAX) {
+				c->fds[c->nfds++] = got[i];
+			} else {
+				close(got[i]);
+				c->fds_lost = 1;
+			}
+		}
+	}
+	if (msg.msg_flags & MSG_CTRUNC)
+		c->fds_lost = 1;
+	v.iov_len = (size_t)n;
+	evbuffer_commit_space(c->in, &v, 1);
+	conn_parse(c);
 }
 
 static void conn_write(struct bufferevent *bev, void *arg)
@@ -434,8 +505,20 @@ struct conn *ls_conn_add(struct ls *ls, int fd, int ctl)
 	c->ctl = ctl;
 	if ((p = ls_proc_by_pid(ls, cred.pid)))
 		c->puid = p->puid;
-	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
-	bufferevent_enable(c->bev, EV_READ);
+	c->in = evbuffer_new();
+	c->rd = event_new(ls->base, fd, EV_READ | EV_PERSIST, conn_recv, c);
+	if (!c->in || !c->rd || event_add(c->rd, NULL)) {
+		if (c->rd)
+			event_free(c->rd);
+		if (c->in)
+			evbuffer_free(c->in);
+		bufferevent_free(c->bev);
+		free(c);
+		return NULL;
+	}
+	/* The bufferevent only writes (replies): reading is conn_recv's. */
+	bufferevent_setcb(c->bev, NULL, conn_write, conn_event, c);
+	bufferevent_disable(c->bev, EV_READ);
 	c->next = ls->conns;
 	ls->conns = c;
 	return c;

@@ -21,6 +21,7 @@
 
 #include "ls/link.h"
 #include "ls/ls.h"
+#include "core/fdpass.h"
 #include "proto/wire.h"
 
 struct bufferevent;
@@ -75,6 +76,13 @@ struct conn {
 	int closing;
 	int remote;            /* a stand-in for a connection of another node (no socket) */
 	uint64_t inherit_sink; /* remote: where output of what it starts goes by default */
+	/* Requests are read with recvmsg (not by the bufferevent, which only writes) so that
+	 * descriptors sent with a Spawn reach it; those not claimed by that request are closed. */
+	struct event *rd;
+	struct evbuffer *in;
+	int fds[DG_FDPASS_MAX];
+	int nfds;
+	int fds_lost; /* more descriptors came than fit: the request that wanted them fails */
 };
 
 /* A process of this node: spawn.c starts it, proc.c reaps, waits for and frees it, io.c

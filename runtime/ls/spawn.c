@@ -116,6 +116,9 @@ struct spawn_ctx {
 	char **argv, **envp;
 	const char *cwd;
 	int fd_out, fd_err, devnull;
+	const int *fds_in;    /* descriptors received with the request (ours, close-on-exec) */
+	const int32_t *fds_at; /* the numbers the process gets them at (3 and above) */
+	int nfds, fds_above;  /* fds_above: a number above every fds_at */
 	cpu_set_t *cpus;
 	volatile int err;
 };
@@ -124,6 +127,7 @@ struct spawn_ctx {
 static void __attribute__((noreturn, noinline)) child_main(struct spawn_ctx *c)
 {
 	sigset_t none;
+	int up[DG_FDPASS_MAX]; /* this frame is the child's own; *c is shared with LS */
 
 	setpgid(0, 0);
 	/* If LS dies without cleaning up, the kernel kills what it started. */
@@ -134,6 +138,14 @@ static void __attribute__((noreturn, noinline)) child_main(struct spawn_ctx *c)
 	signal(SIGTERM, SIG_DFL);
 	if (dup2(c->devnull, 0) < 0 || dup2(c->fd_out, 1) < 0 || dup2(c->fd_err, 2) < 0)
 		goto fail;
+	/* The creator's descriptors: first all out of the way of the target numbers (the copies are
+	 * close-on-exec), then each to its number, which dup2 leaves open across exec. */
+	for (int i = 0; i < c->nfds; i++)
+		if ((up[i] = fcntl(c->fds_in[i], F_DUPFD_CLOEXEC, c->fds_above)) < 0)
+			goto fail;
+	for (int i = 0; i < c->nfds; i++)
+		if (dup2(up[i], c->fds_at[i]) < 0)
+			goto fail;
 	if (c->cpus && sched_setaffinity(0, sizeof(*c->cpus), c->cpus))
 		goto fail;
 	if (c->cwd && *c->cwd && chdir(c->cwd))
@@ -172,6 +184,43 @@ uint64_t ls_sink_for(struct ls *ls, const struct conn *from, const Dragon__Spawn
 	return 0;
 }
 
+/* The descriptors a Spawn hands over: they came with it, from a client of this node. */
+static int check_fds(const Dragon__SpawnArgs *a, const struct conn *from, uint64_t gid,
+		     struct spawn_ctx *sc)
+{
+	int above = 3;
+
+	if (a->n_fds == 0)
+		return DRAGON_OK;
+	if (from->remote || gid)
+		return dg_err(DRAGON_EINVAL, "descriptors can only be handed to a single process "
+					     "started on its creator's node (not from another node, "
+					     "nor to a group)");
+	if (a->n_fds > DG_FDPASS_MAX || from->fds_lost)
+		return dg_err(DRAGON_EINVAL, "at most %d descriptors can be handed to a process",
+			      DG_FDPASS_MAX);
+	if ((size_t)from->nfds != a->n_fds)
+		return dg_err(DRAGON_EINVAL, "the request names %zu descriptors but %d came with it "
+					     "(send them with its first byte, SCM_RIGHTS)",
+			      a->n_fds, from->nfds);
+	for (size_t i = 0; i < a->n_fds; i++) {
+		if (a->fds[i] < 3)
+			return dg_err(DRAGON_EINVAL, "descriptor number %d: 0-2 are the process's "
+						     "stdin/stdout/stderr", a->fds[i]);
+		for (size_t j = 0; j < i; j++)
+			if (a->fds[j] == a->fds[i])
+				return dg_err(DRAGON_EINVAL, "descriptor number %d is named twice",
+					      a->fds[i]);
+		if (a->fds[i] >= above)
+			above = a->fds[i] + 1;
+	}
+	sc->fds_in = from->fds;
+	sc->fds_at = a->fds;
+	sc->nfds = (int)a->n_fds;
+	sc->fds_above = above;
+	return DRAGON_OK;
+}
+
 /* Start a process for `from`. *puid_out: in, a puid GS chose, or 0 for a new one of this node. */
 int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from, uint64_t gid, int rank,
 	     int size, uint64_t *puid_out, pid_t *pid_out)
@@ -198,6 +247,9 @@ int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from, uint6
 		if (!strncmp(a->env[i], "PATH=", 5))
 			pathvar = a->env[i] + 5;
 	}
+	if ((rv = check_fds(a, from, gid, &sc)))
+		return rv;
+	rv = -1;
 	if (ls->stopping)
 		return dg_err(DRAGON_ECLOSED, "local services are shutting down");
 	if (!pathvar)

@@ -22,5 +22,6 @@ def wait_until(cond, timeout=30.0):
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
 
-# CPython's suite for our start method runs through cpython-mp.sh, not pytest.
-collect_ignore = ["test_multiprocessing_dragon.py", "cpython_mp.py", "multinode_hosts.py"]
+# CPython's suites for our start method run through cpython-mp.sh, not pytest.
+collect_ignore = ["test_multiprocessing_dragon.py", "test_concurrent_futures_dragon.py", "cpython_mp.py",
+                  "multinode_hosts.py"]

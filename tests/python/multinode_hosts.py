@@ -1,4 +1,4 @@
-"""tests/python/multinode_hosts.py: run in a fabric of several nodes: Process and Pool children report their host names; a queue on another node times out cleanly."""
+"""tests/python/multinode_hosts.py: run in a fabric of several nodes: Process and Pool children report their host names; a queue on another node times out cleanly; children given file descriptors stay on this node."""
 import multiprocessing as mp
 import queue
 import socket
@@ -18,6 +18,11 @@ def child(q):
 
 def note_host(d):
     d[socket.gethostname()] = True
+
+
+def fill(v, q):
+    v.value = 7
+    q.put(socket.gethostname())
 
 
 def make_queue(box):
@@ -58,6 +63,24 @@ if __name__ == "__main__":
     remote.put("ping")
     print("remote round trip:", box.get(timeout=60), flush=True)
     p.join(60)
+    # Arguments holding file descriptors (CPython's sharedctypes heap): the child starts on this
+    # node whatever the round robin says; a policy naming another node is refused.
+    import multiprocessing.sharedctypes as sc
+    v = sc.RawValue("i", 0)
+    fd_hosts = []
+    for _ in range(n):
+        p2 = mp.Process(target=fill, args=(v, q))
+        p2.start()
+        fd_hosts.append(q.get(timeout=60))
+        p2.join(60)
+    fd_refused = n == 1  # one node: nowhere else to name
+    if n > 1:
+        try:
+            mp.Process(target=fill, args=(v, q), policy=dragon.Policy(host=n - 1)).start()
+        except ValueError as e:
+            fd_refused = "file descriptors" in str(e)
+    print("fd child hosts", " ".join(fd_hosts), "value", v.value, "refused elsewhere", fd_refused,
+          flush=True)
     # CPython's Manager: its server on this node, reached over TCP from every node.
     with mp.Manager() as m:
         d = m.dict()
@@ -69,6 +92,7 @@ if __name__ == "__main__":
         manager_hosts = sorted(d.keys())
     print("manager hosts", " ".join(manager_hosts), flush=True)
     ok = (len(set(procs)) == n and len(pool_hosts) == n and p.exitcode == 0
-          and len(manager_hosts) == n)
+          and len(manager_hosts) == n and set(fd_hosts) == {socket.gethostname()}
+          and v.value == 7 and fd_refused)
     print("MULTINODE OK" if ok else "MULTINODE FAILED", flush=True)
     sys.exit(0 if ok else 1)

@@ -173,6 +173,34 @@ def test_queue_fifo_and_timeouts(ctx):
         q.get_nowait()
 
 
+class NotPicklable:
+    def __reduce__(self):
+        raise AttributeError("NotPicklable refuses")
+
+
+def test_unpicklable_put_is_reported_and_the_queue_goes_on(ctx, capsys):
+    """CPython's semantics: the put does not raise; the error is reported (the queue's
+    _on_queue_feeder_error, stderr by default) and the object dropped."""
+    for q in (ctx.Queue(), ctx.Queue(maxsize=1), ctx.JoinableQueue()):
+        q.put(NotPicklable())
+        q.put(True)
+        assert q.qsize() == 1
+        assert q.get(timeout=10) is True
+        assert q.empty()
+    err = capsys.readouterr().err
+    assert "NotPicklable refuses" in err and err.count("Traceback (most recent call last)") >= 3
+    seen = []
+
+    class Hooked(type(ctx.Queue())):
+        @staticmethod
+        def _on_queue_feeder_error(e, obj):
+            seen.append((type(e), type(obj)))
+
+    q = Hooked()
+    q.put(NotPicklable())
+    assert seen == [(AttributeError, NotPicklable)] and q.empty()
+
+
 def test_unbounded_put_never_blocks(ctx):
     q = ctx.Queue()
     n = 5000                      # beyond the channel's capacity: the rest waits in our buffer
@@ -414,6 +442,43 @@ def test_array_and_raw_values(ctx):
     assert arr[0] == 7 and len(arr) == 10
 
 
+def tracker_alive(conn, parent_tracker_pid):
+    from multiprocessing.resource_tracker import _resource_tracker
+    _resource_tracker.ensure_running()
+    # the parent's tracker (inherited descriptor, no pid of our own), not a new one
+    conn.send(_resource_tracker._pid in (None, parent_tracker_pid) and _resource_tracker._check_alive())
+
+
+def test_descriptors_reach_children_of_this_node(ctx):
+    """CPython's sharedctypes (an mmap heap handed over as a file descriptor) and the resource
+    tracker's descriptor reach a child: it starts on this node, whatever the round robin says."""
+    import multiprocessing.sharedctypes as sc
+    from multiprocessing.resource_tracker import _resource_tracker
+    v = sc.RawValue("i", 1)
+    arr = sc.RawArray("d", [0.5] * 4)
+
+    def work(v, arr):
+        v.value = 41 + v.value
+        arr[3] = 2.5
+
+    p = ctx.Process(target=work, args=(v, arr))
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0 and p.node == dragon.node_index()
+    assert v.value == 42 and arr[:] == [0.5, 0.5, 0.5, 2.5]
+    _resource_tracker.ensure_running()
+    r, w = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=tracker_alive, args=(w, _resource_tracker._pid))
+    p.start()
+    assert r.poll(30) and r.recv() is True
+    p.join(30)
+    # A policy that names a node explicitly is still followed: on this one it works.
+    p = ctx.Process(target=work, args=(v, arr), policy=dragon.Policy(host=dragon.node_index()))
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0 and v.value == 83
+
+
 # ---- Pool, Manager, executors ---------------------------------------------------------------
 
 def test_pool(ctx):
@@ -434,6 +499,25 @@ def test_pool(ctx):
         m = pool.map_async(square, [1, 2])
         assert m.get(30) == [1, 4]
     assert got == [49] and isinstance(errs[0], ValueError)
+
+
+def returns_a_lambda():
+    return lambda: 42
+
+
+def test_pool_result_that_does_not_pickle(ctx):
+    """Results go back with multiprocessing's pickler, as in CPython: a lambda result is a
+    MaybeEncodingError (through get and the error callback), and the worker lives on; lambdas
+    sent to the workers still travel by value."""
+    from multiprocessing.pool import MaybeEncodingError
+    errs = []
+    with ctx.Pool(2) as pool:
+        for _ in range(3):
+            r = pool.apply_async(returns_a_lambda, error_callback=errs.append)
+            with pytest.raises(MaybeEncodingError):
+                r.get(30)
+        assert len(errs) == 3 and all(isinstance(e, MaybeEncodingError) for e in errs)
+        assert pool.map(lambda x: x * 3, range(4)) == [0, 3, 6, 9]
 
 
 def test_pool_maxtasksperchild(ctx):

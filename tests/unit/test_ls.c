@@ -1,4 +1,5 @@
 /* tests/unit/test_ls.c: local services against bad frames and requests, and the process API. */
+#define _GNU_SOURCE 1
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +10,10 @@
 #include "core/err.h"
 #include "test_ls_fixture.h"
 #include "client/client.h"
+#include "core/fdpass.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -333,6 +337,142 @@ static void channels_of_local_services_are_made_checked_and_destroyed(void **sta
 	assert_int_equal(dragon_name_remove("unit.chan"), DRAGON_OK);
 }
 
+/* Read what a pipe gets until its end of file (every writer closed), with a bound. */
+static int read_to_eof(int fd, char *buf, size_t cap)
+{
+	size_t got = 0;
+
+	for (;;) {
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+		if (poll(&pf, 1, 5000) != 1)
+			return -1; /* a writer is still open somewhere */
+		n = read(fd, buf + got, cap - 1 - got);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = 0;
+	return (int)got;
+}
+
+static void descriptors_reach_a_new_process_at_their_numbers(void **state)
+{
+	int a[2], b[2], st = -1, fds[2];
+	char buf[64];
+	dragon_puid_t puid;
+	dragon_process_opts_t o = DRAGON_PROCESS_OPTS_INIT;
+	const char *writer[] = {"bash", "-c", "echo forty >&40; echo forty-one >&41", NULL};
+
+	(void)state;
+	assert_int_equal(pipe2(a, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(b, O_CLOEXEC), 0);
+	/* ours are close-on-exec; the process gets them open anyway */
+	assert_int_equal(dup3(a[1], 40, O_CLOEXEC), 40);
+	assert_int_equal(dup3(b[1], 41, O_CLOEXEC), 41);
+	close(a[1]);
+	close(b[1]);
+	fds[0] = 40;
+	fds[1] = 41;
+	o.fds = fds;
+	o.nfds = 2;
+	assert_int_equal(dragon_process_create(writer, &o, &puid), DRAGON_OK);
+	close(40);
+	close(41);
+	/* End of file proves local services closed their copies too. */
+	assert_int_equal(read_to_eof(a[0], buf, sizeof(buf)), 6);
+	assert_string_equal(buf, "forty\n");
+	assert_int_equal(read_to_eof(b[0], buf, sizeof(buf)), 10);
+	assert_string_equal(buf, "forty-one\n");
+	close(a[0]);
+	assert_int_equal(dragon_process_wait(puid, 5000, &st), DRAGON_OK);
+	assert_int_equal(st, 0);
+
+	/* A start that fails (missing program) leaves no copy behind either. */
+	{
+		const char *missing[] = {"/nonexistent/prog", NULL};
+		assert_int_equal(pipe2(a, O_CLOEXEC), 0);
+		fds[0] = a[1];
+		o.nfds = 1;
+		assert_int_equal(dragon_process_create(missing, &o, &puid), DRAGON_ENOTFOUND);
+		close(a[1]);
+		assert_int_equal(read_to_eof(a[0], buf, sizeof(buf)), 0);
+		close(a[0]);
+	}
+	close(b[0]);
+}
+
+static void bad_descriptor_requests_get_errors(void **state)
+{
+	int p[2], fds[DG_FDPASS_MAX + 1];
+	dragon_puid_t puid;
+	dragon_gid_t gid;
+	dragon_process_opts_t o = DRAGON_PROCESS_OPTS_INIT;
+	const char *t[] = {"true", NULL};
+
+	(void)state;
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	o.fds = fds;
+	fds[0] = 2;
+	o.nfds = 1;
+	assert_int_equal(dragon_process_create(t, &o, &puid), DRAGON_EINVAL);
+	assert_non_null(strstr(dragon_errmsg(), "stdin/stdout/stderr"));
+	fds[0] = 1000; /* not open */
+	assert_int_equal(dragon_process_create(t, &o, &puid), DRAGON_EINVAL);
+	assert_non_null(strstr(dragon_errmsg(), "not open"));
+	fds[0] = fds[1] = p[1];
+	o.nfds = 2;
+	assert_int_equal(dragon_process_create(t, &o, &puid), DRAGON_EINVAL);
+	assert_non_null(strstr(dragon_errmsg(), "twice"));
+	o.nfds = DG_FDPASS_MAX + 1;
+	assert_int_equal(dragon_process_create(t, &o, &puid), DRAGON_EINVAL);
+	o.nfds = 1;
+	o.fds = NULL;
+	assert_int_equal(dragon_process_create(t, &o, &puid), DRAGON_EINVAL);
+	/* A group's members may go to other nodes: no descriptors for them. */
+	o.fds = fds;
+	assert_int_equal(dragon_group_create(t, 1, DRAGON_POLICY_NODE, 0, &o, NULL, &gid),
+			 DRAGON_EINVAL);
+	assert_non_null(strstr(dragon_errmsg(), "this node"));
+
+	/* A raw Spawn that names descriptors it did not send: refused, the connection lives. */
+	{
+		Dragon__Msg m = DRAGON__MSG__INIT;
+		Dragon__Spawn s = DRAGON__SPAWN__INIT;
+		Dragon__SpawnArgs a = DRAGON__SPAWN_ARGS__INIT;
+		char *argv[] = {"true"};
+		int32_t want[] = {5};
+		int fd = fx_connect();
+
+		assert_true(fd >= 0);
+		a.n_argv = 1;
+		a.argv = argv;
+		a.cpu = -1;
+		a.n_fds = 1;
+		a.fds = want;
+		s.args = &a;
+		m.seq = 3;
+		m.body_case = DRAGON__MSG__BODY_SPAWN;
+		m.spawn = &s;
+		assert_int_equal(dg_wire_send(fd, &m, -1), DRAGON_OK);
+		assert_int_equal(fx_reply_rc(fd, NULL), DRAGON_EINVAL);
+		/* Descriptors sent with a request that does not take them are closed. */
+		a.n_fds = 0;
+		assert_int_equal(dg_wire_send(fd, &m, p[1]), DRAGON_OK);
+		assert_int_equal(fx_reply_rc(fd, NULL), 0);
+		assert_true(fx_hello_ok(fd));
+		close(fd);
+	}
+	close(p[1]);
+	{
+		char buf[8];
+		assert_int_equal(read_to_eof(p[0], buf, sizeof(buf)), 0);
+	}
+	close(p[0]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -343,6 +483,8 @@ int main(void)
 		cmocka_unit_test(truncated_frame_then_hangup_does_not_disturb_others),
 		cmocka_unit_test(random_frames_never_kill_local_services),
 		cmocka_unit_test(bad_spawn_requests_get_errors),
+		cmocka_unit_test(descriptors_reach_a_new_process_at_their_numbers),
+		cmocka_unit_test(bad_descriptor_requests_get_errors),
 		cmocka_unit_test(processes_start_end_and_report_status),
 		cmocka_unit_test(list_shows_running_processes),
 		cmocka_unit_test(cpu_binding_stays_inside_the_allowed_set),

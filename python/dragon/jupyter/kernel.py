@@ -29,8 +29,8 @@ class FabricSession:
         mpctx._default_context._default_context = mp._context
         self._lock = threading.Lock()
         self._headers = collections.OrderedDict()   # msg_id -> header of an execute request
-        self._cell_gids = {}                         # msg_id -> gids its processes run in
-        self._all_gids = []                          # every group the kernel started
+        self._cell_gids = {}                         # msg_id -> gids (("p", puid) on this node)
+        self._all_gids = []                          # every group (or process) the kernel started
         self.current = None                          # msg_id of the executing cell
         self._pools = weakref.WeakSet()
         self.relay = _output.Relay(self._deliver)
@@ -56,6 +56,17 @@ class FabricSession:
             return gid
         group_create.__doc__ = orig_create.__doc__
         core.group_create = group_create
+        orig_pcreate = core.process_create
+
+        def process_create(*args, **kwargs):
+            # A child on the kernel's node is a process, not a group (it may take descriptors):
+            # the same for it, noted as ("p", puid).
+            kwargs["outlive"] = False
+            puid = orig_pcreate(*args, **kwargs)
+            session._note_gid(("p", puid))
+            return puid
+        process_create.__doc__ = orig_pcreate.__doc__
+        core.process_create = process_create
 
         import multiprocessing.spawn as mpspawn
         orig_prep = mpspawn.get_preparation_data
@@ -141,12 +152,15 @@ class FabricSession:
                 getattr(p, "_state", None) == "RUN"]
         for pool in busy:
             for w in list(getattr(pool, "_pool", ())):
-                g = getattr(getattr(w, "_popen", None), "_gid", None)
+                popen = getattr(w, "_popen", None)
+                g = getattr(popen, "_gid", None)
                 if g:
                     gids.append(g)
+                elif getattr(popen, "_puid", None):
+                    gids.append(("p", popen._puid))
         for g in gids:
             try:
-                core.group_signal(g, signal.SIGKILL)
+                _kill(core, g)
             except core.DragonError:
                 pass   # ended already
         for pool in busy:
@@ -156,7 +170,7 @@ class FabricSession:
                 print(f"dragon: terminating an interrupted pool: {e}", file=sys.__stderr__)
         for g in gids:
             try:
-                core.group_wait_all(g, _STOP_WAIT)
+                _wait(core, g, _STOP_WAIT)
             except core.DragonError:
                 pass
 
@@ -195,15 +209,30 @@ class FabricSession:
             gids, self._all_gids = self._all_gids, []
         for g in gids:
             try:
-                core.group_signal(g, signal.SIGKILL)
+                _kill(core, g)
             except core.DragonError:
                 pass
         for g in gids:
             try:
-                core.group_wait_all(g, _STOP_WAIT)
+                _wait(core, g, _STOP_WAIT)
             except core.DragonError:
                 pass
         self.relay.close()
+
+
+def _kill(core, g):
+    """SIGKILL a group (its gid) or a process of this node (("p", puid))."""
+    if isinstance(g, tuple):
+        core.process_signal(g[1], signal.SIGKILL)
+    else:
+        core.group_signal(g, signal.SIGKILL)
+
+
+def _wait(core, g, timeout):
+    if isinstance(g, tuple):
+        core.process_wait(g[1], timeout)
+    else:
+        core.group_wait_all(g, timeout)
 
 
 def main(argv=None):
