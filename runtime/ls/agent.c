@@ -56,6 +56,8 @@ int ls_ta_spawn(struct ls *ls)
 	snprintf(peers, sizeof(peers), "%s/ta.peers", ls->o->dir);
 	snprintf(node, sizeof(node), "%u", ls->node_index);
 	unlink(info);
+	snprintf(info, sizeof(info), "%s/ta.failed", ls->o->dir);
+	unlink(info); /* a previous fabric's */
 	if (dg_libexec_find("dragon-ta", "ta", prog, sizeof(prog))) {
 		char why[512];
 		/* dg_err formats into the buffer dragon_errmsg() returns: copy it first. */
@@ -95,10 +97,22 @@ int ls_ta_ready(struct ls *ls, char *addr, size_t cap)
 		if (read_keyed(info, "addr", addr, cap) == DRAGON_OK)
 			return DRAGON_OK;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
+			char why[700] = "", failed[PATH_MAX + 16];
+			FILE *f;
 			ls->ta_pid = 0;
+			/* its own reason (ta.failed, one line), so the job's tasks see it too */
+			snprintf(failed, sizeof(failed), "%s/ta.failed", ls->o->dir);
+			if ((f = fopen(failed, "re"))) {
+				if (!fgets(why, sizeof(why), f))
+					why[0] = 0;
+				why[strcspn(why, "\n")] = 0;
+				fclose(f);
+				unlink(failed);
+			}
 			return dg_err(DRAGON_EPEER, "the transport agent dragon-ta exited (status %d) before "
-						    "it was ready; its messages are above",
-				      WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+						    "it was ready: %s",
+				      WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st),
+				      why[0] ? why : "its messages are above");
 		}
 		usleep(5000);
 	}

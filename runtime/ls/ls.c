@@ -4,6 +4,8 @@
 #define _GNU_SOURCE 1
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -26,6 +28,9 @@
 #include "ls/ls_internal.h"
 #include "../../pmix/boot.h"
 
+/* The last message logged: the reason of a start that fails, for LS_FAILED_NAME. */
+static char last_log[1024];
+
 void ls_log(struct ls *ls, const char *fmt, ...)
 {
 	char buf[1024];
@@ -35,6 +40,55 @@ void ls_log(struct ls *ls, const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "dragon-ls[%d]: %s\n", (int)getpid(), buf);
+	memcpy(last_log, buf, sizeof(buf));
+}
+
+/*
+ * A fabric step's start that fails says why in DIR/ls.failed, which the job's tasks (the SPANK
+ * plugin's task_init) read instead of waiting startup_timeout for an ls.ready that won't come.
+ * A stop signal before the loop runs (srun ends the fabric step when another node failed) says
+ * so from the handler, with what was prepared here beforehand.
+ */
+static char failed_path[PATH_MAX + 16], failed_tmp[PATH_MAX + 32], failed_sig[512];
+
+static void publish_failed(const char *why, size_t len)
+{
+	int fd = open(failed_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0)
+		return;
+	if (write(fd, why, len) != (ssize_t)len || close(fd) || rename(failed_tmp, failed_path))
+		unlink(failed_tmp);
+}
+
+static void on_early_stop(int sig)
+{
+	publish_failed(failed_sig, strlen(failed_sig));
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void failed_prepare(struct ls *ls)
+{
+	struct sigaction sa = {.sa_handler = on_early_stop};
+
+	snprintf(failed_path, sizeof(failed_path), "%s/" LS_FAILED_NAME, ls->o->dir);
+	snprintf(failed_tmp, sizeof(failed_tmp), "%s/." LS_FAILED_NAME ".%d", ls->o->dir, (int)getpid());
+	unlink(failed_path); /* a previous fabric's */
+	snprintf(failed_sig, sizeof(failed_sig),
+		 "node %u (%s): local services were stopped while starting (another node's failed, "
+		 "or the job ended)\n",
+		 ls->node_index, ls->host);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+static void failed_write(struct ls *ls)
+{
+	char why[1200];
+	int n = snprintf(why, sizeof(why), "node %u (%s): %s\n", ls->node_index, ls->host, last_log);
+
+	publish_failed(why, n > 0 && (size_t)n < sizeof(why) ? (size_t)n : strlen(why));
 }
 
 static void kill_all(struct ls *ls, int signo)
@@ -146,10 +200,24 @@ static void kill_descendants(void)
 	}
 }
 
+/* A socket file nobody listens on (connect is refused): what killed local services leave. */
+static int stale_socket(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), stale;
+
+	if (fd < 0)
+		return 0;
+	stale = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) && errno == ECONNREFUSED;
+	close(fd);
+	return stale;
+}
+
 int ls_run(const struct ls_opts *o)
 {
 	struct ls ls_s, *ls = &ls_s;
-	int rv = 1, lfd = o->listen_fd, own_sock = 0, tcp_fd = -1;
+	int rv = 1, lfd = o->listen_fd, own_sock = 0, tcp_fd = -1, serving = 0;
+	/* A fabric step's LS (a directory it neither owns nor shares with a launcher) reports a failed start. */
+	int report_failed = o->ctl_fd < 0 && !o->remove_dir;
 	const char *dbg = getenv("DRAGON_DEBUG");
 
 	memset(ls, 0, sizeof(*ls));
@@ -168,6 +236,8 @@ int ls_run(const struct ls_opts *o)
 	}
 	ls->node_index = (uint32_t)ls->boot->rank;
 	ls->node_count = (uint32_t)ls->boot->size;
+	if (report_failed)
+		failed_prepare(ls);
 	ls->next_puid = ((uint64_t)ls->node_index << 48) + 1;
 	if ((size_t)snprintf(ls->sock_path, sizeof(ls->sock_path), "%s/%s", o->dir,
 			     LS_SOCK_NAME) >= sizeof(ls->sock_path)) {
@@ -181,8 +251,14 @@ int ls_run(const struct ls_opts *o)
 			goto out;
 		}
 		strcpy(sa.sun_path, ls->sock_path);
+		int brc;
 		lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 128)) {
+		brc = lfd < 0 ? -1 : bind(lfd, (struct sockaddr *)&sa, sizeof(sa));
+		if (brc && errno == EADDRINUSE && stale_socket(&sa)) {
+			unlink(sa.sun_path); /* left by local services that were killed */
+			brc = bind(lfd, (struct sockaddr *)&sa, sizeof(sa));
+		}
+		if (lfd < 0 || brc || listen(lfd, 128)) {
 			ls_log(ls, "cannot listen on %s: %s", ls->sock_path, strerror(errno));
 			goto out;
 		}
@@ -278,6 +354,7 @@ int ls_run(const struct ls_opts *o)
 		ls_log(ls, "%s", dragon_errmsg());
 		goto out;
 	}
+	serving = 1;
 	event_base_dispatch(ls->base);
 	/* the agent first: it delivers what processes already handed it, then the rest is killed */
 	ls_ta_stop(ls);
@@ -354,6 +431,8 @@ out:
 		close(tcp_fd);
 	(void)own_sock;
 	ls_ta_stop(ls); /* after an early failure (the normal path stopped it already) */
+	if (report_failed && !serving && failed_path[0])
+		failed_write(ls);
 	ls_remove_files(ls);
 	while (ls->chans) {
 		struct lchan *lc = ls->chans;

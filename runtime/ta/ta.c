@@ -125,6 +125,34 @@ static int cq_open(dg_ta *ta, struct fi_cq_attr *attr)
 	return fi_cq_open(ta->domain, attr, &ta->cq, NULL);
 }
 
+/*
+ * The providers that offer what the agent needs (RDM messages), for the message of a provider
+ * that does not: "tcp;ofi_rxm, udp;ofi_rxd, shm" (each once, in libfabric's order).
+ */
+static void list_providers(struct fi_info *hints, char *out, size_t cap)
+{
+	struct fi_info *all = NULL;
+	char *want = hints->fabric_attr->prov_name;
+	size_t n = 0;
+
+	out[0] = 0;
+	hints->fabric_attr->prov_name = NULL;
+	if (fi_getinfo(FI_VERSION(1, 14), NULL, NULL, 0, hints, &all) == 0) {
+		for (struct fi_info *i = all; i; i = i->next) {
+			const char *p = i->fabric_attr->prov_name;
+			int seen = 0;
+			for (struct fi_info *j = all; j != i && !seen; j = j->next)
+				seen = !strcmp(j->fabric_attr->prov_name, p);
+			if (!seen && n < cap)
+				n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? ", " : "", p);
+		}
+		fi_freeinfo(all);
+	}
+	hints->fabric_attr->prov_name = want;
+	if (!out[0])
+		snprintf(out, cap, "none");
+}
+
 int dg_ta_open(const struct dg_ta_config *cfg, dg_ta **out)
 {
 	struct fi_info *hints = NULL;
@@ -182,9 +210,12 @@ int dg_ta_open(const struct dg_ta_config *cfg, dg_ta **out)
 	rc = fi_getinfo(FI_VERSION(1, 14), node[0] ? node : NULL, service, node[0] ? FI_SOURCE : 0,
 			hints, &ta->info);
 	if (rc) {
-		rv = dg_err(DRAGON_ENOTSUP, "no libfabric provider '%s'%s%s for RDM messages: %s",
+		char have[512];
+		list_providers(hints, have, sizeof(have));
+		rv = dg_err(DRAGON_ENOTSUP, "no libfabric provider '%s'%s%s for RDM messages (%s); "
+					    "providers here: %s (--dragon=transport=NAME, DRAGON_TA_PROVIDER)",
 			    ta->provider, ta->cfg.iface ? " on " : "",
-			    ta->cfg.iface ? ta->cfg.iface : "", fi_strerror(-rc));
+			    ta->cfg.iface ? ta->cfg.iface : "", fi_strerror(-rc), have);
 		goto out;
 	}
 	if (ta->info->ep_attr->max_msg_size < ta->cfg.chunk + DG_FRAME_OVERHEAD) {
