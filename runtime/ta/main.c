@@ -20,6 +20,7 @@
 
 #include <sodium.h>
 
+#include "core/env.h"
 #include "core/err.h"
 #include "core/inherit.h"
 #include "core/shm.h"
@@ -237,8 +238,7 @@ static int read_key(const char *path, unsigned char key[DG_FRAME_KEY])
  */
 static int wait_key(const char *path, unsigned char key[DG_FRAME_KEY])
 {
-	const char *v = getenv("DRAGON_STARTUP_TIMEOUT");
-	int ms = (v && atoi(v) > 0 ? atoi(v) : 30) * 1000;
+	int ms = DG_STARTUP_TIMEOUT_MS();
 
 	for (int waited = 0;; waited += 5) {
 		if (access(path, F_OK) == 0 || waited >= ms || stopping)

@@ -1,5 +1,6 @@
 /* runtime/ta/ta.c: the transport agent's libfabric layer (RDM endpoint, buffers): configuration, open and close. */
 #include "ta/ta_internal.h"
+#include "core/env.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,29 +22,19 @@ void dg_ta_config_init(struct dg_ta_config *cfg)
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->provider = "tcp;ofi_rxm";
-	cfg->chunk = 256 * 1024;
-	cfg->window = 16;
-	cfg->slots = 32;
 	cfg->max_msg = (size_t)1 << 30;
-	cfg->dead_ms = 5000;
-	cfg->spin_us = 20000;
 	if ((e = getenv("DRAGON_TA_PROVIDER")) && *e)
 		cfg->provider = e;
 	if ((e = getenv("DRAGON_TA_IFACE")) && *e)
 		cfg->iface = e;
 	if ((e = getenv("DRAGON_TA_BIND")) && *e)
 		cfg->bind = e;
-	if ((e = getenv("DRAGON_TA_DEAD_MS")) && atoi(e) > 0)
-		cfg->dead_ms = atoi(e);
-	if ((e = getenv("DRAGON_TA_SPIN_US")) && atoi(e) >= 0)
-		cfg->spin_us = atoi(e);
+	cfg->dead_ms = (int)dg_env_ulong("DRAGON_TA_DEAD_MS", 5000, 1, 3600000);
+	cfg->spin_us = (int)dg_env_ulong("DRAGON_TA_SPIN_US", 20000, 0, 60000000);
 	/* Chunk and window trade memory for bandwidth: slots x chunk bytes each way per agent. */
-	if ((e = getenv("DRAGON_TA_CHUNK_KB")) && atoi(e) >= 4 && atoi(e) <= 16384)
-		cfg->chunk = (size_t)atoi(e) << 10;
-	if ((e = getenv("DRAGON_TA_WINDOW")) && atoi(e) >= 2 && atoi(e) <= 1024) {
-		cfg->window = (unsigned)atoi(e);
-		cfg->slots = 2 * cfg->window;
-	}
+	cfg->chunk = (size_t)dg_env_ulong("DRAGON_TA_CHUNK_KB", 256, 4, 16384) << 10;
+	cfg->window = (unsigned)dg_env_ulong("DRAGON_TA_WINDOW", 16, 2, 1024);
+	cfg->slots = 2 * cfg->window;
 }
 
 void dg_ta_set_key(dg_ta *ta, const unsigned char key[DG_FRAME_KEY])
