@@ -46,18 +46,29 @@ static void on_closed(struct dg_link *l, const char *why, void *arg)
 
 static const struct dg_link_cb cb = {.msg = on_msg, .closed = on_closed};
 
+/*
+ * Send as the peer, without ever blocking: a link that failed stops reading, and a socket whose
+ * buffer small writes filled would then block us for good. When the socket is full the link gets
+ * to read (the event loop runs); once it has closed, the rest is dropped.
+ */
 static void put(int fd, const void *p, size_t n)
 {
 	const unsigned char *c = p;
+	int idle = 0;
 
-	while (n) {
-		ssize_t w = write(fd, c, n);
-		if (w < 0 && errno == EINTR)
+	while (n && !closed) {
+		ssize_t w = send(fd, c, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w > 0) {
+			c += w;
+			n -= (size_t)w;
+			idle = 0;
+		} else if (w < 0 && errno == EINTR) {
 			continue;
-		if (w <= 0)
-			return; /* the link closed its end: the rest is not read anyway */
-		c += w;
-		n -= (size_t)w;
+		} else if (w < 0 && errno == EAGAIN && idle++ < 10000) {
+			event_base_loop(base, EVLOOP_NONBLOCK);
+		} else {
+			return; /* the link closed its end, or stopped reading without saying so */
+		}
 	}
 }
 
