@@ -199,8 +199,11 @@ static unsigned long long proc_start(pid_t pid)
 	/* The command name may hold spaces and parentheses: fields count from the last ')'. */
 	if (!(p = strrchr(buf, ')')))
 		return 0;
-	/* Field 3 (state) follows ") "; the start time is field 22. */
+	/* Field 3 (state) follows ") "; the start time is field 22. A zombie has ended (its
+	 * parent, init once the fabric srun was orphaned, may be slow or never reap it). */
 	p += 2;
+	if (*p == 'Z' || *p == 'X')
+		return 0;
 	for (int field = 3; field < 22 && p; field++) {
 		p = strchr(p, ' ');
 		if (p)
@@ -504,8 +507,63 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int dragon_fabric_wait_ready(const char *rundir, unsigned timeout_ms, pid_t watch,
-			     struct dragon_fabric_ready *r)
+int dragon_fabric_read_failed(const char *rundir, long long since_ns, char *why, size_t len)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if (!len || (size_t)snprintf(path, sizeof(path), "%s/" LS_FAILED_NAME, rundir) >= sizeof(path))
+		return DRAGON_ENOTFOUND;
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return DRAGON_ENOTFOUND;
+	/* A previous fabric's report (written before this one started) says nothing of this one. */
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+	    (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec < since_ns) {
+		close(fd);
+		return DRAGON_ENOTFOUND;
+	}
+	n = read(fd, why, len - 1);
+	close(fd);
+	if (n <= 0)
+		return DRAGON_ENOTFOUND;
+	why[n] = 0;
+	why[strcspn(why, "\n")] = 0;
+	/* Shown in Slurm's log and on the user's terminal: printable characters only. */
+	for (char *c = why; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	return DRAGON_OK;
+}
+
+long long dragon_fabric_since_ns(const char *statedir, uint32_t jobid)
+{
+	char path[PATH_MAX];
+	unsigned long long start;
+	struct timespec now;
+	struct stat st;
+	long long since;
+	pid_t owner;
+	int fd;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	since = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+	if (!statedir || !jobid)
+		return since;
+	snprintf(path, sizeof(path), "%s/job%u.lock", statedir, jobid);
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return since;
+	/* A running fabric step: its start, written into the lock file then. */
+	if (read_owner(fd, &owner, &start) && owner_alive(owner, start) && !fstat(fd, &st))
+		since = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	close(fd);
+	return since;
+}
+
+int dragon_fabric_wait_ready(const char *rundir, unsigned timeout_ms, pid_t watch, long long since_ns,
+			     struct dragon_fabric_ready *r, char *why, size_t whylen)
 {
 	long long end = now_ms() + timeout_ms;
 
@@ -514,6 +572,8 @@ int dragon_fabric_wait_ready(const char *rundir, unsigned timeout_ms, pid_t watc
 	for (;;) {
 		if (dragon_fabric_read_ready(rundir, r) == DRAGON_OK)
 			return DRAGON_OK;
+		if (since_ns > 0 && dragon_fabric_read_failed(rundir, since_ns, why, whylen) == DRAGON_OK)
+			return DRAGON_ECLOSED;
 		if (now_ms() >= end)
 			return DRAGON_ETIMEDOUT;
 		if (watch > 0 && kill(watch, 0) && errno == ESRCH)

@@ -69,10 +69,25 @@ int dragon_fabric_read_ready(const char *rundir, struct dragon_fabric_ready *r);
  * out; "" when there is no such file. */
 void dragon_fabric_log_tail(const char *dir, uint32_t jobid, char *out, size_t len);
 
+/* Read rundir/ls.failed (local services' reason for a start that failed) into why, one printable
+ * line: DRAGON_OK when it is there and was written at since_ns (CLOCK_REALTIME) or later,
+ * DRAGON_ENOTFOUND otherwise. */
+int dragon_fabric_read_failed(const char *rundir, long long since_ns, char *why, size_t len);
+
+/* Since when a failure that local services report concerns the fabric a step is about to use, in
+ * CLOCK_REALTIME nanoseconds: the start of the job's running fabric step (the mtime of
+ * statedir/job<jobid>.lock, written then, while its srun lives), else now (a fabric step started
+ * from now on). statedir may be NULL (no job yet). */
+long long dragon_fabric_since_ns(const char *statedir, uint32_t jobid);
+
+/* The job environment's variable carrying dragon_fabric_started_ns to the steps' tasks. */
+#define DRAGON_FABRIC_SINCE_ENV "DRAGON_FABRIC_SINCE"
+
 /* Wait up to timeout_ms for dragon_fabric_read_ready to succeed; DRAGON_ETIMEDOUT if it does not.
  * With watch > 0 (the fabric step's srun, on the node that started it), DRAGON_EPEER as soon as
- * that process is gone: a fabric step that ended will not get ready. */
-int dragon_fabric_wait_ready(const char *rundir, unsigned timeout_ms, pid_t watch,
-			     struct dragon_fabric_ready *r);
+ * that process is gone: a fabric step that ended will not get ready. With since_ns > 0,
+ * DRAGON_ECLOSED (and the reason in why) as soon as dragon_fabric_read_failed finds a failure. */
+int dragon_fabric_wait_ready(const char *rundir, unsigned timeout_ms, pid_t watch, long long since_ns,
+			     struct dragon_fabric_ready *r, char *why, size_t whylen);
 
 #endif

@@ -9,6 +9,33 @@
 #include "fabric.h"
 #include "plugin.h"
 
+/*
+ * Tell the step's tasks since when a failure their node's local services report is this fabric's
+ * (an older report is a previous fabric's and is ignored): they then fail at once with it instead
+ * of waiting startup_timeout. Set here, before the step's environment is built (user_init is too
+ * late for it); a fabric the job already has (batch script, or a --dragon task) passed its own on.
+ */
+static void set_since(void)
+{
+	const char *job = getenv("SLURM_JOB_ID"), *have = getenv(DRAGON_FABRIC_ENV);
+	char statedir[PATH_MAX], err[256], want[32], v[32];
+	uint32_t id = job ? (uint32_t)strtoul(job, NULL, 10) : 0;
+	long long since;
+
+	snprintf(want, sizeof(want), "job%u", id);
+	if (id && have && !strcmp(have, want) && getenv(DRAGON_FABRIC_SINCE_ENV))
+		return;
+	if (!id || dragon_fabric_statedir(getuid(), getenv("XDG_RUNTIME_DIR"), statedir, sizeof(statedir),
+					  err, sizeof(err)))
+		since = dragon_fabric_since_ns(NULL, 0);
+	else
+		since = dragon_fabric_since_ns(statedir, id);
+	snprintf(v, sizeof(v), "%lld", since);
+	/* spank_setenv is for remote context only: srun's own environment is the step's. */
+	if (setenv(DRAGON_FABRIC_SINCE_ENV, v, 1))
+		slurm_verbose(DG_LOG "srun: cannot set %s", DRAGON_FABRIC_SINCE_ENV);
+}
+
 int dragon_local_init_post_opt(spank_t sp, struct dragon_spank *st)
 {
 	(void)sp;
@@ -16,6 +43,7 @@ int dragon_local_init_post_opt(spank_t sp, struct dragon_spank *st)
 		return 0;
 	slurm_verbose(DG_LOG "srun: enabled (transport=%s, startup_timeout=%u)", st->opts.transport,
 		      st->opts.startup_timeout);
+	set_since();
 	return 0;
 }
 

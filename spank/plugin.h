@@ -23,6 +23,7 @@ struct dragon_spank {
 	char *option_value;           /* its last value, NULL when given without one */
 	char rundir[PATH_MAX];        /* slurmstepd: the job's runtime directory, once created */
 	pid_t fabric_pid;             /* batch step: the fabric step's srun, started from here */
+	long long fabric_since;       /* batch step: when that srun was started (CLOCK_REALTIME ns) */
 	bool fabric_step;             /* slurmstepd: this step is the job's fabric step (left alone) */
 };
 

@@ -112,7 +112,14 @@ static int start_from_batch(spank_t sp, struct dragon_spank *st, uint32_t job)
 	slurm_verbose(DG_LOG "job %u: fabric step srun pid %d (%s), log %s/job%u.log", job, (int)pid,
 		      started ? "started" : "running", st->rundir, job);
 	st->fabric_pid = pid;
+	st->fabric_since = dragon_fabric_since_ns(st->rundir, job);
 	snprintf(fid, sizeof(fid), "job%u", job);
+	/* The script's sruns' tasks learn when the fabric started: a failure it reports after that is its. */
+	if (st->fabric_since > 0) {
+		char since[32];
+		snprintf(since, sizeof(since), "%lld", st->fabric_since);
+		(void)spank_setenv(sp, DRAGON_FABRIC_SINCE_ENV, since, 1);
+	}
 	if (spank_setenv(sp, DRAGON_FABRIC_ENV, fid, 1) != ESPANK_SUCCESS) {
 		slurm_error(DG_LOG "job %u: cannot set %s in the batch environment", job, DRAGON_FABRIC_ENV);
 		return -1;
@@ -125,14 +132,25 @@ static int start_from_batch(spank_t sp, struct dragon_spank *st, uint32_t job)
 static int join(spank_t sp, struct dragon_spank *st, uint32_t job)
 {
 	struct dragon_fabric_ready r;
-	char host[256] = "?", sock[PATH_MAX + 16], v[16], fid[32], tail[400];
+	char host[256] = "?", sock[PATH_MAX + 16], v[16], fid[32], tail[400], why[1024], since[32];
+	long long since_ns = st->fabric_since;
 	spank_err_t rc;
 
 	if (!st->rundir[0]) {
 		slurm_error(DG_LOG "job %u: no runtime directory on this node", job);
 		return -1;
 	}
-	int wr = dragon_fabric_wait_ready(st->rundir, st->opts.startup_timeout * 1000u, st->fabric_pid, &r);
+	/* Set by the srun or the batch step that started the fabric step (absent: wait as before). */
+	if (!since_ns && spank_getenv(sp, DRAGON_FABRIC_SINCE_ENV, since, sizeof(since)) == ESPANK_SUCCESS)
+		since_ns = strtoll(since, NULL, 10);
+	int wr = dragon_fabric_wait_ready(st->rundir, st->opts.startup_timeout * 1000u, st->fabric_pid, since_ns,
+					  &r, why, sizeof(why));
+
+	if (wr == DRAGON_ECLOSED) {
+		gethostname(host, sizeof(host) - 1);
+		slurm_error(DG_LOG "node %s: the job's runtime failed to start: %s", host, why);
+		return -1;
+	}
 
 	if (wr == DRAGON_EPEER) {
 		gethostname(host, sizeof(host) - 1);

@@ -105,18 +105,49 @@ static void wait_ready_is_bounded(void **state)
 
 	(void)state;
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	assert_int_equal(dragon_fabric_wait_ready(dir, 100, 0, &r), DRAGON_ETIMEDOUT);
+	assert_int_equal(dragon_fabric_wait_ready(dir, 100, 0, 0, &r, NULL, 0), DRAGON_ETIMEDOUT);
 	/* A fabric step that is gone ends the wait at once. */
 	{
 		pid_t gone = fork();
 		if (gone == 0)
 			_exit(0);
 		waitpid(gone, NULL, 0);
-		assert_int_equal(dragon_fabric_wait_ready(dir, 10000, gone, &r), DRAGON_EPEER);
+		assert_int_equal(dragon_fabric_wait_ready(dir, 10000, gone, 0, &r, NULL, 0), DRAGON_EPEER);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
 	assert_true(ms >= 100 && ms < 2000);
+}
+
+/* A start that failed (ls.failed) ends the wait at once with its reason; an older one is not ours. */
+static void failure_report_ends_the_wait(void **state)
+{
+	char path[PATH_MAX + 16], why[256];
+	struct dragon_fabric_ready r;
+	struct timespec a, b;
+	long long before, after;
+	long ms;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/ls.failed", dir);
+	clock_gettime(CLOCK_REALTIME, &a);
+	before = (long long)a.tv_sec * 1000000000LL + a.tv_nsec - 1000000000LL;
+	write_file(path, "node 1 (n2): no provider \x1b[31m'X'\nsecond line\n", 0600);
+	assert_int_equal(dragon_fabric_read_failed(dir, before, why, sizeof(why)), DRAGON_OK);
+	/* one line, control characters shown as '?' (it goes to the user's terminal) */
+	assert_string_equal(why, "node 1 (n2): no provider ?[31m'X'");
+	after = before + 3600 * 1000000000LL;
+	assert_int_equal(dragon_fabric_read_failed(dir, after, why, sizeof(why)), DRAGON_ENOTFOUND);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	assert_int_equal(dragon_fabric_wait_ready(dir, 10000, 0, before, &r, why, sizeof(why)), DRAGON_ECLOSED);
+	assert_non_null(strstr(why, "no provider"));
+	/* without a start time (a fabric started otherwise) the report is not looked at */
+	assert_int_equal(dragon_fabric_wait_ready(dir, 100, 0, 0, &r, why, sizeof(why)), DRAGON_ETIMEDOUT);
+	assert_int_equal(dragon_fabric_wait_ready(dir, 100, 0, after, &r, why, sizeof(why)), DRAGON_ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+	assert_true(ms < 2000);
+	unlink(path);
 }
 
 static void statedir_is_private(void **state)
@@ -269,6 +300,7 @@ int main(void)
 		cmocka_unit_test(env_keeps_the_jobs_and_drops_the_steps),
 		cmocka_unit_test(ready_file_is_read_only_when_whole_and_alive),
 		cmocka_unit_test(wait_ready_is_bounded),
+		cmocka_unit_test(failure_report_ends_the_wait),
 		cmocka_unit_test(statedir_is_private),
 		cmocka_unit_test(once_starts_one_fabric_per_job),
 		cmocka_unit_test(log_tail_is_the_last_whole_lines),

@@ -29,7 +29,7 @@ static const char *const names[DRAGON_ERR_MAX] = {
 	[DRAGON_ESYS] = "DRAGON_ESYS: system call failed",
 };
 
-static __thread char detail[512];
+static __thread char detail[1024];
 
 DRAGON_API const char *dragon_strerror(int rc)
 {

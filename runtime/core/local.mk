@@ -2,11 +2,11 @@
 runtime_libdragon_impl_la_SOURCES += \
 	runtime/core/error.c runtime/core/err.h \
 	runtime/core/shm.c runtime/core/shm.h \
-	runtime/core/fdpass.c runtime/core/fdpass.h \
+	runtime/core/fdpass.c runtime/core/fdpass.h runtime/core/env.c runtime/core/env.h \
 	runtime/core/pool.c runtime/core/pool_alloc.c runtime/core/pool_cache.c \
 	runtime/core/pool_impl.h runtime/core/pool_internal.h \
 	runtime/core/channel.c runtime/core/channel_ring.c runtime/core/channel_ring.h \
-	runtime/core/channel_remote.h runtime/core/channel_internal.h runtime/core/le.h
+	runtime/core/channel_remote.h runtime/core/channel_internal.h runtime/core/le.h runtime/core/inherit.h
 dragoninclude_HEADERS += include/dragon/pool.h include/dragon/channel.h
 runtime_libdragon_impl_la_CFLAGS += $(SODIUM_CFLAGS)
 runtime_libdragon_impl_la_LIBADD += $(SODIUM_LIBS)

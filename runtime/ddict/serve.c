@@ -69,7 +69,7 @@ static void wake_waiters(struct dd_server *s, uint64_t hash, const void *key, si
 {
 	for (unsigned i = 0; i < s->nwaiters;) {
 		struct dd_waiter *w = &s->waiters[i];
-		if (w->hash == hash && w->klen == klen && !memcmp(w->key, key, klen)) {
+		if (w->hash == hash && w->klen == klen && (!klen || !memcmp(w->key, key, klen))) {
 			answer(s, w->reply, w->seq, DRAGON_OK, NULL);
 			free(w->key);
 			s->waiters[i] = s->waiters[--s->nwaiters];
@@ -336,7 +336,8 @@ static void do_wait(struct dd_server *s, const DdReq *q)
 	w->key = malloc(q->key.len ? q->key.len : 1);
 	if (!w->key)
 		return;
-	memcpy(w->key, q->key.data, q->key.len);
+	if (q->key.len) /* an empty key comes as NULL */
+		memcpy(w->key, q->key.data, q->key.len);
 	memcpy(w->reply, q->reply.data, DRAGON_DESC_SIZE);
 	w->klen = q->key.len;
 	w->hash = h;

@@ -174,7 +174,7 @@ int dd_shard_find(const struct dd_shard *s, uint64_t hash, const void *key, size
 		return dg_err(DRAGON_EBADDESC, "shard table out of bounds");
 	for (struct dd_entry *e = entry_at(s, buckets(s)[bucket_of(s, hash)]); e;
 	     e = entry_at(s, e->next)) {
-		if (e->hash == hash && e->klen == klen && !memcmp(e->key, key, klen)) {
+		if (e->hash == hash && e->klen == klen && (!klen || !memcmp(e->key, key, klen))) {
 			*out = e;
 			return DRAGON_OK;
 		}
@@ -191,7 +191,7 @@ static int remove_entry(struct dd_shard *s, uint64_t hash, const void *key, size
 
 	while (*link) {
 		struct dd_entry *e = (struct dd_entry *)(s->base + *link);
-		if (e->hash == hash && e->klen == klen && !memcmp(e->key, key, klen)) {
+		if (e->hash == hash && e->klen == klen && (!klen || !memcmp(e->key, key, klen))) {
 			uint64_t off = *link;
 			int sep = e->flags & DD_ENT_SEPARATE;
 			*link = e->next;
@@ -281,7 +281,8 @@ int dd_shard_put(struct dd_shard *s, uint64_t hash, const void *key, size_t klen
 	e->klen = (uint32_t)klen;
 	e->vlen = vlen;
 	e->flags = separate ? DD_ENT_SEPARATE : 0;
-	memcpy(e->key, key, klen);
+	if (klen) /* an empty key may come as NULL: memcpy's arguments must not be */
+		memcpy(e->key, key, klen);
 	if (separate) {
 		e->val_off = vm.offset;
 	} else {

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/env.h"
 #include "core/err.h"
 #include "launcher/launcher.h"
 #include "launcher/libexec.h"
@@ -108,10 +109,7 @@ int launcher_run_alloc(const char *basedir, int label, char **argv)
 		_exit(EXIT_NOTFOUND);
 	}
 	free(envp);
-	timeout_ms = (launcher_env_int("DRAGON_STARTUP_TIMEOUT") > 0
-			      ? launcher_env_int("DRAGON_STARTUP_TIMEOUT")
-			      : 30) *
-		     1000;
+	timeout_ms = DG_STARTUP_TIMEOUT_MS();
 	snprintf(ready, sizeof(ready), "%s/%s/%s", base, fabric_id, LS_READY_NAME);
 	for (int waited = 0; fd < 0; waited += 10) {
 		int st;

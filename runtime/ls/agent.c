@@ -85,6 +85,8 @@ int ls_ta_spawn(struct ls *ls)
 	/* a table left by an earlier fabric in this directory must not be taken for this one's */
 	unlink(info);
 	unlink(peers);
+	snprintf(info, sizeof(info), "%s/ta.failed", ls->o->dir);
+	unlink(info); /* a previous fabric's */
 	if (dg_libexec_find("dragon-ta", "ta", prog, sizeof(prog))) {
 		char why[512];
 		/* dg_err formats into the buffer dragon_errmsg() returns: copy it first. */
@@ -126,9 +128,22 @@ static int ta_ready(struct ls *ls, char *addr, size_t cap)
 		pid_t pid = __atomic_load_n(&ls->ta_pid, __ATOMIC_ACQUIRE);
 		if (read_keyed(info, "addr", addr, cap) == DRAGON_OK)
 			return DRAGON_OK;
-		if (!pid || (kill(pid, 0) && errno == ESRCH))
+		if (!pid || (kill(pid, 0) && errno == ESRCH)) {
+			char why[700] = "", failed[PATH_MAX + 16];
+			FILE *f;
+			/* its own reason (ta.failed, one line), so the job's tasks see it too */
+			snprintf(failed, sizeof(failed), "%s/ta.failed", ls->o->dir);
+			if ((f = fopen(failed, "re"))) {
+				if (!fgets(why, sizeof(why), f))
+					why[0] = 0;
+				why[strcspn(why, "\n")] = 0;
+				fclose(f);
+				unlink(failed);
+			}
 			return dg_err(DRAGON_EPEER, "the transport agent dragon-ta exited before it was "
-						    "ready; its messages are above");
+						    "ready: %s",
+				      why[0] ? why : "its messages are above");
+		}
 		usleep(2000);
 	}
 	return dg_err(DRAGON_ETIMEDOUT, "the transport agent did not write %s within %d s", info,

@@ -4,6 +4,8 @@
 #define _GNU_SOURCE 1
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -27,6 +29,9 @@
 #include "ls/ls_internal.h"
 #include "../../pmix/boot.h"
 
+/* The last message logged: the reason of a start that fails, for LS_FAILED_NAME. */
+static char last_log[1024];
+
 void ls_log(struct ls *ls, const char *fmt, ...)
 {
 	char buf[1024];
@@ -36,6 +41,123 @@ void ls_log(struct ls *ls, const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "dragon-ls[%d]: %s\n", (int)getpid(), buf);
+	memcpy(last_log, buf, sizeof(buf));
+}
+
+/*
+ * A fabric step's start that fails says why in DIR/ls.failed, which the job's tasks (the SPANK
+ * plugin's task_init) read instead of waiting startup_timeout for an ls.ready that won't come.
+ *
+ * Before the loop serves, a stop signal (scancel; srun ending the fabric step because another
+ * node failed) used to kill dragon-ls on the spot, leaving its files behind (and with --base its
+ * directory). Its handler now does what is async-signal-safe with what was prepared here: it kills
+ * the transport agent, removes our and the agent's files (the directory too when it is ours), and
+ * a fabric step's LS says so in ls.failed. Not inside a launcher, which handles signals itself.
+ */
+static struct {
+	struct ls *ls; /* for the agent's pid, once there is one */
+	pid_t pid;     /* ours: a child between fork and exec leaves everything alone */
+	int report, remove_dir;
+	char dir[PATH_MAX], files[12][PATH_MAX + 32], failed_path[PATH_MAX + 16],
+		failed_tmp[PATH_MAX + 32], why[512];
+	size_t nfiles;
+} early;
+
+static void publish_failed(const char *why, size_t len)
+{
+	int fd = open(early.failed_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0)
+		return;
+	if (write(fd, why, len) != (ssize_t)len || close(fd) || rename(early.failed_tmp, early.failed_path))
+		unlink(early.failed_tmp);
+}
+
+static void on_early_stop(int sig)
+{
+	pid_t ta = early.ls ? early.ls->ta_pid : 0;
+
+	if (getpid() != early.pid) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	if (ta > 0) {
+		char tmp[PATH_MAX + 32], digits[16];
+		size_t n = strlen(early.dir), k = 0;
+		kill(ta, SIGKILL);
+		waitpid(ta, NULL, 0);
+		/* the agent's half-written DIR/.ta.info.PID */
+		do
+			digits[k++] = (char)('0' + ta % 10);
+		while ((ta /= 10) && k < sizeof(digits));
+		if (n + 10 + k < sizeof(tmp)) {
+			memcpy(tmp, early.dir, n);
+			memcpy(tmp + n, "/.ta.info.", 10);
+			n += 10;
+			while (k)
+				tmp[n++] = digits[--k];
+			tmp[n] = 0;
+			unlink(tmp);
+		}
+	}
+	for (size_t i = 0; i < early.nfiles; i++)
+		unlink(early.files[i]);
+	if (early.report)
+		publish_failed(early.why, strlen(early.why));
+	if (early.remove_dir)
+		rmdir(early.dir);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void early_prepare(struct ls *ls, int report)
+{
+	static const char *const names[] = {LS_SOCK_NAME, LS_READY_NAME, "job.key", "ta.peers", "ta.info",
+					    "ta.bell", "ta.failed"};
+	static const char *const written[] = {LS_READY_NAME, "job.key", "ta.peers"};
+	struct sigaction sa = {.sa_handler = on_early_stop};
+	const char *dir = ls->o->dir;
+
+	early.ls = ls;
+	early.pid = getpid();
+	early.report = report;
+	early.remove_dir = ls->o->remove_dir;
+	snprintf(early.dir, sizeof(early.dir), "%s", dir);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		snprintf(early.files[early.nfiles++], sizeof(early.files[0]), "%s/%s", dir, names[i]);
+	/* publish.c's temporary files */
+	for (size_t i = 0; i < sizeof(written) / sizeof(written[0]); i++)
+		snprintf(early.files[early.nfiles++], sizeof(early.files[0]), "%s/.%s.%d", dir, written[i],
+			 (int)getpid());
+	snprintf(early.failed_path, sizeof(early.failed_path), "%s/" LS_FAILED_NAME, dir);
+	snprintf(early.failed_tmp, sizeof(early.failed_tmp), "%s/." LS_FAILED_NAME ".%d", dir, (int)getpid());
+	if (report)
+		unlink(early.failed_path); /* a previous fabric's */
+	snprintf(early.why, sizeof(early.why),
+		 "local services were stopped while starting (another node's failed, or the job ended)\n");
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+/* Once the node is known, the report names it. */
+static void early_name(struct ls *ls)
+{
+	char why[sizeof(early.why)];
+
+	snprintf(why, sizeof(why),
+		 "node %u (%s): local services were stopped while starting (another node's failed, "
+		 "or the job ended)\n",
+		 ls->node_index, ls->host);
+	memcpy(early.why, why, sizeof(why));
+}
+
+static void failed_write(struct ls *ls)
+{
+	char why[1200];
+	int n = snprintf(why, sizeof(why), "node %u (%s): %s\n", ls->node_index, ls->host, last_log);
+
+	publish_failed(why, n > 0 && (size_t)n < sizeof(why) ? (size_t)n : strlen(why));
 }
 
 static void kill_all(struct ls *ls, int signo)
@@ -171,10 +293,24 @@ static void raise_nofile(struct ls *ls)
 		       (unsigned long long)rl.rlim_cur, strerror(errno));
 }
 
+/* A socket file nobody listens on (connect is refused): what killed local services leave. */
+static int stale_socket(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), stale;
+
+	if (fd < 0)
+		return 0;
+	stale = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) && errno == ECONNREFUSED;
+	close(fd);
+	return stale;
+}
+
 int ls_run(const struct ls_opts *o)
 {
 	struct ls ls_s, *ls = &ls_s;
-	int rv = 1, lfd = o->listen_fd, own_sock = 0, tcp_fd = -1;
+	int rv = 1, lfd = o->listen_fd, own_sock = 0, tcp_fd = -1, serving = 0;
+	/* A fabric step's LS (a directory it neither owns nor shares with a launcher) reports a failed start. */
+	int report_failed = o->ctl_fd < 0 && !o->remove_dir, own_signals = o->ctl_fd < 0;
 	const char *dbg = getenv("DRAGON_DEBUG");
 
 	memset(ls, 0, sizeof(*ls));
@@ -183,12 +319,15 @@ int ls_run(const struct ls_opts *o)
 	ls->next_puid = 1;
 	ls->next_pool = 1;
 	ls->debug = dbg && *dbg && strcmp(dbg, "0");
+	if (own_signals)
+		early_prepare(ls, report_failed);
 	signal(SIGPIPE, SIG_IGN);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	if (gethostname(ls->host, sizeof(ls->host) - 1))
 		strcpy(ls->host, "localhost");
 	if (dg_boot_open(o->boot, &ls->boot)) {
 		ls_log(ls, "bootstrap: %s", dragon_errmsg());
+		early.ls = NULL;
 		return 1;
 	}
 	ls->node_index = (uint32_t)ls->boot->rank;
@@ -200,6 +339,8 @@ int ls_run(const struct ls_opts *o)
 		return 1;
 	}
 	raise_nofile(ls);
+	if (own_signals)
+		early_name(ls);
 	ls->next_puid = ((uint64_t)ls->node_index << 48) + 1;
 	if ((size_t)snprintf(ls->sock_path, sizeof(ls->sock_path), "%s/%s", o->dir,
 			     LS_SOCK_NAME) >= sizeof(ls->sock_path)) {
@@ -213,8 +354,14 @@ int ls_run(const struct ls_opts *o)
 			goto out;
 		}
 		strcpy(sa.sun_path, ls->sock_path);
+		int brc;
 		lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 128)) {
+		brc = lfd < 0 ? -1 : bind(lfd, (struct sockaddr *)&sa, sizeof(sa));
+		if (brc && errno == EADDRINUSE && stale_socket(&sa)) {
+			unlink(sa.sun_path); /* left by local services that were killed */
+			brc = bind(lfd, (struct sockaddr *)&sa, sizeof(sa));
+		}
+		if (lfd < 0 || brc || listen(lfd, 128)) {
 			ls_log(ls, "cannot listen on %s: %s", ls->sock_path, strerror(errno));
 			goto out;
 		}
@@ -310,6 +457,7 @@ int ls_run(const struct ls_opts *o)
 		ls_log(ls, "%s", dragon_errmsg());
 		goto out;
 	}
+	serving = 1;
 	event_base_dispatch(ls->base);
 	/* the agent first: it delivers what processes already handed it, then the rest is killed */
 	ls_ta_stop(ls);
@@ -408,6 +556,9 @@ out:
 		close(tcp_fd);
 	(void)own_sock;
 	ls_ta_stop(ls); /* after an early failure (the normal path stopped it already) */
+	if (report_failed && !serving)
+		failed_write(ls);
+	early.ls = NULL;
 	ls_remove_files(ls);
 	while (ls->chans) {
 		struct lchan *lc = ls->chans;

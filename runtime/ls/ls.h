@@ -14,6 +14,13 @@
  */
 #define LS_READY_NAME "ls.ready"
 
+/*
+ * Written (atomically) when a fabric step's local services fail to start, and left in place (the
+ * next start removes it; the job's epilog removes the directory): one line "node N (host): why".
+ * The tasks waiting for LS_READY_NAME fail at once with it.
+ */
+#define LS_FAILED_NAME "ls.failed"
+
 struct ls_opts {
 	const char *dir;       /* the fabric's runtime directory (exists, 0700) */
 	const char *fabric_id; /* the fabric's id (directory name) */

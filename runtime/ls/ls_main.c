@@ -9,6 +9,7 @@
 
 #include <dragon/error.h>
 
+#include "core/inherit.h"
 #include "launcher/rundir.h"
 #include "ls/ls.h"
 
@@ -35,6 +36,8 @@ int main(int argc, char **argv)
 	struct stat st;
 	int c, rv;
 
+	/* Nothing of slurmstepd's (its PMIx server socket) or of our starter's stays open with us. */
+	dg_close_inherited();
 	while ((c = getopt_long(argc, argv, "d:f:b:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':

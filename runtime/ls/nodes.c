@@ -12,6 +12,7 @@
 #include <sodium.h>
 #include <unistd.h>
 
+#include "core/env.h"
 #include "core/err.h"
 #include "gs/gs.h"
 #include "ls/ls_internal.h"
@@ -237,10 +238,7 @@ int ls_links_prepare(struct ls *ls, int *tcp_fd)
 
 int ls_startup_timeout_ms(void)
 {
-	const char *t = getenv("DRAGON_STARTUP_TIMEOUT");
-	int s = t ? atoi(t) : 0;
-
-	return (s > 0 ? s : 30) * 1000;
+	return DG_STARTUP_TIMEOUT_MS(); /* bounded: a huge value overflowed the product */
 }
 
 /*

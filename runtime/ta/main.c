@@ -20,7 +20,9 @@
 
 #include <sodium.h>
 
+#include "core/env.h"
 #include "core/err.h"
+#include "core/inherit.h"
 #include "core/shm.h"
 #include "ta/agent.h"
 
@@ -275,8 +277,7 @@ static int read_key(const char *path, unsigned char key[DG_FRAME_KEY])
  */
 static int wait_key(const char *path, unsigned char key[DG_FRAME_KEY])
 {
-	const char *v = getenv("DRAGON_STARTUP_TIMEOUT");
-	int ms = (v && atoi(v) > 0 ? atoi(v) : 30) * 1000;
+	int ms = DG_STARTUP_TIMEOUT_MS();
 
 	for (int waited = 0;; waited += 5) {
 		if (access(path, F_OK) == 0 || waited >= ms || stopping)
@@ -317,6 +318,24 @@ static int write_info(struct agent *a, const char *dir)
 		return dg_err_sys("rename to %s", a->info);
 	}
 	return DRAGON_OK;
+}
+
+/*
+ * A start that fails leaves its reason in DIR/ta.failed (written whole) for local services, which
+ * pass it on to the job's tasks at once instead of letting them wait for a fabric that won't come.
+ */
+static void write_failed(const char *dir, const char *why)
+{
+	char path[PATH_MAX + 16], tmp[PATH_MAX + 32];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/ta.failed", dir);
+	snprintf(tmp, sizeof(tmp), "%s/.ta.failed.%d", dir, (int)getpid());
+	if (!(f = fopen(tmp, "wxe")))
+		return;
+	fprintf(f, "%s\n", why);
+	if (fclose(f) || rename(tmp, path))
+		unlink(tmp);
 }
 
 static size_t env_mb(const char *name, size_t dflt)
@@ -377,6 +396,8 @@ int main(int argc, char **argv)
 	long node = -1;
 	int c, rv;
 
+	/* Local services' sockets (and what they inherited) are not ours: close them first. */
+	dg_close_inherited();
 	dg_ta_config_init(&cfg);
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end;
@@ -449,6 +470,7 @@ int main(int argc, char **argv)
 	if (sodium_init() < 0 || setup(&a, &cfg, dir) ||
 	    wait_key(keyf ? keyf : keypath, cfg.key)) {
 		agent_log(&a, "%s", dragon_errmsg());
+		write_failed(dir, dragon_errmsg());
 		rv = 1;
 	} else {
 		char where[256];

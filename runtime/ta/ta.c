@@ -1,5 +1,6 @@
 /* runtime/ta/ta.c: the transport agent's libfabric layer (RDM endpoint, buffers): configuration, open and close. */
 #include "ta/ta_internal.h"
+#include "core/env.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,29 +22,19 @@ void dg_ta_config_init(struct dg_ta_config *cfg)
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->provider = "tcp;ofi_rxm";
-	cfg->chunk = 256 * 1024;
-	cfg->window = 16;
-	cfg->slots = 32;
 	cfg->max_msg = (size_t)1 << 30;
-	cfg->dead_ms = 5000;
-	cfg->spin_us = 20000;
 	if ((e = getenv("DRAGON_TA_PROVIDER")) && *e)
 		cfg->provider = e;
 	if ((e = getenv("DRAGON_TA_IFACE")) && *e)
 		cfg->iface = e;
 	if ((e = getenv("DRAGON_TA_BIND")) && *e)
 		cfg->bind = e;
-	if ((e = getenv("DRAGON_TA_DEAD_MS")) && atoi(e) > 0)
-		cfg->dead_ms = atoi(e);
-	if ((e = getenv("DRAGON_TA_SPIN_US")) && atoi(e) >= 0)
-		cfg->spin_us = atoi(e);
+	cfg->dead_ms = (int)dg_env_ulong("DRAGON_TA_DEAD_MS", 5000, 1, 3600000);
+	cfg->spin_us = (int)dg_env_ulong("DRAGON_TA_SPIN_US", 20000, 0, 60000000);
 	/* Chunk and window trade memory for bandwidth: slots x chunk bytes each way per agent. */
-	if ((e = getenv("DRAGON_TA_CHUNK_KB")) && atoi(e) >= 4 && atoi(e) <= 16384)
-		cfg->chunk = (size_t)atoi(e) << 10;
-	if ((e = getenv("DRAGON_TA_WINDOW")) && atoi(e) >= 2 && atoi(e) <= 1024) {
-		cfg->window = (unsigned)atoi(e);
-		cfg->slots = 2 * cfg->window;
-	}
+	cfg->chunk = (size_t)dg_env_ulong("DRAGON_TA_CHUNK_KB", 256, 4, 16384) << 10;
+	cfg->window = (unsigned)dg_env_ulong("DRAGON_TA_WINDOW", 16, 2, 1024);
+	cfg->slots = 2 * cfg->window;
 }
 
 void dg_ta_set_key(dg_ta *ta, const unsigned char key[DG_FRAME_KEY])
@@ -125,6 +116,34 @@ static int cq_open(dg_ta *ta, struct fi_cq_attr *attr)
 	return fi_cq_open(ta->domain, attr, &ta->cq, NULL);
 }
 
+/*
+ * The providers that offer what the agent needs (RDM messages), for the message of a provider
+ * that does not: "tcp;ofi_rxm, udp;ofi_rxd, shm" (each once, in libfabric's order).
+ */
+static void list_providers(struct fi_info *hints, char *out, size_t cap)
+{
+	struct fi_info *all = NULL;
+	char *want = hints->fabric_attr->prov_name;
+	size_t n = 0;
+
+	out[0] = 0;
+	hints->fabric_attr->prov_name = NULL;
+	if (fi_getinfo(FI_VERSION(1, 14), NULL, NULL, 0, hints, &all) == 0) {
+		for (struct fi_info *i = all; i; i = i->next) {
+			const char *p = i->fabric_attr->prov_name;
+			int seen = 0;
+			for (struct fi_info *j = all; j != i && !seen; j = j->next)
+				seen = !strcmp(j->fabric_attr->prov_name, p);
+			if (!seen && n < cap)
+				n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? ", " : "", p);
+		}
+		fi_freeinfo(all);
+	}
+	hints->fabric_attr->prov_name = want;
+	if (!out[0])
+		snprintf(out, cap, "none");
+}
+
 int dg_ta_open(const struct dg_ta_config *cfg, dg_ta **out)
 {
 	struct fi_info *hints = NULL;
@@ -182,9 +201,12 @@ int dg_ta_open(const struct dg_ta_config *cfg, dg_ta **out)
 	rc = fi_getinfo(FI_VERSION(1, 14), node[0] ? node : NULL, service, node[0] ? FI_SOURCE : 0,
 			hints, &ta->info);
 	if (rc) {
-		rv = dg_err(DRAGON_ENOTSUP, "no libfabric provider '%s'%s%s for RDM messages: %s",
+		char have[512];
+		list_providers(hints, have, sizeof(have));
+		rv = dg_err(DRAGON_ENOTSUP, "no libfabric provider '%s'%s%s for RDM messages (%s); "
+					    "providers here: %s (--dragon=transport=NAME, DRAGON_TA_PROVIDER)",
 			    ta->provider, ta->cfg.iface ? " on " : "",
-			    ta->cfg.iface ? ta->cfg.iface : "", fi_strerror(-rc));
+			    ta->cfg.iface ? ta->cfg.iface : "", fi_strerror(-rc), have);
 		goto out;
 	}
 	if (ta->info->ep_attr->max_msg_size < ta->cfg.chunk + DG_FRAME_OVERHEAD) {

@@ -305,3 +305,99 @@ load common
 	! grep -q "script woke" "$work/out"
 	assert_job_clean "$job"
 }
+
+@test "--dragon=transport=NOSUCH on three nodes fails within seconds, naming the provider and the providers that exist" {
+	t0=$(date +%s%N)
+	run --separate-stderr timeout 60 srun --dragon=transport=NOSUCH -N3 true
+	t1=$(date +%s%N)
+	echo "$stderr"
+	echo "took $(( (t1 - t0) / 1000000 )) ms"
+	[ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+	# startup_timeout is 30 s: a failure that was passed on, not a wait that ran out.
+	[ $(( (t1 - t0) / 1000000 )) -lt 10000 ]
+	! grep -q "did not start within" <<<"$stderr"
+	# Every node says its runtime failed; the nodes that failed first name the provider (srun
+	# then stops the others, which say so).
+	[ "$(grep -c "dragon: node dgtc[0-9]*-node[0-9]: the job's runtime failed to start: node [0-2] (dgtc[0-9]*-node[0-9]): " <<<"$stderr")" -eq 3 ]
+	grep -q "the job's runtime failed to start: node [0-2] (dgtc[0-9]*-node[0-9]): .*no libfabric provider 'NOSUCH'.*providers here: .*tcp;ofi_rxm" <<<"$stderr"
+}
+
+@test "after a fabric that failed to start, the next --dragon step of the job starts a new one (the old failure is not taken for the new fabric's)" {
+	run --separate-stderr timeout 90 salloc -Q -N3 sh -c "
+		srun --dragon=transport=NOSUCH -N3 true; echo \"bad rc=\$?\"
+		# the failed fabric step's srun ends a moment after the step that saw its failure
+		for i in \$(seq 100); do squeue -h -s -j \$SLURM_JOB_ID -o %j | grep -q dragon-fabric || break; sleep 0.1; done
+		srun --dragon -N3 '$JOIN'; echo \"good rc=\$?\""
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	grep -qE '^bad rc=[1-9]' <<<"$output"
+	grep -q '^good rc=0' <<<"$output"
+	[ "$(grep -c '^joined job[0-9]* [0-2] 3 ' <<<"$output")" -eq 3 ]
+}
+
+# The sockets and pipes process $1 has open from descriptor $2 up, one "socket:[N]" per line.
+fd_objects() {
+	local f n
+	for f in /proc/"$1"/fd/*; do
+		n=${f##*/}
+		[ "$n" -ge "$2" ] || continue
+		readlink "$f" 2>/dev/null | grep -E '^(socket|pipe):' || true
+	done
+}
+
+# Fails (naming it) when process $1 ($2: what it is) has a descriptor from 3 up that is not one of
+# its own kinds, or that is also open in one of the processes $3... (it inherited it).
+assert_own_fds() {
+	local pid=$1 what=$2 f n t p
+	shift 2
+	local theirs
+	theirs=$(for p in "$@"; do fd_objects "$p" 0; done | sort -u)
+	for f in /proc/"$pid"/fd/*; do
+		n=${f##*/}
+		[ "$n" -ge 3 ] || continue
+		t=$(readlink "$f") || continue
+		if ! [[ "$t" =~ ^(socket|pipe):\[[0-9]+\]$|^anon_inode:\[(eventpoll|eventfd)\]$|^/memfd:dragon-pool|^/tmp/dragon-run/[0-9]+/[0-9]+/ta\.bell$ ]]; then
+			echo "$what $pid: descriptor $n is $t"
+			return 1
+		fi
+		if grep -qxF "$t" <<<"$theirs"; then
+			echo "$what $pid: descriptor $n ($t) is also open in its parent: inherited"
+			return 1
+		fi
+	done
+}
+
+# Every node's local services and transport agent of job $1 hold only their own descriptors.
+daemons_own_fds() {
+	local i ls ta stepd
+	for i in 0 1 2; do
+		ls=$(ls_of_node "$1" "$i") && [ -n "$ls" ] || { echo "no local services of node $i"; return 1; }
+		ta=$(pgrep -P "$ls" -f dragon-ta) && [ -n "$ta" ] || { echo "no transport agent on node $i"; return 1; }
+		stepd=$(ps -o ppid= "$ls" | tr -d ' ')
+		[ "$(cat /proc/"$stepd"/comm)" = slurmstepd ] || { echo "node $i: parent $stepd is not slurmstepd"; return 1; }
+		# The comparison sees what is shared: standard output is slurmstepd's pipe.
+		grep -qxF "$(readlink /proc/"$ls"/fd/1)" <<<"$(fd_objects "$stepd" 0)" || return 1
+		assert_own_fds "$ls" "node $i's dragon-ls" "$stepd" || return 1
+		assert_own_fds "$ta" "node $i's dragon-ta" "$ls" "$stepd" || return 1
+	done
+}
+
+@test "local services and transport agents hold no descriptor they inherited (slurmstepd's PMIx server socket, local services' sockets)" {
+	cat >"$work/job.sh" <<-EOF
+	#!/bin/sh
+	srun -N3 true && touch "$work/up"
+	exec sleep 300
+	EOF
+	run timeout 60 sbatch --parsable --dragon -N3 -o "$work/out" "$work/job.sh"
+	[ "$status" -eq 0 ]
+	job=$output
+	for _ in $(seq 300); do [ -e "$work/up" ] && break; sleep 0.1; done
+	[ -e "$work/up" ]
+	rc=0
+	daemons_own_fds "$job" || rc=$?
+	scancel "$job"
+	[ "$rc" -eq 0 ]
+	for _ in $(seq 300); do [ -z "$(squeue -h -j "$job")" ] && break; sleep 0.1; done
+	assert_job_clean "$job"
+}

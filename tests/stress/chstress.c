@@ -189,8 +189,12 @@ static int worker(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(argv[2], "producer"))
-		return producer(ch, lm.ptr, (uint32_t)atoi(argv[3]), (uint32_t)atoi(argv[4]));
-	return consumer(ch, lm.ptr);
+		rv = producer(ch, lm.ptr, (uint32_t)atoi(argv[3]), (uint32_t)atoi(argv[4]));
+	else
+		rv = consumer(ch, lm.ptr);
+	dragon_pool_detach(lm.pool);
+	dragon_channel_detach(ch);
+	return rv;
 }
 
 static pid_t spawn(const char *role, uint32_t id, uint32_t n)
