@@ -17,6 +17,7 @@
 #include "core/err.h"
 #include "launcher/libexec.h"
 #include "ls/ls_internal.h"
+#include "ta/ta.h"
 #include "../../pmix/boot.h"
 
 /* Read the value of "key value" line `key` of a small file; DRAGON_ENOTFOUND if absent. */
@@ -115,10 +116,12 @@ int ls_ta_spawn(struct ls *ls)
 }
 
 /*
- * The agent announced its endpoint address in DIR/ta.info. Runs on the exchange thread: the main
- * loop reaps the agent (and clears ta_pid) if it exits, as ls_ta_stop does when LS stops.
+ * The agent announced its endpoint address in DIR/ta.info. On the exchange thread (reap 0) the
+ * main loop reaps the agent (and clears ta_pid) if it exits, as ls_ta_stop does when LS stops;
+ * before the main loop runs (reap 1) we reap it here, since an exited agent stays a zombie that
+ * kill(pid, 0) still finds.
  */
-static int ta_ready(struct ls *ls, char *addr, size_t cap)
+static int ta_ready(struct ls *ls, char *addr, size_t cap, int reap)
 {
 	char info[PATH_MAX + 16];
 	int ms = ls_startup_timeout_ms();
@@ -128,6 +131,10 @@ static int ta_ready(struct ls *ls, char *addr, size_t cap)
 		pid_t pid = __atomic_load_n(&ls->ta_pid, __ATOMIC_ACQUIRE);
 		if (read_keyed(info, "addr", addr, cap) == DRAGON_OK)
 			return DRAGON_OK;
+		if (reap && pid && waitpid(pid, NULL, WNOHANG) == pid) {
+			__atomic_store_n(&ls->ta_pid, 0, __ATOMIC_RELEASE);
+			pid = 0;
+		}
 		if (!pid || (kill(pid, 0) && errno == ESRCH)) {
 			char why[700] = "", failed[PATH_MAX + 16];
 			FILE *f;
@@ -174,7 +181,7 @@ static void *exchange(void *arg)
 	double up;
 	int fd;
 
-	if (ta_ready(ls, addr, sizeof(addr))) {
+	if (ta_ready(ls, addr, sizeof(addr), 0)) {
 		ls_log(ls, "transport: %s; channels of other nodes are unreachable from this node",
 		       dragon_errmsg());
 		/* The other nodes still learn, from the fence, that this one has no agent ("-"),
@@ -249,6 +256,24 @@ int ls_ta_exchange_end(struct ls *ls)
 	free(x);
 	ls->ta_xchg = NULL;
 	return 0;
+}
+
+/*
+ * A provider the job named itself (--dragon=transport=, DRAGON_TA_PROVIDER other than the
+ * default) may not exist on this node, and only loading libfabric tells: wait for the agent
+ * before saying ready, so that a wrong name fails the fabric's start at once with the agent's
+ * reason (ls.failed, which the job's tasks print) instead of a fabric whose channels across
+ * nodes fail later. Such a job pays the agent's start-up in its first step; the default
+ * provider keeps the agent off the start-up path.
+ */
+int ls_ta_check_named_provider(struct ls *ls)
+{
+	const char *p = getenv("DRAGON_TA_PROVIDER");
+	char addr[600];
+
+	if (!ls->ta_pid || !p || !*p || !strcmp(p, DG_TA_DEFAULT_PROVIDER))
+		return DRAGON_OK;
+	return ta_ready(ls, addr, sizeof(addr), 1);
 }
 
 /* DRAGON_TA=off: a fabric without channels across nodes (the rest works as usual). */

@@ -369,7 +369,8 @@ int ls_run(const struct ls_opts *o)
 	}
 	/* Descriptors of what this node creates (its channels) carry its index. */
 	dg_set_local_node(ls->node_index);
-	if (ls->node_count > 1 && !ls_ta_disabled() && ls_ta_spawn(ls)) {
+	if (ls->node_count > 1 && !ls_ta_disabled() &&
+	    (ls_ta_spawn(ls) || ls_ta_check_named_provider(ls))) {
 		ls_log(ls, "transport: %s", dragon_errmsg());
 		goto out;
 	}

@@ -21,7 +21,7 @@ void dg_ta_config_init(struct dg_ta_config *cfg)
 	const char *e;
 
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->provider = "tcp;ofi_rxm";
+	cfg->provider = DG_TA_DEFAULT_PROVIDER;
 	cfg->max_msg = (size_t)1 << 30;
 	if ((e = getenv("DRAGON_TA_PROVIDER")) && *e)
 		cfg->provider = e;
@@ -163,7 +163,7 @@ int dg_ta_open(const struct dg_ta_config *cfg, dg_ta **out)
 	if (!ta)
 		return dg_err(DRAGON_ENOMEM, "transport agent");
 	ta->cfg = *cfg;
-	copy_str(ta->provider, sizeof(ta->provider), cfg->provider ? cfg->provider : "tcp;ofi_rxm");
+	copy_str(ta->provider, sizeof(ta->provider), cfg->provider ? cfg->provider : DG_TA_DEFAULT_PROVIDER);
 	copy_str(ta->iface, sizeof(ta->iface), cfg->iface);
 	copy_str(ta->bind, sizeof(ta->bind), cfg->bind);
 	copy_str(ta->peer_file, sizeof(ta->peer_file), cfg->peer_file);

@@ -7,6 +7,9 @@
 
 #include "ta/frame.h"
 
+/* The libfabric provider when none is named (--dragon=transport=, DRAGON_TA_PROVIDER). */
+#define DG_TA_DEFAULT_PROVIDER "tcp;ofi_rxm"
+
 typedef struct dg_ta dg_ta;
 
 struct dg_ta_config {
