@@ -25,15 +25,9 @@
 static PyObject *DragonError;
 static PyObject *err_class[DRAGON_ERR_MAX];
 
-PyObject *raise_rc(int rc)
+PyObject *raise_with_code(PyObject *cls, PyObject *msg, int rc)
 {
-	PyObject *cls = (rc > 0 && rc < DRAGON_ERR_MAX && err_class[rc]) ? err_class[rc] : DragonError;
-	const char *detail = dragon_errmsg();
-	PyObject *msg = PyUnicode_FromFormat("%s%s%s", dragon_strerror(rc), *detail ? ": " : "", detail);
-	if (!msg)
-		return NULL;
 	PyObject *exc = PyObject_CallOneArg(cls, msg);
-	Py_DECREF(msg);
 	if (!exc)
 		return NULL;
 	PyObject *code = PyLong_FromLong(rc);
@@ -46,8 +40,20 @@ PyObject *raise_rc(int rc)
 	return NULL;
 }
 
+PyObject *raise_rc(int rc)
+{
+	PyObject *cls = (rc > 0 && rc < DRAGON_ERR_MAX && err_class[rc]) ? err_class[rc] : DragonError;
+	const char *detail = dragon_errmsg();
+	PyObject *msg = PyUnicode_FromFormat("%s%s%s", dragon_strerror(rc), *detail ? ": " : "", detail);
+	if (!msg)
+		return NULL;
+	raise_with_code(cls, msg, rc);
+	Py_DECREF(msg);
+	return NULL;
+}
+
 /* Seconds (float, None = forever) to what libdragon takes. */
-static int timeout_us(PyObject *t, long *us)
+int timeout_us(PyObject *t, long *us)
 {
 	if (t == NULL || t == Py_None) {
 		*us = -1;

@@ -7,6 +7,13 @@
 /* _core.c: set the Python exception for a DRAGON_E* code (its class, dragon_errmsg()); returns NULL. */
 PyObject *raise_rc(int rc);
 
+/* _core.c: raise an instance of cls made from msg, with its DRAGON_E* code as .code; returns NULL. */
+PyObject *raise_with_code(PyObject *cls, PyObject *msg, int rc);
+
+/* _core.c: seconds (a float; None or NULL = forever) to microseconds (-1 = forever); -1 with a
+ * Python exception if t is not a number. */
+int timeout_us(PyObject *t, long *us);
+
 /* _ddict.c: add the dictionary's type, functions and DDictFullError to the module. */
 int ddict_module_init(PyObject *m);
 

@@ -35,32 +35,22 @@ static PyObject *dd_raise(int rc)
 	if (rc != DRAGON_ENOSPACE)
 		return raise_rc(rc);
 	const char *detail = dragon_errmsg();
-	PyObject *exc = PyObject_CallFunction(DDictFullError, "s", *detail ? detail : dragon_strerror(rc));
-	if (!exc)
+	PyObject *msg = PyUnicode_FromString(*detail ? detail : dragon_strerror(rc));
+	if (!msg)
 		return NULL;
-	PyObject *code = PyLong_FromLong(rc);
-	if (code) {
-		PyObject_SetAttrString(exc, "code", code);
-		Py_DECREF(code);
-	}
-	PyErr_SetObject(DDictFullError, exc);
-	Py_DECREF(exc);
+	raise_with_code(DDictFullError, msg, rc);
+	Py_DECREF(msg);
 	return NULL;
 }
 
-/* Seconds (float, None = forever) to milliseconds (-1 = forever). */
+/* Seconds (float, None = forever) to milliseconds (-1 = forever), rounded up. */
 static int dd_timeout_ms(PyObject *t, int *ms)
 {
-	if (t == NULL || t == Py_None) {
-		*ms = -1;
-		return 0;
-	}
-	double s = PyFloat_AsDouble(t);
-	if (s == -1.0 && PyErr_Occurred())
+	long us;
+
+	if (timeout_us(t, &us) < 0)
 		return -1;
-	if (s < 0)
-		s = 0;
-	*ms = s * 1000.0 >= (double)INT_MAX ? -1 : (int)(s * 1000.0 + 0.999);
+	*ms = us < 0 || us / 1000 >= INT_MAX ? -1 : (int)((us + 999) / 1000);
 	return 0;
 }
 
