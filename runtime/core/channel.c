@@ -147,7 +147,10 @@ DRAGON_API int dragon_channel_attach(const dragon_channel_desc_t *desc, dragon_c
 		free(ch);
 		return rv;
 	}
-	h = dg_pool_ptr(pool, d.offset, sizeof(struct ch_hdr));
+	/* Channels are pool allocations, aligned for their header: an offset that is not comes
+	 * from a damaged or forged descriptor, and reading a header there is undefined. */
+	h = d.offset % _Alignof(struct ch_hdr) ? NULL
+					     : dg_pool_ptr(pool, d.offset, sizeof(struct ch_hdr));
 	if (h && h->magic == CH_MAGIC_V1 && h->id == d.size) {
 		dragon_pool_detach(pool);
 		free(ch);
