@@ -2,7 +2,6 @@
 import atexit
 import os
 import select
-import subprocess
 import sys
 import threading
 import time
@@ -42,6 +41,7 @@ def _start_private():
                                 "not found (set DRAGON_LAUNCHER)")
     # A session of its own: the terminal's Ctrl-C reaches this program, which tears the fabric
     # down at exit, rather than the fabric under it.
+    import subprocess  # only a process that starts a private fabric needs it (not a child)
     p = subprocess.Popen([prog, "--local", "/bin/sh", "-c", _KEEPER], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, start_new_session=True, close_fds=True)
     env = {}
@@ -154,6 +154,7 @@ def _stop_relay():
 
 
 def _stop(p):
+    import subprocess
     try:
         p.stdin.close()
     except OSError:

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import weakref
+from importlib.machinery import PathFinder as _PathFinder
 
 import multiprocessing
 import multiprocessing.connection as _mpconn
@@ -26,10 +27,10 @@ import multiprocessing.util as _mputil
 
 from . import _core, _fabric
 
-try:
-    import cloudpickle as _cloudpickle
-except ImportError:  # the Debian package python3-cloudpickle; without it, by reference only
-    _cloudpickle = None
+# cloudpickle (the Debian package python3-cloudpickle; without it, by reference only) is imported
+# when something must travel by value: a child that only receives does not pay for it at start
+# (loading a by-value pickle imports it by itself).
+_HAVE_CLOUDPICKLE = _PathFinder.find_spec("cloudpickle") is not None
 
 _C = _core
 _UNBOUNDED = 1 << 30  # "no limit" for a queue's maxsize and a semaphore's value
@@ -45,16 +46,23 @@ def _by_value_dumps(obj, buffer_callback=None):
     """cloudpickle (functions and classes of __main__ by value) with multiprocessing's own
     reducers too (ForkingPickler.register: heap arenas, connections, sockets...)."""
     buf = io.BytesIO()
-    _ValuePickler(buf, protocol=5, buffer_callback=buffer_callback).dump(obj)
+    _value_pickler()(buf, protocol=5, buffer_callback=buffer_callback).dump(obj)
     return buf.getvalue()
 
 
-if _cloudpickle is not None:
-    from multiprocessing.reduction import ForkingPickler as _FP
+_ValuePickler = None
 
-    class _ValuePickler(_cloudpickle.CloudPickler):
-        dispatch_table = collections.ChainMap(_FP._extra_reducers,
-                                              _cloudpickle.CloudPickler.dispatch_table)
+
+def _value_pickler():
+    global _ValuePickler
+    if _ValuePickler is None:
+        import cloudpickle
+        from multiprocessing.reduction import ForkingPickler as _FP
+
+        class _ValuePickler(cloudpickle.CloudPickler):
+            dispatch_table = collections.ChainMap(_FP._extra_reducers,
+                                                  cloudpickle.CloudPickler.dispatch_table)
+    return _ValuePickler
 
 
 _OOB = 0x01
@@ -92,13 +100,13 @@ def _dumps_parts(obj, by_value=False, strict=False):
     if strict:
         # results of Pool workers: what CPython cannot send raises (MaybeEncodingError)
         data = _mp_dumps(obj, cb)
-    elif by_value or _cloudpickle is not None and _main_is_interactive():
+    elif by_value or _HAVE_CLOUDPICKLE and _main_is_interactive():
         data = _by_value_dumps(obj, cb)
     else:
         try:
             data = _mp_dumps(obj, cb)
         except (pickle.PicklingError, AttributeError, TypeError):
-            if _cloudpickle is None:
+            if not _HAVE_CLOUDPICKLE:
                 raise
             bufs.clear()  # functions and classes that only exist here travel by value
             data = _by_value_dumps(obj, cb)
@@ -1371,7 +1379,7 @@ class Popen:
         _mpctx.set_spawning_popen(self)
         try:
             try:
-                body = _by_value_dumps(process_obj) if _cloudpickle else \
+                body = _by_value_dumps(process_obj) if _HAVE_CLOUDPICKLE else \
                     pickle.dumps(process_obj, protocol=5)
             except Exception as e:
                 what = getattr(process_obj, "_target", None)
