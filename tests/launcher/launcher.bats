@@ -91,7 +91,7 @@ wait_for() { # wait_for FILE: up to 5 s
 }
 
 @test "an interpreter named as PROG imports the package too (its default start method stays CPython's)" {
-	run -0 env -u PYTHONPATH "$DRAGON" --runtime-dir "$BASE" "${PYTHON:-/usr/bin/python3}" -c \
+	run -0 env -u PYTHONPATH "$DRAGON" --runtime-dir "$BASE" "${DRAGON_PYTHON:-${PYTHON:-/usr/bin/python3}}" -c \
 		'import multiprocessing as mp, dragon; print(dragon.__name__, mp.get_start_method())'
 	[ "$output" = "dragon fork" ]
 	assert_clean
