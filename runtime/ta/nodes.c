@@ -183,11 +183,16 @@ int agent_send_queued(struct agent *a)
 		while (q->head) {
 			struct out *o = q->head;
 			size_t before = o->off;
+			int known = a->peers_known;
 			int rc = dg_ta_send_nb(a->ta, n, DG_GW_PORT, o->buf, o->len, &o->off);
 			if (o->off != before)
 				sent = 1;
 			if (rc == DRAGON_EAGAIN)
 				break;
+			/* ta.peers may have appeared between the send and this look: the node is known
+			 * now, so the send goes again rather than taking the node for dead. */
+			if (rc == DRAGON_ENOTFOUND && !known && !agent_awaiting_peers(a) && a->peers_known)
+				continue;
 			if (rc == DRAGON_ENOTFOUND && agent_awaiting_peers(a)) {
 				if (!a->held_for_peers++ && a->debug)
 					agent_log(a, "holding messages for node %u until local services "
