@@ -386,6 +386,10 @@ int ls_run(const struct ls_opts *o)
 		ls_log(ls, "transport: %s", dragon_errmsg());
 		goto out;
 	}
+	if (ls->ta_pid && ls_ta_exchange_wait(ls)) {
+		ls_log(ls, "transport: %s", dragon_errmsg());
+		goto out;
+	}
 	if (ls_make_base_env(ls))
 		goto out;
 	ls->base = event_base_new();

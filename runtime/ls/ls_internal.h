@@ -306,6 +306,7 @@ void ls_node_lost(struct ls *ls, uint32_t node, const char *why);
 
 int ls_ta_spawn(struct ls *ls);
 int ls_ta_exchange_start(struct ls *ls);
+int ls_ta_exchange_wait(struct ls *ls);
 int ls_ta_check_named_provider(struct ls *ls);
 int ls_ta_exchange_end(struct ls *ls);
 int ls_ta_disabled(void);

@@ -37,7 +37,7 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	mkdir -m 700 "$RT/slow"
 	printf '#!/bin/sh\nsleep 4\nexec "%s" "$@"\n' "$B/runtime/ta/dragon-ta" >"$RT/slow/dragon-ta"
 	chmod +x "$RT/slow/dragon-ta"
-	NODES_EARLY=1 DRAGON_LIBEXECDIR="$RT/slow" start_nodes 2
+	DRAGON_TA_EARLY_READY=1 NODES_EARLY=1 DRAGON_LIBEXECDIR="$RT/slow" start_nodes 2
 	grep -q '^pending 1$' "$RT/n1/ta.info"
 	[ ! -e "$RT/n1/ta.peers" ]
 	bg 0 "$RT/serve.out" "$CH" serve early 50 1
@@ -54,7 +54,7 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	mkdir -m 700 "$RT/bad"
 	printf '#!/bin/sh\n[ "$2" = 1 ] && exit 3\nexec "%s" "$@"\n' "$B/runtime/ta/dragon-ta" >"$RT/bad/dragon-ta"
 	chmod +x "$RT/bad/dragon-ta"
-	NODES_EARLY=1 DRAGON_LIBEXECDIR="$RT/bad" start_nodes 2
+	DRAGON_TA_EARLY_READY=1 NODES_EARLY=1 DRAGON_LIBEXECDIR="$RT/bad" start_nodes 2
 	for _ in $(seq 400); do [ -e "$RT/n0/ta.peers" ] && break; sleep 0.05; done
 	[ -e "$RT/n0/ta.peers" ]
 	grep -q "transport: .*unreachable from this node" "$RT/ls1.log"
