@@ -189,16 +189,20 @@ int agent_send_queued(struct agent *a)
 				sent = 1;
 			if (rc == DRAGON_EAGAIN)
 				break;
-			/* ta.peers may have appeared between the send and this look: the node is known
-			 * now, so the send goes again rather than taking the node for dead. */
-			if (rc == DRAGON_ENOTFOUND && !known && !agent_awaiting_peers(a) && a->peers_known)
-				continue;
-			if (rc == DRAGON_ENOTFOUND && agent_awaiting_peers(a)) {
-				if (!a->held_for_peers++ && a->debug)
-					agent_log(a, "holding messages for node %u until local services "
-						     "wrote the agents' addresses (ta.peers)",
-						  n);
-				break;
+			if (rc == DRAGON_ENOTFOUND) {
+				/* one look at ta.peers (it stats the file) for both questions */
+				int waiting = agent_awaiting_peers(a);
+				/* ta.peers may have appeared between the send and this look: the node
+				 * is known now, so the send goes again rather than taking it for dead. */
+				if (!waiting && !known && a->peers_known)
+					continue;
+				if (waiting) {
+					if (!a->held_for_peers++ && a->debug)
+						agent_log(a, "holding messages for node %u until local "
+							     "services wrote the agents' addresses (ta.peers)",
+							  n);
+					break;
+				}
 			}
 			if (rc == DRAGON_ENOTFOUND && !a->peers_known)
 				dg_err(DRAGON_EPEER, "no address of node %u's transport agent: local "
