@@ -1,11 +1,14 @@
 # tests/integration/common.bash: what the cluster tests share: a work directory the nodes see, sbatch with a bounded wait, a job's fabric processes.
 
+load heal
+
 setup() {
 	B="${top_builddir:?}"
 	JOIN="$B/tests/integration/join_check"
 	DRAGON="$B/runtime/launcher/dragon"
 	# Job output must be visible from the nodes and from here: not under /tmp.
 	work=$(mktemp -d "$DRAGON_TC_STATE/bats.XXXXXX")
+	tc_heal
 }
 
 teardown() {

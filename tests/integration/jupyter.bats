@@ -1,8 +1,10 @@
 #!/usr/bin/env bats
 # tests/integration/jupyter.bats: the Dragon Jupyter kernel inside a 3-node --dragon job of the test cluster: the tutorial notebook through nbclient, an interrupt, the kernel spec joining the job's fabric (run by cluster.sh).
 bats_require_minimum_version 1.5.0
+load heal
 
 setup() {
+	tc_heal || return 1
 	B="${top_builddir:?}"
 	S="${top_srcdir:?}"
 	OUT="$(mktemp -d /var/tmp/dragon-jupyter-bats.XXXXXX)"

@@ -16,7 +16,7 @@ tests_integration_boot_check_LDADD = runtime/libdragon_impl.la
 check_PROGRAMS += tests/integration/join_check
 tests_integration_join_check_SOURCES = tests/integration/join_check.c
 tests_integration_join_check_LDADD = runtime/libdragon_impl.la
-EXTRA_DIST += tests/integration/fabric.bats tests/integration/launcher.bats tests/integration/common.bash tests/integration/users.bats tests/integration/intruder.py
+EXTRA_DIST += tests/integration/fabric.bats tests/integration/launcher.bats tests/integration/common.bash tests/integration/heal.bash tests/integration/users.bats tests/integration/intruder.py
 
 # Both sides of a node lost mid-job (lostnode.bats).
 check_PROGRAMS += tests/integration/lost_check

@@ -1,8 +1,10 @@
 #!/usr/bin/env bats
 # tests/integration/python.bats: Python multiprocessing with the "dragon" start method across the 3 nodes of the test cluster (run by cluster.sh).
 bats_require_minimum_version 1.5.0
+load heal
 
 setup() {
+	tc_heal || return 1
 	B="${top_builddir:?}"
 	S="${top_srcdir:?}"
 	DRAGON="$B/runtime/launcher/dragon"
