@@ -14,16 +14,10 @@ tc_up() {
 	else
 		_ids="1 2 3 4 5 6 7 8 9"
 	fi
-	_chosen=
-	for _i in $_ids; do
-		[ "$_i" = default ] && _i=
-		export DRAGON_TC_ID="$_i"
-		if "$tc" check >/dev/null 2>&1 && ! "$tc" status >/dev/null 2>&1; then
-			_chosen=yes
-			break
-		fi
-	done
-	[ -n "$_chosen" ] || { echo "skip,$_part,*,no free test cluster instance (tried: $_ids)"; exit 0; }
+	# shellcheck disable=SC2086 # a list of instances
+	_i=$("$tc" pick $_ids 2>/dev/null) || { echo "skip,$_part,*,no free test cluster instance (tried: $_ids)"; exit 0; }
+	[ "$_i" = default ] && _i=
+	export DRAGON_TC_ID="$_i"
 	export DRAGON_TC_BUILDDIR="$B"
 	unset DRAGON_TC_PLUGIN DRAGON_TC_PLUGARGS DRAGON_TC_STATE
 	# Until the transport agent is built, fabrics of several nodes run without it.

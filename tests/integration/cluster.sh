@@ -24,26 +24,15 @@ if [ -n "${DRAGON_TC_ID+set}" ]; then
 else
 	ids="default 1 2 3 4 5 6 7 8 9"
 fi
-chosen=
-for i in $ids; do
-	[ "$i" = default ] && i=
-	export DRAGON_TC_ID="$i"
-	why=$("$tc" check)
-	rc=$?
-	if [ "$rc" = 77 ]; then
-		echo "SKIP: the Slurm test cluster cannot run here: $why"
-		exit 77
-	fi
-	if [ "$rc" = 0 ] && ! "$tc" status >/dev/null 2>&1; then
-		chosen=yes
-		break
-	fi
-	echo "# instance '${i}' is busy: ${why:-a test cluster is already up}"
-done
-if [ -z "$chosen" ]; then
-	echo "SKIP: no free test cluster instance (tried: $ids); bring one down (contrib/testcluster down)"
-	exit 77
-fi
+# shellcheck disable=SC2086 # a list of instances
+picked=$("$tc" pick $ids)
+case $? in
+0) ;;
+77) echo "SKIP: the Slurm test cluster cannot run here (reason above)"; exit 77 ;;
+*) echo "SKIP: no free test cluster instance (tried: $ids); bring one down (contrib/testcluster down)"; exit 77 ;;
+esac
+[ "$picked" = default ] && picked=
+export DRAGON_TC_ID="$picked"
 echo "# using test cluster instance '${DRAGON_TC_ID}'"
 export DRAGON_TC_BUILDDIR="$top_builddir"
 export DRAGON_TC_PLUGIN="$top_builddir/spank/.libs/spank_dragon.so"
