@@ -153,6 +153,20 @@ static int wait_change(dragon_channel_t *ch, int recv_side, struct slot *s, uint
 }
 
 /*
+ * Move a ring index (head or tail, a hint) from ticket t to t + 1 unless another process moved
+ * it already; return where it is now, the ticket to look at next.
+ */
+static inline uint64_t help_past(_Atomic uint64_t *idx, uint64_t t)
+{
+	uint64_t e = t;
+
+	if (atomic_compare_exchange_strong_explicit(idx, &e, t + 1, memory_order_relaxed,
+						    memory_order_relaxed))
+		return t + 1;
+	return e;
+}
+
+/*
  * Claim the slot of the next send ticket (*sp, *tp) and return DRAGON_OK, or DRAGON_EAGAIN
  * with the slot and the word to wait on when the channel is full.
  */
@@ -183,31 +197,15 @@ static int claim_send(struct ch_hdr *h, uint32_t tag, struct slot **sp, uint64_t
 			}
 			continue;
 		}
-		if (d == 0) {
-			/* ticket t is claimed: help tail past it, then try the next */
-			uint64_t e = t;
-			if (atomic_compare_exchange_strong_explicit(&h->tail, &e, t + 1,
-								    memory_order_relaxed,
-								    memory_order_relaxed))
-				t = t + 1;
-			else
-				t = e;
-			continue;
-		}
-		if (d > 0) {
+		if (d >= 0) {
 			/*
-			 * The slot is past ticket t, so t was claimed: tail must be past it too. Help it
-			 * on rather than just reload it: its claimant may have died before advancing it
-			 * and nobody else helped while the slot sat at ticket t (found by the kill test:
-			 * every later sender then reloaded the same stale tail forever).
+			 * Ticket t is claimed (d == 0), or the slot is already past it (d > 0): tail
+			 * must be past t too. Help it on rather than just reload it: its claimant may
+			 * have died before advancing it and nobody else helped while the slot sat at
+			 * ticket t (found by the kill test: every later sender then reloaded the same
+			 * stale tail forever).
 			 */
-			uint64_t e = t;
-			if (atomic_compare_exchange_strong_explicit(&h->tail, &e, t + 1,
-								    memory_order_relaxed,
-								    memory_order_relaxed))
-				t = t + 1;
-			else
-				t = e;
+			t = help_past(&h->tail, t);
 			continue;
 		}
 		/* d < 0: the slot still holds the message a lap before ours: full, unless tail moved */
@@ -308,25 +306,10 @@ int dg_ch_find_recv(dragon_channel_t *ch, struct slot **sp, uint64_t *tp, uint64
 			}
 			continue;
 		}
-		if (d == 0 && st == ST_TAKING) {
-			uint64_t e = t;
-			if (atomic_compare_exchange_strong_explicit(&h->head, &e, t + 1,
-								    memory_order_relaxed,
-								    memory_order_relaxed))
-				t = t + 1;
-			else
-				t = e;
-			continue;
-		}
-		if (d > 0) {
-			/* ticket t was taken (its slot moved on): help head past it, as senders do */
-			uint64_t e = t;
-			if (atomic_compare_exchange_strong_explicit(&h->head, &e, t + 1,
-								    memory_order_relaxed,
-								    memory_order_relaxed))
-				t = t + 1;
-			else
-				t = e;
+		if ((d == 0 && st == ST_TAKING) || d > 0) {
+			/* ticket t is being taken, or was (its slot moved on): help head past it, as
+			 * senders help tail */
+			t = help_past(&h->head, t);
 			continue;
 		}
 		/* EMPTY or CLAIMED at our ticket, or the previous lap still TAKING: nothing yet */
