@@ -47,7 +47,7 @@ python-clean:
 TESTS += tests/python/run.sh
 EXTRA_DIST += tests/python/run.sh tests/python/conftest.py tests/python/test_core.py \
 	tests/python/test_mp.py tests/python/test_native.py tests/python/test_ddict.py tests/python/cpython-mp.sh \
-	tests/python/cpython_mp.py tests/python/test_multiprocessing_dragon.py tests/python/test_concurrent_futures_dragon.py \
+	tests/python/cpython_mp.py tests/python/test_multiprocessing_dragon.py \
 	tests/python/multinode_hosts.py tests/python/multinode_ddict.py tests/integration/python.bats \
 	tests/python/bench_b8.py tests/bench/parts/B8.sh examples/python/pool_queue.py docs/python.md
 
