@@ -1,14 +1,15 @@
 """dragon.mp: the "dragon" start method of multiprocessing: processes, queues, pipes, locks and shared values on fabric channels."""
 import collections
 import copyreg as _copyreg
-import functools
 import ctypes
+import functools
 import io
 import itertools
 import os
 import pickle
 import queue as _queue
 import signal
+import stat as _stat
 import struct
 import sys
 import threading
@@ -1375,13 +1376,12 @@ def _bound_str(s):
         return None
     if s[0] == "\0":
         return f"the abstract AF_UNIX socket address {s!r}"
-    import stat
     if s[0] == "/":
         try:
             st = os.stat(s)
         except (OSError, ValueError):
             st = None
-        if st is not None and stat.S_ISSOCK(st.st_mode):
+        if st is not None and _stat.S_ISSOCK(st.st_mode):
             return f"the AF_UNIX socket {s!r}"
         if s.count("/") != 1:
             return None
@@ -1397,7 +1397,16 @@ def _bound_str(s):
 
 def _bound_here(objs):
     """Why the objects objs (a process's target, arguments and keyword values) are bound to this
-    node, or None. Looks into tuples, lists, sets and dict values a few levels deep."""
+    node, or None. Looks into tuples, lists, sets, dict values and partials a few levels deep.
+    Never raises: an object that fails a check (a proxy whose __class__ raises) ends the search
+    with None (the round robin)."""
+    try:
+        return _bound_search(objs)
+    except Exception:
+        return None
+
+
+def _bound_search(objs):
     # Only modules already imported can have made such objects: none is imported for the scan.
     shm = sys.modules.get("multiprocessing.shared_memory")
     shm_types = (shm.SharedMemory, shm.ShareableList) if shm else ()

@@ -516,6 +516,12 @@ def test_arguments_bound_to_this_node():
             assert _bound_here((o,)) is None, o
         # deeper than the scan looks: not seen (the round robin stays)
         assert _bound_here(([[[[("127.0.0.1", 3)]]]],)) is None
+
+        class Odd:      # a lazy proxy whose __class__ raises: the search gives up, the start goes on
+            @property
+            def __class__(self):
+                raise RuntimeError("not loaded")
+        assert _bound_here((Odd(), "\ud800", "a\0b")) is None
     finally:
         us.close()
         listener.close()
