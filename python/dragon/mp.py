@@ -2,12 +2,14 @@
 import collections
 import copyreg as _copyreg
 import ctypes
+import functools
 import io
 import itertools
 import os
 import pickle
 import queue as _queue
 import signal
+import stat as _stat
 import struct
 import sys
 import threading
@@ -1343,6 +1345,108 @@ class _DupFd:
         return self.fd
 
 
+# ---- arguments bound to this node -------------------------------------------------------------
+# A child whose arguments name something that exists only on this node runs on this node: the
+# round robin would otherwise send it where the thing is missing (a listener on 127.0.0.1, an
+# AF_UNIX socket, a /dev/shm segment). The scan is bounded (a few levels, a few dozen objects) so
+# that it costs microseconds next to a process start; what it does not reach keeps the round robin.
+
+_LOOPBACK_NAMES = frozenset(("localhost", "localhost.localdomain", "ip6-localhost",
+                             "ip6-loopback", "::1", "0:0:0:0:0:0:0:1"))
+_SCAN_DEPTH = 3
+_SCAN_ITEMS = 64
+
+
+def _is_loopback_host(h):
+    if isinstance(h, bytes):
+        try:
+            h = h.decode()
+        except UnicodeDecodeError:
+            return False
+    if not isinstance(h, str):
+        return False
+    return h.startswith("127.") or h.lower() in _LOOPBACK_NAMES or h.startswith("::ffff:127.")
+
+
+def _bound_str(s):
+    """Why the string s names something of this node only, or None: an existing AF_UNIX socket
+    (a path, or the abstract name '\\0...' of this node's network namespace), or an existing
+    POSIX shared memory segment (SharedMemory.name)."""
+    if not s or len(s) > 4096:
+        return None
+    if s[0] == "\0":
+        return f"the abstract AF_UNIX socket address {s!r}"
+    if s[0] == "/":
+        try:
+            st = os.stat(s)
+        except (OSError, ValueError):
+            st = None
+        if st is not None and _stat.S_ISSOCK(st.st_mode):
+            return f"the AF_UNIX socket {s!r}"
+        if s.count("/") != 1:
+            return None
+        s = s[1:]          # "/psm_..." as shm_open takes it
+    if "/" in s or len(s) > 255 or s in (".", ".."):
+        return None
+    try:
+        os.stat("/dev/shm/" + s)
+    except (OSError, ValueError):
+        return None
+    return f"the shared memory segment {s!r} (/dev/shm of this node)"
+
+
+def _bound_here(objs):
+    """Why the objects objs (a process's target, arguments and keyword values) are bound to this
+    node, or None. Looks into tuples, lists, sets, dict values and partials a few levels deep.
+    Never raises: an object that fails a check (a proxy whose __class__ raises) ends the search
+    with None (the round robin)."""
+    try:
+        return _bound_search(objs)
+    except Exception:
+        return None
+
+
+def _bound_search(objs):
+    # Only modules already imported can have made such objects: none is imported for the scan.
+    shm = sys.modules.get("multiprocessing.shared_memory")
+    shm_types = (shm.SharedMemory, shm.ShareableList) if shm else ()
+    sock = sys.modules.get("socket")
+    sock_type = sock.socket if sock else ()
+    todo = [(o, 0) for o in objs]
+    seen = 0
+    while todo and seen < _SCAN_ITEMS:
+        o, depth = todo.pop()
+        seen += 1
+        t = type(o)
+        if t is str:
+            why = _bound_str(o)
+            if why:
+                return why
+        elif t is tuple and 2 <= len(o) <= 4 and isinstance(o[1], int) and _is_loopback_host(o[0]):
+            return f"the loopback address {o!r}"
+        elif isinstance(o, shm_types):
+            name = o.name if isinstance(o, shm.SharedMemory) else o.shm.name
+            return f"the {t.__name__} {name!r} (/dev/shm of this node)"
+        elif isinstance(o, sock_type):
+            return f"a socket ({o.family.name})"
+        elif isinstance(o, _mpmanagers.BaseProxy):
+            todo.append((o._token.address, _SCAN_DEPTH))   # the manager's address
+            continue
+        elif isinstance(o, _mpmanagers.BaseManager):
+            todo.append((o.address, _SCAN_DEPTH))
+            continue
+        if depth >= _SCAN_DEPTH:
+            continue
+        if t in (tuple, list, set, frozenset):
+            todo.extend((x, depth + 1) for x in itertools.islice(o, _SCAN_ITEMS))
+        elif t is dict:
+            todo.extend((x, depth + 1) for x in itertools.islice(o.values(), _SCAN_ITEMS))
+        elif t is functools.partial:
+            todo.extend((x, depth + 1) for x in itertools.islice(o.args, _SCAN_ITEMS))
+            todo.extend((x, depth + 1) for x in itertools.islice(o.keywords.values(), _SCAN_ITEMS))
+    return None
+
+
 class Popen:
     """How a dragon Process starts: its pickled self goes over a channel to /usr/bin/python3
     started by the fabric on the chosen node: on this node a process of ours that gets our
@@ -1391,17 +1495,25 @@ class Popen:
             _mpctx.set_spawning_popen(None)
         policy = getattr(process_obj, "_dragon_policy", None) or Policy.current() or Policy()
         here = _C.node_index()
+        self.bound = None    # why it must run on this node (None: anywhere)
         if self._fds:
             # Its arguments hold file descriptors (a sharedctypes heap, a socket...): it starts
             # on this node, where they exist.
+            self.bound = f"file descriptors {self._fds}"
             node = policy.node() if policy.host is not None else here
             if node != here:
                 raise ValueError(
                     f"process {process_obj.name!r} is given file descriptors (descriptors "
                     f"{self._fds}, e.g. multiprocessing.sharedctypes objects), which exist only "
                     f"on this node ({here}), but its policy {policy!r} places it on node {node}")
+        elif policy.host is not None or policy.distribution == "local" or _C.node_count() == 1:
+            node = policy.node()    # a host named by the caller wins (see docs/python.md)
         else:
-            node = policy.node()
+            # Arguments that name something of this node only (a loopback address, an AF_UNIX
+            # socket, a /dev/shm segment): this node, whatever the round robin says.
+            self.bound = _bound_here((process_obj._target, *process_obj._args,
+                                      *process_obj._kwargs.values()))
+            node = here if self.bound else policy.node()
         self.node = node
         tracker_fd = -1
         if node == here:

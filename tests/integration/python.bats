@@ -17,7 +17,7 @@ teardown() {
 	rm -rf "$OUT"
 }
 
-@test "python: dragon prog.py in a 3-node batch job puts Process and Pool children on all three nodes" {
+@test "python: dragon prog.py in a 3-node batch job puts Process and Pool children on all three nodes, and those bound to its node beside it" {
 	cat > "$OUT/job.sh" <<-JOB
 	#!/bin/sh
 	PYTHONPATH="$B/python" "$DRAGON" /usr/bin/python3 "$OUT/multinode_hosts.py"
@@ -33,6 +33,11 @@ teardown() {
 	grep -q "^remote empty get: queue.Empty" "$OUT/job.out"
 	grep -q "^remote round trip: ping$" "$OUT/job.out"
 	grep -q "^manager hosts dgtc[0-9]*-node1 dgtc[0-9]*-node2 dgtc[0-9]*-node3$" "$OUT/job.out"
+	# children given a loopback address or a SharedMemory ran on the parent's host; a policy
+	# naming another host was followed
+	parent=$(sed -n 's/^nodes 3 parent \([^ ]*\) .*/\1/p' "$OUT/job.out")
+	grep -q "^bound child hosts $parent shm True policy host dgtc[0-9]*-node[0-9]$" "$OUT/job.out"
+	! grep -q "^bound child hosts .* policy host $parent$" "$OUT/job.out"
 	grep -q "^MULTINODE OK$" "$OUT/job.out"
 	grep -q "^rc=0$" "$OUT/job.out"
 }

@@ -40,14 +40,84 @@ fi
 # programs come from the build tree.
 DRAGON_LAUNCHER="$top_builddir/runtime/launcher/dragon"
 export DRAGON_LAUNCHER
-# Inside a fabric (srun --dragon, dragon PROG) it joins that one; else it starts a private one.
 # CPYTHON_MP_SUITES: "mp futures" (default), or one of them.
-rc=0
-for suite in ${CPYTHON_MP_SUITES:-mp futures}; do
+suites=${CPYTHON_MP_SUITES:-mp futures}
+for suite in $suites; do
 	case $suite in
-	mp) timeout "${DRAGON_CPYTHON_TIMEOUT:-1800}" "$PY" "$here/cpython_mp.py" "$@" || rc=1 ;;
-	futures) timeout "${DRAGON_CPYTHON_TIMEOUT:-1800}" "$PY" "$here/cpython_mp.py" --futures "$@" || rc=1 ;;
+	mp | futures) ;;
 	*) echo "FAIL: unknown suite $suite in CPYTHON_MP_SUITES (mp, futures)" >&2; exit 1 ;;
 	esac
 done
+flag() { [ "$1" = futures ] && echo --futures || :; }
+# CPYTHON_MP_NODES: "1" (default), "3", or "1 3": one node (a private fabric, or the fabric this
+# runs in) and/or the only task of a 3-node `sbatch --dragon` job on the Slurm test cluster.
+nodes=${CPYTHON_MP_NODES:-1}
+for n in $nodes; do
+	case $n in
+	1 | 3) ;;
+	*) echo "FAIL: CPYTHON_MP_NODES holds 1 and/or 3, not $n" >&2; exit 1 ;;
+	esac
+done
+rc=0
+summary="$venv/summary"
+: >"$summary"
+for n in $nodes; do
+	[ "$n" = 1 ] || continue
+	for suite in $suites; do
+		out="$venv/$suite-1node.out"
+		timeout "${DRAGON_CPYTHON_TIMEOUT:-1800}" "$PY" "$here/cpython_mp.py" $(flag "$suite") "$@" 2>&1 | tee "$out"
+		grep -q '^== .*, failed [0-9]* ([0-9]* documented, 0 not)' "$out" || rc=1
+		grep '^== ' "$out" >>"$summary" || echo "== $suite on 1 node: no result (see $out)" >>"$summary"
+	done
+done
+case " $nodes " in *" 3 "*) ;; *) cat "$summary"; exit $rc ;; esac
+# Three nodes: a free instance of the test cluster is chosen as tests/integration/cluster.sh
+# does, brought up and down here. The nodes see neither /tmp nor, maybe, the checkout: the
+# suite's scripts run from a copy in the build tree.
+case $top_builddir in
+/tmp | /tmp/* | /dev/shm/*)
+	echo "FAIL: the build tree $top_builddir is under /tmp or /dev/shm, which every test cluster node replaces" >&2
+	exit 1 ;;
+esac
+suite_dir="$venv/suite"
+mkdir -p "$suite_dir"
+cp "$here/cpython_mp.py" "$here/test_multiprocessing_dragon.py" "$here/test_concurrent_futures_dragon.py" "$suite_dir/"
+tc="$top_srcdir/contrib/testcluster"
+if [ -n "${DRAGON_TC_ID+set}" ]; then ids=${DRAGON_TC_ID:-default}; else ids="default 1 2 3 4 5 6 7 8 9"; fi
+chosen=
+for i in $ids; do
+	[ "$i" = default ] && i=
+	export DRAGON_TC_ID="$i"
+	why=$("$tc" check)
+	case $? in
+	77) echo "SKIP: the Slurm test cluster cannot run here: $why"; cat "$summary"; exit 77 ;;
+	0) "$tc" status >/dev/null 2>&1 || { chosen=yes; break; } ;;
+	esac
+done
+[ -n "$chosen" ] || { echo "FAIL: no free test cluster instance (tried: $ids)" >&2; exit 1; }
+echo "# CPython suites on 3 nodes: test cluster instance '${DRAGON_TC_ID}'"
+export DRAGON_TC_BUILDDIR="$top_builddir"
+export DRAGON_TC_PLUGIN="$top_builddir/spank/.libs/spank_dragon.so"
+unset DRAGON_TC_PLUGARGS DRAGON_TC_STATE
+trap '"$tc" down >/dev/null 2>&1' EXIT
+trap 'exit 130' INT TERM
+"$tc" up 3 || { echo "FAIL: contrib/testcluster up 3 failed (instance '$DRAGON_TC_ID')" >&2; exit 1; }
+eval "$("$tc" env)"
+# the arguments (a regular expression) quoted for the job's shell
+args=
+for a in "$@"; do
+	args="$args '$(printf '%s' "$a" | sed "s/'/'\\\\''/g")'"
+done
+for suite in $suites; do
+	out="$venv/$suite-3nodes.out"
+	rm -f "$out"
+	timeout "${DRAGON_CPYTHON_TIMEOUT:-1800}" sbatch -N3 --dragon -W -o "$out" \
+		--wrap "srun --dragon -N1 -n1 '$PY' '$suite_dir/cpython_mp.py' $(flag "$suite")$args" >/dev/null || :
+	grep -v '^dragon-ta\[' "$out" 2>/dev/null || echo "FAIL: the 3-node job of suite $suite wrote no output ($out)"
+	grep -q '^== .*, failed [0-9]* ([0-9]* documented, 0 not)' "$out" 2>/dev/null || rc=1
+	grep '^== ' "$out" >>"$summary" 2>/dev/null || echo "== $suite on 3 nodes: no result (see $out)" >>"$summary"
+done
+"$tc" down || rc=1
+trap - EXIT
+cat "$summary"
 exit $rc

@@ -1,4 +1,4 @@
-"""tests/python/multinode_hosts.py: run in a fabric of several nodes: Process and Pool children report their host names; a queue on another node times out cleanly; children given file descriptors stay on this node."""
+"""tests/python/multinode_hosts.py: run in a fabric of several nodes: Process and Pool children report their host names; a queue on another node times out cleanly; children given file descriptors, loopback addresses or shared memory stay on this node."""
 import multiprocessing as mp
 import queue
 import socket
@@ -22,6 +22,21 @@ def note_host(d):
 
 def fill(v, q):
     v.value = 7
+    q.put(socket.gethostname())
+
+
+def where(q, *_):
+    q.put(socket.gethostname())
+
+
+def call_back(addr, q):
+    with socket.create_connection(addr, timeout=60) as c:
+        c.sendall(socket.gethostname().encode())
+    q.put(socket.gethostname())
+
+
+def shm_note(sm, i, q):
+    sm.buf[i] = 1
     q.put(socket.gethostname())
 
 
@@ -81,6 +96,36 @@ if __name__ == "__main__":
             fd_refused = "file descriptors" in str(e)
     print("fd child hosts", " ".join(fd_hosts), "value", v.value, "refused elsewhere", fd_refused,
           flush=True)
+    # Arguments naming something of this node only (a listener on 127.0.0.1, a SharedMemory):
+    # the child runs here, so it reaches them; a policy naming a host still wins.
+    from multiprocessing import shared_memory
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(60)
+    sm = shared_memory.SharedMemory(create=True, size=n)
+    bound_hosts = []
+    for i in range(n):
+        p3 = mp.Process(target=call_back, args=(listener.getsockname(), q))
+        p3.start()
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(60)
+            bound_hosts.append(conn.recv(256).decode())
+        q.get(timeout=60)
+        p3.join(60)
+        p3 = mp.Process(target=shm_note, args=(sm, i, q))
+        p3.start()
+        bound_hosts.append(q.get(timeout=60))
+        p3.join(60)
+    shm_ok = bytes(sm.buf[:n]) == b"\x01" * n
+    p3 = mp.Process(target=where, args=(q, listener.getsockname()), policy=dragon.Policy(host=n - 1))
+    p3.start()
+    named_host = q.get(timeout=60)
+    p3.join(60)
+    listener.close()
+    sm.close()
+    sm.unlink()
+    print("bound child hosts", " ".join(sorted(set(bound_hosts))), "shm", shm_ok,
+          "policy host", named_host, flush=True)
     # CPython's Manager: its server on this node, reached over TCP from every node.
     with mp.Manager() as m:
         d = m.dict()
@@ -93,6 +138,7 @@ if __name__ == "__main__":
     print("manager hosts", " ".join(manager_hosts), flush=True)
     ok = (len(set(procs)) == n and len(pool_hosts) == n and p.exitcode == 0
           and len(manager_hosts) == n and set(fd_hosts) == {socket.gethostname()}
-          and v.value == 7 and fd_refused)
+          and v.value == 7 and fd_refused and set(bound_hosts) == {socket.gethostname()}
+          and shm_ok and (n == 1 or named_host != socket.gethostname()))
     print("MULTINODE OK" if ok else "MULTINODE FAILED", flush=True)
     sys.exit(0 if ok else 1)

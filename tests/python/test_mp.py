@@ -479,6 +479,68 @@ def test_descriptors_reach_children_of_this_node(ctx):
     assert p.exitcode == 0 and v.value == 83
 
 
+
+def shm_write(sm, name, data):
+    from multiprocessing import shared_memory
+    sm.buf[:len(data)] = data
+    other = shared_memory.SharedMemory(name)
+    other.buf[len(data)] = 33
+    other.close()
+
+
+def test_arguments_bound_to_this_node():
+    """The rule that keeps a child on its parent's node when its arguments name something of
+    this node only (docs/python.md): what counts, what does not, and at what depth."""
+    import tempfile
+    from multiprocessing import shared_memory
+    from dragon.mp import _bound_here
+    sm = shared_memory.SharedMemory(create=True, size=64)
+    sl = shared_memory.ShareableList([1, 2])
+    listener = socket.create_server(("127.0.0.1", 0))
+    d = tempfile.mkdtemp()
+    path = os.path.join(d, "sock")
+    us = socket.socket(socket.AF_UNIX)
+    try:
+        us.bind(path)
+        bound = [listener.getsockname(), ("localhost", 80), ("::1", 5, 0, 0), sm.name,
+                 "/" + sm.name, sm, sl, path, "\0abstract", listener,
+                 [1, [2, ("127.0.0.1", 3)]], {"a": {"b": sm.name}}, (("127.0.0.1", 3), "x")]
+        for o in bound:
+            why = _bound_here((o,))
+            assert why and ("loopback" in why or "shared memory" in why or "SharedMemory" in why
+                            or "ShareableList" in why or "AF_UNIX" in why or "socket" in why), o
+        assert "psm_" in _bound_here(("text", 1, sm.name))
+        free = ["hello", d, b"x", ("10.1.2.3", 80), ("127.0.0.1", "80"), None, 42, print,
+                os.path.join(d, "missing"), [[[["127.0.0.1", 3]]]]]
+        for o in free:
+            assert _bound_here((o,)) is None, o
+        # deeper than the scan looks: not seen (the round robin stays)
+        assert _bound_here(([[[[("127.0.0.1", 3)]]]],)) is None
+
+        class Odd:      # a lazy proxy whose __class__ raises: the search gives up, the start goes on
+            @property
+            def __class__(self):
+                raise RuntimeError("not loaded")
+        assert _bound_here((Odd(), "\ud800", "a\0b")) is None
+    finally:
+        us.close()
+        listener.close()
+        os.unlink(path)
+        os.rmdir(d)
+        sl.shm.close()
+        sl.shm.unlink()
+    try:
+        # a child given the segment and its name works with it (on one node: where it runs anyway)
+        ctx = multiprocessing.get_context("dragon")
+        p = ctx.Process(target=shm_write, args=(sm, sm.name, b"hi"))
+        p.start()
+        p.join(60)
+        assert p.exitcode == 0 and bytes(sm.buf[:3]) == b"hi!"
+    finally:
+        sm.close()
+        sm.unlink()
+
+
 # ---- Pool, Manager, executors ---------------------------------------------------------------
 
 def test_pool(ctx):

@@ -17,9 +17,18 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+/* A descriptor local services hold without close-on-exec (as a library's may be): the processes
+ * they start must not get it (descriptors_stay_with_local_services). */
+#define FX_LEAK_FD 60
+
 static int setup(void **state)
 {
+	int fd = open("/dev/null", O_RDONLY);
+
 	(void)state;
+	if (fd < 0 || dup2(fd, FX_LEAK_FD) != FX_LEAK_FD)
+		return -1;
+	close(fd);
 	if (fx_start())
 		return -1;
 	return dragon_init() == DRAGON_OK ? 0 : -1;
@@ -358,6 +367,21 @@ static int read_to_eof(int fd, char *buf, size_t cap)
 	return (int)got;
 }
 
+static void descriptors_stay_with_local_services(void **state)
+{
+	int st = -1;
+	dragon_puid_t puid;
+	dragon_process_opts_t o = DRAGON_PROCESS_OPTS_INIT;
+	const char *probe[] = {"/bin/sh", "-c", "test ! -e /proc/self/fd/60", NULL};
+
+	(void)state;
+	/* local services inherited it from this test (forked before exec-less ls_run) */
+	assert_int_equal(fcntl(FX_LEAK_FD, F_GETFD) & FD_CLOEXEC, 0);
+	assert_int_equal(dragon_process_create(probe, &o, &puid), DRAGON_OK);
+	assert_int_equal(dragon_process_wait(puid, 5000, &st), DRAGON_OK);
+	assert_int_equal(st, 0);
+}
+
 static void descriptors_reach_a_new_process_at_their_numbers(void **state)
 {
 	int a[2], b[2], st = -1, fds[2];
@@ -484,6 +508,7 @@ int main(void)
 		cmocka_unit_test(random_frames_never_kill_local_services),
 		cmocka_unit_test(bad_spawn_requests_get_errors),
 		cmocka_unit_test(descriptors_reach_a_new_process_at_their_numbers),
+		cmocka_unit_test(descriptors_stay_with_local_services),
 		cmocka_unit_test(bad_descriptor_requests_get_errors),
 		cmocka_unit_test(processes_start_end_and_report_status),
 		cmocka_unit_test(list_shows_running_processes),
