@@ -84,17 +84,15 @@ mkdir -p "$suite_dir"
 cp "$here/cpython_mp.py" "$here/test_multiprocessing_dragon.py" "$here/test_concurrent_futures_dragon.py" "$suite_dir/"
 tc="$top_srcdir/contrib/testcluster"
 if [ -n "${DRAGON_TC_ID+set}" ]; then ids=${DRAGON_TC_ID:-default}; else ids="default 1 2 3 4 5 6 7 8 9"; fi
-chosen=
-for i in $ids; do
-	[ "$i" = default ] && i=
-	export DRAGON_TC_ID="$i"
-	why=$("$tc" check)
-	case $? in
-	77) echo "SKIP: the Slurm test cluster cannot run here: $why"; cat "$summary"; exit 77 ;;
-	0) "$tc" status >/dev/null 2>&1 || { chosen=yes; break; } ;;
-	esac
-done
-[ -n "$chosen" ] || { echo "FAIL: no free test cluster instance (tried: $ids)" >&2; exit 1; }
+# shellcheck disable=SC2086 # a list of instances
+picked=$("$tc" pick $ids)
+case $? in
+0) ;;
+77) echo "SKIP: the Slurm test cluster cannot run here (reason above)"; cat "$summary"; exit 77 ;;
+*) echo "FAIL: no free test cluster instance (tried: $ids)" >&2; exit 1 ;;
+esac
+[ "$picked" = default ] && picked=
+export DRAGON_TC_ID="$picked"
 echo "# CPython suites on 3 nodes: test cluster instance '${DRAGON_TC_ID}'"
 export DRAGON_TC_BUILDDIR="$top_builddir"
 export DRAGON_TC_PLUGIN="$top_builddir/spank/.libs/spank_dragon.so"
