@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <rdma/fi_endpoint.h>
 #include <rdma/fi_eq.h>
@@ -33,39 +32,27 @@ int ta_post_recv(dg_ta *ta, struct slot *s)
 	return DRAGON_OK;
 }
 
-static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
+/* A peer file is named and has not been read yet (it appears once the agents know each other). */
+static int peer_file_unread(dg_ta *ta)
 {
-	struct dg_frame_hdr h;
-	const unsigned char *payload;
-	struct peer *p;
-	int rc;
+	return ta->peer_file[0] && !ta->peer_mtime.tv_sec && !ta->peer_mtime.tv_nsec;
+}
 
-	ta->st.frames_in++;
-	ta->last_traffic = now_ns();
-	rc = dg_frame_decode(ta->cfg.key, s->buf, n, ta->cfg.max_msg, &h, &payload);
-	if (rc == DRAGON_EPROTO) {
-		log_drop(ta, ++ta->st.drop_malformed, "malformed");
-		goto repost;
-	}
-	if (rc != DRAGON_OK) {
-		log_drop(ta, ++ta->st.drop_mac, "unauthenticated");
-		goto repost;
-	}
-	if (h.dst != ta->cfg.node) {
-		dg_err(DRAGON_EPROTO, "frame for node %u reached node %u", h.dst, ta->cfg.node);
-		log_drop(ta, ++ta->st.drop_malformed, "misrouted");
-		goto repost;
-	}
-	p = ta_peer_get(ta, h.src);
-	if (!p && ta->peer_file[0]) {
-		/* A fabric writes the table right after its agents exchanged addresses, and a fast
-		 * node may talk before a slow one has written it: give the file a moment. */
-		struct stat sb;
-		for (int i = 0; i < 200 && !p && stat(ta->peer_file, &sb) != 0; i++) {
-			struct timespec ts = {0, 10 * 1000000};
-			nanosleep(&ts, NULL);
-			p = ta_peer_get(ta, h.src);
-		}
+/* A checked frame h of node h.src in receive slot s. */
+static void frame_from(dg_ta *ta, struct slot *s, struct dg_frame_hdr h)
+{
+	struct peer *p = ta_peer_get(ta, h.src);
+
+	if (!p && peer_file_unread(ta) && now_ns() < ta->peers_by) {
+		/* Its services wrote the agents' addresses before ours did (they say ready before
+		 * the exchange, and a loaded node lags by seconds): the frame keeps its slot until
+		 * the file is read (ta_early_retry). Taking it for garbage lost it, and every later
+		 * frame of that node then waited for it in the reorder window. */
+		s->hdr = h;
+		s->node = h.src;
+		s->busy = 1;
+		ta->early[ta->nearly++] = (unsigned)(s - ta->rx);
+		return;
 	}
 	if (!p) {
 		dg_err(DRAGON_ENOTFOUND, "node %u is not in the peer table", h.src);
@@ -160,6 +147,62 @@ repost:
 	ta_post_recv(ta, s);
 }
 
+/*
+ * Frames held for the peer file: handled once it is read (now: the agent just found it), or
+ * dropped as unknown once peers_by passed. Looks at the file at most once a millisecond.
+ */
+void ta_early_retry(dg_ta *ta, int now)
+{
+	unsigned n = ta->nearly;
+	int64_t t;
+
+	if (!n)
+		return;
+	t = now_ns();
+	if (!now && t - ta->early_look < 1000000)
+		return;
+	ta->early_look = t;
+	if (peer_file_unread(ta))
+		ta_peer_file_load(ta);
+	if (peer_file_unread(ta) && t < ta->peers_by)
+		return;
+	/* none is held again: the file is read, or the wait is over */
+	ta->nearly = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct slot *s = &ta->rx[ta->early[i]];
+		s->busy = 0;
+		frame_from(ta, s, s->hdr);
+	}
+}
+
+static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
+{
+	struct dg_frame_hdr h;
+	const unsigned char *payload;
+	int rc;
+
+	ta->st.frames_in++;
+	ta->last_traffic = now_ns();
+	rc = dg_frame_decode(ta->cfg.key, s->buf, n, ta->cfg.max_msg, &h, &payload);
+	if (rc == DRAGON_EPROTO) {
+		log_drop(ta, ++ta->st.drop_malformed, "malformed");
+		goto repost;
+	}
+	if (rc != DRAGON_OK) {
+		log_drop(ta, ++ta->st.drop_mac, "unauthenticated");
+		goto repost;
+	}
+	if (h.dst != ta->cfg.node) {
+		dg_err(DRAGON_EPROTO, "frame for node %u reached node %u", h.dst, ta->cfg.node);
+		log_drop(ta, ++ta->st.drop_malformed, "misrouted");
+		goto repost;
+	}
+	frame_from(ta, s, h);
+	return;
+repost:
+	ta_post_recv(ta, s);
+}
+
 /* Post the control frames that are due; the number still waiting (no buffer, provider busy). */
 static unsigned flush_pending(dg_ta *ta)
 {
@@ -244,6 +287,7 @@ int ta_progress(dg_ta *ta, int block_ms)
 	}
 	flush_pending(ta);
 	ta_probe_silent(ta);
+	ta_early_retry(ta, 0);
 	return done;
 }
 
@@ -269,8 +313,13 @@ int dg_ta_trywait(dg_ta *ta)
 int dg_ta_timeout_ms(dg_ta *ta)
 {
 	int64_t ns = ta_probe_due(ta);
+	int ms = ns < 0 ? -1 : (int)((ns + 999999) / 1000000);
 
-	return ns < 0 ? -1 : (int)((ns + 999999) / 1000000);
+	/* frames held for the peer file: local services ring the agent's bell once they wrote
+	 * it; this is a backstop */
+	if (ta->nearly && (ms < 0 || ms > 10))
+		ms = 10;
+	return ms;
 }
 
 int dg_ta_unacked(dg_ta *ta)
