@@ -49,6 +49,17 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	grep -q "received 50 in order from 1 senders" "$RT/serve.out"
 }
 
+@test "DRAGON_TA_EARLY_READY=0: local services say ready only once the agents' addresses are exchanged" {
+	mkdir -m 700 "$RT/slow"
+	printf '#!/bin/sh\nsleep 2\nexec "%s" "$@"\n' "$B/runtime/ta/dragon-ta" >"$RT/slow/dragon-ta"
+	chmod +x "$RT/slow/dragon-ta"
+	DRAGON_TA_EARLY_READY=0 NODES_EARLY=1 DRAGON_LIBEXECDIR="$RT/slow" start_nodes 2
+	# start_nodes returned once both wrote ls.ready: their tables were there before
+	[ -e "$RT/n0/ta.peers" ]
+	[ -e "$RT/n1/ta.peers" ]
+	! grep -q '^pending 1$' "$RT/n0/ta.info"
+}
+
 @test "frames from nodes that know the agents' addresses before this node's agent does wait for it: none lost" {
 	CH="$B/tests/ta/chtool"
 	# Node 2's agent reads its table from a copy the test publishes late (a wrapper in
