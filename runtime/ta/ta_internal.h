@@ -78,12 +78,16 @@ struct dg_ta {
 	unsigned *dq; /* receive slots holding DATA frames, in arrival order */
 	unsigned dq_head, dq_len;
 	/*
-	 * Receive slots holding frames (checked, header in the slot) of nodes that are not in the
+	 * Receive slots (and frame lengths) holding checked frames of nodes that are not in the
 	 * table while the peer file has not been read yet: early ready lets a node whose services
-	 * wrote it talk to one whose services have not. Handled, in arrival order, once the file is
-	 * read; dropped as unknown after peers_by.
+	 * wrote it talk to one whose services have not. Handled again, in arrival order, once the
+	 * file is read; dropped as unknown after peers_by.
 	 */
-	unsigned *early, nearly;
+	struct {
+		unsigned slot;
+		size_t len;
+	} *early;
+	unsigned nearly;
 	int64_t peers_by, early_look;
 	int held_slot;           /* receive slot of the message handed out, or -1 */
 	unsigned char *held_buf; /* reassembled message handed out, or NULL */

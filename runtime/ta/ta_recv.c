@@ -38,20 +38,39 @@ static int peer_file_unread(dg_ta *ta)
 	return ta->peer_file[0] && !ta->peer_mtime.tv_sec && !ta->peer_mtime.tv_nsec;
 }
 
-/* A checked frame h of node h.src in receive slot s. */
-static void frame_from(dg_ta *ta, struct slot *s, struct dg_frame_hdr h)
+static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 {
-	struct peer *p = ta_peer_get(ta, h.src);
+	struct dg_frame_hdr h;
+	const unsigned char *payload;
+	struct peer *p;
+	int rc;
 
+	ta->st.frames_in++;
+	ta->last_traffic = now_ns();
+	rc = dg_frame_decode(ta->cfg.key, s->buf, n, ta->cfg.max_msg, &h, &payload);
+	if (rc == DRAGON_EPROTO) {
+		log_drop(ta, ++ta->st.drop_malformed, "malformed");
+		goto repost;
+	}
+	if (rc != DRAGON_OK) {
+		log_drop(ta, ++ta->st.drop_mac, "unauthenticated");
+		goto repost;
+	}
+	if (h.dst != ta->cfg.node) {
+		dg_err(DRAGON_EPROTO, "frame for node %u reached node %u", h.dst, ta->cfg.node);
+		log_drop(ta, ++ta->st.drop_malformed, "misrouted");
+		goto repost;
+	}
+	p = ta_peer_get(ta, h.src);
 	if (!p && peer_file_unread(ta) && now_ns() < ta->peers_by) {
 		/* Its services wrote the agents' addresses before ours did (they say ready before
-		 * the exchange, and a loaded node lags by seconds): the frame keeps its slot until
-		 * the file is read (ta_early_retry). Taking it for garbage lost it, and every later
-		 * frame of that node then waited for it in the reorder window. */
-		s->hdr = h;
-		s->node = h.src;
+		 * the exchange): the frame keeps its slot until the file is read (ta_early_retry).
+		 * Taken for garbage, it was lost, and every later frame of that node then waited
+		 * for it in the reorder window. */
 		s->busy = 1;
-		ta->early[ta->nearly++] = (unsigned)(s - ta->rx);
+		ta->early[ta->nearly].slot = (unsigned)(s - ta->rx);
+		ta->early[ta->nearly++].len = n;
+		ta->st.frames_in--; /* counted when it is handled */
 		return;
 	}
 	if (!p) {
@@ -148,8 +167,9 @@ repost:
 }
 
 /*
- * Frames held for the peer file: handled once it is read (now: the agent just found it), or
- * dropped as unknown once peers_by passed. Looks at the file at most once a millisecond.
+ * Frames held for the peer file: handled, in arrival order, once it is read (now: the agent just
+ * read it), or dropped as unknown once peers_by passed. Looks at the file at most once a
+ * millisecond. None is held again: the file is read, or the wait is over.
  */
 void ta_early_retry(dg_ta *ta, int now)
 {
@@ -166,41 +186,12 @@ void ta_early_retry(dg_ta *ta, int now)
 		ta_peer_file_load(ta);
 	if (peer_file_unread(ta) && t < ta->peers_by)
 		return;
-	/* none is held again: the file is read, or the wait is over */
 	ta->nearly = 0;
 	for (unsigned i = 0; i < n; i++) {
-		struct slot *s = &ta->rx[ta->early[i]];
+		struct slot *s = &ta->rx[ta->early[i].slot];
 		s->busy = 0;
-		frame_from(ta, s, s->hdr);
+		handle_frame(ta, s, ta->early[i].len);
 	}
-}
-
-static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
-{
-	struct dg_frame_hdr h;
-	const unsigned char *payload;
-	int rc;
-
-	ta->st.frames_in++;
-	ta->last_traffic = now_ns();
-	rc = dg_frame_decode(ta->cfg.key, s->buf, n, ta->cfg.max_msg, &h, &payload);
-	if (rc == DRAGON_EPROTO) {
-		log_drop(ta, ++ta->st.drop_malformed, "malformed");
-		goto repost;
-	}
-	if (rc != DRAGON_OK) {
-		log_drop(ta, ++ta->st.drop_mac, "unauthenticated");
-		goto repost;
-	}
-	if (h.dst != ta->cfg.node) {
-		dg_err(DRAGON_EPROTO, "frame for node %u reached node %u", h.dst, ta->cfg.node);
-		log_drop(ta, ++ta->st.drop_malformed, "misrouted");
-		goto repost;
-	}
-	frame_from(ta, s, h);
-	return;
-repost:
-	ta_post_recv(ta, s);
 }
 
 /* Post the control frames that are due; the number still waiting (no buffer, provider busy). */
