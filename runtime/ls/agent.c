@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/env.h"
 #include "core/err.h"
 #include "launcher/libexec.h"
 #include "ls/ls_internal.h"
@@ -236,18 +237,18 @@ int ls_ta_exchange_start(struct ls *ls)
 }
 
 /*
- * Unless DRAGON_TA_EARLY_READY=1, local services say ready only once the exchange has ended, so
- * that every process starts with the agents' addresses known. Early ready (the agent off the
- * start-up path) still loses a first cross-node message now and then on the test cluster: a
- * receiver saw EPEER for node 0's channel on a job's first step (docs/transport.md).
+ * Local services say ready without waiting for the exchange (the agent off the start-up path):
+ * a process's first operation on another node's channel waits for the agents, and an agent holds
+ * what it sends to, and gets from, nodes it does not know yet until ta.peers comes
+ * (docs/transport.md, Early ready). DRAGON_TA_EARLY_READY=0 makes them say ready only once the
+ * exchange has ended, so that every process starts with the agents' addresses known.
  */
 int ls_ta_exchange_wait(struct ls *ls)
 {
 	struct xchg *x = ls->ta_xchg;
-	const char *e = getenv("DRAGON_TA_EARLY_READY");
 	long ms = 2L * ls_startup_timeout_ms() + 1000;
 
-	if (!x || (e && !strcmp(e, "1")))
+	if (!x || dg_env_ulong("DRAGON_TA_EARLY_READY", 1, 0, 1))
 		return DRAGON_OK;
 	for (long waited = 0; waited < ms && !__atomic_load_n(&x->done, __ATOMIC_ACQUIRE); waited += 2)
 		usleep(2000);

@@ -31,6 +31,8 @@ void dg_ta_config_init(struct dg_ta_config *cfg)
 		cfg->bind = e;
 	cfg->dead_ms = (int)dg_env_ulong("DRAGON_TA_DEAD_MS", 5000, 1, 3600000);
 	cfg->spin_us = (int)dg_env_ulong("DRAGON_TA_SPIN_US", 20000, 0, 60000000);
+	/* local services write the peer file within their two waits of a fabric's start */
+	cfg->peer_wait_ms = 2 * DG_STARTUP_TIMEOUT_MS();
 	/* Chunk and window trade memory for bandwidth: slots x chunk bytes each way per agent. */
 	cfg->chunk = (size_t)dg_env_ulong("DRAGON_TA_CHUNK_KB", 256, 4, 16384) << 10;
 	cfg->window = (unsigned)dg_env_ulong("DRAGON_TA_WINDOW", 16, 2, 1024);
@@ -235,7 +237,8 @@ int dg_ta_open(const struct dg_ta_config *cfg, dg_ta **out)
 		goto out;
 	ta->ntx_free = cfg->slots;
 	ta->dq = calloc(cfg->slots, sizeof(*ta->dq));
-	if (!ta->dq) {
+	ta->early = calloc(cfg->slots, sizeof(*ta->early));
+	if (!ta->dq || !ta->early) {
 		rv = dg_err(DRAGON_ENOMEM, "delivery queue");
 		goto out;
 	}
@@ -245,6 +248,7 @@ int dg_ta_open(const struct dg_ta_config *cfg, dg_ta **out)
 	if (ta->cfg.peer_file && (rv = ta_peer_file_load(ta)) != DRAGON_OK && rv != DRAGON_ESYS)
 		goto out;
 	ta->last_traffic = now_ns();
+	ta->peers_by = ta->last_traffic + (int64_t)(cfg->peer_wait_ms > 0 ? cfg->peer_wait_ms : 0) * 1000000;
 	*out = ta;
 	ta = NULL;
 	rv = DRAGON_OK;
@@ -279,6 +283,7 @@ void dg_ta_close(dg_ta *ta)
 		free(ta->peers[i].rbuf);
 	free(ta->peers);
 	free(ta->dq);
+	free(ta->early);
 	free(ta->held_buf);
 	sodium_memzero(ta->cfg.key, sizeof(ta->cfg.key));
 	free(ta);

@@ -25,6 +25,8 @@ struct dg_ta_config {
 	size_t max_msg;        /* largest message accepted (default 1 GiB) */
 	int dead_ms;           /* a peer silent this long while we wait on it is dead (default 5000) */
 	int spin_us;           /* poll this long after the last traffic before sleeping (default 20000) */
+	int peer_wait_ms;      /* frames of nodes not in a peer file not read yet wait for it this long
+				* after dg_ta_open (default twice DRAGON_STARTUP_TIMEOUT) */
 };
 
 /* How long dg_ta_send() waits. */

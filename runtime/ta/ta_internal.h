@@ -77,6 +77,18 @@ struct dg_ta {
 	unsigned ntx_free;
 	unsigned *dq; /* receive slots holding DATA frames, in arrival order */
 	unsigned dq_head, dq_len;
+	/*
+	 * Receive slots (and frame lengths) holding checked frames of nodes that are not in the
+	 * table while the peer file has not been read yet: early ready lets a node whose services
+	 * wrote it talk to one whose services have not. Handled again, in arrival order, once the
+	 * file is read; dropped as unknown after peers_by.
+	 */
+	struct {
+		unsigned slot;
+		size_t len;
+	} *early;
+	unsigned nearly;
+	int64_t peers_by, early_look;
 	int held_slot;           /* receive slot of the message handed out, or -1 */
 	unsigned char *held_buf; /* reassembled message handed out, or NULL */
 	struct peer *peers;
@@ -119,5 +131,6 @@ void ta_acked_all(dg_ta *ta, struct peer *p);
 /* ta_recv.c: completions, frames in, progress. */
 int ta_post_recv(dg_ta *ta, struct slot *s);
 int ta_progress(dg_ta *ta, int block_ms);
+void ta_early_retry(dg_ta *ta, int now);
 
 #endif

@@ -183,7 +183,10 @@ int dg_ta_peers_known(dg_ta *ta)
 {
 	if (!ta->peer_file[0] || ta->peer_mtime.tv_sec || ta->peer_mtime.tv_nsec)
 		return 1;
-	return ta_peer_file_load(ta) == DRAGON_OK && (ta->peer_mtime.tv_sec || ta->peer_mtime.tv_nsec);
+	if (ta_peer_file_load(ta) != DRAGON_OK || (!ta->peer_mtime.tv_sec && !ta->peer_mtime.tv_nsec))
+		return 0;
+	ta_early_retry(ta, 1); /* frames that came before the file */
+	return 1;
 }
 
 int dg_ta_peer_state(dg_ta *ta, uint32_t node)
@@ -207,10 +210,10 @@ void dg_ta_dump(dg_ta *ta)
 	fprintf(stderr,
 		"dragon-ta[%u]: state: frames in %" PRIu64 " out %" PRIu64 " dropped malformed %" PRIu64
 		" mac %" PRIu64 " replay %" PRIu64 " unknown %" PRIu64 " failed-receive %" PRIu64 ", probes %" PRIu64 "; send buffers free %u/%u,"
-		" control buffers busy %u/%u, receive buffers held %u, queued for recv %u\n",
+		" control buffers busy %u/%u, receive buffers held %u, queued for recv %u, waiting for the peer file %u\n",
 		ta->cfg.node, ta->st.frames_in, ta->st.frames_out, ta->st.drop_malformed,
 		ta->st.drop_mac, ta->st.drop_replay, ta->st.drop_unknown, ta->st.drop_rxerr, ta->st.probes, ta->ntx_free, ta->cfg.slots,
-		busy_ctrl, TA_CTRL_SLOTS, busy_rx, ta->dq_len);
+		busy_ctrl, TA_CTRL_SLOTS, busy_rx, ta->dq_len, ta->nearly);
 	for (size_t i = 0; i < ta->npeers; i++) {
 		struct peer *p = &ta->peers[i];
 		fprintf(stderr,

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <rdma/fi_endpoint.h>
 #include <rdma/fi_eq.h>
@@ -33,6 +32,12 @@ int ta_post_recv(dg_ta *ta, struct slot *s)
 	return DRAGON_OK;
 }
 
+/* A peer file is named and has not been read yet (it appears once the agents know each other). */
+static int peer_file_unread(dg_ta *ta)
+{
+	return ta->peer_file[0] && !ta->peer_mtime.tv_sec && !ta->peer_mtime.tv_nsec;
+}
+
 static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 {
 	struct dg_frame_hdr h;
@@ -57,15 +62,16 @@ static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 		goto repost;
 	}
 	p = ta_peer_get(ta, h.src);
-	if (!p && ta->peer_file[0]) {
-		/* A fabric writes the table right after its agents exchanged addresses, and a fast
-		 * node may talk before a slow one has written it: give the file a moment. */
-		struct stat sb;
-		for (int i = 0; i < 200 && !p && stat(ta->peer_file, &sb) != 0; i++) {
-			struct timespec ts = {0, 10 * 1000000};
-			nanosleep(&ts, NULL);
-			p = ta_peer_get(ta, h.src);
-		}
+	if (!p && peer_file_unread(ta) && now_ns() < ta->peers_by) {
+		/* Its services wrote the agents' addresses before ours did (they say ready before
+		 * the exchange): the frame keeps its slot until the file is read (ta_early_retry).
+		 * Taken for garbage, it was lost, and every later frame of that node then waited
+		 * for it in the reorder window. */
+		s->busy = 1;
+		ta->early[ta->nearly].slot = (unsigned)(s - ta->rx);
+		ta->early[ta->nearly++].len = n;
+		ta->st.frames_in--; /* counted when it is handled */
+		return;
 	}
 	if (!p) {
 		dg_err(DRAGON_ENOTFOUND, "node %u is not in the peer table", h.src);
@@ -160,6 +166,34 @@ repost:
 	ta_post_recv(ta, s);
 }
 
+/*
+ * Frames held for the peer file: handled, in arrival order, once it is read (now: the agent just
+ * read it), or dropped as unknown once peers_by passed. Looks at the file at most once a
+ * millisecond. None is held again: the file is read, or the wait is over.
+ */
+void ta_early_retry(dg_ta *ta, int now)
+{
+	unsigned n = ta->nearly;
+	int64_t t;
+
+	if (!n)
+		return;
+	t = now_ns();
+	if (!now && t - ta->early_look < 1000000)
+		return;
+	ta->early_look = t;
+	if (peer_file_unread(ta))
+		ta_peer_file_load(ta);
+	if (peer_file_unread(ta) && t < ta->peers_by)
+		return;
+	ta->nearly = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct slot *s = &ta->rx[ta->early[i].slot];
+		s->busy = 0;
+		handle_frame(ta, s, ta->early[i].len);
+	}
+}
+
 /* Post the control frames that are due; the number still waiting (no buffer, provider busy). */
 static unsigned flush_pending(dg_ta *ta)
 {
@@ -244,6 +278,7 @@ int ta_progress(dg_ta *ta, int block_ms)
 	}
 	flush_pending(ta);
 	ta_probe_silent(ta);
+	ta_early_retry(ta, 0);
 	return done;
 }
 
@@ -269,8 +304,13 @@ int dg_ta_trywait(dg_ta *ta)
 int dg_ta_timeout_ms(dg_ta *ta)
 {
 	int64_t ns = ta_probe_due(ta);
+	int ms = ns < 0 ? -1 : (int)((ns + 999999) / 1000000);
 
-	return ns < 0 ? -1 : (int)((ns + 999999) / 1000000);
+	/* frames held for the peer file: local services ring the agent's bell once they wrote
+	 * it; this is a backstop */
+	if (ta->nearly && (ms < 0 || ms > 10))
+		ms = 10;
+	return ms;
 }
 
 int dg_ta_unacked(dg_ta *ta)
