@@ -235,11 +235,18 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 static void kill_descendants(void)
 {
 	for (int round = 0; round < 100; round++) {
-		DIR *d = opendir("/proc");
+		DIR *d;
 		struct dirent *e;
 		int found = 0;
+		pid_t r;
 
-		if (!d)
+		/* A descendant still running has a chain of parents up to a child of ours: with no
+		 * child left (the usual end) there is none, and the scan of every process is saved. */
+		while ((r = waitpid(-1, NULL, WNOHANG)) > 0)
+			;
+		if (r < 0 && errno == ECHILD)
+			return;
+		if (!(d = opendir("/proc")))
 			return;
 		while ((e = readdir(d))) {
 			char path[300], buf[512], *rp;
