@@ -1652,6 +1652,11 @@ def _pool_class():
     class DragonPool(_mppool.Pool):
         """multiprocessing.pool.Pool whose workers are dragon processes spread over the nodes."""
 
+        def __init__(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None,
+                     context=None):
+            super().__init__(processes, initializer, initargs, maxtasksperchild,
+                             _PoolContext(context or _context))
+
         def _setup_queues(self):
             # Tasks may carry lambdas and __main__ functions (pickled by value); results go back
             # as CPython sends them, so one that does not pickle is a MaybeEncodingError.
@@ -1662,6 +1667,51 @@ def _pool_class():
     DragonPool.__qualname__ = "DragonPool"
     _mppool.wait = wait
     return DragonPool
+
+
+class _PoolNotifier:
+    """A Pool's change notifier (CPython's is a SimpleQueue of its context): it only wakes the
+    pool's own worker-handler thread, so a pipe of this process does, which wakes wait() at once
+    (a channel among descriptors is polled there: close() and join() would wait for the poll)."""
+
+    def __init__(self):
+        self._reader, self._w = os.pipe()
+        os.set_blocking(self._reader, False)
+        os.set_blocking(self._w, False)
+        weakref.finalize(self, _close_fds, self._reader, self._w)
+
+    def put(self, obj):
+        try:
+            os.write(self._w, b"\0")
+        except (BlockingIOError, OSError):
+            pass   # full of wake-ups already, or closed at exit
+
+    def get(self):
+        try:
+            os.read(self._reader, 4096)
+        except (BlockingIOError, OSError):
+            pass
+
+    def empty(self):
+        import select
+        try:
+            return not select.select([self._reader], [], [], 0)[0]
+        except (OSError, ValueError):
+            return True
+
+
+class _PoolContext:
+    """The context a DragonPool works with: the dragon context, but its change notifier is a
+    _PoolNotifier (Pool.__init__ asks its context for it)."""
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def SimpleQueue(self):
+        return _PoolNotifier()
+
+    def __getattr__(self, name):
+        return getattr(self._ctx, name)
 
 
 def __getattr__(name):
