@@ -10,7 +10,7 @@ class _Contexts(dict):
     def __missing__(self, method):
         if method != "dragon":
             raise KeyError(method)
-        import dragon  # noqa: F401  (dragon.mp.register() adds the entry)
+        import dragon.mp  # noqa: F401  (it adds the entry)
         return dict.__getitem__(self, method)
 
 

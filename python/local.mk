@@ -2,7 +2,7 @@
 
 dragonpydir = $(pythondir)/dragon
 dragonpy_PYTHON = python/dragon/__init__.py python/dragon/__main__.py python/dragon/_fabric.py \
-	python/dragon/_child.py python/dragon/mp.py python/dragon/native.py python/dragon/data.py
+	python/dragon/_child.py python/dragon/_startmethod.py python/dragon/mp.py python/dragon/native.py python/dragon/data.py
 nodist_dragonpy_PYTHON = python/dragon/_config.py
 # Every interpreter of this site knows the "dragon" start method (a fresh `python3 -c` or `-I`
 # run included): the .pth imports a small module at startup that registers it lazily.

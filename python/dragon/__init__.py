@@ -4,12 +4,19 @@ from ._core import (DragonError, DragonTimeoutError, DragonNotFoundError, Dragon
                     DragonClosedError, DragonStaleError, DragonExistsError, DragonValueError,
                     DragonWouldBlock, DragonNotSupported, DragonNotInitialized)
 from . import _fabric
-from . import mp as _mp
-from .mp import Policy, cpu_count
+from . import _startmethod
 
 # Importing dragon makes "dragon" a start method: multiprocessing.set_start_method("dragon")
-# or multiprocessing.get_context("dragon").
-_mp.register()
+# or multiprocessing.get_context("dragon"). dragon.mp, the method itself, loads on first use:
+# a child of the method imports only what it needs (see dragon._startmethod).
+_startmethod.install()
+
+
+def __getattr__(name):
+    if name in ("Policy", "cpu_count", "_mp"):
+        from . import mp
+        return mp if name == "_mp" else getattr(mp, name)
+    raise AttributeError(f"module 'dragon' has no attribute {name!r}")
 
 
 def init():

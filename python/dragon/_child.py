@@ -55,8 +55,10 @@ def main():
     desc_in, desc_back, desc_parent = (bytes.fromhex(a) for a in sys.argv[2:5])
     tracker_fd = int(sys.argv[5])
     del sys.argv[1:]
+    # Only the light half of the start method (dragon._startmethod): dragon.mp loads if what
+    # this process receives or makes needs it.
     import dragon  # registers the start method
-    from dragon import _core, _fabric, mp
+    from dragon import _core, _fabric, _startmethod
     from multiprocessing import process, spawn
 
     _fabric.ensure()
@@ -78,9 +80,12 @@ def main():
     process.current_process()._inheriting = True
     try:
         prep = pickle.loads(head)
+        if prep.get("start_method") == "dragon":
+            del prep["start_method"]
+            _startmethod.pending_default()
         spawn.prepare(prep)
         self = pickle.loads(body)
     finally:
         del process.current_process()._inheriting
-    exitcode = self._bootstrap(parent_sentinel=mp.ParentSentinel(desc_parent))
+    exitcode = self._bootstrap(parent_sentinel=_startmethod.ParentSentinel(desc_parent))
     sys.exit(exitcode)

@@ -13,9 +13,13 @@ _joined = False
 _pid = None          # the process that joined (a forked child must join again)
 _private = None      # subprocess.Popen of the `dragon --local` keeping a private fabric
 
-# The private fabric's first process: it reports the fabric's environment on its stdout (the
-# launcher forwards it to us) and keeps the fabric up until its stdin, our pipe, closes.
-_KEEPER = 'env | grep "^DRAGON_"; echo "DRAGON_KEEPER_END"; exec cat >/dev/null'
+# The private fabric's first process: it makes the output FIFOs (_start_relay) in the fabric's
+# runtime directory, reports the fabric's environment on its stdout (the launcher forwards it to
+# us) and keeps the fabric up until its stdin, our pipe, closes, however we end (SIGKILL too);
+# then it removes the FIFOs, so the fabric's end removes its directory whole.
+_KEEPER = ('o="$DRAGON_RUNTIME_DIR/py-out" e="$DRAGON_RUNTIME_DIR/py-err"; '
+           'trap \'rm -f "$o" "$e"; exit 1\' HUP INT TERM; mkfifo -m 600 "$o" "$e"; '
+           'env | grep "^DRAGON_"; echo "DRAGON_KEEPER_END"; cat >/dev/null; rm -f "$o" "$e"')
 # What a process joining from outside takes from the keeper's environment (not its identity).
 _TAKE = ("DRAGON_LS_SOCKET", "DRAGON_RUNTIME_DIR", "DRAGON_FABRIC_ID", "DRAGON_NODE_INDEX",
          "DRAGON_NODE_COUNT", "DRAGON_TA_INFO")
@@ -67,11 +71,16 @@ def _start_private():
         if k in _TAKE:
             env[k] = v
     os.environ.update(env)
+    try:
+        _start_relay()
+    except (KeyError, OSError) as e:
+        _stop(p)
+        raise ConnectionError(f"dragon: the private fabric's output FIFOs are missing in its "
+                              f"runtime directory ({e}); is {prog} from this build?") from e
     _private = p
-    _start_relay()
 
 
-_relay = None  # (directory, [(fifo fd, our fd)]) of the output relay
+_relay = None  # [(fifo fd, our fd)] of the output relay
 # Our children on this node get our stdout/stderr as descriptors (PYDRAGON_OUTFDS): set when
 # local services have no output sink for this process's children.
 _out_by_fds = False
@@ -83,19 +92,18 @@ def out_by_fds():
 
 def _start_relay():
     """Processes started by a process the fabric did not start have no output sink in local
-    services: in a private fabric they write into two FIFOs that a thread of ours copies to our
-    stdout and stderr (their lines land where this program's own output goes, in order)."""
+    services: in a private fabric they write into two FIFOs (the keeper's, in the fabric's
+    runtime directory) that a thread of ours copies to our stdout and stderr (their lines land
+    where this program's own output goes, in order)."""
     global _relay
-    import tempfile
-    d = tempfile.mkdtemp(prefix="dragon-py-")
+    d = os.environ["DRAGON_RUNTIME_DIR"]
     pairs = []
     for name, ours in (("out", 1), ("err", 2)):
-        path = os.path.join(d, name)
-        os.mkfifo(path, 0o600)
+        path = os.path.join(d, "py-" + name)
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)  # read-write: never EOF while we live
         pairs.append((fd, ours))
         os.environ["PYDRAGON_STD" + name.upper()] = path
-    _relay = (d, pairs)
+    _relay = pairs
     t = threading.Thread(target=_relay_loop, args=(pairs,), name="dragon-output", daemon=True)
     t.start()
 
@@ -125,9 +133,8 @@ def _stop_relay():
     global _relay
     if _relay is None:
         return
-    d, pairs = _relay
-    _relay = None
-    for src, dst in pairs:   # what is left in the FIFOs, then close them
+    pairs, _relay = _relay, None
+    for src, dst in pairs:   # what is left in the FIFOs, then close them (the keeper removes them)
         os.set_blocking(src, False)
         try:
             while True:
@@ -142,15 +149,6 @@ def _stop_relay():
             os.close(src)
         except OSError:
             pass
-    for name in ("out", "err"):
-        try:
-            os.unlink(os.path.join(d, name))
-        except OSError:
-            pass
-    try:
-        os.rmdir(d)
-    except OSError:
-        pass
 
 
 def _stop(p):
@@ -211,11 +209,12 @@ def _atexit():
     if not (_joined and _pid == os.getpid()):
         return
     # Children first: leaving the fabric releases what this process owns (channels, processes).
-    try:
-        from . import mp
-        mp._shutdown()
-    except Exception:
-        pass
+    mp = sys.modules.get(__package__ + ".mp")   # not loaded: nothing of it to end
+    if mp is not None:
+        try:
+            mp._shutdown()
+        except Exception:
+            pass
     try:
         _core.finalize()
     except Exception:

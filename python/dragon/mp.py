@@ -1,7 +1,6 @@
 """dragon.mp: the "dragon" start method of multiprocessing: processes, queues, pipes, locks and shared values on fabric channels."""
 import collections
 import copyreg as _copyreg
-import ctypes
 import functools
 import io
 import itertools
@@ -15,19 +14,18 @@ import sys
 import threading
 import time
 import weakref
+from types import FunctionType as _FunctionType
 from importlib.machinery import PathFinder as _PathFinder
 
 import multiprocessing
-import multiprocessing.connection as _mpconn
 import multiprocessing.context as _mpctx
-import multiprocessing.pool as _mppool
 import multiprocessing.process as _mpprocess
 import multiprocessing.reduction as _mpreduction
-import multiprocessing.sharedctypes as _mpshared
 import multiprocessing.spawn as _mpspawn
 import multiprocessing.util as _mputil
 
-from . import _core, _fabric
+from . import _core, _fabric, _startmethod
+from ._startmethod import DragonProcess, ParentSentinel, wait
 
 # cloudpickle (the Debian package python3-cloudpickle; without it, by reference only) is imported
 # when something must travel by value: a child that only receives does not pay for it at start
@@ -79,12 +77,17 @@ class _MPPickler(pickle.Pickler):
     _sizes = None
 
 
-def _mp_dumps(obj, buffer_callback):
+def _mp_table():
     sizes = (len(_copyreg.dispatch_table), len(_mpreduction.ForkingPickler._extra_reducers))
     if sizes != _MPPickler._sizes:
         t = dict(_copyreg.dispatch_table)
         t.update(_mpreduction.ForkingPickler._extra_reducers)
         _MPPickler.dispatch_table, _MPPickler._sizes = t, sizes
+    return _MPPickler.dispatch_table
+
+
+def _mp_dumps(obj, buffer_callback):
+    _mp_table()
     buf = io.BytesIO()
     _MPPickler(buf, 5, True, buffer_callback).dump(obj)
     return buf.getvalue()
@@ -152,6 +155,68 @@ def _loads(msg):
 
 
 _interactive = None
+_main_defs = None   # (file, names its module body defines with def/class) for _process_dumps
+
+
+def _main_toplevel(prep):
+    """Names the child's copy of __main__ will hold by reference: those a def or class statement
+    at the top level of the main file defines (spawn.prepare runs that file again in the child).
+    Names bound elsewhere (under `if __name__ == "__main__":`, in a function) exist only here."""
+    global _main_defs
+    path = prep.get("init_main_from_path")
+    if not path:
+        name = prep.get("init_main_from_name")
+        if not name or name == "__main__" or name.endswith(".__main__"):
+            return frozenset()   # spawn.prepare does not import such a main: nothing resolves
+        path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path:
+        return frozenset()
+    if _main_defs is None or _main_defs[0] != path:
+        import _ast
+        try:
+            with open(path, "rb") as f:
+                tree = compile(f.read(), path, "exec", _ast.PyCF_ONLY_AST)
+            names = frozenset(n.name for n in tree.body
+                              if isinstance(n, (_ast.FunctionDef, _ast.AsyncFunctionDef, _ast.ClassDef)))
+        except (OSError, SyntaxError, ValueError):
+            names = frozenset()
+        _main_defs = (path, names)
+    return _main_defs[1]
+
+
+class _MainByReference(Exception):
+    pass
+
+
+class _ProcessPickler(_MPPickler):
+    """_MPPickler that refuses a function or class of __main__ the child's __main__ lacks."""
+    top = frozenset()
+
+    def reducer_override(self, obj):
+        if isinstance(obj, (type, _FunctionType)) and getattr(obj, "__module__", None) == "__main__" \
+                and (obj.__qualname__ != obj.__name__ or obj.__name__ not in self.top):
+            raise _MainByReference(obj)
+        return NotImplemented
+
+
+def _process_dumps(process_obj, prep):
+    """A Process for its child, pickled as spawn does (by reference, with multiprocessing's
+    reducers) when the child can resolve every reference: then neither side imports
+    cloudpickle, which costs a fresh interpreter more than the rest of its start. Functions and
+    classes that exist only here (a lambda, a nested or notebook function, one defined under
+    `if __name__ == "__main__":`) send the whole process by value."""
+    if not _HAVE_CLOUDPICKLE:
+        return pickle.dumps(process_obj, protocol=5)
+    if not _main_is_interactive():
+        _mp_table()   # up to date before the pickler reads it (its __init__ does)
+        p = _ProcessPickler(buf := io.BytesIO(), 5)
+        p.top = _main_toplevel(prep)
+        try:
+            p.dump(process_obj)
+            return buf.getvalue()
+        except (_MainByReference, pickle.PicklingError, AttributeError, TypeError):
+            pass
+    return _by_value_dumps(process_obj)
 
 
 def _main_is_interactive():
@@ -163,40 +228,11 @@ def _main_is_interactive():
     return _interactive
 
 
-# ---- waiting on several objects ---------------------------------------------------------------
+# ---- waiting on several objects: dragon._startmethod.wait (multiprocessing.connection.wait) ---
 
-_orig_wait = _mpconn.wait
-
-
-def wait(object_list, timeout=None):
-    """multiprocessing.connection.wait that also takes dragon objects (queues' readers, pipes,
-    a parent's sentinel): file descriptors through select, channels by polling them."""
-    objs = list(object_list)
-    ours = [o for o in objs if hasattr(o, "_dragon_ready")]
-    if not ours:
-        return _orig_wait(objs, timeout)
-    others = [o for o in objs if not hasattr(o, "_dragon_ready")]
-    deadline = None if timeout is None else time.monotonic() + timeout
-    if len(ours) == 1 and not others:
-        return ours if ours[0]._dragon_ready(timeout) else []
-    step = 0.0002
-    while True:
-        ready = [o for o in ours if o._dragon_ready(0)]
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if others:
-            ready += _orig_wait(others, 0 if ready else (step if left is None else min(step, left)))
-        elif not ready and left != 0:
-            # Only channels: wait on the first for a while (in C, without the GIL), then look
-            # at all again; the slice grows so an idle wait costs little.
-            ours[0]._dragon_ready(step if left is None else min(step, left))
-            ready = [o for o in ours if o._dragon_ready(0)]
-        if ready or left == 0:
-            return ready
-        step = min(step * 2, 0.02)
-
-
-_mpconn.wait = wait
-_mppool.wait = wait
+# multiprocessing.connection, .pool and .queues load when something uses them (a program that
+# only starts processes does not: their imports cost a start as much as the rest of dragon.mp).
+_startmethod._hook_connection()
 
 
 # ---- connections (Pipe) ---------------------------------------------------------------------
@@ -373,7 +409,7 @@ class Connection:
             raise ValueError("offset out of bounds")
         body = self.recv_bytes()
         if len(body) > m.nbytes - offset:
-            raise _mpconn.BufferTooShort(body)
+            raise multiprocessing.BufferTooShort(body)
         m[offset:offset + len(body)] = body
         return len(body)
 
@@ -1037,10 +1073,12 @@ class _SharedCtype:
         if _cell is not None:
             self._cell = _cell
         else:
+            import ctypes   # loaded: ctype is one of its types
             self._cell = _Cell(bytes(init) if init is not None else bytes(ctypes.sizeof(ctype)))
 
     def __reduce__(self):
         # ctypes array types do not pickle: send the element type and the length.
+        import ctypes
         t = self._type
         spec = (t._type_, t._length_) if issubclass(t, ctypes.Array) else (t, None)
         return (_rebuild_sharedctype, (type(self), spec, self._cell))
@@ -1184,7 +1222,8 @@ class SynchronizedArray(_Synchronized):
 
 
 def _ctype(typecode_or_type):
-    return _mpshared.typecode_to_type.get(typecode_or_type, typecode_or_type)
+    from multiprocessing.sharedctypes import typecode_to_type   # ctypes: loaded when used
+    return typecode_to_type.get(typecode_or_type, typecode_or_type)
 
 
 def RawValue(typecode_or_type, *args):
@@ -1303,21 +1342,38 @@ def _get_lifeline():
     return _lifeline[1]
 
 
-class ParentSentinel:
-    """A child's view of its parent for _ParentProcess: ready once the parent is gone."""
+_spare = []        # (pid, in, back): channels of children that ended cleanly, for the next start
+_SPARE_MAX = 16
 
-    def __init__(self, desc):
-        self._desc = desc
-        self._ch = None
 
-    def _dragon_ready(self, timeout=0.0):
+def _start_channels():
+    """A child's two channels (its pickled self in, its pid back): those of a child that ended
+    cleanly if there are some (a start then asks local services for nothing but the process),
+    else new ones."""
+    while True:
         try:
-            if self._ch is None:
-                self._ch = _C.channel_attach(self._desc)
-            self._ch.poll(_C.POLLIN, timeout)
-            return False
+            pid, a, b = _spare.pop()
+        except IndexError:
+            return _new_channel(1, 256), _new_channel(1, 64)
+        if pid == os.getpid():
+            return a, b
+
+
+def _end_channels(a, b, clean):
+    # A child that exited 0 took its message and gave its pid: both channels are empty and
+    # nobody else knows them. Anything else (killed, failed, a message left) destroys them.
+    if clean and len(_spare) < _SPARE_MAX:
+        try:
+            if a.count()[0] == 0 and b.count()[0] == 0:
+                _spare.append((os.getpid(), a, b))
+                return
         except _C.DragonError:
-            return True
+            pass
+    for ch in (a, b):
+        try:
+            ch.destroy()
+        except Exception:
+            pass
 
 
 _PYPATH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -1483,8 +1539,7 @@ class Popen:
         _mpctx.set_spawning_popen(self)
         try:
             try:
-                body = _by_value_dumps(process_obj) if _HAVE_CLOUDPICKLE else \
-                    pickle.dumps(process_obj, protocol=5)
+                body = _process_dumps(process_obj, prep)
             except Exception as e:
                 what = getattr(process_obj, "_target", None)
                 raise pickle.PicklingError(
@@ -1525,8 +1580,7 @@ class Popen:
                 tracker_fd = -1
             if tracker_fd is not None and tracker_fd >= 0 and tracker_fd not in self._fds:
                 self._fds.append(tracker_fd)
-        self._in = _new_channel(1, 256)
-        self._back = _new_channel(1, 64)
+        self._in, self._back = _start_channels()
         self._in.send([struct.pack("<Q", len(head)), head, body])
         env = [f"{k}={v}" for k, v in os.environ.items()
                if not k.startswith("DRAGON_") or k.startswith("PYDRAGON_") or k in _PASS_ENV]
@@ -1589,11 +1643,7 @@ class Popen:
         self._read_pid(0)  # before its channel goes
         # Its channels go first: a join() returns when this thread is all but done (tests that
         # count threads right after a join see it gone).
-        for ch in (self._in, self._back):
-            try:
-                ch.destroy()
-            except Exception:
-                pass
+        _end_channels(self._in, self._back, rc == 0)
         self.returncode = rc
         self._done.set()
         try:
@@ -1680,24 +1730,6 @@ def _close_fds(*fds):
             pass
 
 
-class DragonProcess(_mpprocess.BaseProcess):
-    """multiprocessing.Process for the "dragon" start method; `policy=` places it."""
-    _start_method = "dragon"
-
-    @staticmethod
-    def _Popen(process_obj):
-        return Popen(process_obj)
-
-    @staticmethod
-    def _after_fork():
-        pass
-
-    @property
-    def node(self):
-        """The index of the node the process runs on (None before start)."""
-        return getattr(self._popen, "node", None)
-
-
 # ---- the context ------------------------------------------------------------------------------
 
 def cpu_count():
@@ -1721,20 +1753,88 @@ def cpu_count():
     return len(os.sched_getaffinity(0)) * max(1, _C.node_count())
 
 
-class DragonPool(_mppool.Pool):
-    """multiprocessing.pool.Pool whose workers are dragon processes spread over the nodes."""
+def _pool_class():
+    """DragonPool: multiprocessing.pool.Pool (imported here, at the first Pool) whose workers are
+    dragon processes spread over the nodes."""
+    global DragonPool
+    if "DragonPool" in globals():
+        return DragonPool
+    import multiprocessing.pool as _mppool
 
-    def _setup_queues(self):
-        # Tasks may carry lambdas and __main__ functions (pickled by value); results go back as
-        # CPython sends them, so one that does not pickle is a MaybeEncodingError.
-        self._inqueue = SimpleQueue()
-        self._outqueue = SimpleQueue(_strict=True)
-        self._quick_put = self._inqueue._writer.send
-        self._quick_get = self._outqueue._reader.recv
+    class DragonPool(_mppool.Pool):
+        """multiprocessing.pool.Pool whose workers are dragon processes spread over the nodes."""
+
+        def __init__(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None,
+                     context=None):
+            super().__init__(processes, initializer, initargs, maxtasksperchild,
+                             _PoolContext(context or _context))
+
+        def _setup_queues(self):
+            # Tasks may carry lambdas and __main__ functions (pickled by value); results go back
+            # as CPython sends them, so one that does not pickle is a MaybeEncodingError.
+            self._inqueue = SimpleQueue()
+            self._outqueue = SimpleQueue(_strict=True)
+            self._quick_put = self._inqueue._writer.send
+            self._quick_get = self._outqueue._reader.recv
+    DragonPool.__qualname__ = "DragonPool"
+    _mppool.wait = wait
+    return DragonPool
+
+
+class _PoolNotifier:
+    """A Pool's change notifier (CPython's is a SimpleQueue of its context): it only wakes the
+    pool's own worker-handler thread, so a pipe of this process does, which wakes wait() at once
+    (a channel among descriptors is polled there: close() and join() would wait for the poll)."""
+
+    def __init__(self):
+        self._reader, self._w = os.pipe()
+        os.set_blocking(self._reader, False)
+        os.set_blocking(self._w, False)
+        weakref.finalize(self, _close_fds, self._reader, self._w)
+
+    def put(self, obj):
+        try:
+            os.write(self._w, b"\0")
+        except (BlockingIOError, OSError):
+            pass   # full of wake-ups already, or closed at exit
+
+    def get(self):
+        try:
+            os.read(self._reader, 4096)
+        except (BlockingIOError, OSError):
+            pass
+
+    def empty(self):
+        import select
+        try:
+            return not select.select([self._reader], [], [], 0)[0]
+        except (OSError, ValueError):
+            return True
+
+
+class _PoolContext:
+    """The context a DragonPool works with: the dragon context, but its change notifier is a
+    _PoolNotifier (Pool.__init__ asks its context for it)."""
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def SimpleQueue(self):
+        return _PoolNotifier()
+
+    def __getattr__(self, name):
+        return getattr(self._ctx, name)
+
+
+def __getattr__(name):
+    if name == "DragonPool":
+        return _pool_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class DragonContext(_mpctx.BaseContext):
     _name = "dragon"
+    _dragon = True   # what dragon._startmethod's dispatching looks for
     Process = DragonProcess
 
     def cpu_count(self):
@@ -1776,7 +1876,7 @@ class DragonContext(_mpctx.BaseContext):
     def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None):
         if processes is None:
             processes = cpu_count()
-        return DragonPool(processes, initializer, initargs, maxtasksperchild, context=self)
+        return _pool_class()(processes, initializer, initargs, maxtasksperchild, context=self)
 
     def RawValue(self, typecode_or_type, *args):
         return RawValue(typecode_or_type, *args)
@@ -1818,15 +1918,13 @@ class _NoLimit:
         return False
 
 
-import multiprocessing.queues as _mpqueues  # noqa: E402
-
-_orig_queue_init = _mpqueues.Queue.__init__
+_orig_queue_init = None   # multiprocessing.queues' own, once something imports it
 
 
 def _queue_init(self, maxsize=0, *, ctx):
     """CPython's multiprocessing.queues.Queue (and subclasses such as concurrent.futures'
     call queue) built with the dragon context: its pipe is one of our channels, its locks ours."""
-    if not isinstance(ctx, DragonContext):
+    if not getattr(ctx, "_dragon", False):   # DragonContext, or the entry that loads it
         return _orig_queue_init(self, maxsize, ctx=ctx)
     from multiprocessing.synchronize import SEM_VALUE_MAX
     unbounded = maxsize <= 0 or maxsize >= SEM_VALUE_MAX
@@ -1840,23 +1938,29 @@ def _queue_init(self, maxsize=0, *, ctx):
     self._sem = _NoLimit() if unbounded else BoundedSemaphore(maxsize)
     self._ignore_epipe = False
     self._reset()
-    _mputil.register_after_fork(self, _mpqueues.Queue._after_fork)
+    _mputil.register_after_fork(self, sys.modules["multiprocessing.queues"].Queue._after_fork)
 
 
-_mpqueues.Queue.__init__ = _queue_init
 
 
-import multiprocessing.managers as _mpmanagers  # noqa: E402
+def _patch_queues(mod):
+    global _orig_queue_init
+    if mod.Queue.__init__ is not _queue_init:
+        _orig_queue_init, mod.Queue.__init__ = mod.Queue.__init__, _queue_init
 
-_orig_manager_start = _mpmanagers.BaseManager.start
+
+_startmethod.after_import("multiprocessing.queues", _patch_queues)
+
+
+_orig_manager_start = None   # multiprocessing.managers' own, once something imports it
 
 
 def _manager_start(self, initializer=None, initargs=()):
     """BaseManager.start with the dragon context: the server's address comes back over a
     dragon pipe (CPython's passes a file descriptor, which cannot reach another node)."""
-    if not isinstance(self._ctx, DragonContext):
+    if not getattr(self._ctx, "_dragon", False):
         return _orig_manager_start(self, initializer, initargs)
-    State = _mpmanagers.State
+    State = sys.modules["multiprocessing.managers"].State
     if self._state.value != State.INITIAL:
         if self._state.value == State.STARTED:
             raise multiprocessing.ProcessError("Already started server")
@@ -1889,7 +1993,15 @@ def _manager_start(self, initializer=None, initargs=()):
         exitpriority=0)
 
 
-_mpmanagers.BaseManager.start = _manager_start
+
+
+def _patch_managers(mod):
+    global _orig_manager_start
+    if mod.BaseManager.start is not _manager_start:
+        _orig_manager_start, mod.BaseManager.start = mod.BaseManager.start, _manager_start
+
+
+_startmethod.after_import("multiprocessing.managers", _patch_managers)
 
 
 def _node_address():
@@ -1915,62 +2027,14 @@ def _node_address():
     return socket.gethostbyname(socket.gethostname())
 
 
-_FACTORIES = ("Pipe", "Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event",
-              "Barrier", "Queue", "JoinableQueue", "SimpleQueue", "Pool", "RawValue", "RawArray",
-              "Value", "Array", "Manager", "cpu_count")
-
-
-def _dispatching(name):
-    base = getattr(_mpctx.BaseContext, name)
-
-    def method(self, *args, **kwargs):
-        # multiprocessing.Queue() and friends are methods of the default context, which builds
-        # CPython's objects with the chosen context's locks: with "dragon" chosen, ours instead.
-        ctx = self.get_context()
-        if isinstance(ctx, DragonContext):
-            return getattr(ctx, name)(*args, **kwargs)
-        return base(self, *args, **kwargs)
-    method.__name__ = name
-    method.__doc__ = base.__doc__
-    return method
-
-
-_orig_prep = _mpspawn.get_preparation_data
-
-
-def _preparation_data(name):
-    # With "dragon" as the default method, a child of the spawn or forkserver context is a fresh
-    # interpreter that would be told to set "dragon" before anything imported dragon: it keeps
-    # its own default instead (our children are told "dragon" by Popen).
-    d = _orig_prep(name)
-    if d.get("start_method") == "dragon":
-        del d["start_method"]
-    return d
-
-
-_mpspawn.get_preparation_data = _preparation_data
-
-_orig_process_init = _mpprocess.BaseProcess.__init__
-
-
-def _process_init(self, *args, policy=None, **kwargs):
-    # multiprocessing.Process(..., policy=dragon.Policy(...)) places the process when the dragon
-    # start method starts it (other start methods ignore it).
-    _orig_process_init(self, *args, **kwargs)
-    self._dragon_policy = policy
-
-
 def register():
     """Make "dragon" a start method of multiprocessing (set_start_method / get_context)."""
-    _mpctx._concrete_contexts["dragon"] = _context
-    if _mpprocess.BaseProcess.__init__ is not _process_init:
-        _mpprocess.BaseProcess.__init__ = _process_init
-    if not getattr(_mpctx.DefaultContext, "_dragon_dispatch", False):
-        for name in _FACTORIES:
-            setattr(_mpctx.DefaultContext, name, _dispatching(name))
-            # the module's functions are bound methods of the default context, made at import
-            setattr(multiprocessing, name, getattr(_mpctx._default_context, name))
-        _mpctx.DefaultContext._dragon_dispatch = True
+    _startmethod.install()
+    ctxs, dflt = _mpctx._concrete_contexts, _mpctx._default_context
+    if ctxs.get("dragon") is _startmethod._PENDING:
+        ctxs["dragon"] = _context
+    if dflt._actual_context is _startmethod._PENDING:
+        dflt._actual_context = _context
     return _context
 
 
@@ -1991,3 +2055,7 @@ def _shutdown():
         _mputil._exit_function()
     except Exception:
         pass
+
+
+# Importing dragon.mp makes "dragon" a start method (dragon._startmethod loads it on first use).
+register()

@@ -72,13 +72,23 @@ int dg_rundir_create(const char *override, const char *fabric_id, struct dg_rund
 	memset(rd, 0, sizeof(*rd));
 	if ((rc = dg_rundir_base(override, rd->base, sizeof(rd->base))))
 		return rc;
-	if ((rc = private_dir(rd->base, &rd->created_base)))
-		return rc;
 	if ((size_t)snprintf(rd->dir, sizeof(rd->dir), "%s/%s", rd->base, fabric_id) >=
 	    sizeof(rd->dir))
 		return dg_err(DRAGON_EINVAL, "runtime directory path is too long");
 	snprintf(rd->sock, sizeof(rd->sock), "%s/%s", rd->dir, LS_SOCK_NAME);
-	if ((rc = private_dir(rd->dir, &created)))
+	/* Another fabric's end removes the shared base once it is empty (dg_rundir_remove): it can
+	 * go between our making (or finding) it and making our directory in it. Make it again. */
+	for (int tries = 0;; tries++) {
+		int made_base;
+
+		if ((rc = private_dir(rd->base, &made_base)))
+			return rc;
+		rd->created_base |= made_base;
+		rc = private_dir(rd->dir, &created);
+		if (rc == DRAGON_OK || tries == 8 || access(rd->base, F_OK) == 0)
+			break;
+	}
+	if (rc)
 		return rc;
 	if (!created)
 		return dg_err(DRAGON_EEXIST, "runtime directory %s already exists", rd->dir);

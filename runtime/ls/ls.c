@@ -234,12 +234,30 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
  */
 static void kill_descendants(void)
 {
+	pid_t r;
+
+	/* Descendants nobody started through us (a program's own helpers, such as Python's resource
+	 * tracker, which ends when its creator's pipe closes) get a moment to end by themselves:
+	 * they finish their work, and the scan below is not needed. */
+	for (int ms = 0; ms < LS_ORPHAN_GRACE_MS; ms++) {
+		while ((r = waitpid(-1, NULL, WNOHANG)) > 0)
+			;
+		if (r < 0 && errno == ECHILD)
+			return;
+		usleep(1000);
+	}
 	for (int round = 0; round < 100; round++) {
-		DIR *d = opendir("/proc");
+		DIR *d;
 		struct dirent *e;
 		int found = 0;
 
-		if (!d)
+		/* A descendant still running has a chain of parents up to a child of ours: with no
+		 * child left (the usual end) there is none, and the scan of every process is saved. */
+		while ((r = waitpid(-1, NULL, WNOHANG)) > 0)
+			;
+		if (r < 0 && errno == ECHILD)
+			return;
+		if (!(d = opendir("/proc")))
 			return;
 		while ((e = readdir(d))) {
 			char path[300], buf[512], *rp;

@@ -42,6 +42,8 @@ struct gs;
 #define LS_KEEP_WAITED 4096
 /* Grace between the first signal and SIGKILL when shutting down. */
 #define LS_KILL_GRACE_MS 2000
+/* At its end: how long descendants nobody started through LS may take to end by themselves. */
+#define LS_ORPHAN_GRACE_MS 50
 #define LS_POOL_MAX (1ull << 40)
 /* A node silent this long is lost (DRAGON_NODE_TIMEOUT overrides; nodes.c). */
 #define LS_NODE_TIMEOUT_MS 10000

@@ -41,7 +41,7 @@ endif
 
 EXTRA_DIST += docs/bench.md docs/bench-results.png tests/bench/run tests/bench/smoke.sh tests/bench/parts/B1.sh tests/bench/parts/B2.sh \
 	tests/bench/parts/B3.sh tests/bench/parts/B7.sh tests/bench/parts/B5.sh \
-	tests/bench/median.py tests/bench/tc.sh
+	tests/bench/median.py tests/bench/alternate.py tests/bench/tc.sh
 TESTS += tests/bench/smoke.sh
 
 # make bench [BENCH="B1 B7"]: each part runs ours and its peers; one table, CSV and PNG here.

@@ -32,6 +32,16 @@ def square(x):
     return x * x
 
 
+def double_value(v):
+    v.value *= 2
+
+
+def exit_with_imports():
+    # 1: dragon.mp was loaded, 2: cloudpickle was; a child that only runs a module's function
+    # needs neither.
+    sys.exit(("dragon.mp" in sys.modules) + 2 * ("cloudpickle" in sys.modules))
+
+
 def sleep_forever(q=None):
     if q is not None:
         q.put("ready")
@@ -89,6 +99,30 @@ def test_lambda_and_local_function_targets(ctx):
     for p in ps:
         p.join(30)
     assert got == {"lambda", 42}
+
+
+def test_child_by_reference_imports_little(ctx):
+    """A target found by reference (as spawn pickles it) reaches a child that loads neither
+    dragon.mp nor cloudpickle: a dragon child imports what a spawn child does, plus the fabric."""
+    p = ctx.Process(target=exit_with_imports)
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0
+
+
+def test_reducers_registered_after_a_start_apply(ctx):
+    """multiprocessing's reducers registered after a first start (a ctypes type sharedctypes
+    registers when it is first used) pickle the next Process: the child doubles the shared
+    value, not a copy."""
+    import multiprocessing.sharedctypes as sc
+    p = ctx.Process(target=square, args=(1,))
+    p.start()
+    p.join(30)
+    v = sc.RawValue("h", 21)
+    p = ctx.Process(target=double_value, args=(v,))
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0 and v.value == 42
 
 
 def test_sentinel_and_connection_wait(ctx):

@@ -123,3 +123,55 @@ def test_ctrl_c_of_dragon_prog_leaves_nothing(tmp_path):
         except FileNotFoundError:
             return True
     wait_until(lambda: all(gone(p) for p in pids), timeout=30)
+
+
+@pytest.mark.parametrize("end", ["exit", "sigkill"])
+def test_private_fabric_leaves_nothing_in_tmp(tmp_path, end):
+    """A program that starts a private fabric (its children's output relayed through FIFOs) and
+    exits, or is killed with SIGKILL, leaves nothing in TMPDIR nor in the runtime directory."""
+    import subprocess
+    import textwrap
+    from conftest import wait_until
+    script = tmp_path / "prog.py"
+    script.write_text(textwrap.dedent("""
+        import multiprocessing as mp, os, sys, time
+        import dragon
+        def hello():
+            print("hello from the child", flush=True)
+        if __name__ == "__main__":
+            p = mp.get_context("dragon").Process(target=hello)
+            p.start()
+            p.join()
+            print("ready", os.environ["DRAGON_RUNTIME_DIR"], flush=True)
+            if sys.argv[1] == "sigkill":
+                time.sleep(3600)
+    """))
+    tmp, run = tmp_path / "tmp", tmp_path / "run"
+    tmp.mkdir()
+    run.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DRAGON_", "PYDRAGON_")) or k == "DRAGON_LAUNCHER"}
+    env.update(PYTHONPATH=os.path.dirname(os.path.dirname(dragon.__file__)), TMPDIR=str(tmp),
+               XDG_RUNTIME_DIR=str(run))
+    proc = subprocess.Popen([sys.executable, str(script), end], stdout=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout.readline() == b"hello from the child\n"
+        line = proc.stdout.readline().decode().split()
+        assert line[0] == "ready" and line[1].startswith(str(run)), line
+        if end == "sigkill":
+            proc.kill()
+            assert proc.wait(30) == -signal.SIGKILL
+        else:
+            assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+    def left():
+        return [os.path.join(d, n) for d in (tmp, run) for n in os.listdir(d)]
+    try:
+        wait_until(lambda: not left(), timeout=30)
+    except AssertionError:
+        raise AssertionError(f"left behind: {left()}") from None
