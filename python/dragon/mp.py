@@ -1468,6 +1468,8 @@ def _bound_search(objs):
     shm_types = (shm.SharedMemory, shm.ShareableList) if shm else ()
     sock = sys.modules.get("socket")
     sock_type = sock.socket if sock else ()
+    mgr = sys.modules.get("multiprocessing.managers")
+    proxy_type, manager_type = (mgr.BaseProxy, mgr.BaseManager) if mgr else ((), ())
     todo = [(o, 0) for o in objs]
     seen = 0
     while todo and seen < _SCAN_ITEMS:
@@ -1485,10 +1487,10 @@ def _bound_search(objs):
             return f"the {t.__name__} {name!r} (/dev/shm of this node)"
         elif isinstance(o, sock_type):
             return f"a socket ({o.family.name})"
-        elif isinstance(o, _mpmanagers.BaseProxy):
+        elif isinstance(o, proxy_type):
             todo.append((o._token.address, _SCAN_DEPTH))   # the manager's address
             continue
-        elif isinstance(o, _mpmanagers.BaseManager):
+        elif isinstance(o, manager_type):
             todo.append((o.address, _SCAN_DEPTH))
             continue
         if depth >= _SCAN_DEPTH:
