@@ -152,6 +152,13 @@ static int join(spank_t sp, struct dragon_spank *st, uint32_t job)
 		return -1;
 	}
 
+	if (wr == DRAGON_ESTALE) {
+		gethostname(host, sizeof(host) - 1);
+		slurm_error(DG_LOG "node %s is no longer part of the job's fabric: %s; a fabric takes no node "
+				   "back: run the job's later --dragon steps without this node (srun -x %s)",
+			    host, why, host);
+		return -1;
+	}
 	if (wr == DRAGON_EPEER) {
 		gethostname(host, sizeof(host) - 1);
 		slurm_error(DG_LOG "node %s: the job's fabric step (srun pid %d) ended before its runtime "

@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/fuzz/fuzz-rendezvous.sh: fuzz the readers of the runtime directory's files ls.ready, ls.failed and ta.peers with libFuzzer.
+# tests/fuzz/fuzz-rendezvous.sh: fuzz the readers of the runtime directory's files ls.ready, ls.failed, ls.ended and ta.peers with libFuzzer.
 b="${top_builddir:-.}"
 s="${top_srcdir:-..}"
 exec "$s/tests/run-fuzz" rendezvous - 4096 -- \
