@@ -20,6 +20,7 @@
 #include "fail.h"
 #include "ls/ls.h"
 #include "fabric.h"
+#include "options.h"
 
 #ifndef DRAGON_LIBEXECDIR
 #define DRAGON_LIBEXECDIR "/usr/libexec/dragon"
@@ -80,7 +81,7 @@ static bool env_has(char *const *env, const char *name)
 
 int dragon_fabric_start(const struct dragon_fabric_launch *l, pid_t *pid, char *err, size_t errlen)
 {
-	char nodes[16], jobid[16], fid[32], tmo[48], prov[96];
+	char nodes[16], jobid[16], fid[32], tmo[48], prov[96], ntmo[48];
 	char *argv[] = {"srun",	       "--overlap",	  "--mpi=pmix",		    "--jobid",
 			jobid,	       "-N",		  nodes,		    "--ntasks-per-node=1",
 			"--kill-on-bad-exit=0", "--no-kill", "--job-name=dragon-fabric", "--quiet", (char *)l->ls,
@@ -97,17 +98,22 @@ int dragon_fabric_start(const struct dragon_fabric_launch *l, pid_t *pid, char *
 	snprintf(fid, sizeof(fid), "job%u", l->jobid);
 	snprintf(tmo, sizeof(tmo), "DRAGON_STARTUP_TIMEOUT=%u", l->startup_timeout ? l->startup_timeout : 30);
 	snprintf(prov, sizeof(prov), "DRAGON_TA_PROVIDER=%s", l->transport ? l->transport : "");
+	memcpy(ntmo, "DRAGON_NODE_TIMEOUT=", 21);
+	dragon_spank_format_seconds(l->node_timeout_ms, ntmo + 20, sizeof(ntmo) - 20);
 	for (char *const *e = l->env; e && *e; e++)
 		n++;
 	/* Everything is built before fork: the caller (srun) may have threads, so the children only
 	 * make async-signal-safe calls. */
-	if (!(envp = calloc(n + 4, sizeof(*envp))))
+	if (!(envp = calloc(n + 5, sizeof(*envp))))
 		return dragon_spank_fail(DRAGON_ENOMEM, err, errlen, "out of memory");
 	n = 0;
 	for (char *const *e = l->env; e && *e; e++)
-		if (dragon_fabric_env_keep(*e))
+		if (dragon_fabric_env_keep(*e) && !(l->node_timeout_ms && has_prefix(*e, "DRAGON_NODE_TIMEOUT=")))
 			envp[n++] = *e;
 	envp[n++] = DRAGON_FABRIC_STEP_ENV "=1";
+	/* The job's node_timeout (plugstack.conf, DRAGON_NODE_TIMEOUT, --dragon), already resolved. */
+	if (l->node_timeout_ms)
+		envp[n++] = ntmo;
 	if (!env_has(l->env, "DRAGON_STARTUP_TIMEOUT"))
 		envp[n++] = tmo;
 	if (l->transport && *l->transport && !env_has(l->env, "DRAGON_TA_PROVIDER"))

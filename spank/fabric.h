@@ -24,6 +24,7 @@ struct dragon_fabric_launch {
 	int errfd;            /* the fabric srun's stderr, or -1 for /dev/null */
 	unsigned startup_timeout; /* seconds; DRAGON_STARTUP_TIMEOUT of dragon-ls unless env has one */
 	const char *transport;    /* DRAGON_TA_PROVIDER of the transport agent unless env has one */
+	unsigned node_timeout_ms; /* DRAGON_NODE_TIMEOUT of dragon-ls (replacing env's); 0: env's, if any */
 };
 
 /* Does environment entry e ("NAME=value") go on to the fabric step? Not the SPANK options (the

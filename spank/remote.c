@@ -71,7 +71,8 @@ static int start_from_batch(spank_t sp, struct dragon_spank *st, uint32_t job)
 	char ls[PATH_MAX], srun[PATH_MAX], fid[32], err[512];
 	struct dragon_fabric_launch l = {.jobid = job, .rundir = st->rundir, .errfd = -1,
 					 .startup_timeout = st->opts.startup_timeout,
-					 .transport = st->opts.transport};
+					 .transport = st->opts.transport,
+					 .node_timeout_ms = st->opts.node_timeout_ms};
 	char **env = NULL;
 	bool started;
 	pid_t pid;

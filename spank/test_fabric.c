@@ -208,9 +208,10 @@ static void once_starts_one_fabric_per_job(void **state)
 {
 	char srun[PATH_MAX + 16], err[512] = "";
 	char *env[] = {"PATH=/usr/bin:/bin", "SLURM_NTASKS=6", "SLURM_CONF=/etc/x.conf", "DRAGON_FABRIC=job9",
-		       "SLURM_SPANK__SLURM_SPANK_OPTION_dragon_dragon=(null)", NULL};
+		       "SLURM_SPANK__SLURM_SPANK_OPTION_dragon_dragon=(null)", "DRAGON_NODE_TIMEOUT=30", NULL};
 	struct dragon_fabric_launch l = {.jobid = 42, .nnodes = 3, .ls = "/opt/dragon/dragon-ls", .rundir = "/r/0/42",
-					 .env = env, .errfd = -1, .startup_timeout = 7, .transport = "tcp;ofi_rxm"};
+					 .env = env, .errfd = -1, .startup_timeout = 7, .transport = "tcp;ofi_rxm",
+					 .node_timeout_ms = 2500};
 	bool started = false;
 	pid_t pid = 0, again = 0, third = 0;
 
@@ -228,6 +229,9 @@ static void once_starts_one_fabric_per_job(void **state)
 	assert_true(file_has("env", "DRAGON_FABRIC_STEP=1\n"));
 	assert_true(file_has("env", "DRAGON_STARTUP_TIMEOUT=7\n"));
 	assert_true(file_has("env", "DRAGON_TA_PROVIDER=tcp;ofi_rxm\n"));
+	/* The resolved node_timeout replaces the environment's (it already took that into account). */
+	assert_true(file_has("env", "DRAGON_NODE_TIMEOUT=2.5\n"));
+	assert_false(file_has("env", "DRAGON_NODE_TIMEOUT=30"));
 	assert_true(file_has("env", "SLURM_CONF=/etc/x.conf\n"));
 	assert_false(file_has("env", "SLURM_NTASKS"));
 	assert_false(file_has("env", "SPANK"));
