@@ -5,7 +5,7 @@ from ._core import (DragonError, DragonTimeoutError, DragonNotFoundError, Dragon
                     DragonWouldBlock, DragonNotSupported, DragonNotInitialized)
 from . import _fabric
 from . import mp as _mp
-from .mp import Policy, cpu_count
+from .mp import Policy, cpu_count, NODE_LOST
 
 # Importing dragon makes "dragon" a start method: multiprocessing.set_start_method("dragon")
 # or multiprocessing.get_context("dragon").
@@ -35,4 +35,4 @@ def puid():
 __all__ = ["DragonError", "DragonTimeoutError", "DragonNotFoundError", "DragonPeerError",
            "DragonClosedError", "DragonStaleError", "DragonExistsError", "DragonValueError",
            "DragonWouldBlock", "DragonNotSupported", "DragonNotInitialized", "Policy",
-           "cpu_count", "init", "node_index", "node_count", "puid"]
+           "cpu_count", "init", "node_index", "node_count", "puid", "NODE_LOST"]
