@@ -185,8 +185,9 @@ void ls_stop_why(struct ls *ls, const char *fmt, ...)
 
 /*
  * A fabric step's LS that stops tells the tasks of later steps on this node, which would otherwise
- * wait startup_timeout for an ls.ready that will not come: once ready, in ls.ended (this node left
- * the fabric); before, in ls.failed (the start failed).
+ * wait startup_timeout for an ls.ready that will not come: before it was ready, in ls.failed (the
+ * start failed); once ready, when this node left a fabric that may go on (ls_left_fabric), in
+ * ls.ended. An orderly stop (the whole fabric's) leaves nothing behind.
  */
 static void report_stop(struct ls *ls)
 {
@@ -199,6 +200,8 @@ static void report_stop(struct ls *ls)
 		failed_write(ls);
 		return;
 	}
+	if (!ls->left)
+		return;
 	n = snprintf(why, sizeof(why), "node %u (%s): %s\n", ls->node_index, ls->host,
 		     ls->stop_why[0] ? ls->stop_why : last_log);
 	publish_report(early.ended_path, early.ended_tmp, why,
@@ -272,10 +275,16 @@ void ls_begin_stop(struct ls *ls, int signo)
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
-	ls_stop_why(arg, "its local services were stopped by %s (the job ended or was cancelled, or "
-			 "its fabric step was ended)",
-		    sig == SIGINT ? "SIGINT" : "SIGTERM");
-	ls_begin_stop(arg, SIGTERM);
+	struct ls *ls = arg;
+
+	if (ls->ready)
+		ls_stop_why(ls, "its local services were stopped by %s (the job ended or was cancelled, "
+				"or its fabric step was ended)",
+			    sig == SIGINT ? "SIGINT" : "SIGTERM");
+	else
+		ls_stop_why(ls, "local services were stopped while starting (another node's failed, or "
+				"the job ended)");
+	ls_begin_stop(ls, SIGTERM);
 }
 
 /*

@@ -196,6 +196,7 @@ struct ls {
 	void *ta_xchg;         /* agent.c: the exchange of the agents' addresses, while it runs */
 	int ready;             /* DIR/ls.ready is written */
 	int report_end;        /* a fabric step's LS: its stop is reported in DIR/ls.ended (or ls.failed) */
+	int left;              /* this node left the fabric (it lost the head node): say so in DIR/ls.ended */
 	char stop_why[512];    /* why it stops (ls_stop_why), for that report */
 	struct event *join_timer; /* head node: the other nodes must join before this fires */
 	/* Lost nodes (nodes.c): lost[i] once node i left the fabric; every node keeps it. */

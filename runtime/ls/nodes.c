@@ -182,6 +182,7 @@ static void link_closed(struct dg_link *l, const char *why, void *arg)
 					"either the head node is gone, which ends the fabric, or this node "
 					"was cut off from it, and the fabric goes on without this node",
 				    why);
+			ls->left = 1;
 			ls_begin_stop(ls, SIGTERM);
 		}
 		dg_link_free(l);
