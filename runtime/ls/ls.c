@@ -186,7 +186,7 @@ void ls_stop_why(struct ls *ls, const char *fmt, ...)
 /*
  * A fabric step's LS that stops tells the tasks of later steps on this node, which would otherwise
  * wait startup_timeout for an ls.ready that will not come: before it was ready, in ls.failed (the
- * start failed); once ready, when this node left a fabric that may go on (ls_left_fabric), in
+ * start failed); once ready, when this node left a fabric that may go on (ls->left), in
  * ls.ended. An orderly stop (the whole fabric's) leaves nothing behind.
  */
 static void report_stop(struct ls *ls)

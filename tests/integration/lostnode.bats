@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# tests/integration/lostnode.bats: a fabric that loses a node mid-job goes on without it; one that loses its head node ends everywhere (run by cluster.sh).
+# tests/integration/lostnode.bats: a fabric that loses a node mid-job goes on without it; one that loses its head node ends everywhere but on a cut-off head node; steps on a node that left fail at once (run by cluster.sh).
 bats_require_minimum_version 1.5.0
 
 load common
@@ -243,8 +243,47 @@ teardown() {
 	wait_script_done
 	grep -qE "^later step rc=[1-9][0-9]* in [0-9]+ ms" "$work/out"
 	[ "$(sed -n 's/^later step rc=.* in \([0-9]*\) ms$/\1/p' "$work/out")" -lt 10000 ]
+	echo "# a step on the nodes of a fabric whose head node died: $(sed -n 's/^later step //p' "$work/out")" >&3
 	grep -qE "dragon: node $h1 is no longer part of the job's fabric: node 0 \(this node\): the head node's local services \(pid $head\) died; the job's fabric ended with them" "$work/out"
 	# ... and the others' (they lost the head node and stopped).
 	assert_lost_step_fails_fast "$h3" "node 2 \($h3\): this node lost the head node \(the peer closed the link\)"
 	end_job
+}
+
+@test "a head node cut off the network: the other nodes stop within the node timeout; the head node goes on alone (it cannot tell this from losing every other node); steps on the others fail at once" {
+	DRAGON_NODE_TIMEOUT=3 start_job --export=ALL,DRAGON_NODE_TIMEOUT=3
+	head=$(ls_of_node "$job" 0)
+	ls1=$(ls_of_node "$job" 1)
+	ls2=$(ls_of_node "$job" 2)
+	[ -n "$head" ] && [ -n "$ls1" ] && [ -n "$ls2" ]
+	cut_ns=$(nsenter -t "$head" -u hostname)
+	h2=$(nsenter -t "$ls1" -u hostname)
+	h3=$(nsenter -t "$ls2" -u hostname)
+	SECONDS=0
+	ip -n "$cut_ns" link set eth0 down
+	# The other nodes find the head node silent past the node timeout (3 s) and stop (SIGKILL
+	# after 2 s at most); the network comes back once they did.
+	for _ in $(seq 200); do ! kill -0 "$ls1" 2>/dev/null && ! kill -0 "$ls2" 2>/dev/null && break; sleep 0.1; done
+	took=$SECONDS
+	ip -n "$cut_ns" link set eth0 up
+	! kill -0 "$ls1" 2>/dev/null
+	! kill -0 "$ls2" 2>/dev/null
+	[ "$took" -lt 10 ]
+	[ -z "$(pgrep -f '^sleep 6001$' || true)" ]
+	# The head node's local services go on, having lost the two others.
+	kill -0 "$head"
+	wait_script_done
+	grep -qE "^log: dragon-ls\[[0-9]*\]: node 1 \($h2\) is lost: nothing heard for [0-9]+ ms \(node timeout 3000 ms\)" "$work/out"
+	grep -qE "^log: dragon-ls\[[0-9]*\]: node 2 \($h3\) is lost: nothing heard for [0-9]+ ms \(node timeout 3000 ms\)" "$work/out"
+	grep -qE "^  node 1: host $h2, .*, LOST$" "$work/out"
+	# The later step on the first two nodes: the head node's task joins, the other's fails at once.
+	[ "$(grep -c "^joined job$job 0 3 " "$work/out")" -eq 1 ]
+	grep -qE "^later step rc=[1-9][0-9]* in [0-9]+ ms" "$work/out"
+	[ "$(sed -n 's/^later step rc=.* in \([0-9]*\) ms$/\1/p' "$work/out")" -lt 10000 ]
+	grep -qE "dragon: node $h2 is no longer part of the job's fabric: node 1 \($h2\): this node lost the head node \(nothing heard" "$work/out"
+	assert_lost_step_fails_fast "$h3" "node 2 \($h3\): this node lost the head node \(nothing heard for [0-9]+ ms"
+	kill -0 "$head"
+	end_job
+	for _ in $(seq 300); do sinfo -h -n "$cut_ns" -o '%T' | grep -qx idle && break; sleep 0.1; done
+	sinfo -h -n "$cut_ns" -o '%T' | grep -qx idle
 }
