@@ -137,9 +137,13 @@ assert_survivors_saw() {
 	[ -z "$(pgrep -f '^sleep 6001$' || true)" ]
 }
 
+# Cancel the job and check nothing is left; $1: how many seconds Slurm may take to end it (a node
+# whose network was cut may take Slurm a while to complete on a loaded machine).
 end_job() {
 	scancel "$job"
-	for _ in $(seq 300); do [ -z "$(squeue -h -j "$job")" ] && break; sleep 0.1; done
+	for _ in $(seq $((${1:-30} * 10))); do [ -z "$(squeue -h -j "$job")" ] && break; sleep 0.1; done
+	squeue -h -j "$job" -o '%i %T %R'
+	sinfo -h -N -o '%N %T %E'
 	[ -z "$(squeue -h -j "$job")" ]
 	assert_job_clean "$job"
 }
@@ -209,8 +213,10 @@ teardown() {
 	grep -q "EPEER" "$work/lsend.out"
 	# Back on the network, the cut node is not part of the fabric: a step there fails at once.
 	assert_lost_step_fails_fast "$cut_ns" "node 2 \($cut_ns\): this node lost the head node \(nothing heard for [0-9]+ ms.*\) and left the job's fabric"
-	end_job
-	for _ in $(seq 300); do sinfo -h -n "$cut_ns" -o '%T' | grep -qx idle && break; sleep 0.1; done
+	end_job 90
+	# Back in service (bounded: a loaded machine takes a while to complete the job there).
+	for _ in $(seq 600); do sinfo -h -n "$cut_ns" -o '%T' | grep -qx idle && break; sleep 0.1; done
+	sinfo -h -n "$cut_ns" -o '%T %E'
 	sinfo -h -n "$cut_ns" -o '%T' | grep -qx idle
 }
 
@@ -283,7 +289,9 @@ teardown() {
 	grep -qE "dragon: node $h2 is no longer part of the job's fabric: node 1 \($h2\): this node lost the head node \(nothing heard" "$work/out"
 	assert_lost_step_fails_fast "$h3" "node 2 \($h3\): this node lost the head node \(nothing heard for [0-9]+ ms"
 	kill -0 "$head"
-	end_job
-	for _ in $(seq 300); do sinfo -h -n "$cut_ns" -o '%T' | grep -qx idle && break; sleep 0.1; done
+	end_job 90
+	# Back in service (bounded: a loaded machine takes a while to complete the job there).
+	for _ in $(seq 600); do sinfo -h -n "$cut_ns" -o '%T' | grep -qx idle && break; sleep 0.1; done
+	sinfo -h -n "$cut_ns" -o '%T %E'
 	sinfo -h -n "$cut_ns" -o '%T' | grep -qx idle
 }
