@@ -20,6 +20,7 @@
 #include "fail.h"
 #include "ls/ls.h"
 #include "fabric.h"
+#include "options.h"
 
 #ifndef DRAGON_LIBEXECDIR
 #define DRAGON_LIBEXECDIR "/usr/libexec/dragon"
@@ -80,7 +81,7 @@ static bool env_has(char *const *env, const char *name)
 
 int dragon_fabric_start(const struct dragon_fabric_launch *l, pid_t *pid, char *err, size_t errlen)
 {
-	char nodes[16], jobid[16], fid[32], tmo[48], prov[96];
+	char nodes[16], jobid[16], fid[32], tmo[48], prov[96], ntmo[48];
 	char *argv[] = {"srun",	       "--overlap",	  "--mpi=pmix",		    "--jobid",
 			jobid,	       "-N",		  nodes,		    "--ntasks-per-node=1",
 			"--kill-on-bad-exit=0", "--no-kill", "--job-name=dragon-fabric", "--quiet", (char *)l->ls,
@@ -97,17 +98,22 @@ int dragon_fabric_start(const struct dragon_fabric_launch *l, pid_t *pid, char *
 	snprintf(fid, sizeof(fid), "job%u", l->jobid);
 	snprintf(tmo, sizeof(tmo), "DRAGON_STARTUP_TIMEOUT=%u", l->startup_timeout ? l->startup_timeout : 30);
 	snprintf(prov, sizeof(prov), "DRAGON_TA_PROVIDER=%s", l->transport ? l->transport : "");
+	memcpy(ntmo, "DRAGON_NODE_TIMEOUT=", 21);
+	dragon_spank_format_seconds(l->node_timeout_ms, ntmo + 20, sizeof(ntmo) - 20);
 	for (char *const *e = l->env; e && *e; e++)
 		n++;
 	/* Everything is built before fork: the caller (srun) may have threads, so the children only
 	 * make async-signal-safe calls. */
-	if (!(envp = calloc(n + 4, sizeof(*envp))))
+	if (!(envp = calloc(n + 5, sizeof(*envp))))
 		return dragon_spank_fail(DRAGON_ENOMEM, err, errlen, "out of memory");
 	n = 0;
 	for (char *const *e = l->env; e && *e; e++)
-		if (dragon_fabric_env_keep(*e))
+		if (dragon_fabric_env_keep(*e) && !(l->node_timeout_ms && has_prefix(*e, "DRAGON_NODE_TIMEOUT=")))
 			envp[n++] = *e;
 	envp[n++] = DRAGON_FABRIC_STEP_ENV "=1";
+	/* The job's node_timeout (plugstack.conf, DRAGON_NODE_TIMEOUT, --dragon), already resolved. */
+	if (l->node_timeout_ms)
+		envp[n++] = ntmo;
 	if (!env_has(l->env, "DRAGON_STARTUP_TIMEOUT"))
 		envp[n++] = tmo;
 	if (l->transport && *l->transport && !env_has(l->env, "DRAGON_TA_PROVIDER"))
@@ -410,9 +416,12 @@ int dragon_fabric_find_srun(const char *path, char *out, size_t len, char *err, 
 	return dragon_spank_fail(DRAGON_ENOTFOUND, err, errlen, "srun is not on the job's PATH (%s) nor in /usr/bin", path ? path : "");
 }
 
-int dragon_fabric_read_ready(const char *rundir, struct dragon_fabric_ready *r)
+/* rundir/ls.ready, well formed: DRAGON_OK if its writer lives, DRAGON_ESTALE (and its mtime in
+ * *mtime_ns) if it died, DRAGON_ENOTFOUND if there is no such file. */
+static int read_ready_file(const char *rundir, struct dragon_fabric_ready *r, long long *mtime_ns)
 {
 	char path[PATH_MAX], buf[256];
+	struct stat st;
 	ssize_t n;
 	int fd;
 
@@ -422,6 +431,8 @@ int dragon_fabric_read_ready(const char *rundir, struct dragon_fabric_ready *r)
 	if (fd < 0)
 		return DRAGON_ENOTFOUND;
 	n = read(fd, buf, sizeof(buf) - 1);
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+		n = -1;
 	close(fd);
 	if (n <= 0)
 		return DRAGON_ENOTFOUND;
@@ -430,9 +441,17 @@ int dragon_fabric_read_ready(const char *rundir, struct dragon_fabric_ready *r)
 	    r->node_index >= r->node_count || r->pid <= 0)
 		return DRAGON_ENOTFOUND;
 	/* A file left by local services that died is not a running fabric. */
-	if (kill(r->pid, 0) != 0 && errno != EPERM)
-		return DRAGON_ENOTFOUND;
+	if (kill(r->pid, 0) != 0 && errno != EPERM) {
+		if (mtime_ns)
+			*mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+		return DRAGON_ESTALE;
+	}
 	return DRAGON_OK;
+}
+
+int dragon_fabric_read_ready(const char *rundir, struct dragon_fabric_ready *r)
+{
+	return read_ready_file(rundir, r, NULL) == DRAGON_OK ? DRAGON_OK : DRAGON_ENOTFOUND;
 }
 
 /* Append line (of n bytes) in front of out, separated by '|', if it fits. */
@@ -507,14 +526,15 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int dragon_fabric_read_failed(const char *rundir, long long since_ns, char *why, size_t len)
+/* A report of local services (rundir/name) written at since_ns or later, as one printable line. */
+static int read_report(const char *rundir, const char *name, long long since_ns, char *why, size_t len)
 {
 	char path[PATH_MAX];
 	struct stat st;
 	ssize_t n;
 	int fd;
 
-	if (!len || (size_t)snprintf(path, sizeof(path), "%s/" LS_FAILED_NAME, rundir) >= sizeof(path))
+	if (!len || (size_t)snprintf(path, sizeof(path), "%s/%s", rundir, name) >= sizeof(path))
 		return DRAGON_ENOTFOUND;
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -535,6 +555,37 @@ int dragon_fabric_read_failed(const char *rundir, long long since_ns, char *why,
 	for (char *c = why; *c; c++)
 		if ((unsigned char)*c < 0x20 || *c == 0x7f)
 			*c = '?';
+	return DRAGON_OK;
+}
+
+int dragon_fabric_read_failed(const char *rundir, long long since_ns, char *why, size_t len)
+{
+	return read_report(rundir, LS_FAILED_NAME, since_ns, why, len);
+}
+
+int dragon_fabric_read_left(const char *rundir, long long since_ns, char *why, size_t len)
+{
+	struct dragon_fabric_ready r;
+	long long mtime = 0;
+
+	if (!len || since_ns <= 0)
+		return DRAGON_ENOTFOUND;
+	if (read_report(rundir, LS_ENDED_NAME, since_ns, why, len) == DRAGON_OK)
+		return DRAGON_OK;
+	/* Local services killed outright (SIGKILL, the OOM killer) say nothing: their ls.ready
+	 * stays, naming a process that is gone. */
+	if (read_ready_file(rundir, &r, &mtime) != DRAGON_ESTALE || mtime < since_ns)
+		return DRAGON_ENOTFOUND;
+	if (r.node_index == 0)
+		snprintf(why, len,
+			 "node 0 (this node): the head node's local services (pid %d) died; the job's fabric "
+			 "ended with them (global services live on the head node)",
+			 r.pid);
+	else
+		snprintf(why, len,
+			 "node %u (this node): its local services (pid %d) died; the fabric goes on "
+			 "without this node",
+			 r.node_index, r.pid);
 	return DRAGON_OK;
 }
 
@@ -574,6 +625,8 @@ int dragon_fabric_wait_ready(const char *rundir, unsigned timeout_ms, pid_t watc
 			return DRAGON_OK;
 		if (since_ns > 0 && dragon_fabric_read_failed(rundir, since_ns, why, whylen) == DRAGON_OK)
 			return DRAGON_ECLOSED;
+		if (since_ns > 0 && dragon_fabric_read_left(rundir, since_ns, why, whylen) == DRAGON_OK)
+			return DRAGON_ESTALE;
 		if (now_ms() >= end)
 			return DRAGON_ETIMEDOUT;
 		if (watch > 0 && kill(watch, 0) && errno == ESRCH)

@@ -24,6 +24,7 @@ struct dragon_fabric_launch {
 	int errfd;            /* the fabric srun's stderr, or -1 for /dev/null */
 	unsigned startup_timeout; /* seconds; DRAGON_STARTUP_TIMEOUT of dragon-ls unless env has one */
 	const char *transport;    /* DRAGON_TA_PROVIDER of the transport agent unless env has one */
+	unsigned node_timeout_ms; /* DRAGON_NODE_TIMEOUT of dragon-ls (replacing env's); 0: env's, if any */
 };
 
 /* Does environment entry e ("NAME=value") go on to the fabric step? Not the SPANK options (the
@@ -74,6 +75,11 @@ void dragon_fabric_log_tail(const char *dir, uint32_t jobid, char *out, size_t l
  * DRAGON_ENOTFOUND otherwise. */
 int dragon_fabric_read_failed(const char *rundir, long long since_ns, char *why, size_t len);
 
+/* Did this node leave the job's fabric since since_ns (CLOCK_REALTIME; <= 0: unknown, never)?
+ * DRAGON_OK and the reason in why (one printable line) if its local services wrote
+ * rundir/ls.ended then, or died leaving an ls.ready written then; DRAGON_ENOTFOUND otherwise. */
+int dragon_fabric_read_left(const char *rundir, long long since_ns, char *why, size_t len);
+
 /* Since when a failure that local services report concerns the fabric a step is about to use, in
  * CLOCK_REALTIME nanoseconds: the start of the job's running fabric step (the mtime of
  * statedir/job<jobid>.lock, written then, while its srun lives), else now (a fabric step started
@@ -86,7 +92,9 @@ long long dragon_fabric_since_ns(const char *statedir, uint32_t jobid);
 /* Wait up to timeout_ms for dragon_fabric_read_ready to succeed; DRAGON_ETIMEDOUT if it does not.
  * With watch > 0 (the fabric step's srun, on the node that started it), DRAGON_EPEER as soon as
  * that process is gone: a fabric step that ended will not get ready. With since_ns > 0,
- * DRAGON_ECLOSED (and the reason in why) as soon as dragon_fabric_read_failed finds a failure. */
+ * DRAGON_ECLOSED (and the reason in why) as soon as dragon_fabric_read_failed finds a failure, and
+ * DRAGON_ESTALE (and the reason) as soon as dragon_fabric_read_left finds this node gone from the
+ * fabric: a fabric takes no node back. */
 int dragon_fabric_wait_ready(const char *rundir, unsigned timeout_ms, pid_t watch, long long since_ns,
 			     struct dragon_fabric_ready *r, char *why, size_t whylen);
 

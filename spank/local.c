@@ -70,7 +70,8 @@ int dragon_local_user_init(spank_t sp, struct dragon_spank *st)
 	char want[32], rundir[PATH_MAX], srun[PATH_MAX], ls[PATH_MAX], statedir[PATH_MAX], err[512];
 	const char *have = getenv(DRAGON_FABRIC_ENV);
 	struct dragon_fabric_launch l = {.errfd = -1, .startup_timeout = st->opts.startup_timeout,
-					 .transport = st->opts.transport};
+					 .transport = st->opts.transport,
+					 .node_timeout_ms = st->opts.node_timeout_ms};
 	extern char **environ;
 	uint32_t job = 0;
 	bool started;

@@ -24,7 +24,7 @@ spank_test_rundir_LDADD = $(CMOCKA_LIBS)
 TESTS += spank/test_rundir
 
 check_PROGRAMS += spank/test_fabric
-spank_test_fabric_SOURCES = spank/test_fabric.c spank/fabric.c spank/fabric.h spank/fail.c spank/fail.h
+spank_test_fabric_SOURCES = spank/test_fabric.c spank/fabric.c spank/fabric.h spank/fail.c spank/fail.h spank/options.c spank/options.h
 spank_test_fabric_CFLAGS = $(TEST_CFLAGS)
 spank_test_fabric_LDADD = $(CMOCKA_LIBS)
 TESTS += spank/test_fabric

@@ -44,6 +44,40 @@ static int parse_timeout(const char *key, const char *v, unsigned *out, char *er
 	return DRAGON_OK;
 }
 
+/* Seconds with at most three decimals ("2.5", "10"), 0.1 to 3600, kept in milliseconds: what
+ * local services accept in DRAGON_NODE_TIMEOUT, without strtod's "inf", "1e3" or "0x10". */
+static int parse_node_timeout(const char *key, const char *v, unsigned *out, char *err, size_t errlen)
+{
+	unsigned long whole = 0, frac = 0;
+	size_t i = 0, nw = 0, nf = 0;
+
+	for (; v[i] >= '0' && v[i] <= '9' && nw < 8; i++, nw++)
+		whole = whole * 10 + (unsigned long)(v[i] - '0');
+	if (v[i] == '.')
+		for (i++; v[i] >= '0' && v[i] <= '9' && nf < 3; i++, nf++)
+			frac = frac * 10 + (unsigned long)(v[i] - '0');
+	for (size_t k = nf; k < 3; k++)
+		frac *= 10;
+	if (!nw || v[i] || (v[nw] == '.' && !nf) || whole * 1000 + frac < DRAGON_SPANK_NODE_TIMEOUT_MIN_MS ||
+	    whole * 1000 + frac > DRAGON_SPANK_NODE_TIMEOUT_MAX_MS)
+		return fail(err, errlen,
+			    "%s='%s': expected seconds from 0.1 to 3600, at most 3 decimals (e.g. 5 or 2.5)", key, v);
+	*out = (unsigned)(whole * 1000 + frac);
+	return DRAGON_OK;
+}
+
+void dragon_spank_format_seconds(unsigned ms, char *buf, size_t len)
+{
+	if (ms % 1000 == 0)
+		snprintf(buf, len, "%u", ms / 1000);
+	else if (ms % 100 == 0)
+		snprintf(buf, len, "%u.%u", ms / 1000, ms % 1000 / 100);
+	else if (ms % 10 == 0)
+		snprintf(buf, len, "%u.%02u", ms / 1000, ms % 1000 / 10);
+	else
+		snprintf(buf, len, "%u.%03u", ms / 1000, ms % 1000);
+}
+
 /* A libfabric provider list: letters, digits and ; _ - . only (it ends up in the environment). */
 static int parse_transport(const char *key, const char *v, char *out, char *err, size_t errlen)
 {
@@ -82,6 +116,8 @@ static int apply(struct dragon_spank_opts *o, char *kv, enum source src, char *e
 		return parse_timeout(key, v, &o->startup_timeout, err, errlen);
 	if (strcmp(key, "transport") == 0)
 		return parse_transport(key, v, o->transport, err, errlen);
+	if (strcmp(key, "node_timeout") == 0)
+		return parse_node_timeout(key, v, &o->node_timeout_ms, err, errlen);
 	if (src == FROM_CONF && strcmp(key, "runtime_dir") == 0)
 		return parse_dir(key, v, o->runtime_dir, err, errlen);
 	if (src == FROM_CONF && strcmp(key, "libexec_dir") == 0)
@@ -99,8 +135,8 @@ static int apply(struct dragon_spank_opts *o, char *kv, enum source src, char *e
 				   strcmp(key, "libexec_dir") == 0))
 		return fail(err, errlen, "key '%s' can only be set by the administrator in plugstack.conf", key);
 	return fail(err, errlen, "unknown key '%s' (known: %s)", key,
-		    src == FROM_CONF ? "default, runtime_dir, startup_timeout, transport, libexec_dir"
-				     : "startup_timeout, transport");
+		    src == FROM_CONF ? "default, runtime_dir, startup_timeout, transport, node_timeout, libexec_dir"
+				     : "startup_timeout, transport, node_timeout");
 }
 
 int dragon_spank_parse_conf(struct dragon_spank_opts *o, int argc, char *const argv[], char *err,
@@ -156,7 +192,9 @@ int dragon_spank_parse_env(struct dragon_spank_opts *o, const char *(*get)(const
 {
 	static const struct {
 		const char *var, *key;
-	} keyed[] = {{"DRAGON_STARTUP_TIMEOUT", "startup_timeout"}, {"DRAGON_TRANSPORT", "transport"}};
+	} keyed[] = {{"DRAGON_STARTUP_TIMEOUT", "startup_timeout"},
+		     {"DRAGON_TRANSPORT", "transport"},
+		     {"DRAGON_NODE_TIMEOUT", "node_timeout"}};
 	struct dragon_spank_opts tmp = *o;
 	const char *v = get("DRAGON_ENABLE", arg);
 	char kv[DRAGON_SPANK_TRANSPORT_MAX + 64], why[256];
@@ -183,7 +221,14 @@ int dragon_spank_parse_env(struct dragon_spank_opts *o, const char *(*get)(const
 
 int dragon_spank_opts_format(const struct dragon_spank_opts *o, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, "transport=%s,startup_timeout=%u", o->transport, o->startup_timeout);
+	char nt[32] = "";
+	int n;
+
+	if (o->node_timeout_ms) {
+		memcpy(nt, ",node_timeout=", 15);
+		dragon_spank_format_seconds(o->node_timeout_ms, nt + 14, sizeof(nt) - 14);
+	}
+	n = snprintf(buf, len, "transport=%s,startup_timeout=%u%s", o->transport, o->startup_timeout, nt);
 
 	if (n < 0 || (size_t)n >= len)
 		return DRAGON_ETOOBIG;

@@ -71,7 +71,8 @@ static int start_from_batch(spank_t sp, struct dragon_spank *st, uint32_t job)
 	char ls[PATH_MAX], srun[PATH_MAX], fid[32], err[512];
 	struct dragon_fabric_launch l = {.jobid = job, .rundir = st->rundir, .errfd = -1,
 					 .startup_timeout = st->opts.startup_timeout,
-					 .transport = st->opts.transport};
+					 .transport = st->opts.transport,
+					 .node_timeout_ms = st->opts.node_timeout_ms};
 	char **env = NULL;
 	bool started;
 	pid_t pid;
@@ -152,6 +153,13 @@ static int join(spank_t sp, struct dragon_spank *st, uint32_t job)
 		return -1;
 	}
 
+	if (wr == DRAGON_ESTALE) {
+		gethostname(host, sizeof(host) - 1);
+		slurm_error(DG_LOG "node %s is no longer part of the job's fabric: %s; a fabric takes no node "
+				   "back: run the job's later --dragon steps without this node (srun -x %s)",
+			    host, why, host);
+		return -1;
+	}
 	if (wr == DRAGON_EPEER) {
 		gethostname(host, sizeof(host) - 1);
 		slurm_error(DG_LOG "node %s: the job's fabric step (srun pid %d) ended before its runtime "

@@ -36,7 +36,7 @@ static int record_option(int val, const char *optarg, int remote)
 static struct spank_option dragon_option = {
 	.name = "dragon",
 	.arginfo = "key=value,...",
-	.usage = "[dragon] run the job in a Dragon runtime (keys: transport=PROVIDER, startup_timeout=SECONDS)",
+	.usage = "[dragon] run the job in a Dragon runtime (keys: transport=PROVIDER, startup_timeout=SECONDS, node_timeout=SECONDS)",
 	.has_arg = 2,
 	.val = 0,
 	.cb = record_option,

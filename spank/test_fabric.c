@@ -208,9 +208,10 @@ static void once_starts_one_fabric_per_job(void **state)
 {
 	char srun[PATH_MAX + 16], err[512] = "";
 	char *env[] = {"PATH=/usr/bin:/bin", "SLURM_NTASKS=6", "SLURM_CONF=/etc/x.conf", "DRAGON_FABRIC=job9",
-		       "SLURM_SPANK__SLURM_SPANK_OPTION_dragon_dragon=(null)", NULL};
+		       "SLURM_SPANK__SLURM_SPANK_OPTION_dragon_dragon=(null)", "DRAGON_NODE_TIMEOUT=30", NULL};
 	struct dragon_fabric_launch l = {.jobid = 42, .nnodes = 3, .ls = "/opt/dragon/dragon-ls", .rundir = "/r/0/42",
-					 .env = env, .errfd = -1, .startup_timeout = 7, .transport = "tcp;ofi_rxm"};
+					 .env = env, .errfd = -1, .startup_timeout = 7, .transport = "tcp;ofi_rxm",
+					 .node_timeout_ms = 2500};
 	bool started = false;
 	pid_t pid = 0, again = 0, third = 0;
 
@@ -228,6 +229,9 @@ static void once_starts_one_fabric_per_job(void **state)
 	assert_true(file_has("env", "DRAGON_FABRIC_STEP=1\n"));
 	assert_true(file_has("env", "DRAGON_STARTUP_TIMEOUT=7\n"));
 	assert_true(file_has("env", "DRAGON_TA_PROVIDER=tcp;ofi_rxm\n"));
+	/* The resolved node_timeout replaces the environment's (it already took that into account). */
+	assert_true(file_has("env", "DRAGON_NODE_TIMEOUT=2.5\n"));
+	assert_false(file_has("env", "DRAGON_NODE_TIMEOUT=30"));
 	assert_true(file_has("env", "SLURM_CONF=/etc/x.conf\n"));
 	assert_false(file_has("env", "SLURM_NTASKS"));
 	assert_false(file_has("env", "SPANK"));
@@ -294,6 +298,59 @@ static void missing_programs_are_named(void **state)
 			 access("/usr/bin/srun", X_OK) == 0 || access("/usr/local/bin/srun", X_OK) == 0);
 }
 
+/* A node that left the fabric (ls.ended, or an ls.ready whose writer died) ends the wait at once
+ * with the reason; an older report or file, or no start time, is not looked at. */
+static void left_node_ends_the_wait(void **state)
+{
+	char ended[PATH_MAX + 16], ready[PATH_MAX + 16], why[512], line[64];
+	struct dragon_fabric_ready r;
+	struct timespec a, b;
+	long long before, after;
+	pid_t dead;
+	long ms;
+
+	(void)state;
+	snprintf(ended, sizeof(ended), "%s/ls.ended", dir);
+	snprintf(ready, sizeof(ready), "%s/ls.ready", dir);
+	clock_gettime(CLOCK_REALTIME, &a);
+	before = (long long)a.tv_sec * 1000000000LL + a.tv_nsec - 1000000000LL;
+	after = before + 3600 * 1000000000LL;
+	write_file(ended, "node 2 (n3): this node lost the head node (the peer closed the link)\x07\n", 0600);
+	assert_int_equal(dragon_fabric_read_left(dir, before, why, sizeof(why)), DRAGON_OK);
+	assert_string_equal(why, "node 2 (n3): this node lost the head node (the peer closed the link)?");
+	assert_int_equal(dragon_fabric_read_left(dir, after, why, sizeof(why)), DRAGON_ENOTFOUND);
+	assert_int_equal(dragon_fabric_read_left(dir, 0, why, sizeof(why)), DRAGON_ENOTFOUND);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	assert_int_equal(dragon_fabric_wait_ready(dir, 10000, 0, before, &r, why, sizeof(why)), DRAGON_ESTALE);
+	assert_non_null(strstr(why, "lost the head node"));
+	assert_int_equal(dragon_fabric_wait_ready(dir, 100, 0, after, &r, why, sizeof(why)), DRAGON_ETIMEDOUT);
+	unlink(ended);
+	/* Local services killed outright: their ls.ready names a process that is gone. */
+	dead = fork();
+	if (dead == 0)
+		_exit(0);
+	waitpid(dead, NULL, 0);
+	snprintf(line, sizeof(line), "job5 2 3 %d\n", (int)dead);
+	write_file(ready, line, 0600);
+	assert_int_equal(dragon_fabric_read_left(dir, before, why, sizeof(why)), DRAGON_OK);
+	assert_non_null(strstr(why, "node 2 (this node): its local services"));
+	assert_non_null(strstr(why, "died"));
+	assert_int_equal(dragon_fabric_read_left(dir, after, why, sizeof(why)), DRAGON_ENOTFOUND);
+	snprintf(line, sizeof(line), "job5 0 3 %d\n", (int)dead);
+	write_file(ready, line, 0600);
+	assert_int_equal(dragon_fabric_wait_ready(dir, 10000, 0, before, &r, why, sizeof(why)), DRAGON_ESTALE);
+	assert_non_null(strstr(why, "head node"));
+	/* Alive: ready, not left. */
+	snprintf(line, sizeof(line), "job5 2 3 %d\n", (int)getpid());
+	write_file(ready, line, 0600);
+	assert_int_equal(dragon_fabric_read_left(dir, before, why, sizeof(why)), DRAGON_ENOTFOUND);
+	assert_int_equal(dragon_fabric_wait_ready(dir, 10000, 0, before, &r, why, sizeof(why)), DRAGON_OK);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+	assert_true(ms < 2000);
+	unlink(ready);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -301,6 +358,7 @@ int main(void)
 		cmocka_unit_test(ready_file_is_read_only_when_whole_and_alive),
 		cmocka_unit_test(wait_ready_is_bounded),
 		cmocka_unit_test(failure_report_ends_the_wait),
+		cmocka_unit_test(left_node_ends_the_wait),
 		cmocka_unit_test(statedir_is_private),
 		cmocka_unit_test(once_starts_one_fabric_per_job),
 		cmocka_unit_test(log_tail_is_the_last_whole_lines),

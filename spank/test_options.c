@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -241,6 +242,76 @@ static void env_bad_values_name_the_variable_and_change_nothing(void **state)
 	assert_memory_equal(&o, &before, sizeof(o));
 }
 
+/* node_timeout: seconds with up to three decimals, 0.1 to 3600, from every source; the fabric
+ * step gets it back as seconds. */
+static void node_timeout_is_seconds_with_fractions(void **state)
+{
+	const struct {
+		const char *v;
+		unsigned ms;
+		const char *shown;
+	} good[] = {{"5", 5000, "5"},	  {"2.5", 2500, "2.5"},	     {"0.1", 100, "0.1"},
+		    {"0.25", 250, "0.25"}, {"1.005", 1005, "1.005"}, {"3600", 3600000, "3600"},
+		    {"010", 10000, "10"},  {"3600.000", 3600000, "3600"}};
+	const char *bad[] = {"0",   "0.09", "3600.001", "5s",  "",	  "-1",	  ".5",	  "5.",	  "1.0001",
+			     "1e3", "inf",  "nan",      "0x10", " 5", "5 ", "+5", "99999999999", "1;5"};
+	char err[256], kv[64], buf[128], shown[16];
+	char *argv[1] = {kv};
+	struct dragon_spank_opts o;
+
+	(void)state;
+	dragon_spank_opts_init(&o);
+	assert_int_equal(o.node_timeout_ms, 0);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		dragon_spank_opts_init(&o);
+		snprintf(kv, sizeof(kv), "node_timeout=%s", good[i].v);
+		assert_int_equal(dragon_spank_parse_option(&o, kv, err, sizeof(err)), DRAGON_OK);
+		assert_int_equal(o.node_timeout_ms, good[i].ms);
+		dragon_spank_format_seconds(o.node_timeout_ms, shown, sizeof(shown));
+		assert_string_equal(shown, good[i].shown);
+		dragon_spank_opts_init(&o);
+		assert_int_equal(dragon_spank_parse_conf(&o, 1, argv, err, sizeof(err)), DRAGON_OK);
+		assert_int_equal(o.node_timeout_ms, good[i].ms);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		dragon_spank_opts_init(&o);
+		snprintf(kv, sizeof(kv), "node_timeout=%s", bad[i]);
+		err[0] = 0;
+		assert_int_equal(dragon_spank_parse_option(&o, kv, err, sizeof(err)), DRAGON_EINVAL);
+		assert_non_null(strstr(err, "node_timeout="));
+		assert_non_null(strstr(err, "seconds from 0.1 to 3600"));
+		assert_int_equal(dragon_spank_parse_conf(&o, 1, argv, err, sizeof(err)), DRAGON_EINVAL);
+		assert_int_equal(o.node_timeout_ms, 0);
+	}
+	/* The environment's, then --dragon's; the tasks see it in DRAGON_SPANK_OPTIONS. */
+	{
+		const char *env[] = {"DRAGON_NODE_TIMEOUT=7.5", NULL};
+		const char *bad_env[] = {"DRAGON_NODE_TIMEOUT=soon", NULL};
+
+		dragon_spank_opts_init(&o);
+		assert_int_equal(dragon_spank_parse_env(&o, fake_get, env, err, sizeof(err)), DRAGON_OK);
+		assert_int_equal(o.node_timeout_ms, 7500);
+		assert_int_equal(dragon_spank_opts_format(&o, buf, sizeof(buf)), DRAGON_OK);
+		assert_string_equal(buf, "transport=tcp;ofi_rxm,startup_timeout=30,node_timeout=7.5");
+		assert_int_equal(dragon_spank_parse_option(&o, "node_timeout=3", err, sizeof(err)), DRAGON_OK);
+		assert_int_equal(o.node_timeout_ms, 3000);
+		assert_int_equal(dragon_spank_parse_env(&o, fake_get, bad_env, err, sizeof(err)), DRAGON_EINVAL);
+		assert_non_null(strstr(err, "DRAGON_NODE_TIMEOUT: node_timeout='soon'"));
+		assert_int_equal(o.node_timeout_ms, 3000);
+	}
+	/* The longest settings still fit the tasks' environment buffer (remote.c's size). */
+	{
+		char big[DRAGON_SPANK_TRANSPORT_MAX + 64];
+
+		dragon_spank_opts_init(&o);
+		memset(o.transport, 'x', DRAGON_SPANK_TRANSPORT_MAX);
+		o.transport[DRAGON_SPANK_TRANSPORT_MAX] = 0;
+		o.startup_timeout = DRAGON_SPANK_TIMEOUT_MAX;
+		o.node_timeout_ms = 1234567;
+		assert_int_equal(dragon_spank_opts_format(&o, big, sizeof(big)), DRAGON_OK);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -258,6 +329,7 @@ int main(void)
 		cmocka_unit_test(env_enables_and_sets_keys_and_option_wins),
 		cmocka_unit_test(env_without_variables_changes_nothing),
 		cmocka_unit_test(env_bad_values_name_the_variable_and_change_nothing),
+		cmocka_unit_test(node_timeout_is_seconds_with_fractions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

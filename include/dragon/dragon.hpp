@@ -1106,6 +1106,11 @@ struct c_process_args {
 };
 } // namespace detail
 
+// The status of a process whose node left the fabric (its local services died, or the node was
+// silent past the node timeout; its real end is unknown): beyond every exit code (0..255) and every
+// 128 + N, so it cannot be mistaken for one. process::wait and group waits return it.
+inline constexpr int status_node_lost = DRAGON_STATUS_NODE_LOST;
+
 // A process of the fabric that this one started. Move-only: one owner waits for it, and
 // the object keeps its exit status. Destruction does nothing to the process (unless started with
 // lifetime::outlive, the fabric sends it SIGTERM when its creator ends).
@@ -1133,7 +1138,7 @@ public:
 		detail::check(dragon_process_create(c.argv.data(), &c.opts, &p), "dragon::process::start");
 		return process(p);
 	}
-	// Its exit status (128 + N if signal N killed it).
+	// Its exit status (128 + N if signal N killed it, status_node_lost if its node left the fabric).
 	int wait() { return *wait_for(forever); }
 	// nullopt if it still runs after timeout.
 	template <class Rep, class Period> std::optional<int> wait_for(std::chrono::duration<Rep, Period> timeout)
@@ -1202,7 +1207,8 @@ public:
 			      "dragon::group::start");
 		return group(g, n);
 	}
-	// Wait until every member ended; the largest member status.
+	// Wait until every member ended; the largest member status (status_node_lost if a member's
+	// node left the fabric).
 	int wait_all() { return *wait_all_for(forever); }
 	template <class Rep, class Period> std::optional<int> wait_all_for(std::chrono::duration<Rep, Period> timeout)
 	{

@@ -5,6 +5,7 @@ from ._core import (DragonError, DragonTimeoutError, DragonNotFoundError, Dragon
                     DragonWouldBlock, DragonNotSupported, DragonNotInitialized)
 from . import _fabric
 from . import _startmethod
+NODE_LOST = _core.STATUS_NODE_LOST   # a process whose node left the fabric (C: DRAGON_STATUS_NODE_LOST)
 
 # Importing dragon makes "dragon" a start method: multiprocessing.set_start_method("dragon")
 # or multiprocessing.get_context("dragon"). dragon.mp, the method itself, loads on first use:
@@ -42,4 +43,4 @@ def puid():
 __all__ = ["DragonError", "DragonTimeoutError", "DragonNotFoundError", "DragonPeerError",
            "DragonClosedError", "DragonStaleError", "DragonExistsError", "DragonValueError",
            "DragonWouldBlock", "DragonNotSupported", "DragonNotInitialized", "Policy",
-           "cpu_count", "init", "node_index", "node_count", "puid"]
+           "cpu_count", "init", "node_index", "node_count", "puid", "NODE_LOST"]

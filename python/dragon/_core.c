@@ -999,6 +999,7 @@ PyMODINIT_FUNC PyInit__core(void)
 	    add_error(m, DRAGON_ENOTINIT, "DragonNotInitialized", NULL) ||
 	    add_error(m, DRAGON_ESYS, "DragonSystemError", PyExc_OSError))
 		return NULL;
+	PyModule_AddIntConstant(m, "STATUS_NODE_LOST", DRAGON_STATUS_NODE_LOST);
 	PyModule_AddIntConstant(m, "POLLIN", DRAGON_POLLIN);
 	PyModule_AddIntConstant(m, "POLLOUT", DRAGON_POLLOUT);
 	PyModule_AddIntConstant(m, "POLICY_ROUND_ROBIN", DRAGON_POLICY_ROUND_ROBIN);

@@ -1384,8 +1384,15 @@ _CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
 _NO_PID = 0x7FFFFFFF
 
 
+# The exitcode of a process whose node left the fabric (its local services died, or the node was
+# silent past the node timeout): libdragon's DRAGON_STATUS_NODE_LOST, beyond every exit code
+# (0..255) and every -N of a signal; its real end is unknown. dragon.NODE_LOST.
+NODE_LOST = _C.STATUS_NODE_LOST
+
+
 def _decode_status(st):
-    # libdragon: the exit code, or 128 + N when signal N ended it (multiprocessing: -N).
+    # libdragon: the exit code, or 128 + N when signal N ended it (multiprocessing: -N), or
+    # NODE_LOST (kept as it is).
     if 128 < st < 128 + 65:
         return -(st - 128)
     return st
@@ -1640,8 +1647,10 @@ class Popen:
         try:
             st = self._wait_status(None)
             rc = _decode_status(st)
+        except _C.DragonPeerError:
+            rc = NODE_LOST  # its node left the fabric: it is not running
         except Exception:
-            rc = -signal.SIGKILL  # the fabric lost it (its node left): it is not running
+            rc = -signal.SIGKILL  # the fabric lost it otherwise: it is not running
         self._read_pid(0)  # before its channel goes
         # Its channels go first: a join() returns when this thread is all but done (tests that
         # count threads right after a join see it gone).

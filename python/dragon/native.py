@@ -8,7 +8,7 @@ import sys
 
 from . import _core, _fabric, mp
 from .mp import (Policy, Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event,  # noqa: F401
-                 Barrier, Pipe, Value, Array)
+                 Barrier, Pipe, Value, Array, NODE_LOST)
 
 _POLICY = {"round_robin": _core.POLICY_ROUND_ROBIN, "block": _core.POLICY_BLOCK}
 
@@ -154,6 +154,8 @@ class Process:
         self.node = node
 
     def join(self, timeout=None):
+        """Wait for it; its returncode (None on timeout): the exit code, -N if signal N ended it,
+        NODE_LOST (256) if its node left the fabric."""
         if self._p is not None:
             self._p.join(timeout)
             self.returncode = self._p.exitcode
@@ -222,7 +224,8 @@ class ProcessGroup:
                                        name=self._name)
 
     def join(self, timeout=None):
-        """Wait for every member; the largest exit status (None on timeout)."""
+        """Wait for every member; the largest exit status (None on timeout): NODE_LOST (256)
+        if a member's node left the fabric."""
         try:
             return _core.group_wait_all(self._gid, timeout)
         except _core.DragonTimeoutError:

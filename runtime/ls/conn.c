@@ -251,6 +251,7 @@ static void handle_req(struct conn *c, const Dragon__Msg *req)
 			ls->stop_conn = c->id;
 			ls->stop_seq = seq ? seq : 1;
 		}
+		ls_stop_why(ls, "a process (pid %d) stopped the job's fabric (Shutdown)", (int)c->pid);
 		ls_begin_stop(ls, req->shutdown->signo);
 		return;
 	case DRAGON__MSG__BODY_POOL_CREATE:

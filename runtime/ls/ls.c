@@ -59,18 +59,24 @@ static struct {
 	pid_t pid;     /* ours: a child between fork and exec leaves everything alone */
 	int report, remove_dir;
 	char dir[PATH_MAX], files[12][PATH_MAX + 32], failed_path[PATH_MAX + 16],
-		failed_tmp[PATH_MAX + 32], why[512];
+		failed_tmp[PATH_MAX + 32], ended_path[PATH_MAX + 16], ended_tmp[PATH_MAX + 32], why[512];
 	size_t nfiles;
 } early;
 
-static void publish_failed(const char *why, size_t len)
+/* Write a report whole (readers poll for it); async-signal-safe. */
+static void publish_report(const char *path, const char *tmp, const char *why, size_t len)
 {
-	int fd = open(early.failed_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 
 	if (fd < 0)
 		return;
-	if (write(fd, why, len) != (ssize_t)len || close(fd) || rename(early.failed_tmp, early.failed_path))
-		unlink(early.failed_tmp);
+	if (write(fd, why, len) != (ssize_t)len || close(fd) || rename(tmp, path))
+		unlink(tmp);
+}
+
+static void publish_failed(const char *why, size_t len)
+{
+	publish_report(early.failed_path, early.failed_tmp, why, len);
 }
 
 static void on_early_stop(int sig)
@@ -132,8 +138,13 @@ static void early_prepare(struct ls *ls, int report)
 			 (int)getpid());
 	snprintf(early.failed_path, sizeof(early.failed_path), "%s/" LS_FAILED_NAME, dir);
 	snprintf(early.failed_tmp, sizeof(early.failed_tmp), "%s/." LS_FAILED_NAME ".%d", dir, (int)getpid());
-	if (report)
-		unlink(early.failed_path); /* a previous fabric's */
+	snprintf(early.ended_path, sizeof(early.ended_path), "%s/" LS_ENDED_NAME, dir);
+	snprintf(early.ended_tmp, sizeof(early.ended_tmp), "%s/." LS_ENDED_NAME ".%d", dir, (int)getpid());
+	if (report) {
+		/* a previous fabric's */
+		unlink(early.failed_path);
+		unlink(early.ended_path);
+	}
 	snprintf(early.why, sizeof(early.why),
 		 "local services were stopped while starting (another node's failed, or the job ended)\n");
 	sigaction(SIGTERM, &sa, NULL);
@@ -155,9 +166,46 @@ static void early_name(struct ls *ls)
 static void failed_write(struct ls *ls)
 {
 	char why[1200];
-	int n = snprintf(why, sizeof(why), "node %u (%s): %s\n", ls->node_index, ls->host, last_log);
+	int n = snprintf(why, sizeof(why), "node %u (%s): %s\n", ls->node_index, ls->host,
+			 ls->stop_why[0] ? ls->stop_why : last_log);
 
 	publish_failed(why, n > 0 && (size_t)n < sizeof(why) ? (size_t)n : strlen(why));
+}
+
+void ls_stop_why(struct ls *ls, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ls->stopping || ls->stop_why[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(ls->stop_why, sizeof(ls->stop_why), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * A fabric step's LS that stops tells the tasks of later steps on this node, which would otherwise
+ * wait startup_timeout for an ls.ready that will not come: before it was ready, in ls.failed (the
+ * start failed); once ready, when this node left a fabric that may go on (ls->left), in
+ * ls.ended. An orderly stop (the whole fabric's) leaves nothing behind.
+ */
+static void report_stop(struct ls *ls)
+{
+	char why[1200];
+	int n;
+
+	if (!ls->report_end)
+		return;
+	if (!ls->ready) {
+		failed_write(ls);
+		return;
+	}
+	if (!ls->left)
+		return;
+	n = snprintf(why, sizeof(why), "node %u (%s): %s\n", ls->node_index, ls->host,
+		     ls->stop_why[0] ? ls->stop_why : last_log);
+	publish_report(early.ended_path, early.ended_tmp, why,
+		       n > 0 && (size_t)n < sizeof(why) ? (size_t)n : strlen(why));
 }
 
 static void kill_all(struct ls *ls, int signo)
@@ -214,6 +262,8 @@ void ls_begin_stop(struct ls *ls, int signo)
 			kill_all(ls, SIGKILL);
 		return;
 	}
+	/* Before ls.ready goes: a task polling this node sees one or the other. */
+	report_stop(ls);
 	ls->stopping = 1;
 	ls_remove_files(ls);
 	kill_all(ls, signo ? signo : SIGTERM);
@@ -225,7 +275,16 @@ void ls_begin_stop(struct ls *ls, int signo)
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
-	ls_begin_stop(arg, SIGTERM);
+	struct ls *ls = arg;
+
+	if (ls->ready)
+		ls_stop_why(ls, "its local services were stopped by %s (the job ended or was cancelled, "
+				"or its fabric step was ended)",
+			    sig == SIGINT ? "SIGINT" : "SIGTERM");
+	else
+		ls_stop_why(ls, "local services were stopped while starting (another node's failed, or "
+				"the job ended)");
+	ls_begin_stop(ls, SIGTERM);
 }
 
 /*
@@ -339,6 +398,7 @@ int ls_run(const struct ls_opts *o)
 	ls->debug = dbg && *dbg && strcmp(dbg, "0");
 	if (own_signals)
 		early_prepare(ls, report_failed);
+	ls->report_end = report_failed && own_signals;
 	signal(SIGPIPE, SIG_IGN);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	if (gethostname(ls->host, sizeof(ls->host) - 1))

@@ -21,6 +21,14 @@
  */
 #define LS_FAILED_NAME "ls.failed"
 
+/*
+ * Written (atomically) when a fabric step's local services that were ready leave the fabric
+ * (this node lost the head node: the head node is gone, or this node was cut off), and left in
+ * place like LS_FAILED_NAME: one line "node N (host): why". A later step's tasks on this node
+ * fail at once with it: a fabric takes no node back.
+ */
+#define LS_ENDED_NAME "ls.ended"
+
 struct ls_opts {
 	const char *dir;       /* the fabric's runtime directory (exists, 0700) */
 	const char *fabric_id; /* the fabric's id (directory name) */

@@ -197,6 +197,9 @@ struct ls {
 	pid_t ta_pid;          /* the node's transport agent, 0 if none */
 	void *ta_xchg;         /* agent.c: the exchange of the agents' addresses, while it runs */
 	int ready;             /* DIR/ls.ready is written */
+	int report_end;        /* a fabric step's LS: its stop is reported in DIR/ls.ended (or ls.failed) */
+	int left;              /* this node left the fabric (it lost the head node): say so in DIR/ls.ended */
+	char stop_why[512];    /* why it stops (ls_stop_why), for that report */
 	struct event *join_timer; /* head node: the other nodes must join before this fires */
 	/* Lost nodes (nodes.c): lost[i] once node i left the fabric; every node keeps it. */
 	unsigned char *lost;
@@ -215,6 +218,9 @@ struct ls {
 void ls_log(struct ls *ls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ls_check_stopped(struct ls *ls);
 void ls_begin_stop(struct ls *ls, int signo);
+/* Say why this node stops before ls_begin_stop (the first reason counts; without one the last log
+ * line is the reason). */
+void ls_stop_why(struct ls *ls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- conn.c: client connections: owner keys, replies, dispatch, the socket */
 

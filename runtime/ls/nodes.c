@@ -147,6 +147,7 @@ static void link_msg(struct dg_link *l, const Dragon__Msg *m, void *arg)
 		break;
 	case DRAGON__MSG__BODY_SHUTDOWN:
 		if (ls->uplink) {
+			ls_stop_why(ls, "the head node stopped the job's fabric");
 			ls_begin_stop(ls, m->shutdown->signo);
 			return;
 		}
@@ -177,6 +178,11 @@ static void link_closed(struct dg_link *l, const char *why, void *arg)
 		ls->uplink = NULL;
 		if (!ls->stopping) {
 			ls_log(ls, "lost the head node (%s): stopping this node", why);
+			ls_stop_why(ls, "this node lost the head node (%s) and left the job's fabric: "
+					"either the head node is gone, which ends the fabric, or this node "
+					"was cut off from it, and the fabric goes on without this node",
+				    why);
+			ls->left = 1;
 			ls_begin_stop(ls, SIGTERM);
 		}
 		dg_link_free(l);

@@ -463,6 +463,11 @@ TEST(Event, SetClearAndWaitAcrossProcesses)
 
 // ---- processes and groups ----
 
+// A member on a lost node ends with this status (tests/integration/lostnode.bats loses a node).
+static_assert(dragon::status_node_lost == DRAGON_STATUS_NODE_LOST && dragon::status_node_lost > 255 &&
+		      dragon::status_node_lost > 128 + 64,
+	      "dragon::status_node_lost is beyond every exit code and every 128 + N");
+
 TEST(Process, ExitStatusSignalAndMissingProgram)
 {
 	dragon::runtime rt;

@@ -13,20 +13,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static char *strs[FUZZ_MAX_STRINGS];
 static int nstrs;
 
-/* The environment: DRAGON_ENABLE, DRAGON_STARTUP_TIMEOUT and DRAGON_TRANSPORT are strings 1-3. */
+/* The environment: DRAGON_ENABLE, DRAGON_STARTUP_TIMEOUT and DRAGON_TRANSPORT are strings 1-3;
+ * DRAGON_NODE_TIMEOUT is string 2 as well (the corpus keeps its layout). */
 static const char *get(const char *name, void *arg)
 {
 	(void)arg;
 	if (!strcmp(name, "DRAGON_ENABLE"))
 		return nstrs > 1 ? strs[1] : NULL;
-	if (!strcmp(name, "DRAGON_STARTUP_TIMEOUT"))
+	if (!strcmp(name, "DRAGON_STARTUP_TIMEOUT") || !strcmp(name, "DRAGON_NODE_TIMEOUT"))
 		return nstrs > 2 ? strs[2] : NULL;
 	if (!strcmp(name, "DRAGON_TRANSPORT"))
 		return nstrs > 3 ? strs[3] : NULL;
 	return NULL;
 }
 
-/* What was accepted is what the parsers promise: a bounded timeout, a provider of safe
+/* What was accepted is what the parsers promise: bounded timeouts, a provider of safe
  * characters, an absolute runtime directory without "..", and a formatting that fits. */
 static void check(const struct dragon_spank_opts *o)
 {
@@ -34,6 +35,8 @@ static void check(const struct dragon_spank_opts *o)
 	size_t n = strlen(o->transport);
 
 	if (o->startup_timeout < 1 || o->startup_timeout > DRAGON_SPANK_TIMEOUT_MAX || n == 0 ||
+	    (o->node_timeout_ms && (o->node_timeout_ms < DRAGON_SPANK_NODE_TIMEOUT_MIN_MS ||
+				    o->node_timeout_ms > DRAGON_SPANK_NODE_TIMEOUT_MAX_MS)) ||
 	    strspn(o->transport, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789;_-.") != n ||
 	    o->runtime_dir[0] != '/' || strstr(o->runtime_dir, "/../") ||
 	    dragon_spank_opts_format(o, buf, sizeof(buf)) != DRAGON_OK)

@@ -1,4 +1,4 @@
-/* tests/fuzz/fuzz_rendezvous.c: libFuzzer target of the runtime directory's rendezvous files: ls.ready, ls.failed (the SPANK plugin's readers) and ta.peers (the transport agent's). */
+/* tests/fuzz/fuzz_rendezvous.c: libFuzzer target of the runtime directory's rendezvous files: ls.ready, ls.failed, ls.ended (the SPANK plugin's readers) and ta.peers (the transport agent's). */
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -59,6 +59,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	put("ls.failed", data, size);
 	if (dragon_fabric_read_failed(dir, 1, why, sizeof(why)) == DRAGON_OK)
+		for (const char *c = why; *c; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				abort();
+	put("ls.ended", data, size);
+	if (dragon_fabric_read_left(dir, 1, why, sizeof(why)) == DRAGON_OK)
 		for (const char *c = why; *c; c++)
 			if ((unsigned char)*c < 0x20 || *c == 0x7f)
 				abort();

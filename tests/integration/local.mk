@@ -22,7 +22,7 @@ EXTRA_DIST += tests/integration/fabric.bats tests/integration/launcher.bats test
 check_PROGRAMS += tests/integration/lost_check
 tests_integration_lost_check_SOURCES = tests/integration/lost_check.c
 tests_integration_lost_check_LDADD = runtime/libdragon_impl.la -lpthread
-EXTRA_DIST += tests/integration/lostnode.bats
+EXTRA_DIST += tests/integration/lostnode.bats tests/integration/lost_parent.py
 
 # An Open MPI program that joins the fabric too (fabric.bats); compiled with mpicc's flags like tests/bench/bench_mpi,
 # linked by libtool (libdragon is a libtool library) with mpicc's link flags.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# tests/integration/lostnode.bats: a fabric that loses a node mid-job goes on without it; one that loses its head node ends everywhere (run by cluster.sh).
+# tests/integration/lostnode.bats: a fabric that loses a node mid-job goes on without it; one that loses its head node ends everywhere but on a cut-off head node; steps on a node that left fail at once (run by cluster.sh).
 bats_require_minimum_version 1.5.0
 
 load common
@@ -26,6 +26,11 @@ write_job() {
 		srun --overlap -N1 -n1 -w "\$n2" "\$CH" stream s1 e1 65536 20 >"$work/stream.out" 2>&1 &
 		stream=\$!
 	fi
+	if [ "${PY:-0}" = 1 ]; then
+		srun --overlap -N1 -n1 -w "\$n2" env PYTHONPATH="$B/python" /usr/bin/python3 "$work/lost_parent.py" 2 >"$work/py.out" 2>&1 &
+		pyparent=\$!
+		for i in \$(seq 300); do grep -q "python parent ready" "$work/py.out" && break; sleep 0.1; done
+	fi
 	puid=\$(sed -n 's/^victim puid //p' "$work/victim.out")
 	srun --overlap -N1 -n1 -w "\$n2" "\$LC" survivor T 6002 30000 "\$puid" >"$work/survivor.out" 2>&1 &
 	survivor=\$!
@@ -34,19 +39,47 @@ write_job() {
 	wait \$survivor
 	echo "survivor rc=\$?"
 	[ -n "\${stream:-}" ] && { wait \$stream; echo "stream rc=\$?"; }
+	[ -n "\${pyparent:-}" ] && { wait \$pyparent; echo "python rc=\$?"; }
 	"$DRAGON" status
 	t0=\$(date +%s%N)
 	srun --overlap --dragon=startup_timeout=20 -N2 -w "\$n1,\$n2" "$JOIN"
 	echo "later step rc=\$? in \$(( (\$(date +%s%N) - t0) / 1000000 )) ms"
 	sed 's/^/log: /' "/tmp/dragon-run/\$(id -u)/\$SLURM_JOB_ID/job\$SLURM_JOB_ID.log"
 	echo "script done"
+	# Then a step on the node the test names in later.host (none: skipped): on a node that left
+	# the fabric it must fail at once, saying so.
+	for i in \$(seq 1200); do [ -s "$work/later.host" ] && break; sleep 0.1; done
+	h=\$(cat "$work/later.host" 2>/dev/null)
+	if [ -n "\$h" ] && [ "\$h" != none ]; then
+		t0=\$(date +%s%N)
+		srun --overlap --dragon=startup_timeout=30 -N1 -w "\$h" "$JOIN" >"$work/lost_step.out" 2>&1
+		echo "lost step rc=\$? in \$(( (\$(date +%s%N) - t0) / 1000000 )) ms"
+		sed 's/^/lost step: /' "$work/lost_step.out"
+	fi
+	echo "lost step done"
 	exec sleep 300
 	EOF
+}
+
+# Run a --dragon step (startup_timeout 30 s) on host $1 from the job script; it must fail within a
+# few seconds naming the host and saying it left the fabric, with why ($2, a regex).
+assert_lost_step_fails_fast() {
+	echo "$1" >"$work/later.host"
+	for _ in $(seq 600); do grep -q "^lost step done" "$work/out" && break; sleep 0.1; done
+	sed -n '/^script done/,$p' "$work/out"
+	grep -q "^lost step done" "$work/out"
+	grep -qE "^lost step rc=[1-9][0-9]* in [0-9]+ ms" "$work/out"
+	# The figure, in the TAP log.
+	echo "# a step on $1, which left the fabric: $(sed -n 's/^lost step //p' "$work/out" | head -n 1)" >&3
+	[ "$(sed -n 's/^lost step rc=.* in \([0-9]*\) ms$/\1/p' "$work/out")" -lt 10000 ]
+	grep -qE "^lost step: .*dragon: node $1 is no longer part of the job's fabric: .*$2" "$work/out"
+	grep -qE "^lost step: .*a fabric takes no node back: run the job's later --dragon steps without this node \(srun -x $1\)" "$work/out"
 }
 
 # Submit the job (extra sbatch arguments in "$@"), wait for its script to be ready; sets job.
 start_job() {
 	write_job
+	cp "$top_srcdir/tests/integration/lost_parent.py" "$work/"
 	run timeout 60 sbatch --parsable --dragon --no-kill -N3 -o "$work/out" "$@" "$work/job.sh"
 	[ "$status" -eq 0 ]
 	job=$output
@@ -104,9 +137,13 @@ assert_survivors_saw() {
 	[ -z "$(pgrep -f '^sleep 6001$' || true)" ]
 }
 
+# Cancel the job and check nothing is left; $1: how many seconds Slurm may take to end it (a node
+# whose network was cut may take Slurm a while to complete on a loaded machine).
 end_job() {
 	scancel "$job"
-	for _ in $(seq 300); do [ -z "$(squeue -h -j "$job")" ] && break; sleep 0.1; done
+	for _ in $(seq $((${1:-30} * 10))); do [ -z "$(squeue -h -j "$job")" ] && break; sleep 0.1; done
+	squeue -h -j "$job" -o '%i %T %R'
+	sinfo -h -N -o '%N %T %E'
 	[ -z "$(squeue -h -j "$job")" ]
 	assert_job_clean "$job"
 }
@@ -121,16 +158,29 @@ teardown() {
 	rm -rf "$work"
 }
 
-@test "a node whose local services are killed is lost: its processes end with status 256, what it owned is released, its channels fail with EPEER, status shows it lost, a later step joins at once" {
-	start_job
+@test "a node whose local services are killed is lost: its processes end with status 256 (Python children's exitcode too), what it owned is released, its channels fail with EPEER, status shows it lost, a later step joins at once, a step on it fails at once" {
+	PY=1 start_job
+	grep -q "^python parent ready on node 1; NODE_LOST 256" "$work/py.out"
+	grep -q "^children on nodes 2 2 2; pids True True" "$work/py.out"
 	victim=$(ls_of_node "$job" 2)
 	[ -n "$victim" ]
 	host=$(nsenter -t "$victim" -u hostname)
 	kill -KILL "$victim"
 	wait_script_done
+	cat "$work/py.out"
 	grep -q "^log: dragon-ls\[[0-9]*\]: node 2 ($host) is lost: the peer closed the link; the fabric goes on without it" "$work/out"
 	grep -q "^log: dragon-ls\[[0-9]*\]: node 2 is lost (the head node reports it)" "$work/out"
 	assert_survivors_saw 5000
+	# The Python parent's children on the lost node: a multiprocessing child's exitcode and
+	# dragon.native Processes' returncode are dragon.NODE_LOST (256), soon after the loss.
+	grep -q "^python rc=0" "$work/out"
+	grep -qE "^mp exitcode 256 after [0-9]+ ms" "$work/py.out"
+	grep -qE "^native callable returncode 256 after [0-9]+ ms" "$work/py.out"
+	grep -qE "^native program returncode 256 after [0-9]+ ms" "$work/py.out"
+	[ "$(sed -n 's/^mp exitcode 256 after \([0-9]*\) ms$/\1/p' "$work/py.out")" -lt 20000 ]
+	[ -z "$(pgrep -f '^/bin/sleep 6003$' || true)" ]
+	# A step on the lost node: its local services were killed (their ls.ready names a dead process).
+	assert_lost_step_fails_fast "$host" "node 2 \(this node\): its local services \(pid $victim\) died; the fabric goes on without this node"
 	end_job
 }
 
@@ -161,8 +211,12 @@ teardown() {
 	grep -q "^size 65536 round-trip bandwidth" "$work/stream.out"
 	# The sender to the cut node's channel was told the node is unreachable.
 	grep -q "EPEER" "$work/lsend.out"
-	end_job
-	for _ in $(seq 300); do sinfo -h -n "$cut_ns" -o '%T' | grep -qx idle && break; sleep 0.1; done
+	# Back on the network, the cut node is not part of the fabric: a step there fails at once.
+	assert_lost_step_fails_fast "$cut_ns" "node 2 \($cut_ns\): this node lost the head node \(nothing heard for [0-9]+ ms.*\) and left the job's fabric"
+	end_job 90
+	# Back in service (bounded: a loaded machine takes a while to complete the job there).
+	for _ in $(seq 600); do sinfo -h -n "$cut_ns" -o '%T' | grep -qx idle && break; sleep 0.1; done
+	sinfo -h -n "$cut_ns" -o '%T %E'
 	sinfo -h -n "$cut_ns" -o '%T' | grep -qx idle
 }
 
@@ -173,6 +227,8 @@ teardown() {
 	[ "$(pgrep -f '^sleep 600[12]$' | wc -l)" -eq 7 ]
 	fsrun=$(pgrep -f "^srun .*--job-name=dragon-fabric .*--dir [^ ]+/$job " | head -n 1)
 	[ -n "$fsrun" ]
+	h1=$(nsenter -t "$head" -u hostname)
+	h3=$(nsenter -t "$(ls_of_node "$job" 2)" -u hostname)
 	SECONDS=0
 	kill -KILL "$head"
 	# Each node sees its link to the head node close (or go silent: the node timeout, 10 s)
@@ -189,5 +245,53 @@ teardown() {
 	# The fabric step is over.
 	for _ in $(seq 100); do ! kill -0 "$fsrun" 2>/dev/null && break; sleep 0.1; done
 	! kill -0 "$fsrun" 2>/dev/null
+	# Later steps fail at once, on every node: the head node's (its local services died) ...
+	wait_script_done
+	grep -qE "^later step rc=[1-9][0-9]* in [0-9]+ ms" "$work/out"
+	[ "$(sed -n 's/^later step rc=.* in \([0-9]*\) ms$/\1/p' "$work/out")" -lt 10000 ]
+	echo "# a step on the nodes of a fabric whose head node died: $(sed -n 's/^later step //p' "$work/out")" >&3
+	grep -qE "dragon: node $h1 is no longer part of the job's fabric: node 0 \(this node\): the head node's local services \(pid $head\) died; the job's fabric ended with them" "$work/out"
+	# ... and the others' (they lost the head node and stopped).
+	assert_lost_step_fails_fast "$h3" "node 2 \($h3\): this node lost the head node \(the peer closed the link\)"
 	end_job
+}
+
+@test "a head node cut off the network: the other nodes stop within the node timeout; the head node goes on alone (it cannot tell this from losing every other node); steps on the others fail at once" {
+	DRAGON_NODE_TIMEOUT=3 start_job --export=ALL,DRAGON_NODE_TIMEOUT=3
+	head=$(ls_of_node "$job" 0)
+	ls1=$(ls_of_node "$job" 1)
+	ls2=$(ls_of_node "$job" 2)
+	[ -n "$head" ] && [ -n "$ls1" ] && [ -n "$ls2" ]
+	cut_ns=$(nsenter -t "$head" -u hostname)
+	h2=$(nsenter -t "$ls1" -u hostname)
+	h3=$(nsenter -t "$ls2" -u hostname)
+	SECONDS=0
+	ip -n "$cut_ns" link set eth0 down
+	# The other nodes find the head node silent past the node timeout (3 s) and stop (SIGKILL
+	# after 2 s at most); the network comes back once they did.
+	for _ in $(seq 200); do ! kill -0 "$ls1" 2>/dev/null && ! kill -0 "$ls2" 2>/dev/null && break; sleep 0.1; done
+	took=$SECONDS
+	ip -n "$cut_ns" link set eth0 up
+	! kill -0 "$ls1" 2>/dev/null
+	! kill -0 "$ls2" 2>/dev/null
+	[ "$took" -lt 10 ]
+	[ -z "$(pgrep -f '^sleep 6001$' || true)" ]
+	# The head node's local services go on, having lost the two others.
+	kill -0 "$head"
+	wait_script_done
+	grep -qE "^log: dragon-ls\[[0-9]*\]: node 1 \($h2\) is lost: nothing heard for [0-9]+ ms \(node timeout 3000 ms\)" "$work/out"
+	grep -qE "^log: dragon-ls\[[0-9]*\]: node 2 \($h3\) is lost: nothing heard for [0-9]+ ms \(node timeout 3000 ms\)" "$work/out"
+	grep -qE "^  node 1: host $h2, .*, LOST$" "$work/out"
+	# The later step on the first two nodes: the head node's task joins, the other's fails at once.
+	[ "$(grep -c "^joined job$job 0 3 " "$work/out")" -eq 1 ]
+	grep -qE "^later step rc=[1-9][0-9]* in [0-9]+ ms" "$work/out"
+	[ "$(sed -n 's/^later step rc=.* in \([0-9]*\) ms$/\1/p' "$work/out")" -lt 10000 ]
+	grep -qE "dragon: node $h2 is no longer part of the job's fabric: node 1 \($h2\): this node lost the head node \(nothing heard" "$work/out"
+	assert_lost_step_fails_fast "$h3" "node 2 \($h3\): this node lost the head node \(nothing heard for [0-9]+ ms"
+	kill -0 "$head"
+	end_job 90
+	# Back in service (bounded: a loaded machine takes a while to complete the job there).
+	for _ in $(seq 600); do sinfo -h -n "$cut_ns" -o '%T' | grep -qx idle && break; sleep 0.1; done
+	sinfo -h -n "$cut_ns" -o '%T %E'
+	sinfo -h -n "$cut_ns" -o '%T' | grep -qx idle
 }

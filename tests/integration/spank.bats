@@ -87,6 +87,36 @@ load common
 	[ "$second" -eq $((first + 1)) ]
 }
 
+@test "node_timeout: --dragon=node_timeout=2.5 reaches every node's local services as DRAGON_NODE_TIMEOUT; bad values fail before submission, naming the key or variable" {
+	printf '#!/bin/sh\ntrue\n' >"$work/noop.sh"
+	# Each task shows the settings and its node's local services' DRAGON_NODE_TIMEOUT.
+	run --separate-stderr timeout 60 srun --dragon=node_timeout=2.5 -N3 sh -c \
+		'echo "opts $DRAGON_SPANK_OPTIONS"; pid=$(cut -d" " -f4 "$DRAGON_RUNTIME_DIR/ls.ready"); tr "\0" "\n" <"/proc/$pid/environ" | grep "^DRAGON_NODE_TIMEOUT="'
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -cx 'opts transport=tcp;ofi_rxm,startup_timeout=30,node_timeout=2.5')" -eq 3 ]
+	[ "$(printf '%s\n' "$output" | grep -cx 'DRAGON_NODE_TIMEOUT=2.5')" -eq 3 ]
+	# --dragon wins over the environment, which is checked all the same.
+	run --separate-stderr env DRAGON_NODE_TIMEOUT=7 timeout 60 srun --dragon=node_timeout=4 -N1 sh -c \
+		'pid=$(cut -d" " -f4 "$DRAGON_RUNTIME_DIR/ls.ready"); tr "\0" "\n" <"/proc/$pid/environ" | grep "^DRAGON_NODE_TIMEOUT="'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "DRAGON_NODE_TIMEOUT=4" ]
+	run timeout 60 srun --dragon=node_timeout=soon -N1 true
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"dragon: --dragon: node_timeout='soon': expected seconds from 0.1 to 3600"* ]]
+	run env DRAGON_NODE_TIMEOUT=0.05 timeout 60 srun --dragon -N1 true
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"dragon: DRAGON_NODE_TIMEOUT: node_timeout='0.05': expected seconds from 0.1 to 3600"* ]]
+	run timeout 60 sbatch --dragon=node_timeout=3601 -o /dev/null "$work/noop.sh"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"node_timeout='3601'"* ]]
+}
+
 @test "--dragon values reach every task of the step" {
 	run --separate-stderr timeout 60 srun --dragon=transport=shm,startup_timeout=4 -N3 printenv DRAGON_SPANK_OPTIONS
 	[ "$status" -eq 0 ]

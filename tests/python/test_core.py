@@ -106,6 +106,16 @@ def test_groups_exit_status_and_signals():
     assert _core.group_wait_all(gid, 30) == 128 + signal.SIGKILL
 
 
+def test_node_lost_status_is_one_number_everywhere():
+    # libdragon's DRAGON_STATUS_NODE_LOST, beyond every exit code and every -N of a signal: what
+    # a multiprocessing child's exitcode and a native Process's returncode are when its node left
+    # the fabric (tests/integration/lostnode.bats loses a node under a Python parent).
+    from dragon import mp, native
+    assert dragon.NODE_LOST == _core.STATUS_NODE_LOST == native.NODE_LOST == 256
+    assert mp._decode_status(dragon.NODE_LOST) == dragon.NODE_LOST
+    assert all(mp._decode_status(s) != dragon.NODE_LOST for s in range(256))
+
+
 def test_missing_program_is_filenotfound():
     with pytest.raises(FileNotFoundError) as ei:
         _core.group_create(["/nonexistent/prog"], 1)
