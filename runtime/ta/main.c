@@ -20,6 +20,7 @@
 
 #include <sodium.h>
 
+#include "core/channel_remote.h"
 #include "core/env.h"
 #include "core/err.h"
 #include "core/inherit.h"
@@ -445,6 +446,7 @@ int main(int argc, char **argv)
 	snprintf(nodestr, sizeof(nodestr), "%ld", node);
 	setenv("DRAGON_NODE_INDEX", nodestr, 1);
 	dg_set_local_node(a.node);
+	dg_channel_fed_by_agent();
 	snprintf(keypath, sizeof(keypath), "%s/job.key", dir);
 	snprintf(peerpath, sizeof(peerpath), "%s/ta.peers", dir);
 	snprintf(a.info, sizeof(a.info), "%s/ta.info", dir);
