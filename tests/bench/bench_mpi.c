@@ -1,9 +1,41 @@
-/* tests/bench/bench_mpi.c: the Open MPI peer of B1 (ping-pong) and B2 (64-message windows, then an ack), and across namespaces of B4. */
+/* tests/bench/bench_mpi.c: the Open MPI peer of B1 (ping-pong) and B2 (64-message windows, then an ack), and across namespaces of B4 (also its all-to-all). */
 #include "bench_util.h"
 
 #include <mpi.h>
 
 #define WINDOW 64
+#define A2A_SIZE 65536
+
+/*
+ * B4's all-to-all: MPI_Alltoall of 64 KiB per pair of ranks, repeated for SECS; the aggregate
+ * MB/s counts what crossed between ranks (each rank's block to itself is not counted).
+ */
+static int alltoall(int rank, int nranks, double secs, const char *part, const char *impl)
+{
+	char *sb = calloc((size_t)nranks, A2A_SIZE), *rb = calloc((size_t)nranks, A2A_SIZE);
+	long iters = 0;
+	int go = 1;
+
+	for (int k = 0; k < 10; k++) /* warm-up: connections */
+		MPI_Alltoall(sb, A2A_SIZE, MPI_BYTE, rb, A2A_SIZE, MPI_BYTE, MPI_COMM_WORLD);
+	MPI_Barrier(MPI_COMM_WORLD);
+	double t0 = bench_now();
+	while (go) {
+		MPI_Alltoall(sb, A2A_SIZE, MPI_BYTE, rb, A2A_SIZE, MPI_BYTE, MPI_COMM_WORLD);
+		if (++iters % 16 == 0) {
+			go = bench_now() - t0 < secs;
+			MPI_Bcast(&go, 1, MPI_INT, 0, MPI_COMM_WORLD);
+		}
+	}
+	double dt = bench_now() - t0;
+	if (rank == 0)
+		bench_result(part, "alltoall", A2A_SIZE, impl, "bw_MBps",
+			     (double)nranks * (nranks - 1) * A2A_SIZE * iters / dt / 1e6);
+	free(sb);
+	free(rb);
+	MPI_Finalize();
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -15,9 +47,12 @@ int main(int argc, char **argv)
 	MPI_Init(&argc, &argv);
 	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
 	MPI_Comm_size(MPI_COMM_WORLD, &nranks);
+	if (argc > 4 && !strcmp(argv[1], "a2a") && nranks > 1)
+		return alltoall(rank, nranks, atof(argv[2]), part, impl);
 	if (argc < 2 || nranks != 2) {
 		if (!rank)
-			fprintf(stderr, "usage: mpirun -np 2 bench_mpi lat|bw [ITERS [PART IMPL]]\n");
+			fprintf(stderr, "usage: mpirun -np 2 bench_mpi lat|bw [ITERS [PART IMPL]]\n"
+					"       mpirun -np N bench_mpi a2a SECS PART IMPL\n");
 		MPI_Finalize();
 		return 2;
 	}
