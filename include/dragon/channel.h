@@ -20,7 +20,8 @@ typedef struct dragon_channel_desc {
 /*
  * How a blocked operation waits: SPIN burns the CPU for the lowest latency; IDLE sleeps on a
  * futex at once; ADAPTIVE (the default) spins briefly, then sleeps. Waking a sleeping process
- * costs ~20 us here against ~0.1 us for a spinning one, hence spinning first.
+ * costs ~20 us here against ~0.1 us for a spinning one, hence spinning first; but a receiver
+ * whose last message came from another node (through the transport agent) sleeps at once.
  */
 typedef enum dragon_wait_mode {
 	DRAGON_WAIT_DEFAULT = 0, /* per call: the channel's mode; per channel: ADAPTIVE */

@@ -19,6 +19,13 @@
 
 static const struct dg_channel_remote_ops *remote_ops = &dg_ta_remote_ops;
 
+uint32_t dg_ch_agent_feeder;
+
+void dg_channel_fed_by_agent(void)
+{
+	dg_ch_agent_feeder = 1;
+}
+
 void dg_channel_set_remote_ops(const struct dg_channel_remote_ops *ops)
 {
 	remote_ops = ops;
@@ -484,7 +491,8 @@ DRAGON_API int dragon_channel_poll_many(dragon_channel_t *const *chs, const unsi
 				if (events[i] & DRAGON_POLLIN)
 					poll_repair(chs[i]);
 		}
-		dragon_wait_mode_t mode = mode_of(chs[0], w);
+		dragon_wait_mode_t mode = events[0] & DRAGON_POLLIN ? recv_mode_of(chs[0], w)
+								    : mode_of(chs[0], w);
 		if (mode == DRAGON_WAIT_SPIN ||
 		    (mode == DRAGON_WAIT_ADAPTIVE && now - since < ADAPTIVE_SPIN_NS)) {
 			for (int k = 0; k < 64; k++)

@@ -20,6 +20,15 @@ struct dg_channel_remote_ops {
 	int (*poll)(void *state, unsigned events, unsigned *revents, const dragon_wait_t *w);
 };
 
+/*
+ * Called once by a transport agent: what it sends into a channel (a message from another node,
+ * an answer) marks the channel agent-fed until a process of this node sends into it, and
+ * receivers in DRAGON_WAIT_ADAPTIVE then sleep at once instead of spinning. Such a message takes
+ * tens of microseconds through two agents and the wire, longer than the adaptive spin: spinning
+ * for it only took the CPU the agents needed (on 2 vCPUs, 53 us one way against 29 us).
+ */
+void dg_channel_fed_by_agent(void);
+
 /* Replace the operations (tests); by default they are dg_ta_remote_ops. */
 void dg_channel_set_remote_ops(const struct dg_channel_remote_ops *ops);
 

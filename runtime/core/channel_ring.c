@@ -253,6 +253,9 @@ int dg_ch_enqueue(dragon_channel_t *ch, const void *buf, size_t len, uint64_t me
 			return dg_err(DRAGON_ETIMEDOUT, "channel stayed full for %ld us",
 				      timeout_of(w));
 	}
+	/* the header's first line is read on every send (check_live): written only on a change */
+	if (atomic_load_explicit(&h->agent_fed, memory_order_relaxed) != dg_ch_agent_feeder)
+		atomic_store_explicit(&h->agent_fed, dg_ch_agent_feeder, memory_order_relaxed);
 	atomic_store_explicit(&s->len, len, memory_order_relaxed);
 	if (mem_off != UINT64_MAX) {
 		atomic_store_explicit(&s->mem_off, mem_off, memory_order_relaxed);
@@ -355,7 +358,7 @@ int dg_ch_dequeue(dragon_channel_t *ch, void *buf, size_t cap, size_t *len,
 				*pending = 0;
 				notify_send(h);
 			}
-			if (wait_change(ch, 1, s, wd, mode_of(ch, w), timeout, &ws) ==
+			if (wait_change(ch, 1, s, wd, recv_mode_of(ch, w), timeout, &ws) ==
 			    DRAGON_ETIMEDOUT) {
 				rv = dg_err(DRAGON_ETIMEDOUT, "no message arrived within %ld us",
 					    timeout);

@@ -112,7 +112,8 @@ struct ch_hdr {
 	uint32_t slot_size;
 	uint32_t wait_mode;
 	_Atomic uint32_t closed;
-	uint32_t pad;
+	/* 1 while the last message came through a transport agent: see dg_channel_fed_by_agent */
+	_Atomic uint32_t agent_fed;
 	pthread_mutex_t lock; /* slow path only: destroy */
 	/* What senders and receivers write each on their own cache line. */
 	_Alignas(64) _Atomic uint64_t head; /* next receive ticket (may lag one behind a claim) */
@@ -155,6 +156,22 @@ static inline dragon_wait_mode_t mode_of(const dragon_channel_t *ch, const drago
 	if (w && w->mode != DRAGON_WAIT_DEFAULT)
 		return w->mode;
 	return ch->mode;
+}
+
+/* Set in a transport agent (dg_channel_fed_by_agent): its sends mark the channel agent-fed. */
+extern uint32_t dg_ch_agent_feeder;
+
+/*
+ * The mode a receiver waits in: ADAPTIVE does not spin on a channel whose last message came
+ * through a transport agent (the next one is likely to come the same way, tens of us later).
+ */
+static inline dragon_wait_mode_t recv_mode_of(const dragon_channel_t *ch, const dragon_wait_t *w)
+{
+	dragon_wait_mode_t m = mode_of(ch, w);
+
+	if (m == DRAGON_WAIT_ADAPTIVE && atomic_load_explicit(&ch->h->agent_fed, memory_order_relaxed))
+		return DRAGON_WAIT_IDLE;
+	return m;
 }
 
 static inline long timeout_of(const dragon_wait_t *w)

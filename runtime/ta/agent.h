@@ -95,6 +95,7 @@ struct agent {
 	struct waiter *waiters;
 	struct outstanding *outst;
 	size_t held, held_max; /* bytes in pend and out queues, and their bound */
+	size_t held_full;      /* of which in pend queues (full local channels): see turn() */
 	size_t full_chans;     /* channels with messages waiting for room: the loop skips them if 0 */
 	size_t queued;         /* messages waiting to go to other nodes: likewise */
 	unsigned char *scratch;

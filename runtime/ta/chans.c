@@ -17,6 +17,7 @@ void agent_chan_free(struct agent *a, struct chan *c)
 		struct pend *p = c->head;
 		c->head = p->next;
 		a->held -= p->len;
+		a->held_full -= p->len;
 		free(p->buf);
 		free(p);
 	}
@@ -108,6 +109,7 @@ int agent_deposit(struct agent *a, struct chan *c, const unsigned char *buf, siz
 	}
 	c->tail = p;
 	a->held += len;
+	a->held_full += len;
 	return DRAGON_EAGAIN; /* queued */
 }
 
@@ -139,6 +141,7 @@ int agent_retry_deposits(struct agent *a)
 				a->full_chans--;
 			}
 			a->held -= p->len;
+			a->held_full -= p->len;
 			free(p->buf);
 			free(p);
 			moved = 1;

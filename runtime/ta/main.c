@@ -20,6 +20,7 @@
 
 #include <sodium.h>
 
+#include "core/channel_remote.h"
 #include "core/env.h"
 #include "core/err.h"
 #include "core/inherit.h"
@@ -69,9 +70,10 @@ static void dump(struct agent *a)
 		nwait++;
 	for (struct outstanding *o = a->outst; o; o = o->next)
 		nout++;
-	agent_log(a, "state: held %zu of %zu bytes, %zu messages queued for other nodes, %zu full "
-		     "channels, %zu waiting receives, %zu outstanding requests, %" PRIu64 " dropped",
-		  a->held, a->held_max, a->queued, a->full_chans, nwait, nout, a->dropped);
+	agent_log(a, "state: held %zu of %zu bytes (%zu for full channels), %zu messages queued for "
+		     "other nodes, %zu full channels, %zu waiting receives, %zu outstanding requests, "
+		     "%" PRIu64 " dropped",
+		  a->held, a->held_max, a->held_full, a->queued, a->full_chans, nwait, nout, a->dropped);
 	for (size_t n = 0; n < a->npeers; n++) {
 		size_t k = 0, bytes = 0;
 		for (struct out *o = a->peers[n].head; o; o = o->next, k++)
@@ -226,7 +228,12 @@ static void turn(struct agent *a, int may_nap)
 	if (agent_send_queued(a))
 		work = 1;
 	dg_ta_progress(a->ta, 0);
-	while (a->held < a->held_max && dg_ta_pending(a->ta) &&
+	/*
+	 * Frames are taken unless full local channels hold the budget: messages queued for other
+	 * nodes must not stop them, or in an all-to-all every agent, its budget spent on its own
+	 * node's sends, stops taking the frames (and returning the credit) the others wait for.
+	 */
+	while (a->held_full < a->held_max && dg_ta_pending(a->ta) &&
 	       dg_ta_recv(a->ta, 0, &m) == DRAGON_OK) {
 		agent_from_node(a, &m);
 		work = 1;
@@ -445,6 +452,7 @@ int main(int argc, char **argv)
 	snprintf(nodestr, sizeof(nodestr), "%ld", node);
 	setenv("DRAGON_NODE_INDEX", nodestr, 1);
 	dg_set_local_node(a.node);
+	dg_channel_fed_by_agent();
 	snprintf(keypath, sizeof(keypath), "%s/job.key", dir);
 	snprintf(peerpath, sizeof(peerpath), "%s/ta.peers", dir);
 	snprintf(a.info, sizeof(a.info), "%s/ta.info", dir);

@@ -1,9 +1,78 @@
-/* tests/bench/bench_mpi.c: the Open MPI peer of B1 (ping-pong) and B2 (64-message windows, then an ack), and across namespaces of B4. */
+/* tests/bench/bench_mpi.c: the Open MPI peer of B1 (ping-pong) and B2 (64-message windows, then an ack), and across namespaces of B4 (also its all-to-all). */
 #include "bench_util.h"
 
 #include <mpi.h>
 
 #define WINDOW 64
+#define A2A_SIZE 65536
+
+/*
+ * B4's all-to-all, 64 KiB per message between every pair of ranks, each way for SECS: first as
+ * MPI_Alltoall (IMPL-coll: a collective, every round synchronous), then as a stream (IMPL): each
+ * round every rank posts A2A_WINDOW receives from and sends to every other rank, then waits for
+ * all. The aggregate MB/s counts what crossed between ranks (a rank's block to itself does not).
+ */
+#define A2A_WINDOW 16
+
+static double a2a_round(int rank, int nranks, int coll, char *sb, char *rb, MPI_Request *req)
+{
+	int n = 0;
+
+	if (coll) {
+		MPI_Alltoall(sb, A2A_SIZE, MPI_BYTE, rb, A2A_SIZE, MPI_BYTE, MPI_COMM_WORLD);
+		return (double)(nranks - 1) * A2A_SIZE;
+	}
+	for (int p = 0; p < nranks; p++) {
+		if (p == rank)
+			continue;
+		for (int w = 0; w < A2A_WINDOW; w++)
+			MPI_Irecv(rb + ((size_t)p * A2A_WINDOW + w) * A2A_SIZE, A2A_SIZE, MPI_BYTE, p, 3,
+				  MPI_COMM_WORLD, &req[n++]);
+	}
+	for (int p = 0; p < nranks; p++) {
+		if (p == rank)
+			continue;
+		for (int w = 0; w < A2A_WINDOW; w++)
+			MPI_Isend(sb, A2A_SIZE, MPI_BYTE, p, 3, MPI_COMM_WORLD, &req[n++]);
+	}
+	MPI_Waitall(n, req, MPI_STATUSES_IGNORE);
+	return (double)(nranks - 1) * A2A_WINDOW * A2A_SIZE;
+}
+
+static int alltoall(int rank, int nranks, double secs, const char *part, const char *impl)
+{
+	char *sb = calloc((size_t)nranks, (size_t)A2A_WINDOW * A2A_SIZE);
+	char *rb = calloc((size_t)nranks, (size_t)A2A_WINDOW * A2A_SIZE);
+	MPI_Request *req = calloc(2 * (size_t)nranks * A2A_WINDOW, sizeof(*req));
+	char name[128];
+
+	for (int coll = 1; coll >= 0; coll--) {
+		double bytes = 0; /* what this rank received */
+		long rounds = 0;
+		int go = 1;
+		for (int k = 0; k < 4; k++) /* warm-up: connections */
+			a2a_round(rank, nranks, coll, sb, rb, req);
+		MPI_Barrier(MPI_COMM_WORLD);
+		double t0 = bench_now();
+		while (go) {
+			bytes += a2a_round(rank, nranks, coll, sb, rb, req);
+			if (++rounds % 8 == 0) {
+				go = bench_now() - t0 < secs;
+				MPI_Bcast(&go, 1, MPI_INT, 0, MPI_COMM_WORLD);
+			}
+		}
+		double dt = bench_now() - t0, all = 0;
+		MPI_Reduce(&bytes, &all, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+		snprintf(name, sizeof(name), "%s%s", impl, coll ? "-coll" : "");
+		if (rank == 0)
+			bench_result(part, "alltoall", A2A_SIZE, name, "bw_MBps", all / dt / 1e6);
+	}
+	free(sb);
+	free(rb);
+	free(req);
+	MPI_Finalize();
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -15,9 +84,12 @@ int main(int argc, char **argv)
 	MPI_Init(&argc, &argv);
 	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
 	MPI_Comm_size(MPI_COMM_WORLD, &nranks);
+	if (argc > 4 && !strcmp(argv[1], "a2a") && nranks > 1)
+		return alltoall(rank, nranks, atof(argv[2]), part, impl);
 	if (argc < 2 || nranks != 2) {
 		if (!rank)
-			fprintf(stderr, "usage: mpirun -np 2 bench_mpi lat|bw [ITERS [PART IMPL]]\n");
+			fprintf(stderr, "usage: mpirun -np 2 bench_mpi lat|bw [ITERS [PART IMPL]]\n"
+					"       mpirun -np N bench_mpi a2a SECS PART IMPL\n");
 		MPI_Finalize();
 		return 2;
 	}

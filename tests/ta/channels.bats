@@ -160,6 +160,18 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	grep -q "received 80000 in order from 8 senders" "$RT/serve.out"
 }
 
+@test "all-to-all on three nodes with a small agent buffer: every node's stream arrives whole, in order" {
+	# Each agent's budget (1 MiB here) fills with its own node's sends at once; the agents must
+	# still take each other's frames, or none returns the credit the others wait for (a deadlock
+	# before 2026-11-30).
+	CH="$B/tests/ta/chtool"
+	DRAGON_TA_BUFFER_MB=1 start_nodes 3
+	local a2a=()
+	for i in 0 1 2; do bg $i "$RT/a2a$i.out" "$CH" a2a x $i 3 65536 2; a2a+=($LAST); done
+	for p in "${a2a[@]}"; do wait_bg "$p" 150; done
+	[ "$(cat "$RT"/a2a?.out | grep -c '^a2a node . received [1-9]')" -eq 3 ]
+}
+
 @test "receive and poll on another node's channel: messages in order, a timeout, deposited sends" {
 	CH="$B/tests/ta/chtool"
 	start_nodes 3

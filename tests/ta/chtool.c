@@ -1,5 +1,6 @@
 /* tests/ta/chtool.c: drives channels across nodes through the public API, for the tests and benchmark B4. */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,10 @@ static const char usage[] =
 	"       chtool ping MINE PEER ITERS SIZE...  round trips per size; checks every byte; prints\n"
 	"                                            one-way microseconds (median of ITERS)\n"
 	"       chtool stream MINE PEER SIZE SECS    stream to PEER (an echo) for SECS; prints MB/s\n"
+	"       chtool a2a PREFIX NODE NNODES SIZE SECS  all-to-all: create PREFIX<NODE>, stream SIZE\n"
+	"                                            messages to every other PREFIX<m> for SECS while\n"
+	"                                            receiving theirs (order checked); prints bytes\n"
+	"                                            received and the wall-clock start and end\n"
 	"       chtool junk FILE                     write garbage into the gateway named in ta.info FILE\n"
 	"env CHTOOL_WAIT=spin: echo, ping and stream busy-poll (DRAGON_WAIT_SPIN) instead of the\n"
 	"channel's adaptive wait, so B4 can show both (CHTOOL_WAIT=idle: they sleep at once). CHTOOL_GAP_US=N: send pauses N us between\n"
@@ -228,6 +233,111 @@ static int echo(const char *mine, const char *peer)
 	}
 }
 
+/* The receiving side of a2a: until every other node's END, each sender's order checked. */
+struct a2a_rx {
+	dragon_channel_t *ch;
+	int nnodes, rc;
+	uint64_t bytes;
+};
+
+static void *a2a_recv(void *arg)
+{
+	struct a2a_rx *r = arg;
+	uint64_t next[64] = {0};
+	unsigned char *buf = malloc(BIG);
+	int ends = 0;
+	size_t len;
+
+	r->rc = 1;
+	while (buf && ends < r->nnodes - 1) {
+		uint32_t sender;
+		uint64_t seq;
+		int rc = dragon_channel_recv(r->ch, buf, BIG, &len, waitp);
+		if (rc) {
+			fail("a2a recv", rc);
+			return NULL;
+		}
+		if (len == 3 && !memcmp(buf, END, 3)) {
+			ends++;
+			continue;
+		}
+		memcpy(&sender, buf, 4);
+		memcpy(&seq, buf + 4, 8);
+		if (len < 12 || sender >= 64 || seq != next[sender]) {
+			fprintf(stderr, "chtool: a2a: message of %zu bytes from %u, seq %" PRIu64 ", expected %" PRIu64 "\n",
+				len, sender, seq, sender < 64 ? next[sender] : 0);
+			return NULL;
+		}
+		next[sender]++;
+		r->bytes += len;
+	}
+	free(buf);
+	r->rc = buf ? 0 : 1;
+	return NULL;
+}
+
+static double wall(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int a2a(const char *prefix, int node, int nnodes, size_t size, double secs)
+{
+	dragon_pool_t *pool;
+	dragon_channel_t *out[64];
+	struct a2a_rx r = {.nnodes = nnodes};
+	unsigned char *buf = malloc(size < 12 ? 12 : size);
+	char name[256];
+	pthread_t th;
+	double t0, t1;
+	uint64_t seq = 0;
+	uint32_t me = (uint32_t)node;
+	int rc;
+
+	if (nnodes < 2 || nnodes > 64 || node < 0 || node >= nnodes || !buf) {
+		fprintf(stderr, "chtool: a2a: node %d of %d nodes (2-64)\n", node, nnodes);
+		return 2;
+	}
+	if (size < 12)
+		size = 12;
+	snprintf(name, sizeof(name), "%s%d", prefix, node);
+	if (make_channel(name, 256, &pool, &r.ch))
+		return 1;
+	for (int m = 0; m < nnodes; m++) {
+		snprintf(name, sizeof(name), "%s%d", prefix, m);
+		if (m != node && find_channel(name, &out[m]))
+			return 1;
+	}
+	memcpy(buf, &me, 4);
+	for (size_t i = 12; i < size; i++)
+		buf[i] = (unsigned char)i;
+	if (pthread_create(&th, NULL, a2a_recv, &r))
+		return fail("a2a thread", DRAGON_ENOMEM);
+	t0 = wall();
+	/* one message to each other node in turn: every node's channel hears from all at once */
+	while (wall() - t0 < secs) {
+		for (int m = 0; m < nnodes; m++) {
+			if (m == node)
+				continue;
+			memcpy(buf + 4, &seq, 8);
+			if ((rc = dragon_channel_send(out[m], buf, size, waitp)))
+				return fail("a2a send", rc);
+		}
+		seq++;
+	}
+	for (int m = 0; m < nnodes; m++)
+		if (m != node && (rc = dragon_channel_send(out[m], END, 3, waitp)))
+			return fail("a2a send END", rc);
+	pthread_join(th, NULL);
+	t1 = wall();
+	if (r.rc)
+		return 1;
+	printf("a2a node %d received %" PRIu64 " bytes start %.6f end %.6f\n", node, r.bytes, t0, t1);
+	return 0;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -375,6 +485,9 @@ int main(int argc, char **argv)
 		return echo(argv[2], argv[3]);
 	if (!strcmp(argv[1], "ping") && argc >= 6)
 		return ping(argv[2], argv[3], atoi(argv[4]), argv + 5, argc - 5);
+	if (!strcmp(argv[1], "a2a") && argc == 7)
+		return a2a(argv[2], atoi(argv[3]), atoi(argv[4]), strtoull(argv[5], NULL, 10),
+			   atof(argv[6]));
 	if (!strcmp(argv[1], "stream") && argc == 6)
 		return stream(argv[2], argv[3], strtoull(argv[4], NULL, 10), atof(argv[5]));
 	fputs(usage, stderr);

@@ -15,6 +15,7 @@
 #include <dragon/dragon.h>
 #include "core/channel_internal.h"
 #include "core/channel_remote.h"
+#include "core/channel_ring.h"
 #include "core/pool_internal.h"
 #include "core/shm.h"
 
@@ -561,6 +562,42 @@ static void garbage_channel_descriptors_are_errors(void **state)
 	assert_null(c);
 }
 
+/*
+ * What a transport agent (a process that called dg_channel_fed_by_agent) sends marks the channel
+ * agent-fed: adaptive receivers then sleep at once; a send by a process of the node clears the
+ * mark; an explicit SPIN still spins. The message itself is unchanged.
+ */
+static void an_agent_fed_channel_makes_adaptive_receivers_sleep(void **state)
+{
+	struct fx *f = *state;
+	const dragon_wait_t spin = { .timeout_us = -1, .mode = DRAGON_WAIT_SPIN };
+	dragon_channel_desc_t d;
+	char b[8];
+	size_t len;
+	int status;
+
+	assert_int_equal(recv_mode_of(f->ch, NULL), DRAGON_WAIT_ADAPTIVE);
+	assert_int_equal(dragon_channel_serialize(f->ch, &d), DRAGON_OK);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dragon_channel_t *c;
+		dg_channel_fed_by_agent();
+		_exit(dragon_channel_attach(&d, &c) || dragon_channel_send(c, "agent", 6, NULL));
+	}
+	waitpid(pid, &status, 0);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(recv_mode_of(f->ch, NULL), DRAGON_WAIT_IDLE);
+	assert_int_equal(recv_mode_of(f->ch, &spin), DRAGON_WAIT_SPIN);
+	assert_int_equal(dragon_channel_recv(f->ch, b, sizeof(b), &len, &now), DRAGON_OK);
+	assert_string_equal(b, "agent");
+	/* receiving does not change it: the next message is expected the same way */
+	assert_int_equal(recv_mode_of(f->ch, NULL), DRAGON_WAIT_IDLE);
+	assert_int_equal(dragon_channel_send(f->ch, "local", 6, NULL), DRAGON_OK);
+	assert_int_equal(recv_mode_of(f->ch, NULL), DRAGON_WAIT_ADAPTIVE);
+	assert_int_equal(dragon_channel_recv(f->ch, b, sizeof(b), &len, &now), DRAGON_OK);
+	assert_string_equal(b, "local");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -587,6 +624,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(garbage_channel_descriptors_are_errors, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(an_agent_fed_channel_makes_adaptive_receivers_sleep,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests_name("channel", tests, NULL, NULL);
 }

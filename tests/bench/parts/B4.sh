@@ -1,5 +1,5 @@
 #!/bin/bash
-# tests/bench/parts/B4.sh: channels across nodes (two namespaces, a veth): dragon's channels and raw agent against fi_pingpong, Open MPI tcp, ZeroMQ tcp, raw TCP, iperf3.
+# tests/bench/parts/B4.sh: channels across nodes (two namespaces, a veth; three on a bridge for the all-to-all): dragon's channels and raw agent against fi_pingpong, Open MPI tcp, ZeroMQ tcp, raw TCP, iperf3.
 set -u
 B=${1:-.}
 P=$B/tests/ta/ta_peer
@@ -16,10 +16,13 @@ else IT=5000 SIT=500 SZ="8 64 1024 16384 65536 1048576" SECS=3 MPIT=20000; fi
 # B4_SIZES="8": only those sizes (a quicker run of the small-message rows; the stream is kept)
 SZ=${B4_SIZES:-$SZ}
 A=dgta-b4a-$$ Bn=dgta-b4b-$$ PIDS=
+# the all-to-all's three nodes, on a bridge in a hub namespace
+HUB=dgta-b4h-$$ X3="dgta-b4x-$$ dgta-b4y-$$ dgta-b4z-$$"
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	ip netns del $A 2>/dev/null; ip netns del $Bn 2>/dev/null
+	for n in $HUB $X3; do ip netns del $n 2>/dev/null; done
 	rm -rf "${T:-/nonexistent}"
 }
 trap cleanup EXIT
@@ -34,7 +37,9 @@ inb() { ip netns exec $Bn "$@"; }
 bg_b() { ip netns exec $Bn "$@" > "$T/bg.log" 2>&1 & PIDS="$PIDS $!"; LAST=$!; }
 stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 IPS="10.213.9.101 10.213.9.102"
-nsof() { [ "$1" = 0 ] && echo $A || echo $Bn; }
+# NSS: the nodes' namespaces, in node order (the all-to-all sets three)
+NSS="$A $Bn"
+nsof() { echo $NSS | cut -d' ' -f$(($1 + 1)); }
 
 # ours through the product: a dragon-ls per namespace (file bootstrap), each starting its dragon-ta;
 # a chtool echo on node 0 and ping/stream on node 1, so every message crosses both agents and the veth.
@@ -44,16 +49,17 @@ fab=0 LSP=
 fabric() {
 	fab=$((fab + 1)) F=$T/f$fab
 	mkdir -m 700 "$F" "$F/boot"
-	for i in 0 1; do
+	NN=$(echo $NSS | wc -w)
+	for i in $(seq 0 $((NN - 1))); do
 		ip=$(echo $IPS | cut -d' ' -f$((i + 1)))
 		mkdir -m 700 "$F/n$i"
 		ip netns exec "$(nsof $i)" env ${1:+DRAGON_TA_SPIN_US=$1} DRAGON_LS_BIND=$ip DRAGON_TA_BIND=$ip \
-			DRAGON_BOOT_DIR="$F/boot" DRAGON_BOOT_RANK=$i DRAGON_BOOT_SIZE=2 DRAGON_STARTUP_TIMEOUT=10 \
+			DRAGON_BOOT_DIR="$F/boot" DRAGON_BOOT_RANK=$i DRAGON_BOOT_SIZE=$NN DRAGON_STARTUP_TIMEOUT=10 \
 			"$LS" --dir "$F/n$i" --fabric-id b4f$fab --boot file 2>"$F/ls$i.log" &
 		LSP="$LSP $!" PIDS="$PIDS $!"
 	done
 	# ready, and (they serve before it) their agents up with each other's addresses (ta.peers)
-	for i in 0 1; do
+	for i in $(seq 0 $((NN - 1))); do
 		for _ in $(seq 400); do [ -e "$F/n$i/ls.ready" ] && [ -e "$F/n$i/ta.peers" ] && break; sleep 0.05; done
 		[ -e "$F/n$i/ta.peers" ] || {
 			echo "skip,B4,dragon-chan,local services did not get ready: $(tail -2 "$F"/ls*.log | tr '\n,' '  ')"
@@ -254,6 +260,49 @@ if [ -x "$MPI" ] && [ -n "${MPIRUN:-}" ] && [ "$MPIRUN" != no ]; then
 	grep -q . "$T/mpi.err" && echo "B4: mpirun: $(head -3 "$T/mpi.err")" >&2
 else
 	echo "skip,B4,ompi-tcp,Open MPI not installed"
+fi
+
+# All-to-all, 3 nodes: every node's process streams 64 KiB messages to every other node's channel
+# at once (chtool a2a: a sending thread and a receiving one per node, each sender's order
+# checked), aggregate MB/s (bytes received by all nodes / wall time from the first start to the
+# last end), against Open MPI over tcp on the same three namespaces: ompi-tcp streams windows of
+# isend/irecv between every pair, ompi-tcp-coll is MPI_Alltoall of 64 KiB blocks. Three ranks on
+# this 2-vCPU VM oversubscribe it: Open MPI is told so (mpi_yield_when_idle), as our waits yield.
+ip netns add $HUB && ip -n $HUB link add br0 type bridge && ip -n $HUB link set br0 up
+k=0
+for n in $X3; do
+	k=$((k + 1))
+	ip netns add $n && ip -n $n link add eth0 type veth peer name v$k netns $HUB
+	ip -n $HUB link set v$k master br0 up
+	ip -n $n addr add 10.213.9.11$k/24 dev eth0
+	ip -n $n link set eth0 up && ip -n $n link set lo up
+done
+NSS=$X3 IPS="10.213.9.111 10.213.9.112 10.213.9.113"
+: >"$T/chan.err"
+if fabric; then
+	AP=
+	for i in 0 1 2; do
+		on $i timeout 120 "$CH" a2a a2a $i 3 65536 $SECS >"$T/a2a$i.out" 2>>"$T/chan.err" &
+		AP="$AP $!"
+	done
+	for p in $AP; do wait $p; done
+	# every node's line, else no result (a failure is in chan.err)
+	[ "$(cat "$T"/a2a?.out | grep -c '^a2a node')" = 3 ] && cat "$T"/a2a?.out | awk '
+		{ b += $5; if (s == "" || $8 < s) s = $8; if ($10 > e) e = $10 }
+		END { if (e > s) printf "result,B4,alltoall,65536,dragon-chan,bw_MBps,%.1f\n", b / (e - s) / 1e6 }'
+fi
+unfabric
+[ -s "$T/chan.err" ] && echo "B4: chtool a2a: $(head -3 "$T/chan.err")" >&2
+if [ -x "$MPI" ] && [ -n "${MPIRUN:-}" ] && [ "$MPIRUN" != no ]; then
+	printf '#!/bin/sh\n# rsh agent: HOST CMD... runs CMD in the namespace of HOST (node 0 is local)\nh=$1; shift\ncase $h in 10.213.9.112) n=%s ;; *) n=%s ;; esac\nexec ip netns exec $n sh -c "$*"\n' \
+		"$(nsof 1)" "$(nsof 2)" >"$T/agent3"
+	chmod +x "$T/agent3"
+	printf '%s slots=1\n10.213.9.112 slots=1\n10.213.9.113 slots=1\n' "$(hostname)" >"$T/hosts3"
+	ip netns exec "$(nsof 0)" timeout 300 "$MPIRUN" --allow-run-as-root -np 3 --hostfile "$T/hosts3" \
+		--bind-to none --mca mpi_yield_when_idle 1 --mca plm_rsh_agent "$T/agent3" --mca btl tcp,self \
+		--mca btl_tcp_if_include 10.213.9.0/24 --mca oob_tcp_if_include 10.213.9.0/24 \
+		"$MPI" a2a $SECS B4 ompi-tcp </dev/null 2>"$T/mpi3.err" | grep '^result,B4,alltoall,'
+	grep -q . "$T/mpi3.err" && echo "B4: mpirun all-to-all: $(head -3 "$T/mpi3.err")" >&2
 fi
 
 # The issue's goals for the product path (and the same latency goals for the busy-polling ones);
