@@ -4,6 +4,8 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -58,6 +60,10 @@ typedef struct {
 	PyObject_HEAD
 	dragon_ddict_t *d;
 	pthread_mutex_t mu;
+	/* Threads waiting for mu: a wait_for_key between two slices gives way to them (a mutex is
+	 * not fair: the waiter, relocking at once, kept another thread's serialize() or put() out
+	 * for its whole wait). */
+	atomic_int queued;
 } DDictObject;
 
 static PyTypeObject DDictType;
@@ -71,6 +77,7 @@ static DDictObject *dd_wrap(dragon_ddict_t *d)
 	}
 	o->d = d;
 	pthread_mutex_init(&o->mu, NULL);
+	atomic_init(&o->queued, 0);
 	return o;
 }
 
@@ -87,11 +94,26 @@ static void dd_dealloc(DDictObject *o)
  * Run the statement with the GIL released and the handle's mutex held. On a closed handle rc is
  * DD_CLOSED instead, which dd_raise turns into a ValueError (after the caller released its buffers).
  */
+/* Take the handle's lock, counted in queued while we wait for it. */
+static void dd_lock(DDictObject *o)
+{
+	atomic_fetch_add(&o->queued, 1);
+	pthread_mutex_lock(&o->mu);
+	atomic_fetch_sub(&o->queued, 1);
+}
+
+/* Between two slices of a long wait: let a thread that waits for the lock take it first. */
+static void dd_give_way(DDictObject *o)
+{
+	for (int i = 0; i < 10000 && atomic_load(&o->queued) > 0; i++)
+		sched_yield();
+}
+
 #define DD_CALL(o, rc, stmt)                                            \
 	do {                                                            \
 		(rc) = 0;                                               \
 		Py_BEGIN_ALLOW_THREADS                                  \
-		pthread_mutex_lock(&(o)->mu);                           \
+		dd_lock(o);                                             \
 		if (!(o)->d)                                            \
 			(rc) = DD_CLOSED;                               \
 		else                                                    \
@@ -450,7 +472,8 @@ static long dd_now_ms(void)
 /*
  * wait_for_key(key, timeout=None) -> True when the key exists, False at the timeout. The wait
  * runs in slices of at most a second, and between slices the main thread's signal handlers run
- * (Ctrl-C interrupts it).
+ * (Ctrl-C interrupts it) and other threads waiting for the handle go first (so they wait at most
+ * a slice; a thread that must not, gives itself a handle of its own).
  */
 #define WAIT_SLICE_MS 1000
 static PyObject *dd_wait_for_key(DDictObject *o, PyObject *args)
@@ -473,7 +496,8 @@ static PyObject *dd_wait_for_key(DDictObject *o, PyObject *args)
 		int slice = last ? (int)left : WAIT_SLICE_MS;
 		int closed = 0;
 		Py_BEGIN_ALLOW_THREADS
-		pthread_mutex_lock(&o->mu);
+		dd_give_way(o);
+		dd_lock(o);
 		if (!o->d)
 			closed = 1;
 		else
