@@ -4,7 +4,7 @@
 # process of the fabric should pay for at start.
 noinst_LTLIBRARIES += runtime/libdragon_ta.la
 runtime_libdragon_ta_la_SOURCES = runtime/ta/frame.c runtime/ta/frame.h runtime/ta/ta.c runtime/ta/ta.h \
-	runtime/ta/ta_internal.h runtime/ta/ta_peers.c runtime/ta/ta_send.c runtime/ta/ta_recv.c
+	runtime/ta/ta_internal.h runtime/ta/ta_peers.c runtime/ta/ta_send.c runtime/ta/ta_recv.c runtime/ta/ta_bulk.c
 runtime_libdragon_ta_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(FABRIC_CFLAGS) $(SODIUM_CFLAGS)
 runtime_libdragon_ta_la_LIBADD = $(FABRIC_LIBS) $(SODIUM_LIBS)
 

@@ -240,6 +240,8 @@ static void turn(struct agent *a, int may_nap)
 		agent_watch_nodes(a);
 	if (agent_send_queued(a))
 		work = 1;
+	if (a->sent)
+		agent_reap_sent(a);
 	if (work)
 		worked(a);
 	else if (may_nap && dg_ta_now() - a->last_work > a->budget_ns)
@@ -475,6 +477,7 @@ int main(int argc, char **argv)
 	} else {
 		char where[256];
 		dg_ta_set_key(a.ta, cfg.key);
+		dg_ta_set_placement(a.ta, agent_place, agent_unplace, &a);
 		/* which interface: an agent on an interface that goes away loses its peers silently */
 		dg_ta_describe(a.ta, where, sizeof(where));
 		agent_log(&a, "endpoint: %s", where);

@@ -20,6 +20,9 @@ static const char usage[] =
 	"       chtool ping MINE PEER ITERS SIZE...  round trips per size; checks every byte; prints\n"
 	"                                            one-way microseconds (median of ITERS)\n"
 	"       chtool stream MINE PEER SIZE SECS    stream to PEER (an echo) for SECS; prints MB/s\n"
+	"       chtool poolwatch NAME SECONDS        create a channel (pool of 256 MiB), register NAME,\n"
+	"                                            print the pool's free bytes and the channel's\n"
+	"                                            message count whenever they change\n"
 	"       chtool junk FILE                     write garbage into the gateway named in ta.info FILE\n"
 	"env CHTOOL_WAIT=spin: echo, ping and stream busy-poll (DRAGON_WAIT_SPIN) instead of the\n"
 	"channel's adaptive wait, so B4 can show both (CHTOOL_WAIT=idle: they sleep at once). CHTOOL_GAP_US=N: send pauses N us between\n"
@@ -167,6 +170,36 @@ static int hold(const char *name, int seconds, char **msgs, int n)
 	if (make_channel(name, 64, &pool, &ch))
 		return 1;
 	return fill_and_stay(ch, seconds, msgs, n);
+}
+
+/* Watch a channel's pool: a message received in place takes its space before it is in the channel. */
+static int poolwatch(const char *name, int seconds)
+{
+	dragon_pool_t *pool;
+	dragon_channel_t *ch;
+	dragon_pool_stats_t st;
+	uint32_t count = 0, cap = 0;
+	size_t last_free = 0;
+	long last_count = -1;
+	double end = now_us() + seconds * 1e6;
+
+	if (make_channel(name, 256, &pool, &ch))
+		return 1;
+	dragon_pool_stats(pool, &st);
+	printf("ready free=%zu\n", st.free);
+	fflush(stdout);
+	while (now_us() < end) {
+		dragon_pool_stats(pool, &st);
+		dragon_channel_count(ch, &count, &cap);
+		if (st.free != last_free || (long)count != last_count) {
+			printf("free=%zu count=%u\n", st.free, count);
+			fflush(stdout);
+			last_free = st.free;
+			last_count = count;
+		}
+		usleep(5000);
+	}
+	return 0;
 }
 
 static int recvn(const char *name, long count, long timeout_ms)
@@ -367,6 +400,8 @@ int main(int argc, char **argv)
 		return fchan(argv[2], !strcmp(argv[3], "outlive"), atoi(argv[4]), argv + 5, argc - 5);
 	if (!strcmp(argv[1], "hold") && argc >= 4)
 		return hold(argv[2], atoi(argv[3]), argv + 4, argc - 4);
+	if (!strcmp(argv[1], "poolwatch") && argc == 4)
+		return poolwatch(argv[2], atoi(argv[3]));
 	if (!strcmp(argv[1], "recv") && argc == 5)
 		return recvn(argv[2], atol(argv[3]), atol(argv[4]));
 	if (!strcmp(argv[1], "poll") && argc == 4)
