@@ -34,7 +34,8 @@ struct dg_ta_config {
 /* How long dg_ta_send() waits. */
 enum dg_ta_mode {
 	DG_TA_BUFFERED = 0,  /* return once the message is copied into the agent's buffers */
-	DG_TA_DEPOSITED = 1, /* return once the remote agent has consumed (deposited) it */
+	DG_TA_DEPOSITED = 1, /* return once the remote agent has consumed (deposited) it; a large
+			      * message goes zero-copy from buf (as dg_ta_send_nb with a ref) */
 };
 
 struct dg_ta_msg {

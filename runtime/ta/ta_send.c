@@ -380,8 +380,10 @@ int dg_ta_send(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size_t 
 
 	if ((rc = send_peer(ta, node, len, &p)) != DRAGON_OK)
 		return rc;
-	while ((rc = post_chunks(ta, p, port, buf, len, &off, mode == DG_TA_DEPOSITED, &ref)) ==
-	       DRAGON_EAGAIN)
+	/* Buffered: copied (the caller may reuse buf at once, and the next message goes while
+	 * this one is on the wire). Deposited waits for the peer anyway: sent from buf itself. */
+	while ((rc = post_chunks(ta, p, port, buf, len, &off, mode == DG_TA_DEPOSITED,
+				 mode == DG_TA_DEPOSITED ? &ref : NULL)) == DRAGON_EAGAIN)
 		if ((rc = wait_peer(ta, p, can_send)) != DRAGON_OK)
 			break;
 	if (rc == DRAGON_OK && mode == DG_TA_DEPOSITED)
