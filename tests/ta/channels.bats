@@ -54,6 +54,21 @@ large() {
 	[ "$in" -eq 30 ] && [ "$placed" -eq 30 ] && [ "$gaveup" -eq 0 ]
 }
 
+@test "a large message received from another node's channel comes back zero-copy, intact" {
+	CH="$B/tests/ta/chtool"
+	start_nodes 3
+	bg 0 "$RT/hold.out" "$CH" hold big 60
+	wait_ready "$RT/hold.out"
+	# node 1 puts 4 MiB into node 0's channel; node 2 receives it from there (its answer is a
+	# large message from node 0's agent into node 2's reply channel)
+	run -0 on 1 timeout 60 "$CH" send big 7 2 4194304 deposited
+	run -0 on 2 env CHTOOL_RECV_CAP=8388608 timeout 60 "$CH" recv big 2 10000
+	echo "$output"
+	[ "$(echo "$output" | grep -c 'got 4194304 bytes from sender 7 seq [01] intact')" -eq 2 ]
+	[ "$(large 0)" = "2 2 0" ]
+	[ "$(large 2)" = "2 2 0" ]
+}
+
 @test "large messages copied through the agents' buffers (DRAGON_TA_ZCOPY_KB=0) arrive intact" {
 	CH="$B/tests/ta/chtool"
 	DRAGON_TA_ZCOPY_KB=0 start_nodes 2

@@ -15,6 +15,7 @@ static const char usage[] =
 	"       chtool hold NAME SECONDS [MSG...]    create a channel holding MSGs, register NAME\n"
 	"       chtool fchan NAME outlive|owned SECONDS [MSG...]  the same, kept by local services\n"
 	"       chtool recv NAME COUNT TIMEOUT_MS    receive from NAME's channel (any node), print\n"
+	"                                            (CHTOOL_RECV_CAP=N: up to N bytes, checked)\n"
 	"       chtool poll NAME TIMEOUT_MS          print which of in/out hold on NAME's channel\n"
 	"       chtool echo MINE PEER                answer every message on MINE to PEER until END\n"
 	"       chtool ping MINE PEER ITERS SIZE...  round trips per size; checks every byte; prints\n"
@@ -212,6 +213,29 @@ static int recvn(const char *name, long count, long timeout_ms)
 
 	if (find_channel(name, &ch))
 		return 1;
+	if (getenv("CHTOOL_RECV_CAP")) {
+		/* large messages of `send`: print their size and whether every byte is as sent */
+		size_t cap = strtoull(getenv("CHTOOL_RECV_CAP"), NULL, 10);
+		unsigned char *big = malloc(cap ? cap : 1);
+		for (long n = 0; big && n < count; n++) {
+			uint32_t sender = 0;
+			uint64_t seq = 0;
+			size_t bad = 0;
+			if ((rc = dragon_channel_recv(ch, big, cap, &len, &w)))
+				return fail("recv", rc);
+			if (len >= 12) {
+				memcpy(&sender, big, 4);
+				memcpy(&seq, big + 4, 8);
+			}
+			for (size_t i = 12; i < len; i++)
+				bad += big[i] != pattern(seq, sender, i);
+			printf("got %zu bytes from sender %u seq %" PRIu64 " %s\n", len, sender, seq,
+			       len >= 12 && !bad ? "intact" : "corrupt");
+			fflush(stdout);
+		}
+		free(big);
+		return big ? 0 : 1;
+	}
 	for (long n = 0; n < count; n++) {
 		if ((rc = dragon_channel_recv(ch, buf, sizeof(buf) - 1, &len, &w)))
 			return fail("recv", rc);
