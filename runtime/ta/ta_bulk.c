@@ -47,7 +47,7 @@ static unsigned bulk_shift(const struct bulk_rx *b)
 	return b->shift;
 }
 
-static unsigned char *chunk_at(struct bulk_rx *b, size_t off)
+unsigned char *ta_bulk_at(struct bulk_rx *b, size_t off)
 {
 	return b->discard ? b->scratch : b->dst + off - b->skip;
 }
@@ -89,7 +89,7 @@ void ta_bulk_completed(dg_ta *ta, struct slot *s)
 static int bulk_post(dg_ta *ta, struct bulk_rx *b, struct slot *s, size_t off, size_t len)
 {
 	struct iovec iov[3] = {{s->buf, DG_FRAME_HDR},
-			       {chunk_at(b, off), len},
+			       {ta_bulk_at(b, off), len},
 			       {s->buf + DG_FRAME_HDR, DG_FRAME_MAC}};
 	uint64_t tag = ta_bulk_tag(b->node, b->id, (off - b->head_len) >> bulk_shift(b));
 	int rc;

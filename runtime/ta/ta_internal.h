@@ -169,6 +169,7 @@ int ta_bulk_current(const struct slot *s);
 void ta_bulk_start(dg_ta *ta, struct peer *p, struct slot *head);
 int ta_bulk_chunk_in(dg_ta *ta, struct peer *p, struct slot *s, struct dg_ta_msg *msg);
 void ta_bulk_free(struct bulk_rx *b);
+unsigned char *ta_bulk_at(struct bulk_rx *b, size_t off); /* where the chunk at off lands */
 void ta_log_drop(dg_ta *ta, uint64_t count, const char *kind);
 
 /* The first frame of a large message carries this many bytes (the rest goes zero-copy) and the

@@ -65,7 +65,7 @@ static int bulk_decode(dg_ta *ta, struct slot *s, size_t n, struct dg_frame_hdr 
 	if (n != DG_FRAME_OVERHEAD + s->len)
 		return dg_err(DRAGON_EPROTO, "chunk of %zu bytes where %zu were expected", n,
 			      DG_FRAME_OVERHEAD + s->len);
-	rc = dg_frame_open(ta->cfg.key, s->buf, b->dst + s->off - b->skip, s->len,
+	rc = dg_frame_open(ta->cfg.key, s->buf, ta_bulk_at(b, s->off), s->len,
 			   s->buf + DG_FRAME_HDR, ta->cfg.max_msg, h);
 	if (rc != DRAGON_OK)
 		return rc;

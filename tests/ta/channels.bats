@@ -257,6 +257,9 @@ large() {
 	# Deposited sends to the dead node fail too, and node 0 still serves node 1.
 	run -1 on 1 timeout 20 "$CH" send h 0 1 16 deposited
 	[[ "$output" == *"DRAGON_EPEER"* ]]
+	# a large one too (it would go zero-copy)
+	run -1 on 1 timeout 20 "$CH" send h 0 1 4194304 deposited
+	[[ "$output" == *"DRAGON_EPEER"* ]]
 	run -0 on 1 "$CH" send ok 0 10 32
 	wait_bg "$server" 60
 	grep -q "received 10 in order" "$RT/serve.out"
