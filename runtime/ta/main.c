@@ -34,7 +34,9 @@ static const char usage[] =
 	"default DIR/ta.peers) when it first talks to them, and announces itself in DIR/ta.info.\n"
 	"Environment: DRAGON_TA_PROVIDER (default tcp;ofi_rxm), DRAGON_TA_IFACE, DRAGON_TA_DEAD_MS,\n"
 	"DRAGON_TA_SPIN_US, DRAGON_TA_POOL_MB (gateway pool, default 1024), DRAGON_TA_BUFFER_MB\n"
-	"(messages held for full channels and busy peers before it stops taking more, default 256).\n";
+	"(messages held for full channels and busy peers before it stops taking more, default 256),\n"
+	"DRAGON_TA_ZCOPY_KB (messages above this go without copies, default 64, 0: never),\n"
+	"DRAGON_TA_BULK_KB (their chunk, default 1024).\n";
 
 #define GW_CAPACITY 1024
 #define GW_BLOCK 512
