@@ -34,9 +34,11 @@
 /* A message waiting to go into a local channel that was full. */
 struct pend {
 	struct pend *next;
-	unsigned char *buf; /* the whole gateway message (header + payload), malloc'd */
+	unsigned char *buf; /* the whole gateway message (header + payload), malloc'd; with mem: its header */
 	size_t len;
 	uint32_t from; /* the asking node (for a deposit answer) */
+	dragon_mem_t mem; /* a large message received in place: the allocation to enqueue */
+	int has_mem;
 };
 
 /* A local channel this agent puts into or takes from, attached once. */
@@ -46,6 +48,7 @@ struct chan {
 	dragon_channel_t *ch;
 	struct pend *head, *tail;
 	int64_t used;
+	unsigned inflight; /* large messages being received into its pool: not evicted meanwhile */
 };
 
 /* A message on its way to another node. */
@@ -55,6 +58,7 @@ struct out {
 	size_t len, off;
 	dragon_mem_t mem; /* from the gateway channel: freed once sent; else buf is malloc'd */
 	int from_pool;
+	struct dg_ta_ref ref; /* a large one is sent from buf itself: kept until the provider is done */
 };
 
 struct peerq {
@@ -98,6 +102,7 @@ struct agent {
 	size_t held_full;      /* of which in pend queues (full local channels): see turn() */
 	size_t full_chans;     /* channels with messages waiting for room: the loop skips them if 0 */
 	size_t queued;         /* messages waiting to go to other nodes: likewise */
+	struct out *sent;      /* sent from their own memory, which the provider still reads */
 	unsigned char *scratch;
 	size_t scratch_cap;
 	int64_t spin_ns, last_work, last_watch;
@@ -130,6 +135,8 @@ void agent_chan_forget(struct agent *a, struct chan *c);
 int agent_deposit(struct agent *a, struct chan *c, const unsigned char *buf, size_t len,
 		  size_t skip, uint32_t from);
 int agent_retry_deposits(struct agent *a);
+int agent_deposit_mem(struct agent *a, struct chan *c, dragon_mem_t *mem,
+		      const struct dg_gw_hdr *h, uint32_t from);
 
 /* gateway.c: requests of local processes (from the gateway channel) and answers to them. */
 void agent_from_gateway(struct agent *a, dragon_mem_t *mem);
@@ -143,10 +150,14 @@ void agent_reply_remote(struct agent *a, uint32_t to, const struct dg_gw_hdr *re
 			uint64_t arg, const void *payload, size_t plen);
 int agent_send_queued(struct agent *a);
 void agent_watch_nodes(struct agent *a);
+void agent_reap_sent(struct agent *a);
 void agent_read_lost(struct agent *a);
 
 /* serve.c: messages from other nodes: their requests on this node's channels, answers to ours. */
 void agent_from_node(struct agent *a, const struct dg_ta_msg *m);
+int agent_place(void *arg, uint32_t src, uint32_t port, const unsigned char *data, size_t head,
+		size_t msg_len, unsigned char **dst, size_t *skip, void **cookie);
+void agent_unplace(void *arg, void *cookie);
 int agent_serve_waiters(struct agent *a);
 
 #endif

@@ -18,6 +18,8 @@ void agent_chan_free(struct agent *a, struct chan *c)
 		c->head = p->next;
 		a->held -= p->len;
 		a->held_full -= p->len;
+		if (p->has_mem)
+			dragon_pool_free(&p->mem);
 		free(p->buf);
 		free(p);
 	}
@@ -45,7 +47,7 @@ int agent_chan_get(struct agent *a, const unsigned char *desc, struct chan **out
 		/* drop the least recently used idle one */
 		struct chan **victim = NULL;
 		for (pp = &a->chans; *pp; pp = &(*pp)->next)
-			if (!(*pp)->head)
+			if (!(*pp)->head && !(*pp)->inflight)
 				victim = pp;
 		if (victim) {
 			c = *victim;
@@ -69,9 +71,12 @@ int agent_chan_get(struct agent *a, const unsigned char *desc, struct chan **out
 	return DRAGON_OK;
 }
 
-/* A channel that failed for good (destroyed, its pool gone): forget it. */
+/* A channel that failed for good (destroyed, its pool gone): forget it (later, if a large message
+ * is being received into its pool). */
 void agent_chan_forget(struct agent *a, struct chan *c)
 {
+	if (c->inflight)
+		return;
 	for (struct chan **pp = &a->chans; *pp; pp = &(*pp)->next)
 		if (*pp == c) {
 			*pp = c->next;
@@ -113,6 +118,47 @@ int agent_deposit(struct agent *a, struct chan *c, const unsigned char *buf, siz
 	return DRAGON_EAGAIN; /* queued */
 }
 
+/*
+ * Enqueue a large message received in place (an allocation of the channel's pool) without a copy,
+ * or queue it behind the channel's earlier ones. h: its gateway header (a copy is kept for the
+ * deposit answer). The allocation is the channel's, or freed, either way.
+ */
+int agent_deposit_mem(struct agent *a, struct chan *c, dragon_mem_t *mem,
+		      const struct dg_gw_hdr *h, uint32_t from)
+{
+	struct pend *p;
+	int rc;
+
+	if (!c->head) {
+		rc = dragon_channel_send_mem(c->ch, mem, &nowait);
+		if (!full(rc)) {
+			if (rc != DRAGON_OK)
+				dragon_pool_free(mem);
+			return rc;
+		}
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p || !(p->buf = malloc(sizeof(*h)))) {
+		free(p);
+		dragon_pool_free(mem);
+		return dg_err(DRAGON_ENOMEM, "holding a message for a full channel");
+	}
+	memcpy(p->buf, h, sizeof(*h));
+	p->mem = *mem;
+	p->has_mem = 1;
+	p->len = mem->size;
+	p->from = from;
+	if (c->tail) {
+		c->tail->next = p;
+	} else {
+		c->head = p;
+		a->full_chans++;
+	}
+	c->tail = p;
+	a->held += p->len;
+	return DRAGON_EAGAIN; /* queued */
+}
+
 /* Move queued messages into channels that have room again; 1 if anything moved. */
 int agent_retry_deposits(struct agent *a)
 {
@@ -128,9 +174,14 @@ int agent_retry_deposits(struct agent *a)
 
 			memcpy(&h, p->buf, sizeof(h));
 			skip = h.op == DG_GW_SEND ? sizeof(h) : 0;
-			rc = dragon_channel_send(c->ch, p->buf + skip, p->len - skip, &nowait);
+			if (p->has_mem)
+				rc = dragon_channel_send_mem(c->ch, &p->mem, &nowait);
+			else
+				rc = dragon_channel_send(c->ch, p->buf + skip, p->len - skip, &nowait);
 			if (full(rc))
 				break;
+			if (p->has_mem && rc != DRAGON_OK)
+				dragon_pool_free(&p->mem);
 			if (h.op == DG_GW_SEND && (h.flags & DG_GW_F_DEPOSIT))
 				agent_reply_remote(a, p->from, &h, rc, 0, NULL, 0);
 			else if (rc)

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include "core/err.h"
@@ -21,11 +22,8 @@ static void frame_key(const unsigned char key[DG_FRAME_KEY], const unsigned char
 	crypto_generichash(otk, crypto_onetimeauth_KEYBYTES, hdr + 8, 24, key, DG_FRAME_KEY);
 }
 
-int dg_frame_encode(const unsigned char key[DG_FRAME_KEY], const struct dg_frame_hdr *h,
-		    const void *payload, unsigned char *out, size_t *out_len)
+static void put_hdr(const struct dg_frame_hdr *h, unsigned char *out)
 {
-	unsigned char otk[crypto_onetimeauth_KEYBYTES];
-
 	dg_le_put32(out + 0, DG_FRAME_MAGIC);
 	out[4] = DG_FRAME_VERSION;
 	out[5] = h->type;
@@ -41,23 +39,84 @@ int dg_frame_encode(const unsigned char key[DG_FRAME_KEY], const struct dg_frame
 	/* the offset is split (high half at 32, low at 60) to keep the other fields aligned */
 	dg_le_put32(out + 32, (uint32_t)(h->offset >> 32));
 	dg_le_put32(out + 60, (uint32_t)h->offset);
+}
+
+/*
+ * Poly1305 over a large payload with OpenSSL's implementation: the same function (the same tag,
+ * test_frame checks it against libsodium's), computed with AVX2/AVX-512 where the CPU has them:
+ * 2.4 GB/s against libsodium's 1.0 GB/s on this machine (1 MiB, load ~45), where the MAC, not
+ * the copies, was what capped a stream. A frame of a few KiB stays with libsodium (no context
+ * to set up: 0.2 us against 0.5 us for 64 bytes). -1 if OpenSSL cannot (then libsodium does).
+ */
+#define FAST_MAC_MIN 16384
+
+static int fast_mac(const unsigned char otk[crypto_onetimeauth_KEYBYTES], const unsigned char *hdr,
+		    const unsigned char *payload, size_t len, unsigned char tag[DG_FRAME_MAC])
+{
+	static __thread EVP_MAC_CTX *ctx;
+	static __thread int broken;
+	size_t tl = 0;
+
+	if (broken)
+		return -1;
+	if (!ctx) {
+		EVP_MAC *m = EVP_MAC_fetch(NULL, "POLY1305", NULL);
+		ctx = m ? EVP_MAC_CTX_new(m) : NULL;
+		EVP_MAC_free(m);
+		if (!ctx) {
+			broken = 1;
+			return -1;
+		}
+	}
+	if (!EVP_MAC_init(ctx, otk, crypto_onetimeauth_KEYBYTES, NULL) ||
+	    !EVP_MAC_update(ctx, hdr, DG_FRAME_HDR) || !EVP_MAC_update(ctx, payload, len) ||
+	    !EVP_MAC_final(ctx, tag, &tl, DG_FRAME_MAC) || tl != DG_FRAME_MAC)
+		return -1;
+	return 0;
+}
+
+/* The tag over header and payload: one pass whether they are contiguous or not, so a frame
+ * gathered from two places on the wire is the same frame, under the same MAC, as a copied one. */
+static void mac(const unsigned char key[DG_FRAME_KEY], const unsigned char *hdr,
+		const unsigned char *payload, size_t len, unsigned char tag[DG_FRAME_MAC])
+{
+	unsigned char otk[crypto_onetimeauth_KEYBYTES];
+	crypto_onetimeauth_state st;
+
+	frame_key(key, hdr, otk);
+	if (len >= FAST_MAC_MIN && fast_mac(otk, hdr, payload, len, tag) == 0) {
+		sodium_memzero(otk, sizeof(otk));
+		return;
+	}
+	crypto_onetimeauth_init(&st, otk);
+	crypto_onetimeauth_update(&st, hdr, DG_FRAME_HDR);
+	if (len)
+		crypto_onetimeauth_update(&st, payload, len);
+	crypto_onetimeauth_final(&st, tag);
+	sodium_memzero(otk, sizeof(otk));
+	sodium_memzero(&st, sizeof(st));
+}
+
+int dg_frame_encode(const unsigned char key[DG_FRAME_KEY], const struct dg_frame_hdr *h,
+		    const void *payload, unsigned char *out, size_t *out_len)
+{
 	if (h->len && payload != out + DG_FRAME_HDR)
 		memcpy(out + DG_FRAME_HDR, payload, h->len);
-	frame_key(key, out, otk);
-	crypto_onetimeauth(out + DG_FRAME_HDR + h->len, out, DG_FRAME_HDR + (size_t)h->len, otk);
-	sodium_memzero(otk, sizeof(otk));
+	dg_frame_seal(key, h, out + DG_FRAME_HDR, out, out + DG_FRAME_HDR + h->len);
 	*out_len = DG_FRAME_OVERHEAD + (size_t)h->len;
 	return DRAGON_OK;
 }
 
-int dg_frame_decode(const unsigned char key[DG_FRAME_KEY], const unsigned char *buf, size_t n,
-		    size_t max_msg, struct dg_frame_hdr *h, const unsigned char **payload)
+void dg_frame_seal(const unsigned char key[DG_FRAME_KEY], const struct dg_frame_hdr *h,
+		   const void *payload, unsigned char hdr[DG_FRAME_HDR], unsigned char tag[DG_FRAME_MAC])
 {
-	unsigned char otk[crypto_onetimeauth_KEYBYTES];
-	int ok;
+	put_hdr(h, hdr);
+	mac(key, hdr, payload, h->len, tag);
+}
 
-	if (n < DG_FRAME_OVERHEAD)
-		return dg_err(DRAGON_EPROTO, "frame of %zu bytes is shorter than %d", n, DG_FRAME_OVERHEAD);
+/* Structure checks of a header whose frame carries plen payload bytes (never reads past it). */
+static int check_hdr(const unsigned char *buf, size_t plen, size_t max_msg, struct dg_frame_hdr *h)
+{
 	if (dg_le_get32(buf) != DG_FRAME_MAGIC)
 		return dg_err(DRAGON_EPROTO, "frame has bad magic 0x%08x", dg_le_get32(buf));
 	if (buf[4] != DG_FRAME_VERSION)
@@ -75,9 +134,8 @@ int dg_frame_decode(const unsigned char key[DG_FRAME_KEY], const unsigned char *
 	h->offset = ((uint64_t)dg_le_get32(buf + 32) << 32) | dg_le_get32(buf + 60);
 	if (h->type == 0 || h->type >= DG_FRAME_TYPE_MAX)
 		return dg_err(DRAGON_EPROTO, "frame type %u unknown", h->type);
-	if ((size_t)h->len != n - DG_FRAME_OVERHEAD)
-		return dg_err(DRAGON_EPROTO, "frame says %u payload bytes, carries %zu", h->len,
-			      n - DG_FRAME_OVERHEAD);
+	if ((size_t)h->len != plen)
+		return dg_err(DRAGON_EPROTO, "frame says %u payload bytes, carries %zu", h->len, plen);
 	if (h->seq == 0)
 		return dg_err(DRAGON_EPROTO, "frame has sequence number 0");
 	if (h->type == DG_FRAME_DATA) {
@@ -92,15 +150,39 @@ int dg_frame_decode(const unsigned char key[DG_FRAME_KEY], const unsigned char *
 		return dg_err(DRAGON_EPROTO, "control frame type %u carries %u payload bytes", h->type,
 			      h->len);
 	}
-	frame_key(key, buf, otk);
-	ok = crypto_onetimeauth_verify(buf + DG_FRAME_HDR + h->len, buf, DG_FRAME_HDR + (size_t)h->len,
-				       otk);
-	sodium_memzero(otk, sizeof(otk));
-	if (ok != 0)
+	return DRAGON_OK;
+}
+
+int dg_frame_open(const unsigned char key[DG_FRAME_KEY], const unsigned char hdr[DG_FRAME_HDR],
+		  const unsigned char *payload, size_t plen, const unsigned char tag[DG_FRAME_MAC],
+		  size_t max_msg, struct dg_frame_hdr *h)
+{
+	unsigned char want[DG_FRAME_MAC];
+	int rc = check_hdr(hdr, plen, max_msg, h);
+
+	if (rc != DRAGON_OK)
+		return rc;
+	mac(key, hdr, payload, plen, want);
+	rc = crypto_verify_16(want, tag);
+	sodium_memzero(want, sizeof(want));
+	if (rc != 0)
 		return dg_err(DRAGON_EPERM, "frame from node %u seq %llu has a bad MAC", h->src,
 			      (unsigned long long)h->seq);
-	*payload = buf + DG_FRAME_HDR;
 	return DRAGON_OK;
+}
+
+int dg_frame_decode(const unsigned char key[DG_FRAME_KEY], const unsigned char *buf, size_t n,
+		    size_t max_msg, struct dg_frame_hdr *h, const unsigned char **payload)
+{
+	int rc;
+
+	if (n < DG_FRAME_OVERHEAD)
+		return dg_err(DRAGON_EPROTO, "frame of %zu bytes is shorter than %d", n, DG_FRAME_OVERHEAD);
+	rc = dg_frame_open(key, buf, buf + DG_FRAME_HDR, n - DG_FRAME_OVERHEAD,
+			   buf + n - DG_FRAME_MAC, max_msg, h);
+	if (rc == DRAGON_OK)
+		*payload = buf + DG_FRAME_HDR;
+	return rc;
 }
 
 int dg_replay_accept(struct dg_replay *w, uint64_t seq)

@@ -24,6 +24,11 @@ enum dg_frame_type {
 
 /* Flags of a DATA frame. */
 #define DG_FRAME_F_ACKNOW 0x1u /* the sender waits for deposit: acknowledge as soon as consumed */
+/* A chunk of a large message that travels zero-copy: the first frame (offset 0) goes like any
+ * other; the later ones are tagged sends gathered from the sender's memory and scattered into
+ * the memory the receiver chose for the message (ta_recv.c, "Large messages"). Same frames, same
+ * MAC; only where their bytes sit at either end differs. */
+#define DG_FRAME_F_BULK 0x2u
 
 struct dg_frame_hdr {
 	uint8_t type;
@@ -45,6 +50,18 @@ struct dg_frame_hdr {
  */
 int dg_frame_encode(const unsigned char key[DG_FRAME_KEY], const struct dg_frame_hdr *h,
 		    const void *payload, unsigned char *out, size_t *out_len);
+
+/*
+ * The same frame in three places: header and tag written into hdr and tag, the MAC computed over
+ * hdr and the h->len payload bytes where they are (sent as one gathered message).
+ */
+void dg_frame_seal(const unsigned char key[DG_FRAME_KEY], const struct dg_frame_hdr *h,
+		   const void *payload, unsigned char hdr[DG_FRAME_HDR], unsigned char tag[DG_FRAME_MAC]);
+
+/* Check a frame received in three places (header, plen payload bytes, tag); as dg_frame_decode. */
+int dg_frame_open(const unsigned char key[DG_FRAME_KEY], const unsigned char hdr[DG_FRAME_HDR],
+		  const unsigned char *payload, size_t plen, const unsigned char tag[DG_FRAME_MAC],
+		  size_t max_msg, struct dg_frame_hdr *h);
 
 /*
  * Check a received frame of n bytes: structure first (never reads past n), then the MAC. On success

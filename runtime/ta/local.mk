@@ -4,9 +4,9 @@
 # process of the fabric should pay for at start.
 noinst_LTLIBRARIES += runtime/libdragon_ta.la
 runtime_libdragon_ta_la_SOURCES = runtime/ta/frame.c runtime/ta/frame.h runtime/ta/ta.c runtime/ta/ta.h \
-	runtime/ta/ta_internal.h runtime/ta/ta_peers.c runtime/ta/ta_send.c runtime/ta/ta_recv.c
-runtime_libdragon_ta_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(FABRIC_CFLAGS) $(SODIUM_CFLAGS)
-runtime_libdragon_ta_la_LIBADD = $(FABRIC_LIBS) $(SODIUM_LIBS)
+	runtime/ta/ta_internal.h runtime/ta/ta_peers.c runtime/ta/ta_send.c runtime/ta/ta_recv.c runtime/ta/ta_bulk.c
+runtime_libdragon_ta_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(FABRIC_CFLAGS) $(SODIUM_CFLAGS) $(CRYPTO_CFLAGS)
+runtime_libdragon_ta_la_LIBADD = $(FABRIC_LIBS) $(SODIUM_LIBS) $(CRYPTO_LIBS)
 
 check_PROGRAMS += tests/ta/test_frame tests/ta/ta_peer tests/ta/test_credit
 BENCH_BINS += tests/ta/ta_peer
@@ -36,7 +36,7 @@ noinst_PROGRAMS += tests/ta/fuzz_frame
 tests_ta_fuzz_frame_SOURCES = tests/ta/fuzz_frame.c runtime/ta/frame.c runtime/core/error.c
 tests_ta_fuzz_frame_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) -DDG_LIBFUZZER -fsanitize=fuzzer,address,undefined
 tests_ta_fuzz_frame_LDFLAGS = -fsanitize=fuzzer,address,undefined
-tests_ta_fuzz_frame_LDADD = $(SODIUM_LIBS)
+tests_ta_fuzz_frame_LDADD = $(SODIUM_LIBS) $(CRYPTO_LIBS)
 endif
 
 # Benchmark B4 (make bench BENCH=B4): our cross-node ping-pong and streaming against raw TCP and friends.

@@ -35,7 +35,9 @@ static const char usage[] =
 	"default DIR/ta.peers) when it first talks to them, and announces itself in DIR/ta.info.\n"
 	"Environment: DRAGON_TA_PROVIDER (default tcp;ofi_rxm), DRAGON_TA_IFACE, DRAGON_TA_DEAD_MS,\n"
 	"DRAGON_TA_SPIN_US, DRAGON_TA_POOL_MB (gateway pool, default 1024), DRAGON_TA_BUFFER_MB\n"
-	"(messages held for full channels and busy peers before it stops taking more, default 256).\n";
+	"(messages held for full channels and busy peers before it stops taking more, default 256),\n"
+	"DRAGON_TA_ZCOPY_KB (messages above this go without copies, default 64, 0: never),\n"
+	"DRAGON_TA_BULK_KB (their chunk, default 1024).\n";
 
 #define GW_CAPACITY 1024
 #define GW_BLOCK 512
@@ -247,6 +249,8 @@ static void turn(struct agent *a, int may_nap)
 		agent_watch_nodes(a);
 	if (agent_send_queued(a))
 		work = 1;
+	if (a->sent)
+		agent_reap_sent(a);
 	if (work)
 		worked(a);
 	else if (may_nap && dg_ta_now() - a->last_work > a->budget_ns)
@@ -483,6 +487,7 @@ int main(int argc, char **argv)
 	} else {
 		char where[256];
 		dg_ta_set_key(a.ta, cfg.key);
+		dg_ta_set_placement(a.ta, agent_place, agent_unplace, &a);
 		/* which interface: an agent on an interface that goes away loses its peers silently */
 		dg_ta_describe(a.ta, where, sizeof(where));
 		agent_log(&a, "endpoint: %s", where);

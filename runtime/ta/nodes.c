@@ -33,12 +33,31 @@ void agent_out_discard(struct out *o)
 	free(o);
 }
 
-/* A message leaving its queue (sent, or its node died). */
+/* A message leaving its queue (sent, or its node died); one sent from its own memory is kept
+ * (and counted as held) until the provider no longer reads it. */
 static void out_free(struct agent *a, struct out *o)
 {
-	a->held -= o->len;
 	a->queued--;
+	if (o->ref.pending) {
+		o->next = a->sent;
+		a->sent = o;
+		return;
+	}
+	a->held -= o->len;
 	agent_out_discard(o);
+}
+
+void agent_reap_sent(struct agent *a)
+{
+	for (struct out **pp = &a->sent, *o; (o = *pp);) {
+		if (o->ref.pending) {
+			pp = &o->next;
+			continue;
+		}
+		*pp = o->next;
+		a->held -= o->len;
+		agent_out_discard(o);
+	}
 }
 
 int agent_queue_out(struct agent *a, uint32_t node, struct out *o)
@@ -184,7 +203,7 @@ int agent_send_queued(struct agent *a)
 			struct out *o = q->head;
 			size_t before = o->off;
 			int known = a->peers_known;
-			int rc = dg_ta_send_nb(a->ta, n, DG_GW_PORT, o->buf, o->len, &o->off);
+			int rc = dg_ta_send_nb(a->ta, n, DG_GW_PORT, o->buf, o->len, &o->off, &o->ref);
 			if (o->off != before)
 				sent = 1;
 			if (rc == DRAGON_EAGAIN)

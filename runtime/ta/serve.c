@@ -4,8 +4,88 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "core/channel_ring.h"
 #include "core/err.h"
 #include "ta/agent.h"
+
+/*
+ * A large message from another node is received straight into an allocation of the pool of the
+ * channel it goes to (a send) or of the asking process's reply channel (an answer), and enqueued
+ * without a copy (ta_bulk.c). The layer asks where when its first bytes (the gateway header)
+ * arrived; a channel of no pool here, or a pool without room, declines: the message then comes
+ * whole into the agent's memory and is copied in as before (and waits there while the channel
+ * is full).
+ */
+struct placed {
+	struct chan *c;
+	dragon_mem_t mem;
+};
+
+int agent_place(void *arg, uint32_t src, uint32_t port, const unsigned char *data, size_t head,
+		size_t msg_len, unsigned char **dst, size_t *skip, void **cookie)
+{
+	struct agent *a = arg;
+	struct dg_gw_hdr h;
+	struct placed *pl;
+	struct chan *c;
+	size_t hs;
+	int rc;
+
+	if (port != DG_GW_PORT || dg_gw_check(data, head, &h) != DRAGON_OK || h.node != src ||
+	    (h.op != DG_GW_SEND && h.op != DG_GW_REPLY))
+		return DRAGON_EINVAL; /* checked again, and dropped, when it is whole */
+	/* a send's channel gets the payload; a reply channel the whole answer */
+	hs = h.op == DG_GW_SEND ? sizeof(h) : 0;
+	if ((rc = agent_chan_get(a, h.op == DG_GW_SEND ? h.chan : h.reply, &c)) != DRAGON_OK)
+		return rc;
+	if (c->ch->rops || !(pl = calloc(1, sizeof(*pl))))
+		return DRAGON_EINVAL;
+	if ((rc = dragon_pool_alloc(c->ch->pool, msg_len - hs, 0, &pl->mem)) != DRAGON_OK) {
+		free(pl);
+		return rc;
+	}
+	pl->c = c;
+	c->inflight++;
+	*dst = pl->mem.ptr;
+	*skip = hs;
+	*cookie = pl;
+	return DRAGON_OK;
+}
+
+void agent_unplace(void *arg, void *cookie)
+{
+	struct placed *pl = cookie;
+
+	(void)arg;
+	pl->c->inflight--;
+	dragon_pool_free(&pl->mem);
+	free(pl);
+}
+
+/* A large message arrived in place: enqueue it. */
+static void placed_in(struct agent *a, const struct dg_ta_msg *m)
+{
+	struct placed *pl = m->placed;
+	struct chan *c = pl->c;
+	dragon_mem_t mem = pl->mem;
+	struct dg_gw_hdr h;
+	int rc;
+
+	free(pl);
+	c->inflight--;
+	dg_gw_check(m->data, m->head, &h); /* checked when it was placed */
+	if (h.op == DG_GW_REPLY)
+		agent_outstanding_done(a, m->src, &h);
+	rc = agent_deposit_mem(a, c, &mem, &h, m->src);
+	if (rc == DRAGON_EAGAIN)
+		return; /* answered when it goes in */
+	if (rc == DRAGON_ECLOSED || rc == DRAGON_ESTALE)
+		agent_chan_forget(a, c);
+	if (h.op == DG_GW_SEND && (h.flags & DG_GW_F_DEPOSIT))
+		agent_reply_remote(a, m->src, &h, rc, 0, NULL, 0);
+	else if (rc)
+		agent_drop(a, h.op == DG_GW_SEND ? "message for a channel that refused it" : "answer");
+}
 
 /* Try a recv or poll for another node; 1 when answered (or failed), 0 to wait. */
 static int try_serve(struct agent *a, const struct dg_gw_hdr *h, uint32_t from, int last)
@@ -59,6 +139,10 @@ void agent_from_node(struct agent *a, const struct dg_ta_msg *m)
 	struct chan *c;
 	int rc;
 
+	if (m->placed) {
+		placed_in(a, m);
+		return;
+	}
 	if (m->port != DG_GW_PORT || dg_gw_check(m->data, m->len, &h) != DRAGON_OK ||
 	    h.node != m->src) {
 		dg_err(DRAGON_EPROTO, "node %u sent %zu bytes to port %u that are no gateway message",

@@ -37,6 +37,18 @@ void dg_ta_config_init(struct dg_ta_config *cfg)
 	cfg->chunk = (size_t)dg_env_ulong("DRAGON_TA_CHUNK_KB", 256, 4, 16384) << 10;
 	cfg->window = (unsigned)dg_env_ulong("DRAGON_TA_WINDOW", 16, 2, 1024);
 	cfg->slots = 2 * cfg->window;
+	/* Large messages go zero-copy (ta_bulk.c): no buffers of ours, so their chunk costs no
+	 * memory; fewer, larger chunks pay fewer rendezvous round trips. */
+	cfg->bulk_min = (size_t)dg_env_ulong("DRAGON_TA_ZCOPY_KB", 64, 0, 1048576) << 10;
+	cfg->bulk_chunk = (size_t)dg_env_ulong("DRAGON_TA_BULK_KB", 1024, 4, 1048576) << 10;
+	cfg->test_stall = (size_t)dg_env_ulong("DRAGON_TA_TEST_STALL_KB", 0, 0, 1048576) << 10;
+}
+
+void dg_ta_set_placement(dg_ta *ta, dg_ta_place_fn place, dg_ta_unplace_fn unplace, void *arg)
+{
+	ta->place = place;
+	ta->unplace = unplace;
+	ta->place_arg = arg;
 }
 
 void dg_ta_set_key(dg_ta *ta, const unsigned char key[DG_FRAME_KEY])
@@ -174,6 +186,11 @@ int dg_ta_open(const struct dg_ta_config *cfg, dg_ta **out)
 	ta->cfg.bind = ta->bind[0] ? ta->bind : NULL;
 	ta->cfg.peer_file = ta->peer_file[0] ? ta->peer_file : NULL;
 	ta->held_slot = -1;
+	if (ta->cfg.bulk_min && ta->cfg.bulk_min < 4 * TA_BULK_HEAD)
+		ta->cfg.bulk_min = 4 * TA_BULK_HEAD; /* the first frame must leave chunks to send */
+	ta->bulk_shift = 12;
+	while (ta->bulk_shift < 30 && ((size_t)2 << ta->bulk_shift) <= ta->cfg.bulk_chunk)
+		ta->bulk_shift++;
 	randombytes_buf(&ta->epoch, sizeof(ta->epoch));
 	ta->epoch |= 1; /* 0 means "no epoch seen yet" */
 
@@ -200,8 +217,19 @@ int dg_ta_open(const struct dg_ta_config *cfg, dg_ta **out)
 			service = colon + 1;
 		}
 	}
+	/* Tagged messages carry large messages zero-copy; a provider without them still works. */
+	hints->caps = FI_MSG | FI_TAGGED;
 	rc = fi_getinfo(FI_VERSION(1, 14), node[0] ? node : NULL, service, node[0] ? FI_SOURCE : 0,
 			hints, &ta->info);
+	if (rc == 0) {
+		ta->tagged = 1;
+	} else {
+		hints->caps = FI_MSG;
+		rc = fi_getinfo(FI_VERSION(1, 14), node[0] ? node : NULL, service,
+				node[0] ? FI_SOURCE : 0, hints, &ta->info);
+	}
+	if (ta->tagged && ta->info->tx_attr->iov_limit < 3)
+		ta->tagged = 0;
 	if (rc) {
 		char have[512];
 		list_providers(hints, have, sizeof(have));
@@ -221,7 +249,7 @@ int dg_ta_open(const struct dg_ta_config *cfg, dg_ta **out)
 		rv = fi_fail(rc, "fabric/domain");
 		goto out;
 	}
-	cq_attr.size = 2 * cfg->slots + 2 * TA_CTRL_SLOTS;
+	cq_attr.size = 2 * cfg->slots + 2 * TA_CTRL_SLOTS + 4 * cfg->window;
 	if ((rc = fi_av_open(ta->domain, &av_attr, &ta->av, NULL)) ||
 	    (rc = cq_open(ta, &cq_attr)) ||
 	    (rc = fi_endpoint(ta->domain, ta->info, &ta->ep, NULL)) ||
@@ -236,7 +264,8 @@ int dg_ta_open(const struct dg_ta_config *cfg, dg_ta **out)
 	    (rv = alloc_slots(&ta->ctrl, TA_CTRL_SLOTS, TA_LAST_FRAME, 0)))
 		goto out;
 	ta->ntx_free = cfg->slots;
-	ta->dq = calloc(cfg->slots, sizeof(*ta->dq));
+	ta->dq_cap = cfg->slots;
+	ta->dq = calloc(ta->dq_cap, sizeof(*ta->dq));
 	ta->early = calloc(cfg->slots, sizeof(*ta->early));
 	if (!ta->dq || !ta->early) {
 		rv = dg_err(DRAGON_ENOMEM, "delivery queue");
@@ -279,8 +308,10 @@ void dg_ta_close(dg_ta *ta)
 	free_slots(ta->tx, ta->cfg.slots);
 	free_slots(ta->rx, ta->cfg.slots);
 	free_slots(ta->ctrl, TA_CTRL_SLOTS);
-	for (size_t i = 0; i < ta->npeers; i++)
+	for (size_t i = 0; i < ta->npeers; i++) {
 		free(ta->peers[i].rbuf);
+		ta_bulk_free(ta->peers[i].brx);
+	}
 	free(ta->peers);
 	free(ta->dq);
 	free(ta->early);

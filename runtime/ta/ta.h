@@ -27,12 +27,17 @@ struct dg_ta_config {
 	int spin_us;           /* poll this long after the last traffic before sleeping (default 20000) */
 	int peer_wait_ms;      /* frames of nodes not in a peer file not read yet wait for it this long
 				* after dg_ta_open (default twice DRAGON_STARTUP_TIMEOUT) */
+	size_t bulk_min;       /* messages above this travel zero-copy (default 64 KiB, 0: never) */
+	size_t bulk_chunk;     /* payload bytes per zero-copy frame (default 1 MiB) */
+	size_t test_stall;     /* tests only: a large message stops going out at this offset
+				* (DRAGON_TA_TEST_STALL_KB; a sender stuck mid-message) */
 };
 
 /* How long dg_ta_send() waits. */
 enum dg_ta_mode {
 	DG_TA_BUFFERED = 0,  /* return once the message is copied into the agent's buffers */
-	DG_TA_DEPOSITED = 1, /* return once the remote agent has consumed (deposited) it */
+	DG_TA_DEPOSITED = 1, /* return once the remote agent has consumed (deposited) it; a large
+			      * message goes zero-copy from buf (as dg_ta_send_nb with a ref) */
 };
 
 struct dg_ta_msg {
@@ -40,6 +45,32 @@ struct dg_ta_msg {
 	uint32_t port;             /* target port (channel) on this node */
 	const unsigned char *data; /* owned by the agent until the next dg_ta_recv() or dg_ta_release() */
 	size_t len;
+	/* A large message placed where dg_ta_place_fn said (then data holds only its first `head`
+	 * bytes, the rest is at the placement, which now belongs to the caller), else NULL. */
+	void *placed;
+	size_t head;
+};
+
+/*
+ * Large messages (above bulk_min) are received straight into memory the caller picks when
+ * their first bytes arrive (data, head of them, of a message of msg_len bytes for port): set
+ * *dst and *skip (bytes [skip, msg_len) of the message go to dst, those before head copied
+ * there at once; skip <= head) and *cookie, and return DRAGON_OK; anything else and the layer receives it into memory of its own (the
+ * message then comes whole, as a small one does). A placement given up (its sender died or
+ * restarted mid-message) is handed back to unplace once the provider no longer writes into it.
+ */
+typedef int (*dg_ta_place_fn)(void *arg, uint32_t src, uint32_t port, const unsigned char *data,
+			      size_t head, size_t msg_len, unsigned char **dst, size_t *skip,
+			      void **cookie);
+typedef void (*dg_ta_unplace_fn)(void *arg, void *cookie);
+void dg_ta_set_placement(dg_ta *ta, dg_ta_place_fn place, dg_ta_unplace_fn unplace, void *arg);
+
+/*
+ * A large message is sent from the caller's memory, not copied: the memory must stay untouched
+ * while ref->pending (frames posted from it and not yet completed by the provider) is nonzero.
+ */
+struct dg_ta_ref {
+	unsigned pending;
 };
 
 struct dg_ta_stats {
@@ -48,6 +79,7 @@ struct dg_ta_stats {
 	uint64_t wakeups; /* times the agent went to sleep and woke */
 	uint64_t probes;  /* PINGs sent because a peer owing us an acknowledgement stayed silent */
 	uint64_t drop_rxerr; /* receives completed with an error (logged) */
+	uint64_t bulk_in, bulk_placed, bulk_aborted; /* large messages received, placed by the caller, given up */
 };
 
 /* Fill defaults, then the DRAGON_TA_* environment overrides. */
@@ -90,7 +122,7 @@ int dg_ta_progress(dg_ta *ta, int timeout_ms);
  * message to a node before it starts the next to that node.
  */
 int dg_ta_send_nb(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size_t len,
-		  size_t *off);
+		  size_t *off, struct dg_ta_ref *ref);
 
 /*
  * We wait on node for something (a reply) since since_ns (CLOCK_MONOTONIC): probe it while it

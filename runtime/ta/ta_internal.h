@@ -17,6 +17,8 @@
 #define TA_LAST_FRAME 4096
 #define TA_REORDER 64 /* frames one peer can have in flight: far above window + control slots */
 
+struct bulk_rx;
+
 struct slot {
 	struct fi_context2 ctx; /* first: completions hand back &ctx, which is the slot */
 	unsigned char *buf;
@@ -25,6 +27,37 @@ struct slot {
 	int busy; /* send: posted and not completed; recv: holding a frame not yet consumed */
 	uint32_t node;
 	struct dg_frame_hdr hdr;
+	struct dg_ta_ref *ref; /* send: the caller's memory this frame was gathered from, or NULL */
+	/* A receive of one chunk of a large message (buf holds its header and tag only): */
+	struct bulk_rx *bulk;
+	uint64_t gen;          /* the message (bulk->gen) it was posted for */
+	size_t off, len;       /* where the chunk goes in the message */
+	int posted;            /* handed to the provider */
+};
+
+/*
+ * A large message being received from one peer (at most one at a time: a sender finishes a
+ * message to a node before it starts the next). Its chunks are tagged receives posted straight
+ * into the memory the caller chose (or into buf of our own), at most nslots at once.
+ */
+struct bulk_rx {
+	uint32_t node;
+	int active;         /* chunks still to come */
+	int aborting;       /* given up: waiting for posted receives to come back */
+	uint64_t gen;       /* counts messages; completions of an older one are ignored */
+	uint64_t id;        /* the tag of this message's chunks, less the chunk index */
+	uint32_t port;
+	unsigned char *head;
+	size_t head_len, msg_len, next_off, have, skip;
+	unsigned char *dst; /* where bytes [skip, msg_len) go */
+	unsigned char *own; /* our own buffer (whole message) when the caller did not place it */
+	unsigned char *scratch; /* no memory for the message: its chunks land here and are dropped */
+	unsigned shift, scratch_shift; /* chunks of 2^shift bytes */
+	int discard;
+	void *cookie;
+	int64_t since;
+	struct slot *slots;
+	unsigned nslots, posted;
 };
 
 struct peer {
@@ -46,7 +79,7 @@ struct peer {
 	 * waiting for a gap sits in rx_hold[seq % TA_REORDER] (receive slot + 1).
 	 */
 	uint64_t rx_next, rx_seen;
-	unsigned rx_hold[TA_REORDER];
+	struct slot *rx_hold[TA_REORDER];
 	uint64_t rx_consumed, ack_sent;
 	int ack_pending, pong_pending;
 	int64_t last_heard, last_ping;
@@ -60,6 +93,8 @@ struct peer {
 	/* reassembly of a chunked message */
 	unsigned char *rbuf;
 	size_t rlen, rhave;
+	struct bulk_rx *brx; /* a large message coming zero-copy (allocated on first use) */
+	uint64_t tx_bulk_id; /* the large message we are sending it: its first frame's seq */
 };
 
 struct dg_ta {
@@ -75,8 +110,14 @@ struct dg_ta {
 	int wait_fd; /* the CQ's wait object when the provider gives one, else -1 */
 	struct slot *tx, *rx, *ctrl;
 	unsigned ntx_free;
-	unsigned *dq; /* receive slots holding DATA frames, in arrival order */
-	unsigned dq_head, dq_len;
+	struct slot **dq; /* receive slots holding DATA frames, in arrival order */
+	unsigned dq_head, dq_len, dq_cap;
+	dg_ta_place_fn place;
+	dg_ta_unplace_fn unplace;
+	void *place_arg;
+	unsigned nbulk; /* peers with a large message coming */
+	int tagged;     /* the provider has tagged messages: large ones can go zero-copy */
+	unsigned bulk_shift; /* log2 of cfg.bulk_chunk */
 	/*
 	 * Receive slots (and frame lengths) holding checked frames of nodes that are not in the
 	 * table while the peer file has not been read yet: early ready lets a node whose services
@@ -84,7 +125,7 @@ struct dg_ta {
 	 * file is read; dropped as unknown after peers_by.
 	 */
 	struct {
-		unsigned slot;
+		struct slot *slot;
 		size_t len;
 	} *early;
 	unsigned nearly;
@@ -130,6 +171,23 @@ void ta_acked_all(dg_ta *ta, struct peer *p);
 
 /* ta_recv.c: completions, frames in, progress. */
 int ta_post_recv(dg_ta *ta, struct slot *s);
+void ta_rx_done(dg_ta *ta, struct slot *s);
+void ta_bulk_abort(dg_ta *ta, struct peer *p, const char *why);
+void ta_bulk_watch(dg_ta *ta);
+int64_t ta_bulk_due(dg_ta *ta);
+uint64_t ta_bulk_tag(uint32_t src, uint64_t id, size_t idx);
+void ta_bulk_completed(dg_ta *ta, struct slot *s);
+int ta_bulk_current(const struct slot *s);
+void ta_bulk_start(dg_ta *ta, struct peer *p, struct slot *head);
+int ta_bulk_chunk_in(dg_ta *ta, struct peer *p, struct slot *s, struct dg_ta_msg *msg);
+void ta_bulk_free(struct bulk_rx *b);
+unsigned char *ta_bulk_at(struct bulk_rx *b, size_t off); /* where the chunk at off lands */
+void ta_log_drop(dg_ta *ta, uint64_t count, const char *kind);
+
+/* The first frame of a large message carries this many bytes (the rest goes zero-copy) and the
+ * log2 of the sender's zero-copy chunk in the high byte of its flags. */
+#define TA_BULK_HEAD 4096
+#define TA_BULK_SHIFT(flags) ((unsigned)(flags) >> 8)
 int ta_progress(dg_ta *ta, int block_ms);
 void ta_early_retry(dg_ta *ta, int now);
 

@@ -145,10 +145,11 @@ void ta_peer_mark_dead(dg_ta *ta, struct peer *p, const char *why)
 	p->dead = 1;
 	fprintf(stderr, "dragon-ta[%u]: node %u is dead: %s\n", ta->cfg.node, p->node, why);
 	ta_acked_all(ta, p);
+	ta_bulk_abort(ta, p, "its node is dead");
 	for (unsigned i = 0; i < TA_REORDER; i++)
 		if (p->rx_hold[i]) {
-			ta_post_recv(ta, &ta->rx[p->rx_hold[i] - 1]);
-			p->rx_hold[i] = 0;
+			ta_rx_done(ta, p->rx_hold[i]);
+			p->rx_hold[i] = NULL;
 		}
 	p->rx_seen = 0;
 	free(p->rbuf);
@@ -210,10 +211,11 @@ void dg_ta_dump(dg_ta *ta)
 	fprintf(stderr,
 		"dragon-ta[%u]: state: frames in %" PRIu64 " out %" PRIu64 " dropped malformed %" PRIu64
 		" mac %" PRIu64 " replay %" PRIu64 " unknown %" PRIu64 " failed-receive %" PRIu64 ", probes %" PRIu64 "; send buffers free %u/%u,"
-		" control buffers busy %u/%u, receive buffers held %u, queued for recv %u, waiting for the peer file %u\n",
+		" control buffers busy %u/%u, receive buffers held %u, queued for recv %u, waiting for the peer file %u; large messages in %" PRIu64 " placed %" PRIu64 " given up %" PRIu64 " coming %u\n",
 		ta->cfg.node, ta->st.frames_in, ta->st.frames_out, ta->st.drop_malformed,
 		ta->st.drop_mac, ta->st.drop_replay, ta->st.drop_unknown, ta->st.drop_rxerr, ta->st.probes, ta->ntx_free, ta->cfg.slots,
-		busy_ctrl, TA_CTRL_SLOTS, busy_rx, ta->dq_len, ta->nearly);
+		busy_ctrl, TA_CTRL_SLOTS, busy_rx, ta->dq_len, ta->nearly, ta->st.bulk_in, ta->st.bulk_placed,
+		ta->st.bulk_aborted, ta->nbulk);
 	for (size_t i = 0; i < ta->npeers; i++) {
 		struct peer *p = &ta->peers[i];
 		fprintf(stderr,

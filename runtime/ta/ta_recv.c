@@ -10,7 +10,8 @@
 #include <rdma/fi_eq.h>
 
 /* Log a dropped frame; the first 100 of a kind and then every 1000th, so a flood cannot fill disks. */
-static void log_drop(dg_ta *ta, uint64_t count, const char *kind)
+#define log_drop ta_log_drop
+void ta_log_drop(dg_ta *ta, uint64_t count, const char *kind)
 {
 	if (count <= 100 || count % 1000 == 0)
 		fprintf(stderr, "dragon-ta[%u]: dropped %s frame (%" PRIu64 " so far): %s\n",
@@ -38,6 +39,48 @@ static int peer_file_unread(dg_ta *ta)
 	return ta->peer_file[0] && !ta->peer_mtime.tv_sec && !ta->peer_mtime.tv_nsec;
 }
 
+/* The queue of DATA frames for dg_ta_recv (grows: chunks of large messages join the receive buffers). */
+static void dq_push(dg_ta *ta, struct slot *s)
+{
+	if (ta->dq_len == ta->dq_cap) {
+		unsigned cap = 2 * ta->dq_cap;
+		struct slot **nq = malloc(cap * sizeof(*nq));
+		if (!nq) {
+			/* cannot happen before the machine is out of memory; the frame is lost */
+			dg_err(DRAGON_ENOMEM, "delivery queue of %u", cap);
+			log_drop(ta, ++ta->st.drop_malformed, "undeliverable");
+			return;
+		}
+		for (unsigned i = 0; i < ta->dq_len; i++)
+			nq[i] = ta->dq[(ta->dq_head + i) % ta->dq_cap];
+		free(ta->dq);
+		ta->dq = nq;
+		ta->dq_head = 0;
+		ta->dq_cap = cap;
+	}
+	ta->dq[(ta->dq_head + ta->dq_len++) % ta->dq_cap] = s;
+}
+
+/* A chunk of a large message arrived in three places: check it is the chunk that was asked for. */
+static int bulk_decode(dg_ta *ta, struct slot *s, size_t n, struct dg_frame_hdr *h)
+{
+	struct bulk_rx *b = s->bulk;
+	int rc;
+
+	if (n != DG_FRAME_OVERHEAD + s->len)
+		return dg_err(DRAGON_EPROTO, "chunk of %zu bytes where %zu were expected", n,
+			      DG_FRAME_OVERHEAD + s->len);
+	rc = dg_frame_open(ta->cfg.key, s->buf, ta_bulk_at(b, s->off), s->len,
+			   s->buf + DG_FRAME_HDR, ta->cfg.max_msg, h);
+	if (rc != DRAGON_OK)
+		return rc;
+	if (h->type != DG_FRAME_DATA || !(h->flags & DG_FRAME_F_BULK) || h->src != b->node ||
+	    h->offset != s->off || h->msg_len != b->msg_len || h->port != b->port)
+		return dg_err(DRAGON_EPROTO, "chunk from node %u is not [%zu, +%zu) of its message",
+			      h->src, s->off, s->len);
+	return DRAGON_OK;
+}
+
 static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 {
 	struct dg_frame_hdr h;
@@ -47,7 +90,8 @@ static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 
 	ta->st.frames_in++;
 	ta->last_traffic = now_ns();
-	rc = dg_frame_decode(ta->cfg.key, s->buf, n, ta->cfg.max_msg, &h, &payload);
+	rc = s->bulk ? bulk_decode(ta, s, n, &h)
+		     : dg_frame_decode(ta->cfg.key, s->buf, n, ta->cfg.max_msg, &h, &payload);
 	if (rc == DRAGON_EPROTO) {
 		log_drop(ta, ++ta->st.drop_malformed, "malformed");
 		goto repost;
@@ -68,7 +112,7 @@ static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 		 * Taken for garbage, it was lost, and every later frame of that node then waited
 		 * for it in the reorder window. */
 		s->busy = 1;
-		ta->early[ta->nearly].slot = (unsigned)(s - ta->rx);
+		ta->early[ta->nearly].slot = s;
 		ta->early[ta->nearly++].len = n;
 		ta->st.frames_in--; /* counted when it is handled */
 		return;
@@ -76,6 +120,12 @@ static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 	if (!p) {
 		dg_err(DRAGON_ENOTFOUND, "node %u is not in the peer table", h.src);
 		log_drop(ta, ++ta->st.drop_unknown, "unknown-peer");
+		goto repost;
+	}
+	if (s->bulk && h.epoch != p->rx_epoch) {
+		dg_err(DRAGON_EPROTO, "chunk of node %u's epoch %" PRIx64 " in a message of another",
+		       h.src, h.epoch);
+		log_drop(ta, ++ta->st.drop_malformed, "misplaced");
 		goto repost;
 	}
 	if (h.epoch != p->rx_epoch) {
@@ -95,6 +145,7 @@ static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 				ta->cfg.node, h.src, h.epoch);
 			p->tx_data = p->acked = 0;
 			ta_acked_all(ta, p);
+			ta_bulk_abort(ta, p, "its agent restarted");
 			free(p->rbuf);
 			p->rbuf = NULL;
 			p->rlen = p->rhave = 0;
@@ -103,8 +154,8 @@ static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 		memset(&p->win, 0, sizeof(p->win));
 		for (unsigned i = 0; i < TA_REORDER; i++)
 			if (p->rx_hold[i]) {
-				ta_post_recv(ta, &ta->rx[p->rx_hold[i] - 1]);
-				p->rx_hold[i] = 0;
+				ta_rx_done(ta, p->rx_hold[i]);
+				p->rx_hold[i] = NULL;
 			}
 		/* A sender that started this epoch with us counts from 1. One that talked before we
 		 * (re)started is further on: we cannot know what it sent before its first frame we
@@ -132,7 +183,7 @@ static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 		s->hdr = h;
 		s->node = h.src;
 		s->busy = 1;
-		ta->dq[(ta->dq_head + ta->dq_len++) % ta->cfg.slots] = (unsigned)(s - ta->rx);
+		dq_push(ta, s);
 		return;
 	}
 	if (h.seq - p->rx_next >= TA_REORDER) {
@@ -147,15 +198,15 @@ static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 		s->hdr = h;
 		s->node = h.src;
 		s->busy = 1;
-		p->rx_hold[h.seq % TA_REORDER] = (unsigned)(s - ta->rx) + 1;
+		p->rx_hold[h.seq % TA_REORDER] = s;
 	}
 	p->rx_seen |= (uint64_t)1 << (h.seq - p->rx_next);
 	/* Deliver every DATA frame whose predecessors have all arrived, in seq order. */
 	while (p->rx_seen & 1) {
-		unsigned *hold = &p->rx_hold[p->rx_next % TA_REORDER];
+		struct slot **hold = &p->rx_hold[p->rx_next % TA_REORDER];
 		if (*hold) {
-			ta->dq[(ta->dq_head + ta->dq_len++) % ta->cfg.slots] = *hold - 1;
-			*hold = 0;
+			dq_push(ta, *hold);
+			*hold = NULL;
 		}
 		p->rx_seen >>= 1;
 		p->rx_next++;
@@ -163,7 +214,7 @@ static void handle_frame(dg_ta *ta, struct slot *s, size_t n)
 	if (h.type == DG_FRAME_DATA)
 		return;
 repost:
-	ta_post_recv(ta, s);
+	ta_rx_done(ta, s);
 }
 
 /*
@@ -188,7 +239,7 @@ void ta_early_retry(dg_ta *ta, int now)
 		return;
 	ta->nearly = 0;
 	for (unsigned i = 0; i < n; i++) {
-		struct slot *s = &ta->rx[ta->early[i].slot];
+		struct slot *s = ta->early[i].slot;
 		s->busy = 0;
 		handle_frame(ta, s, ta->early[i].len);
 	}
@@ -223,6 +274,18 @@ static void handle_error(dg_ta *ta)
 	s = e.op_context;
 	if (!s)
 		return;
+	if (s->bulk) {
+		ta_bulk_completed(ta, s);
+		if (e.err == FI_ECANCELED || !ta_bulk_current(s))
+			return;
+		/* e.g. a message longer than the chunk asked for (forged, or a sender out of step):
+		 * the right one may still come */
+		dg_err(DRAGON_EPROTO, "chunk receive failed: %s",
+		       fi_cq_strerror(ta->cq, e.prov_errno, e.err_data, NULL, 0));
+		log_drop(ta, ++ta->st.drop_rxerr, "failed-receive");
+		ta_rx_done(ta, s);
+		return;
+	}
 	if (s->recv) {
 		if (e.err != FI_ECANCELED) {
 			/* a frame that never arrived: logged, it is the first clue to a stalled peer */
@@ -236,6 +299,10 @@ static void handle_error(dg_ta *ta)
 	s->busy = 0;
 	if (s >= ta->tx && s < ta->tx + ta->cfg.slots)
 		ta->ntx_free++;
+	if (s->ref) {
+		s->ref->pending--;
+		s->ref = NULL;
+	}
 	struct peer *p = ta_peer_find(ta, s->node);
 	if (p)
 		ta_peer_mark_dead(ta, p, fi_cq_strerror(ta->cq, e.prov_errno, e.err_data, NULL, 0));
@@ -245,12 +312,20 @@ static int handle_cq(dg_ta *ta, struct fi_cq_msg_entry *ent, ssize_t n)
 {
 	for (ssize_t i = 0; i < n; i++) {
 		struct slot *s = ent[i].op_context;
-		if (s->recv) {
+		if (s->bulk) {
+			ta_bulk_completed(ta, s);
+			if (ta_bulk_current(s))
+				handle_frame(ta, s, ent[i].len);
+		} else if (s->recv) {
 			handle_frame(ta, s, ent[i].len);
 		} else {
 			s->busy = 0;
 			if (s >= ta->tx && s < ta->tx + ta->cfg.slots)
 				ta->ntx_free++;
+			if (s->ref) {
+				s->ref->pending--;
+				s->ref = NULL;
+			}
 		}
 	}
 	return (int)n;
@@ -279,6 +354,8 @@ int ta_progress(dg_ta *ta, int block_ms)
 	flush_pending(ta);
 	ta_probe_silent(ta);
 	ta_early_retry(ta, 0);
+	if (ta->nbulk)
+		ta_bulk_watch(ta);
 	return done;
 }
 
@@ -303,9 +380,12 @@ int dg_ta_trywait(dg_ta *ta)
 
 int dg_ta_timeout_ms(dg_ta *ta)
 {
-	int64_t ns = ta_probe_due(ta);
-	int ms = ns < 0 ? -1 : (int)((ns + 999999) / 1000000);
+	int64_t ns = ta_probe_due(ta), bulk = ta_bulk_due(ta);
+	int ms;
 
+	if (bulk >= 0 && (ns < 0 || bulk < ns))
+		ns = bulk;
+	ms = ns < 0 ? -1 : (int)((ns + 999999) / 1000000);
 	/* frames held for the peer file: local services ring the agent's bell once they wrote
 	 * it; this is a backstop */
 	if (ta->nearly && (ms < 0 || ms > 10))
@@ -326,7 +406,7 @@ int dg_ta_pending(dg_ta *ta)
 void dg_ta_release(dg_ta *ta)
 {
 	if (ta->held_slot >= 0) {
-		ta_post_recv(ta, &ta->rx[ta->held_slot]);
+		ta_rx_done(ta, &ta->rx[ta->held_slot]);
 		ta->held_slot = -1;
 	}
 	free(ta->held_buf);
@@ -348,20 +428,32 @@ int dg_ta_recv(dg_ta *ta, int timeout_ms, struct dg_ta_msg *msg)
 	dg_ta_release(ta);
 	for (;;) {
 		while (ta->dq_len) {
-			unsigned i = ta->dq[ta->dq_head];
-			struct slot *s = &ta->rx[i];
+			struct slot *s = ta->dq[ta->dq_head];
 			const struct dg_frame_hdr *h = &s->hdr;
 			struct peer *p = ta_peer_find(ta, h->src);
 
-			ta->dq_head = (ta->dq_head + 1) % ta->cfg.slots;
+			ta->dq_head = (ta->dq_head + 1) % ta->dq_cap;
 			ta->dq_len--;
 			consumed(ta, p, h);
+			if (s->bulk) {
+				if (ta_bulk_chunk_in(ta, p, s, msg)) {
+					flush_pending(ta);
+					return DRAGON_OK;
+				}
+				continue;
+			}
+			if ((h->flags & DG_FRAME_F_BULK) && h->offset == 0 && h->len < h->msg_len) {
+				ta_bulk_start(ta, p, s);
+				ta_post_recv(ta, s);
+				continue;
+			}
 			if (h->offset == 0 && h->len == h->msg_len) {
-				ta->held_slot = (int)i;
+				ta->held_slot = (int)(s - ta->rx);
 				msg->src = h->src;
 				msg->port = h->port;
 				msg->data = s->buf + DG_FRAME_HDR;
-				msg->len = h->len;
+				msg->len = msg->head = h->len;
+				msg->placed = NULL;
 				flush_pending(ta);
 				return DRAGON_OK;
 			}
@@ -382,7 +474,7 @@ int dg_ta_recv(dg_ta *ta, int timeout_ms, struct dg_ta_msg *msg)
 				log_drop(ta, ++ta->st.drop_malformed, "out-of-order");
 				free(p->rbuf);
 				p->rbuf = NULL;
-				ta_post_recv(ta, s);
+				ta_rx_done(ta, s);
 				continue;
 			}
 			memcpy(p->rbuf + p->rhave, s->buf + DG_FRAME_HDR, h->len);
@@ -394,7 +486,8 @@ int dg_ta_recv(dg_ta *ta, int timeout_ms, struct dg_ta_msg *msg)
 				msg->src = h->src;
 				msg->port = h->port;
 				msg->data = ta->held_buf;
-				msg->len = p->rlen;
+				msg->len = msg->head = p->rlen;
+				msg->placed = NULL;
 				flush_pending(ta);
 				return DRAGON_OK;
 			}

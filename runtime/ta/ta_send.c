@@ -3,27 +3,44 @@
 
 #include <string.h>
 
+#include <sys/uio.h>
+
 #include <rdma/fi_endpoint.h>
+#include <rdma/fi_tagged.h>
 
 /*
  * Post a frame. A control frame (sent from inside progress) never waits: EAGAIN leaves it pending.
  * A data frame drives progress while the provider pushes back, for at most dead_ms: rxm keeps
  * answering EAGAIN while it fails to connect to a dead node.
  */
-static int post_send(dg_ta *ta, struct slot *s, struct peer *p, size_t len, int may_wait)
+/*
+ * A chunk of a large message (payload non-NULL) goes as a tagged message gathered from three
+ * places: its header and tag in the send buffer, its payload where the caller's message is
+ * (ta_bulk.c); ref counts the frames the provider still reads from that memory.
+ */
+static int post_send(dg_ta *ta, struct slot *s, struct peer *p, size_t len, int may_wait,
+		     const void *payload, uint64_t tag, struct dg_ta_ref *ref)
 {
 	int64_t start = now_ns();
 	int rc;
 
 	s->busy = 1;
 	s->node = p->node;
-	if (s->hdr.type == DG_FRAME_DATA || s->hdr.type == DG_FRAME_PING) {
+	s->ref = NULL;
+	if (!payload && (s->hdr.type == DG_FRAME_DATA || s->hdr.type == DG_FRAME_PING)) {
 		ta->last_len = len < TA_LAST_FRAME ? len : 0;
 		if (ta->last_len)
 			memcpy(ta->last, s->buf, len);
 	}
 	for (;;) {
-		rc = (int)fi_send(ta->ep, s->buf, len, NULL, p->fa, &s->ctx);
+		if (payload) {
+			struct iovec iov[3] = {{s->buf, DG_FRAME_HDR},
+					       {(void *)payload, s->hdr.len},
+					       {s->buf + DG_FRAME_HDR, DG_FRAME_MAC}};
+			rc = (int)fi_tsendv(ta->ep, iov, NULL, 3, p->fa, tag, &s->ctx);
+		} else {
+			rc = (int)fi_send(ta->ep, s->buf, len, NULL, p->fa, &s->ctx);
+		}
 		if (rc != -FI_EAGAIN || !may_wait || p->dead)
 			break;
 		if (now_ns() - start > (int64_t)ta->cfg.dead_ms * 1000000)
@@ -40,6 +57,10 @@ static int post_send(dg_ta *ta, struct slot *s, struct peer *p, size_t len, int 
 		return dg_err(DRAGON_EPEER, "send to node %u: %s", p->node,
 			      rc == -FI_EAGAIN ? "no progress (node unreachable)"
 			      : rc ? fi_strerror(-rc) : "node died");
+	}
+	if (ref) {
+		s->ref = ref;
+		ref->pending++;
 	}
 	ta->st.frames_out++;
 	ta->last_traffic = now_ns();
@@ -91,7 +112,7 @@ int ta_send_ctrl(dg_ta *ta, struct peer *p, uint8_t type)
 		s->busy = 0;
 		rc = DRAGON_EAGAIN;
 	} else {
-		rc = post_send(ta, s, p, len, 0);
+		rc = post_send(ta, s, p, len, 0, NULL, 0, NULL);
 	}
 	if (rc == DRAGON_EAGAIN) {
 		/*
@@ -275,14 +296,21 @@ static int send_peer(dg_ta *ta, uint32_t node, size_t len, struct peer **out)
  * last chunk as soon as it is consumed.
  */
 static int post_chunks(dg_ta *ta, struct peer *p, uint32_t port, const void *buf, size_t len,
-		       size_t *off, int acknow)
+		       size_t *off, int acknow, struct dg_ta_ref *ref)
 {
+	/* zero-copy when the caller keeps buf for us (ref) and the message is large */
+	int bulk = ref && ta->tagged && ta->cfg.bulk_min && len > ta->cfg.bulk_min;
+	size_t step = bulk ? (size_t)1 << ta->bulk_shift : ta->cfg.chunk;
 	int rc;
 
 	do {
-		size_t n = len - *off < ta->cfg.chunk ? len - *off : ta->cfg.chunk, flen;
+		size_t n = len - *off < step ? len - *off : step, flen;
 		struct slot *s = NULL;
 
+		if (bulk && *off == 0)
+			n = TA_BULK_HEAD;
+		if (bulk && ta->cfg.test_stall && *off >= ta->cfg.test_stall)
+			return DRAGON_EAGAIN; /* tests: a sender stuck mid-message */
 		if (!can_send(ta, p)) {
 			ta_progress(ta, 0);
 			if (!can_send(ta, p))
@@ -303,9 +331,24 @@ static int post_chunks(dg_ta *ta, struct peer *p, uint32_t port, const void *buf
 		s->hdr.offset = *off;
 		if (acknow && *off + n == len)
 			s->hdr.flags |= DG_FRAME_F_ACKNOW;
+		if (bulk)
+			s->hdr.flags |= DG_FRAME_F_BULK | (uint16_t)(ta->bulk_shift << 8);
 		p->tx_data++;
-		dg_frame_encode(ta->cfg.key, &s->hdr, (const unsigned char *)buf + *off, s->buf, &flen);
-		if ((rc = post_send(ta, s, p, flen, 1)) != DRAGON_OK) {
+		if (bulk && *off > 0) {
+			const unsigned char *at = (const unsigned char *)buf + *off;
+			dg_frame_seal(ta->cfg.key, &s->hdr, at, s->buf, s->buf + DG_FRAME_HDR);
+			rc = post_send(ta, s, p, DG_FRAME_OVERHEAD + n, 1, at,
+				       ta_bulk_tag(ta->cfg.node, p->tx_bulk_id,
+						   (*off - TA_BULK_HEAD) >> ta->bulk_shift),
+				       ref);
+		} else {
+			if (bulk)
+				p->tx_bulk_id = s->hdr.seq;
+			dg_frame_encode(ta->cfg.key, &s->hdr, (const unsigned char *)buf + *off,
+					s->buf, &flen);
+			rc = post_send(ta, s, p, flen, 1, NULL, 0, NULL);
+		}
+		if (rc != DRAGON_OK) {
 			ta->ntx_free++;
 			return rc;
 		}
@@ -315,33 +358,49 @@ static int post_chunks(dg_ta *ta, struct peer *p, uint32_t port, const void *buf
 	return DRAGON_OK;
 }
 
+/* The provider is done with the caller's memory of a zero-copy send (or gave up on the peer). */
+static int send_done(dg_ta *ta, struct dg_ta_ref *ref, struct peer *p)
+{
+	int64_t start = now_ns(), dead = (int64_t)ta->cfg.dead_ms * 1000000;
+
+	while (ref->pending && !p->dead && now_ns() - start < dead)
+		ta_progress(ta, 1);
+	return ref->pending ? dg_err(DRAGON_EPEER, "node %u did not take a message in %d ms",
+				     p->node, ta->cfg.dead_ms)
+			    : DRAGON_OK;
+}
+
 int dg_ta_send(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size_t len,
 	       enum dg_ta_mode mode)
 {
 	struct peer *p = NULL;
+	struct dg_ta_ref ref = {0};
 	size_t off = 0;
 	int rc;
 
 	if ((rc = send_peer(ta, node, len, &p)) != DRAGON_OK)
 		return rc;
-	while ((rc = post_chunks(ta, p, port, buf, len, &off, mode == DG_TA_DEPOSITED)) ==
-	       DRAGON_EAGAIN)
+	/* Buffered: copied (the caller may reuse buf at once, and the next message goes while
+	 * this one is on the wire). Deposited waits for the peer anyway: sent from buf itself. */
+	while ((rc = post_chunks(ta, p, port, buf, len, &off, mode == DG_TA_DEPOSITED,
+				 mode == DG_TA_DEPOSITED ? &ref : NULL)) == DRAGON_EAGAIN)
 		if ((rc = wait_peer(ta, p, can_send)) != DRAGON_OK)
-			return rc;
-	if (rc != DRAGON_OK)
-		return rc;
-	if (mode == DG_TA_DEPOSITED)
-		return wait_peer(ta, p, all_acked);
-	return DRAGON_OK;
+			break;
+	if (rc == DRAGON_OK && mode == DG_TA_DEPOSITED)
+		rc = wait_peer(ta, p, all_acked);
+	/* buf is the caller's again only once the provider no longer reads it */
+	if (ref.pending && send_done(ta, &ref, p) != DRAGON_OK && rc == DRAGON_OK)
+		rc = DRAGON_EPEER;
+	return rc;
 }
 
 int dg_ta_send_nb(dg_ta *ta, uint32_t node, uint32_t port, const void *buf, size_t len,
-		  size_t *off)
+		  size_t *off, struct dg_ta_ref *ref)
 {
 	struct peer *p = NULL;
 	int rc = send_peer(ta, node, len, &p);
 
-	return rc != DRAGON_OK ? rc : post_chunks(ta, p, port, buf, len, off, 0);
+	return rc != DRAGON_OK ? rc : post_chunks(ta, p, port, buf, len, off, 0, ref);
 }
 
 int dg_ta_send_raw(dg_ta *ta, uint32_t node, const void *buf, size_t len)
@@ -360,7 +419,7 @@ int dg_ta_send_raw(dg_ta *ta, uint32_t node, const void *buf, size_t len)
 		return rc;
 	memcpy(s->buf, buf, len);
 	s->hdr.type = 0;
-	return post_send(ta, s, p, len, 1);
+	return post_send(ta, s, p, len, 1, NULL, 0, NULL);
 }
 
 int dg_ta_last_frame(dg_ta *ta, unsigned char *buf, size_t *len)

@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char *const vars[] = {
 	"DRAGON_STARTUP_TIMEOUT", "DRAGON_NODE_INDEX", "DRAGON_TA_PROVIDER", "DRAGON_TA_IFACE",
 	"DRAGON_TA_BIND",	  "DRAGON_TA_DEAD_MS", "DRAGON_TA_SPIN_US",  "DRAGON_TA_CHUNK_KB",
-	"DRAGON_TA_WINDOW",
+	"DRAGON_TA_WINDOW",	  "DRAGON_TA_ZCOPY_KB", "DRAGON_TA_BULK_KB",
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
 
@@ -45,7 +45,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	dg_ta_config_init(&cfg);
 	if (cfg.dead_ms < 1 || cfg.spin_us < 0 || cfg.chunk < 4096 || cfg.chunk > (16384u << 10) ||
-	    cfg.window < 2 || cfg.window > 1024 || cfg.slots != 2 * cfg.window || !cfg.provider)
+	    cfg.window < 2 || cfg.window > 1024 || cfg.slots != 2 * cfg.window || !cfg.provider ||
+	    cfg.bulk_min > ((size_t)1 << 30) || cfg.bulk_chunk < 4096 ||
+	    cfg.bulk_chunk > ((size_t)1 << 30))
 		abort();
 	free(buf);
 	return 0;

@@ -21,6 +21,21 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	return 1
 }
 
+# large NODE: "IN PLACED GIVENUP" of NODE's agent (large messages received, received in place,
+# given up), from the state it logs on SIGUSR1
+large() {
+	local ta before
+	ta=$(sed -n 's/^pid //p' "$RT/n$1/ta.info")
+	before=$(grep -c "dragon-ta\[$1\]: state: frames in" "$RT/ls$1.log" || true)
+	kill -USR1 "$ta"
+	for _ in $(seq 100); do
+		[ "$(grep -c "dragon-ta\[$1\]: state: frames in" "$RT/ls$1.log")" -gt "$before" ] && break
+		sleep 0.05
+	done
+	grep "dragon-ta\[$1\]: state: frames in" "$RT/ls$1.log" | tail -n 1 |
+		sed -n 's/.*large messages in \([0-9]*\) placed \([0-9]*\) given up \([0-9]*\).*/\1 \2 \3/p'
+}
+
 @test "ping-pong between node 2 and a channel on node 0 carries every size from 0 B to 64 MiB intact" {
 	CH="$B/tests/ta/chtool"
 	start_nodes 3
@@ -28,6 +43,83 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	run -0 on 2 timeout 120 "$CH" ping p e 3 0 1 8 1000 65536 262144 262145 1048576 16777216 67108864
 	[ "$(echo "$output" | grep -c ' ok one-way')" -eq 10 ]
 	wait_bg "$LAST" 120
+	# the six sizes from 64 KiB on (with the request's header, above DRAGON_TA_ZCOPY_KB) went
+	# zero-copy both ways, each received into the pool of the channel it went to (3 round trips
+	# of each and two warm-up rounds: 30 messages each way)
+	read -r in placed gaveup < <(large 0)
+	echo "# node 0: large messages in $in placed $placed given up $gaveup"
+	[ "$in" -eq 30 ] && [ "$placed" -eq 30 ] && [ "$gaveup" -eq 0 ]
+	read -r in placed gaveup < <(large 2)
+	echo "# node 2: large messages in $in placed $placed given up $gaveup"
+	[ "$in" -eq 30 ] && [ "$placed" -eq 30 ] && [ "$gaveup" -eq 0 ]
+}
+
+@test "a large message received from another node's channel comes back zero-copy, intact" {
+	CH="$B/tests/ta/chtool"
+	start_nodes 3
+	bg 0 "$RT/hold.out" "$CH" hold big 60
+	wait_ready "$RT/hold.out"
+	# node 1 puts 4 MiB into node 0's channel; node 2 receives it from there (its answer is a
+	# large message from node 0's agent into node 2's reply channel)
+	run -0 on 1 timeout 60 "$CH" send big 7 2 4194304 deposited
+	run -0 on 2 env CHTOOL_RECV_CAP=8388608 timeout 60 "$CH" recv big 2 10000
+	echo "$output"
+	[ "$(echo "$output" | grep -c 'got 4194304 bytes from sender 7 seq [01] intact')" -eq 2 ]
+	[ "$(large 0)" = "2 2 0" ]
+	[ "$(large 2)" = "2 2 0" ]
+}
+
+@test "large messages copied through the agents' buffers (DRAGON_TA_ZCOPY_KB=0) arrive intact" {
+	CH="$B/tests/ta/chtool"
+	DRAGON_TA_ZCOPY_KB=0 start_nodes 2
+	bg 0 "$RT/echo.out" "$CH" echo e p
+	run -0 on 1 timeout 120 "$CH" ping p e 2 65537 1048576 16777216
+	[ "$(echo "$output" | grep -c ' ok one-way')" -eq 3 ]
+	wait_bg "$LAST" 120
+	[ "$(large 0)" = "0 0 0" ]
+}
+
+@test "large messages in many small zero-copy chunks (DRAGON_TA_BULK_KB=16) arrive intact" {
+	CH="$B/tests/ta/chtool"
+	DRAGON_TA_BULK_KB=16 start_nodes 2
+	bg 0 "$RT/echo.out" "$CH" echo e p
+	run -0 on 1 timeout 120 "$CH" ping p e 2 65537 1048576 4194304
+	[ "$(echo "$output" | grep -c ' ok one-way')" -eq 3 ]
+	wait_bg "$LAST" 120
+	[ "$(large 0)" = "12 12 0" ]
+}
+
+@test "a sender's agent killed in the middle of a large message: the receiving node gives it up and its pool space comes back" {
+	CH="$B/tests/ta/chtool"
+	export DRAGON_TA_DEAD_MS=1000
+	# every agent stops sending a large message after its first 8 MiB (a test hook)
+	DRAGON_TA_TEST_STALL_KB=8192 start_nodes 2
+	bg 0 "$RT/pw.out" "$CH" poolwatch big 60
+	wait_ready "$RT/pw.out"
+	local free0 now
+	free0=$(sed -n 's/^ready free=//p' "$RT/pw.out")
+	# buffered: returns once node 1's agent holds it
+	run -0 on 1 timeout 60 "$CH" send big 0 1 67108864
+	# node 0's agent took 64 MiB of the channel's pool for it; the message is not in the channel
+	for _ in $(seq 200); do
+		now=$(tail -n 1 "$RT/pw.out")
+		[[ "$now" == free=* ]] && [ "${now#free=}" != "$free0 count=0" ] && break
+		sleep 0.05
+	done
+	echo "# before: free=$free0; after the first chunks: $now"
+	[[ "$now" == *" count=0" ]]
+	now=${now#free=}
+	[ $((free0 - ${now%% *})) -ge 67108864 ]
+	kill -KILL "$(sed -n 's/^pid //p' "$RT/n1/ta.info")"
+	# within the dead time (1 s) and some: the message given up, the space back, nothing enqueued
+	for _ in $(seq 200); do
+		[ "$(tail -n 1 "$RT/pw.out")" = "free=$free0 count=0" ] && break
+		sleep 0.05
+	done
+	tail -n 3 "$RT/pw.out"
+	[ "$(tail -n 1 "$RT/pw.out")" = "free=$free0 count=0" ]
+	grep -q "dragon-ta\[0\]: gave up a message of 6710[0-9]* bytes from node 1" "$RT/ls0.log"
+	[ "$(large 0 | cut -d' ' -f3)" -eq 1 ]
 }
 
 @test "messages sent before the agents are up wait for them and are delivered, in order" {
@@ -226,6 +318,9 @@ wait_ready() { # wait_ready FILE: the client printed "ready"
 	grep -q "DRAGON_EPEER" "$RT/recv.out"
 	# Deposited sends to the dead node fail too, and node 0 still serves node 1.
 	run -1 on 1 timeout 20 "$CH" send h 0 1 16 deposited
+	[[ "$output" == *"DRAGON_EPEER"* ]]
+	# a large one too (it would go zero-copy)
+	run -1 on 1 timeout 20 "$CH" send h 0 1 4194304 deposited
 	[[ "$output" == *"DRAGON_EPEER"* ]]
 	run -0 on 1 "$CH" send ok 0 10 32
 	wait_bg "$server" 60

@@ -16,6 +16,7 @@ static const char usage[] =
 	"       chtool hold NAME SECONDS [MSG...]    create a channel holding MSGs, register NAME\n"
 	"       chtool fchan NAME outlive|owned SECONDS [MSG...]  the same, kept by local services\n"
 	"       chtool recv NAME COUNT TIMEOUT_MS    receive from NAME's channel (any node), print\n"
+	"                                            (CHTOOL_RECV_CAP=N: up to N bytes, checked)\n"
 	"       chtool poll NAME TIMEOUT_MS          print which of in/out hold on NAME's channel\n"
 	"       chtool echo MINE PEER                answer every message on MINE to PEER until END\n"
 	"       chtool ping MINE PEER ITERS SIZE...  round trips per size; checks every byte; prints\n"
@@ -25,6 +26,9 @@ static const char usage[] =
 	"                                            messages to every other PREFIX<m> for SECS while\n"
 	"                                            receiving theirs (order checked); prints bytes\n"
 	"                                            received and the wall-clock start and end\n"
+	"       chtool poolwatch NAME SECONDS        create a channel (pool of 256 MiB), register NAME,\n"
+	"                                            print the pool's free bytes and the channel's\n"
+	"                                            message count whenever they change\n"
 	"       chtool junk FILE                     write garbage into the gateway named in ta.info FILE\n"
 	"env CHTOOL_WAIT=spin: echo, ping and stream busy-poll (DRAGON_WAIT_SPIN) instead of the\n"
 	"channel's adaptive wait, so B4 can show both (CHTOOL_WAIT=idle: they sleep at once). CHTOOL_GAP_US=N: send pauses N us between\n"
@@ -174,6 +178,36 @@ static int hold(const char *name, int seconds, char **msgs, int n)
 	return fill_and_stay(ch, seconds, msgs, n);
 }
 
+/* Watch a channel's pool: a message received in place takes its space before it is in the channel. */
+static int poolwatch(const char *name, int seconds)
+{
+	dragon_pool_t *pool;
+	dragon_channel_t *ch;
+	dragon_pool_stats_t st;
+	uint32_t count = 0, cap = 0;
+	size_t last_free = 0;
+	long last_count = -1;
+	double end = now_us() + seconds * 1e6;
+
+	if (make_channel(name, 256, &pool, &ch))
+		return 1;
+	dragon_pool_stats(pool, &st);
+	printf("ready free=%zu\n", st.free);
+	fflush(stdout);
+	while (now_us() < end) {
+		dragon_pool_stats(pool, &st);
+		dragon_channel_count(ch, &count, &cap);
+		if (st.free != last_free || (long)count != last_count) {
+			printf("free=%zu count=%u\n", st.free, count);
+			fflush(stdout);
+			last_free = st.free;
+			last_count = count;
+		}
+		usleep(5000);
+	}
+	return 0;
+}
+
 static int recvn(const char *name, long count, long timeout_ms)
 {
 	dragon_channel_t *ch;
@@ -184,6 +218,29 @@ static int recvn(const char *name, long count, long timeout_ms)
 
 	if (find_channel(name, &ch))
 		return 1;
+	if (getenv("CHTOOL_RECV_CAP")) {
+		/* large messages of `send`: print their size and whether every byte is as sent */
+		size_t cap = strtoull(getenv("CHTOOL_RECV_CAP"), NULL, 10);
+		unsigned char *big = malloc(cap ? cap : 1);
+		for (long n = 0; big && n < count; n++) {
+			uint32_t sender = 0;
+			uint64_t seq = 0;
+			size_t bad = 0;
+			if ((rc = dragon_channel_recv(ch, big, cap, &len, &w)))
+				return fail("recv", rc);
+			if (len >= 12) {
+				memcpy(&sender, big, 4);
+				memcpy(&seq, big + 4, 8);
+			}
+			for (size_t i = 12; i < len; i++)
+				bad += big[i] != pattern(seq, sender, i);
+			printf("got %zu bytes from sender %u seq %" PRIu64 " %s\n", len, sender, seq,
+			       len >= 12 && !bad ? "intact" : "corrupt");
+			fflush(stdout);
+		}
+		free(big);
+		return big ? 0 : 1;
+	}
 	for (long n = 0; n < count; n++) {
 		if ((rc = dragon_channel_recv(ch, buf, sizeof(buf) - 1, &len, &w)))
 			return fail("recv", rc);
@@ -477,6 +534,8 @@ int main(int argc, char **argv)
 		return fchan(argv[2], !strcmp(argv[3], "outlive"), atoi(argv[4]), argv + 5, argc - 5);
 	if (!strcmp(argv[1], "hold") && argc >= 4)
 		return hold(argv[2], atoi(argv[3]), argv + 4, argc - 4);
+	if (!strcmp(argv[1], "poolwatch") && argc == 4)
+		return poolwatch(argv[2], atoi(argv[3]));
 	if (!strcmp(argv[1], "recv") && argc == 5)
 		return recvn(argv[2], atol(argv[3]), atol(argv[4]));
 	if (!strcmp(argv[1], "poll") && argc == 4)

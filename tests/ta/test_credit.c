@@ -63,7 +63,7 @@ static void *run_node(void *arg)
 		if (sending) {
 			memset(msg, (int)((n->sent + n->id) & 0xff), sizeof(msg));
 			memcpy(msg, &n->sent, sizeof(n->sent));
-			rc = dg_ta_send_nb(n->ta, 1 - n->id, n->port, msg, sizeof(msg), &off);
+			rc = dg_ta_send_nb(n->ta, 1 - n->id, n->port, msg, sizeof(msg), &off, NULL);
 			if (rc == DRAGON_OK) {
 				n->sent++;
 				off = 0;

@@ -15,6 +15,8 @@ if [ "${BENCH_SMOKE:-}" = 1 ]; then IT=50 SIT=20 SZ="8 1024" SECS=0.3 MPIT=4000
 else IT=5000 SIT=500 SZ="8 64 1024 16384 65536 1048576" SECS=3 MPIT=20000; fi
 # B4_SIZES="8": only those sizes (a quicker run of the small-message rows; the stream is kept)
 SZ=${B4_SIZES:-$SZ}
+# streamed message sizes through channels (issue 17: 1 MiB and 64 MiB)
+SSZ=${B4_STREAM_SIZES:-1048576 67108864}
 A=dgta-b4a-$$ Bn=dgta-b4b-$$ PIDS=
 # the all-to-all's three nodes, on a bridge in a hub namespace
 HUB=dgta-b4h-$$ X3="dgta-b4x-$$ dgta-b4y-$$ dgta-b4z-$$"
@@ -95,12 +97,14 @@ chan() {
 	on 1 env CHTOOL_WAIT=$1 timeout 300 "$CH" ping p$2 e$2 $3 $SZ 2>>"$T/chan.err" |
 		awk -v im=$2 '$1 == "size" && $3 == "ok" { print "result,B4,pingpong," $2 "," im ",lat_us," $5 }'
 	reap $e
-	echo0 se$2 sp$2 $1
 	# the echo returns every message whole: MB/s in one direction is what we report
-	v=$(on 1 env CHTOOL_WAIT=$1 timeout 60 "$CH" stream sp$2 se$2 1048576 $SECS 2>>"$T/chan.err" |
-		sed -n 's/.*one-way \([0-9.]*\) MB\/s.*/\1/p')
-	reap $e
-	[ -n "$v" ] && echo "result,B4,stream,1048576,$2,bw_MBps,$v"
+	for ss in $SSZ; do
+		echo0 se$2$ss sp$2$ss $1
+		v=$(on 1 env CHTOOL_WAIT=$1 timeout 60 "$CH" stream sp$2$ss se$2$ss $ss $SECS 2>>"$T/chan.err" |
+			sed -n 's/.*one-way \([0-9.]*\) MB\/s.*/\1/p')
+		reap $e
+		[ -n "$v" ] && echo "result,B4,stream,$ss,$2,bw_MBps,$v"
+	done
 }
 # sporadic IMPL: CPU of both agents (ms) while node 1 sends 200 messages of 64 B 10 ms apart to a
 # channel on node 0 (about 2 s: traffic too sparse for an agent to keep polling between messages)
@@ -222,6 +226,8 @@ if command -v iperf3 >/dev/null; then
 		awk '/receiver/ {print $(NF-2) / 8}')
 	stop $LAST
 	[ -n "$v" ] && echo "result,B4,stream,1048576,iperf3,bw_MBps,$v"
+	# the wire's ceiling whatever the message size (iperf3 writes at most 1 MiB at a time)
+	[ -n "$v" ] && echo "result,B4,stream,67108864,iperf3,bw_MBps,$v"
 else
 	echo "skip,B4,iperf3,not installed"
 fi
@@ -316,5 +322,6 @@ for s in 8 64 1024; do
 	echo "target,B4,pingpong,$s,lat_us,dragon-ta,fi_pingpong,le,1.2"
 done
 echo "target,B4,stream,1048576,bw_MBps,dragon-chan,iperf3,ge,0.7"
+echo "target,B4,stream,67108864,bw_MBps,dragon-chan,iperf3,ge,0.7"
 echo "target,B4,stream,1048576,bw_MBps,dragon-ta,iperf3,ge,0.7"
 echo "target,B4,idle-cpu,0,ms,dragon-chan,budget-1pct,le,1"
