@@ -193,6 +193,7 @@ static void drain(struct agent *a)
 	const char *v = getenv("DRAGON_TA_STOP_MS");
 	int64_t ms = v && atoi(v) >= 0 ? atoi(v) : 2000, end = dg_ta_now() + ms * 1000000;
 
+	dg_ta_ack_consumed(a->ta); /* the peers' stops wait for these */
 	while ((a->queued || dg_ta_unacked(a->ta) || !gateway_empty(a)) && dg_ta_now() < end)
 		turn(a, 0);
 	if (a->queued || dg_ta_unacked(a->ta) || !gateway_empty(a))
@@ -253,8 +254,10 @@ static void turn(struct agent *a, int may_nap)
 		agent_reap_sent(a);
 	if (work)
 		worked(a);
-	else if (may_nap && dg_ta_now() - a->last_work > a->budget_ns)
+	else if (may_nap && dg_ta_now() - a->last_work > a->budget_ns) {
+		dg_ta_ack_consumed(a->ta);
 		nap(a);
+	}
 	else
 		sched_yield(); /* polling, but a node's processes may need this core */
 }

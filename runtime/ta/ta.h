@@ -148,6 +148,14 @@ int dg_ta_unacked(dg_ta *ta);
 /* Nonzero when received messages are waiting for dg_ta_recv. */
 int dg_ta_pending(dg_ta *ta);
 
+/*
+ * Acknowledge now what was consumed from every peer and not acknowledged yet. Acks otherwise go
+ * every half window (or when a deposited send asks): an agent about to sleep calls this, so a
+ * peer's sent frames do not stay unacknowledged through a quiet spell (its stop waited the whole
+ * DRAGON_TA_STOP_MS for them: 2 s on every fabric's end).
+ */
+void dg_ta_ack_consumed(dg_ta *ta);
+
 /* CLOCK_MONOTONIC in nanoseconds (the clock of dg_ta_watch). */
 int64_t dg_ta_now(void);
 

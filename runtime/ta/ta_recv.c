@@ -398,6 +398,16 @@ int dg_ta_unacked(dg_ta *ta)
 	return ta->nunacked > 0;
 }
 
+void dg_ta_ack_consumed(dg_ta *ta)
+{
+	for (size_t i = 0; i < ta->npeers; i++) {
+		struct peer *p = &ta->peers[i];
+		if (!p->dead && p->rx_consumed != p->ack_sent)
+			p->ack_pending = 1;
+	}
+	flush_pending(ta);
+}
+
 int dg_ta_pending(dg_ta *ta)
 {
 	return ta->dq_len > 0;
