@@ -156,6 +156,7 @@ int agent_deposit_mem(struct agent *a, struct chan *c, dragon_mem_t *mem,
 	}
 	c->tail = p;
 	a->held += p->len;
+	a->held_full += p->len; /* released with the others (agent_chan_free, the retries) */
 	return DRAGON_EAGAIN; /* queued */
 }
 

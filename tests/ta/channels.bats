@@ -69,6 +69,34 @@ large() {
 	[ "$(large 2)" = "2 2 0" ]
 }
 
+@test "large messages held zero-copy for a full channel: once received, the agent's budget is whole again and it goes on taking frames" {
+	CH="$B/tests/ta/chtool"
+	start_nodes 3
+	bg 0 "$RT/hold.out" "$CH" hold big 60
+	wait_ready "$RT/hold.out"
+	# 80 messages of 128 KiB into a channel of 64 slots: 16 wait in node 0's agent, zero-copy
+	run -0 on 1 timeout 60 "$CH" send big 7 80 131072
+	# until node 0's agent holds some of them for the full channel (its state, asked by SIGUSR1)
+	local ta held=
+	ta=$(sed -n 's/^pid //p' "$RT/n0/ta.info")
+	for _ in $(seq 300); do
+		kill -USR1 "$ta"
+		sleep 0.1
+		held=$(grep "dragon-ta\[0\]: state: held" "$RT/ls0.log" | tail -n 1 | grep -o "([1-9][0-9]* for full channels)") && break
+	done
+	[ -n "$held" ]
+	run -0 on 2 env CHTOOL_RECV_CAP=262144 timeout 60 "$CH" recv big 80 10000
+	[ "$(echo "$output" | grep -c 'got 131072 bytes from sender 7 seq [0-9]* intact')" -eq 80 ]
+	# the agent still takes frames: small messages after them arrive
+	run -0 on 1 timeout 60 "$CH" send big 8 20 64
+	run -0 on 2 env CHTOOL_RECV_CAP=4096 timeout 60 "$CH" recv big 20 10000
+	echo "$output"
+	[ "$(echo "$output" | grep -c 'from sender 8 seq [0-9]* intact')" -eq 20 ]
+	# and its state says nothing is held for full channels any more
+	large 0 >/dev/null
+	grep "dragon-ta\[0\]: state: held" "$RT/ls0.log" | tail -n 1 | grep -q "(0 for full channels)"
+}
+
 @test "large messages copied through the agents' buffers (DRAGON_TA_ZCOPY_KB=0) arrive intact" {
 	CH="$B/tests/ta/chtool"
 	DRAGON_TA_ZCOPY_KB=0 start_nodes 2
