@@ -19,6 +19,8 @@
 static pid_t fx_ls_pid = -1;
 static char fx_dir[64], fx_sock[128];
 
+static void fx_stop(void);
+
 static int fx_start(void)
 {
 	struct ls_opts o = {.dir = fx_dir, .fabric_id = "unit", .listen_fd = -1, .ctl_fd = -1};
@@ -33,10 +35,25 @@ static int fx_start(void)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		_exit(ls_run(&o));
 	}
-	for (int i = 0; i < 200 && access(fx_sock, F_OK); i++)
+	/* Up to 30 s (a loaded CI machine), but at once if local services ended instead. */
+	for (int i = 0; i < 3000 && access(fx_sock, F_OK); i++) {
+		int st;
+		if (fx_ls_pid < 0 || waitpid(fx_ls_pid, &st, WNOHANG) == fx_ls_pid) {
+			fprintf(stderr, "fixture: local services %s before %s appeared\n",
+				fx_ls_pid < 0 ? "could not be forked" : "ended", fx_sock);
+			fx_ls_pid = -1;
+			fx_stop();
+			return -1;
+		}
 		usleep(10000);
+	}
 	setenv("DRAGON_LS_SOCKET", fx_sock, 1);
-	return access(fx_sock, F_OK);
+	if (access(fx_sock, F_OK)) {
+		fprintf(stderr, "fixture: %s did not appear within 30 s\n", fx_sock);
+		fx_stop();
+		return -1;
+	}
+	return 0;
 }
 
 static void fx_stop(void)
@@ -48,6 +65,10 @@ static void fx_stop(void)
 		waitpid(fx_ls_pid, &st, 0);
 	}
 	unlink(fx_sock);
+	/* what local services stopped while starting leave (a setup that gave up on them) */
+	char failed[160];
+	snprintf(failed, sizeof(failed), "%s/ls.failed", fx_dir);
+	unlink(failed);
 	rmdir(fx_dir);
 }
 

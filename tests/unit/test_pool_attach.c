@@ -28,15 +28,24 @@ static ino_t pool_ino[NPOOLS];
 static int setup(void **state)
 {
 	(void)state;
-	if (fx_start() || dragon_init() != DRAGON_OK)
+	if (fx_start())
 		return -1;
+	if (dragon_init() != DRAGON_OK) {
+		fprintf(stderr, "setup: dragon_init: %s\n", dragon_errmsg());
+		fx_stop();
+		return -1;
+	}
 	/* Pools of local services, each a memfd of its own: a descriptor handed over for one of
 	 * them must be that memfd (its inode), whoever else asks at the same time. */
 	for (int i = 0; i < NPOOLS; i++) {
 		struct stat st;
 		int fd;
-		if (dg_client_pool_create(NULL, 1 << 20, 1, &pool_id[i], &fd) || fstat(fd, &st))
+		if (dg_client_pool_create(NULL, 1 << 20, 1, &pool_id[i], &fd) || fstat(fd, &st)) {
+			fprintf(stderr, "setup: pool %d of local services: %s\n", i, dragon_errmsg());
+			dragon_finalize();
+			fx_stop();
 			return -1;
+		}
 		pool_ino[i] = st.st_ino;
 		close(fd);
 	}
