@@ -86,6 +86,25 @@ void agent_chan_forget(struct agent *a, struct chan *c)
 		}
 }
 
+/*
+ * Queue p (p->len bytes) behind the channel's earlier held messages: counted in the agent's
+ * budget and its full-channel part, which agent_chan_free and the retries count out again.
+ */
+static int hold(struct agent *a, struct chan *c, struct pend *p, uint32_t from)
+{
+	p->from = from;
+	if (c->tail) {
+		c->tail->next = p;
+	} else {
+		c->head = p;
+		a->full_chans++;
+	}
+	c->tail = p;
+	a->held += p->len;
+	a->held_full += p->len;
+	return DRAGON_EAGAIN; /* queued */
+}
+
 /* Put a whole message into a local channel now, or queue it behind the channel's earlier ones. */
 int agent_deposit(struct agent *a, struct chan *c, const unsigned char *buf, size_t len,
 		  size_t skip, uint32_t from)
@@ -105,17 +124,7 @@ int agent_deposit(struct agent *a, struct chan *c, const unsigned char *buf, siz
 	}
 	memcpy(p->buf, buf, len);
 	p->len = len;
-	p->from = from;
-	if (c->tail) {
-		c->tail->next = p;
-	} else {
-		c->head = p;
-		a->full_chans++;
-	}
-	c->tail = p;
-	a->held += len;
-	a->held_full += len;
-	return DRAGON_EAGAIN; /* queued */
+	return hold(a, c, p, from);
 }
 
 /*
@@ -147,17 +156,7 @@ int agent_deposit_mem(struct agent *a, struct chan *c, dragon_mem_t *mem,
 	p->mem = *mem;
 	p->has_mem = 1;
 	p->len = mem->size;
-	p->from = from;
-	if (c->tail) {
-		c->tail->next = p;
-	} else {
-		c->head = p;
-		a->full_chans++;
-	}
-	c->tail = p;
-	a->held += p->len;
-	a->held_full += p->len; /* released with the others (agent_chan_free, the retries) */
-	return DRAGON_EAGAIN; /* queued */
+	return hold(a, c, p, from);
 }
 
 /* Move queued messages into channels that have room again; 1 if anything moved. */
