@@ -16,7 +16,6 @@ tc_up() {
 	fi
 	# shellcheck disable=SC2086 # a list of instances
 	_i=$("$tc" pick $_ids 2>/dev/null) || { echo "skip,$_part,*,no free test cluster instance (tried: $_ids)"; exit 0; }
-	[ "$_i" = default ] && _i=
 	export DRAGON_TC_ID="$_i"
 	export DRAGON_TC_BUILDDIR="$B"
 	unset DRAGON_TC_PLUGIN DRAGON_TC_PLUGARGS DRAGON_TC_STATE

@@ -31,7 +31,6 @@ case $? in
 77) echo "SKIP: the Slurm test cluster cannot run here (reason above)"; exit 77 ;;
 *) echo "SKIP: no free test cluster instance (tried: $ids); bring one down (contrib/testcluster down)"; exit 77 ;;
 esac
-[ "$picked" = default ] && picked=
 export DRAGON_TC_ID="$picked"
 echo "# using test cluster instance '${DRAGON_TC_ID}'"
 export DRAGON_TC_BUILDDIR="$top_builddir"

@@ -91,7 +91,6 @@ case $? in
 77) echo "SKIP: the Slurm test cluster cannot run here (reason above)"; cat "$summary"; exit 77 ;;
 *) echo "FAIL: no free test cluster instance (tried: $ids)" >&2; exit 1 ;;
 esac
-[ "$picked" = default ] && picked=
 export DRAGON_TC_ID="$picked"
 echo "# CPython suites on 3 nodes: test cluster instance '${DRAGON_TC_ID}'"
 export DRAGON_TC_BUILDDIR="$top_builddir"

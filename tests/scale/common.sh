@@ -26,7 +26,6 @@ pick_instance() {
 	if [ -n "${DRAGON_TC_ID+set}" ]; then ids=${DRAGON_TC_ID:-default}; else ids="9 8 7 6 5 4 3 2 1"; fi
 	# shellcheck disable=SC2086 # a list of instances
 	i=$("$tc" pick $ids 2>/dev/null) || fail "$("$tc" pick $ids 2>&1 | tail -n 1)"
-	[ "$i" = default ] && i=
 	export DRAGON_TC_ID="$i"
 	note "test cluster instance '$i'"
 	return 0
