@@ -44,12 +44,21 @@ typedef struct dragon_channel_attr {
  * reports that channel's error (full past the timeout, destroyed) if it could not go in.
  */
 #define DRAGON_WAIT_DEPOSITED 0x1u
+/*
+ * With this flag a send returns only once a receiver has taken the message, as a write larger
+ * than an OS pipe's buffer returns only once the reader has read it: a producer can get no
+ * further ahead of its consumer than that message. A message not taken within the timeout is
+ * withdrawn (no receiver gets it) and the send fails with DRAGON_ETIMEDOUT (DRAGON_EAGAIN if
+ * w waits 0); a channel destroyed meanwhile fails it with DRAGON_ECLOSED. To a channel on another
+ * node it means DRAGON_WAIT_DEPOSITED: the send returns once the message is in that channel.
+ */
+#define DRAGON_WAIT_TAKEN 0x2u
 
 /* How long and how a call may wait: NULL means forever in the channel's mode. */
 typedef struct dragon_wait {
 	long timeout_us;         /* -1 forever, 0 do not wait */
 	dragon_wait_mode_t mode; /* DRAGON_WAIT_DEFAULT: the channel's */
-	unsigned flags;          /* DRAGON_WAIT_DEPOSITED */
+	unsigned flags;          /* DRAGON_WAIT_DEPOSITED, DRAGON_WAIT_TAKEN */
 } dragon_wait_t;
 
 /* Create a channel in pool; attr may be NULL. */

@@ -469,6 +469,13 @@ public:
 		w_.flags |= DRAGON_WAIT_DEPOSITED;
 		return *this;
 	}
+	// A send returns only once a receiver has taken the message; not taken in time, it is
+	// withdrawn (DRAGON_WAIT_TAKEN; on another node: deposited).
+	constexpr wait &taken() noexcept
+	{
+		w_.flags |= DRAGON_WAIT_TAKEN;
+		return *this;
+	}
 	constexpr const dragon_wait_t *c_wait() const noexcept { return &w_; }
 
 private:

@@ -467,7 +467,8 @@ static int ask(const struct rstate *s, struct dg_gw_hdr *h, const void *payload,
 static int r_send(void *state, const void *buf, size_t len, const dragon_wait_t *w)
 {
 	struct dg_gw_hdr h = {.op = DG_GW_SEND};
-	int deposit = w && (w->flags & DRAGON_WAIT_DEPOSITED);
+	/* DRAGON_WAIT_TAKEN means deposited on another node (channel.h) */
+	int deposit = w && (w->flags & (DRAGON_WAIT_DEPOSITED | DRAGON_WAIT_TAKEN));
 	uint64_t arg;
 
 	if (deposit)

@@ -242,13 +242,14 @@ static int send_large(dragon_channel_t *ch, const void *buf, size_t len, const d
 		      int *pending)
 {
 	dragon_mem_t mem;
+	int gone = 0;
 	int rv = dg_pool_alloc_owned(ch->pool, len, timeout_of(w), dg_pool_self_tag(ch->pool), &mem);
 
 	if (rv)
 		return rv;
 	memcpy(mem.ptr, buf, len);
-	rv = dg_ch_enqueue(ch, NULL, len, mem.offset, 1, w, pending);
-	if (rv)
+	rv = dg_ch_enqueue(ch, NULL, len, mem.offset, 1, w, pending, &gone);
+	if (rv && !gone)
 		dragon_pool_free(&mem);
 	return rv;
 }
@@ -261,7 +262,7 @@ DRAGON_API int dragon_channel_send(dragon_channel_t *ch, const void *buf, size_t
 	if (ch->rops)
 		return ch->rops->send(ch->rstate, buf, len, w);
 	if (len <= ch->h->block_size)
-		return dg_ch_enqueue(ch, buf, len, UINT64_MAX, 0, w, NULL);
+		return dg_ch_enqueue(ch, buf, len, UINT64_MAX, 0, w, NULL, NULL);
 	return send_large(ch, buf, len, w, NULL);
 }
 
@@ -305,8 +306,9 @@ DRAGON_API int dragon_channel_send_mem(dragon_channel_t *ch, dragon_mem_t *mem,
 	if (mem->pool != ch->pool)
 		return dg_err(DRAGON_EINVAL, "zero-copy send needs an allocation of the channel's "
 					     "pool (use dragon_channel_send to copy)");
-	rv = dg_ch_enqueue(ch, NULL, mem->size, mem->offset, 0, w, NULL);
-	if (rv == DRAGON_OK)
+	int gone = 0;
+	rv = dg_ch_enqueue(ch, NULL, mem->size, mem->offset, 0, w, NULL, &gone);
+	if (rv == DRAGON_OK || gone)
 		*mem = (dragon_mem_t){ 0 };
 	return rv;
 }
@@ -348,7 +350,7 @@ DRAGON_API int dragon_channel_send_many(dragon_channel_t *ch, const void *const 
 		if (ch->rops)
 			rv = ch->rops->send(ch->rstate, bufs[i], lens[i], w);
 		else if (lens[i] <= ch->h->block_size)
-			rv = dg_ch_enqueue(ch, bufs[i], lens[i], UINT64_MAX, 0, w, &pending);
+			rv = dg_ch_enqueue(ch, bufs[i], lens[i], UINT64_MAX, 0, w, &pending, NULL);
 		else
 			rv = send_large(ch, bufs[i], lens[i], w, &pending);
 		if (rv == DRAGON_OK && sent)

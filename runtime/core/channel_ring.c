@@ -153,6 +153,45 @@ static int wait_change(dragon_channel_t *ch, int recv_side, struct slot *s, uint
 }
 
 /*
+ * DRAGON_WAIT_TAKEN: wait until a receiver takes the message we published at ticket t in slot s
+ * (its word leaves FULL(t): TAKING, then the next lap). Receivers wake sleeping senders when they
+ * release a slot. Past the deadline the message is withdrawn by turning it into a hole, which
+ * receivers skip, unless a receiver got to it first; the caller's error path then frees or keeps
+ * the allocation as for any failed send (the hole's receiver only releases the slot).
+ */
+static int wait_taken(dragon_channel_t *ch, struct slot *s, uint64_t t, const dragon_wait_t *w,
+		      struct waitstate *ws, int *gone)
+{
+	uint64_t seen = mkw(t, ST_FULL, 0);
+	int rv;
+
+	for (;;) {
+		if (atomic_load_explicit(&s->word, memory_order_acquire) != seen)
+			return DRAGON_OK;
+		rv = check_live(ch);
+		if (rv) {
+			/* the message went with the channel: its destroy frees the allocation */
+			if (gone)
+				*gone = 1;
+			return rv;
+		}
+		if (timeout_of(w) == 0 ||
+		    wait_change(ch, 0, s, seen, mode_of(ch, w), timeout_of(w), ws) ==
+			    DRAGON_ETIMEDOUT) {
+			uint64_t e = seen;
+			if (!atomic_compare_exchange_strong(&s->word, &e, mkw(t, ST_HOLE, 0)))
+				return DRAGON_OK; /* taken (or the channel went) just now */
+			if (timeout_of(w) == 0)
+				return dg_err(DRAGON_EAGAIN, "no receiver was waiting to take the "
+							     "message at once (withdrawn)");
+			return dg_err(DRAGON_ETIMEDOUT, "no receiver took the message within %ld us "
+							"(withdrawn)",
+				      timeout_of(w));
+		}
+	}
+}
+
+/*
  * Move a ring index (head or tail, a hint) from ticket t to t + 1 unless another process moved
  * it already; return where it is now, the ticket to look at next.
  */
@@ -225,9 +264,12 @@ static int claim_send(struct ch_hdr *h, uint32_t tag, struct slot **sp, uint64_t
  * Enqueue one message: inline bytes, or the allocation at mem_off (owned: an allocation this
  * library made for the message and tagged with our owner tag, untagged as it is published).
  * With pending set, receivers are not woken here: the caller does it once for a batch.
+ * DRAGON_WAIT_TAKEN may fail after the message was published: withdrawn, it is the caller's
+ * again as after any failure; but if the channel was destroyed meanwhile, *gone (may be NULL for
+ * inline messages) is set: the allocation went with the channel.
  */
 int dg_ch_enqueue(dragon_channel_t *ch, const void *buf, size_t len, uint64_t mem_off,
-		   int owned, const dragon_wait_t *w, int *pending)
+		   int owned, const dragon_wait_t *w, int *pending, int *gone)
 {
 	struct ch_hdr *h = ch->h;
 	uint32_t tag = dg_pool_self_tag(ch->pool);
@@ -272,6 +314,13 @@ int dg_ch_enqueue(dragon_channel_t *ch, const void *buf, size_t len, uint64_t me
 		*pending = 1;
 	else
 		notify_recv(h);
+	if (w && (w->flags & DRAGON_WAIT_TAKEN)) {
+		if (pending && *pending) {
+			*pending = 0;
+			notify_recv(h);
+		}
+		return wait_taken(ch, s, t, w, &ws, gone);
+	}
 	return DRAGON_OK;
 }
 

@@ -223,7 +223,7 @@ struct waitstate {
 
 /* channel_ring.c: claiming, publishing and taking slots, crash repair, waiting. */
 int dg_ch_dequeue(dragon_channel_t *ch, void *buf, size_t cap, size_t *len, dragon_mem_t *want_mem, int peek, const dragon_wait_t *w, int *pending);
-int dg_ch_enqueue(dragon_channel_t *ch, const void *buf, size_t len, uint64_t mem_off, int owned, const dragon_wait_t *w, int *pending);
+int dg_ch_enqueue(dragon_channel_t *ch, const void *buf, size_t len, uint64_t mem_off, int owned, const dragon_wait_t *w, int *pending, int *gone);
 int dg_ch_find_recv(dragon_channel_t *ch, struct slot **sp, uint64_t *tp, uint64_t *wp);
 int dg_ch_repair(dragon_channel_t *ch, struct slot *s, uint64_t seen);
 

@@ -1,8 +1,9 @@
-/* tests/unit/test_channel.c: unit tests of channels: order, sizes, zero copy, timeouts, poll, batches, crash repair, threads, errors. */
+/* tests/unit/test_channel.c: unit tests of channels: order, sizes, zero copy, timeouts, poll, batches, taken sends, crash repair, threads, errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -385,6 +386,116 @@ static void a_receiver_dead_mid_take_frees_its_slot(void **state)
 	assert_int_equal(a.empty, 8);
 }
 
+/* Allocations alive in the pool (the channel itself is one). */
+static uint64_t live_allocations(dragon_pool_t *p)
+{
+	dragon_pool_stats_t st;
+
+	assert_int_equal(dragon_pool_stats(p, &st), DRAGON_OK);
+	return st.allocations;
+}
+
+/*
+ * DRAGON_WAIT_TAKEN: with nobody receiving, the send waits, then withdraws the message (inline
+ * or large): the channel stays empty and nothing leaks. With a receiver, it returns once the
+ * message was taken, and the receiver gets it once.
+ */
+static void a_taken_send_waits_for_a_receiver_or_withdraws(void **state)
+{
+	struct fx *f = *state;
+	const dragon_wait_t brief = { .timeout_us = 20000, .flags = DRAGON_WAIT_TAKEN };
+	const dragon_wait_t at_once = { .timeout_us = 0, .flags = DRAGON_WAIT_TAKEN };
+	const dragon_wait_t ever = { .timeout_us = -1, .flags = DRAGON_WAIT_TAKEN };
+	size_t big = 300000, len;
+	char *buf = calloc(1, big), *out = calloc(1, big);
+	uint32_t count, cap;
+	dragon_channel_desc_t d;
+	struct timespec t0, t1;
+
+	assert_int_equal(live_allocations(f->pool), 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(dragon_channel_send(f->ch, "x", 1, &brief), DRAGON_ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000 >= 19000);
+	assert_int_equal(dragon_channel_send(f->ch, buf, big, &brief), DRAGON_ETIMEDOUT);
+	assert_int_equal(dragon_channel_send(f->ch, buf, big, &at_once), DRAGON_EAGAIN);
+	assert_int_equal(live_allocations(f->pool), 1); /* the withdrawn large ones were freed */
+	assert_int_equal(dragon_channel_try_recv(f->ch, out, big, &len), DRAGON_EAGAIN);
+	/* The holes they left were skipped: an ordinary message still goes through in order. */
+	assert_int_equal(dragon_channel_send(f->ch, "y", 1, NULL), DRAGON_OK);
+	assert_int_equal(dragon_channel_try_recv(f->ch, out, big, &len), DRAGON_OK);
+	assert_int_equal(len, 1);
+	assert_int_equal(out[0], 'y');
+
+	/* A receiver in another process: the send returns only once the message left the channel. */
+	assert_int_equal(dragon_channel_serialize(f->ch, &d), DRAGON_OK);
+	for (int round = 0; round < 2; round++) {
+		size_t n = round ? big : 1;
+		memset(buf, 'a' + round, n);
+		pid_t pid = fork();
+		if (pid == 0) {
+			dragon_channel_t *c;
+			const dragon_wait_t w = { .timeout_us = 10000000 };
+			if (dragon_channel_attach(&d, &c))
+				_exit(2);
+			if (dragon_channel_recv(c, out, big, &len, &w) || len != n || out[n - 1] != 'a' + round)
+				_exit(3);
+			/* once: nothing else (no second copy of a withdrawn and resent message) */
+			_exit(dragon_channel_try_recv(c, out, big, &len) == DRAGON_EAGAIN ? 0 : 4);
+		}
+		assert_int_equal(dragon_channel_send(f->ch, buf, n, &ever), DRAGON_OK);
+		assert_int_equal(dragon_channel_count(f->ch, &count, &cap), DRAGON_OK);
+		assert_int_equal(count, 0);
+		int status;
+		waitpid(pid, &status, 0);
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	assert_int_equal(live_allocations(f->pool), 1);
+	free(buf);
+	free(out);
+}
+
+/* A channel destroyed while a taken send waits: DRAGON_ECLOSED, and its allocation freed once. */
+static void a_taken_send_fails_when_the_channel_is_destroyed(void **state)
+{
+	(void)state;
+	dragon_pool_attr_t pa = { .size = 4 << 20 };
+	dragon_channel_attr_t ca = { .capacity = 4, .block_size = 64 };
+	const dragon_wait_t w = { .timeout_us = 10000000, .flags = DRAGON_WAIT_TAKEN };
+	dragon_pool_t *p;
+	dragon_channel_t *ch;
+	dragon_channel_desc_t d;
+	char buf[4096] = { 0 };
+
+	assert_int_equal(dragon_pool_create(&pa, &p), DRAGON_OK);
+	assert_int_equal(dragon_channel_create(p, &ca, &ch), DRAGON_OK);
+	assert_int_equal(dragon_channel_serialize(ch, &d), DRAGON_OK);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dragon_channel_t *c;
+		uint32_t count = 0, cap;
+		if (dragon_channel_attach(&d, &c))
+			_exit(2);
+		/* destroy it once the message is in it (a condition, not a fixed sleep) */
+		for (int i = 0; i < 100000 && count == 0; i++) {
+			if (dragon_channel_count(c, &count, &cap))
+				_exit(3);
+			if (!count)
+				usleep(100);
+		}
+		/* exit, not _exit: what the destroy freed goes back from this process's cache */
+		exit(count == 1 && dragon_channel_destroy(c) == DRAGON_OK ? 0 : 4);
+	}
+	assert_int_equal(dragon_channel_send(ch, buf, sizeof(buf), &w), DRAGON_ECLOSED);
+	int status;
+	waitpid(pid, &status, 0);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(live_allocations(p), 0); /* the channel and the message: both gone */
+	dragon_channel_detach(ch);
+	dragon_pool_destroy(p);
+}
+
 static void an_old_layout_channel_is_rejected(void **state)
 {
 	struct fx *f = *state;
@@ -618,6 +729,9 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(a_receiver_dead_mid_take_frees_its_slot, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(a_taken_send_waits_for_a_receiver_or_withdraws, setup,
+						teardown),
+		cmocka_unit_test(a_taken_send_fails_when_the_channel_is_destroyed),
 		cmocka_unit_test_setup_teardown(an_old_layout_channel_is_rejected, setup, teardown),
 		cmocka_unit_test(threads_of_one_process_share_a_channel),
 		cmocka_unit_test_setup_teardown(remote_channel_without_transport_is_a_clear_error,
