@@ -332,20 +332,26 @@ static int poll_fn(dragon_channel_t *ch, void *arg, const dragon_wait_t *w)
 	return dragon_channel_poll(ch, a->events, &a->rev, w);
 }
 
-/* send(data, timeout=None, deposited=False): data is any buffer, or a list of buffers sent as one message. */
+/*
+ * send(data, timeout=None, deposited=False, taken=False): data is any buffer, or a list of
+ * buffers sent as one message. taken: return once a receiver took it (DRAGON_WAIT_TAKEN); each
+ * 100 ms slice that passes without a receiver withdraws it, and the next slice sends it again.
+ */
 static PyObject *channel_send(ChannelObject *o, PyObject *args, PyObject *kw)
 {
-	static char *kwl[] = {"data", "timeout", "deposited", NULL};
+	static char *kwl[] = {"data", "timeout", "deposited", "taken", NULL};
 	PyObject *data, *t = Py_None;
-	int deposited = 0, rc;
+	int deposited = 0, taken = 0, rc;
 	dragon_wait_t w = {-1, DRAGON_WAIT_DEFAULT, 0};
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|Op", kwl, &data, &t, &deposited))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|Opp", kwl, &data, &t, &deposited, &taken))
 		return NULL;
 	if (!channel_ok(o) || timeout_us(t, &w.timeout_us) < 0)
 		return NULL;
 	if (deposited)
 		w.flags |= DRAGON_WAIT_DEPOSITED;
+	if (taken)
+		w.flags |= DRAGON_WAIT_TAKEN;
 	if (PyList_Check(data) || PyTuple_Check(data)) {
 		/* Parts joined once, outside the GIL, into one message (header + out-of-band buffers). */
 		PyObject *seq = PySequence_Fast(data, "parts");
@@ -563,7 +569,8 @@ static PyObject *channel_destroy(ChannelObject *o, PyObject *noargs)
 static PyMethodDef channel_methods[] = {
 	{"desc", (PyCFunction)channel_desc, METH_NOARGS, "The channel's serialized descriptor (bytes)."},
 	{"send", (PyCFunction)(void (*)(void))channel_send, METH_VARARGS | METH_KEYWORDS,
-	 "send(data, timeout=None, deposited=False): one message (a buffer, or a list of buffers joined)."},
+	 "send(data, timeout=None, deposited=False, taken=False): one message (a buffer, or a list of "
+	 "buffers joined); taken: return once a receiver took it."},
 	{"recv", (PyCFunction)(void (*)(void))channel_recv, METH_VARARGS | METH_KEYWORDS,
 	 "recv(timeout=None, writable=False) -> bytes (bytearray if writable)"},
 	{"recv_into", (PyCFunction)channel_recv_into, METH_VARARGS,

@@ -237,6 +237,7 @@ _startmethod._hook_connection()
 
 # ---- connections (Pipe) ---------------------------------------------------------------------
 
+_PIPE_BUF = 65536  # bytes an OS pipe holds on Linux: a larger send waits for the reader
 _EOF = b"\x02dragon-eof"  # what a closing end of a Pipe leaves for the other end
 _live_conns = weakref.WeakSet()
 
@@ -332,8 +333,14 @@ class Connection:
 
     def _send_parts(self, parts):
         self._check(w=True)
+        n = 0
+        for p in parts:
+            n += len(p) if type(p) is bytes else memoryview(p).nbytes
         try:
-            self._w.send(parts)
+            # Larger than an OS pipe holds: return once the reader took it, as a write to a pipe
+            # does (programs and CPython's tests rely on it; it also bounds what a writer can
+            # leave unread). On another node: once it is in the reader's channel.
+            self._w.send(parts, taken=n > _PIPE_BUF)
         except _C.DragonError as e:
             if _gone(e):
                 raise BrokenPipeError(32, f"the other end of the pipe is gone ({e})") from e

@@ -390,6 +390,34 @@ def test_pipe_one_way_bytes(ctx):
         r.recv()
 
 
+def _send_big_then_say(c, done, n):
+    c.send("ready")
+    c.send_bytes(b"x" * n)
+    done.send("sent")
+
+
+def test_pipe_send_beyond_an_os_pipe_waits_for_the_reader(ctx):
+    """As with an OS pipe, a send of more than 64 KiB returns once the reader has it (CPython's
+    TestIgnoreEINTR relies on it); up to 64 KiB it returns at once."""
+    a, b = ctx.Pipe()
+    dr, dw = ctx.Pipe(duplex=False)
+    n = 1 << 20
+    # on this node: to another node's channel the send returns once it is there (docs/python.md)
+    p = ctx.Process(target=_send_big_then_say, args=(b, dw, n),
+                    policy=dragon.Policy(host=dragon.node_index()))
+    p.start()
+    assert a.recv() == "ready"
+    assert not dr.poll(0.5)             # still in send_bytes: nobody has read the 1 MiB yet
+    assert p.is_alive()
+    assert a.recv_bytes() == b"x" * n
+    assert dr.poll(30) and dr.recv() == "sent"
+    p.join(30)
+    assert p.exitcode == 0
+    # what fits an OS pipe returns with nobody reading (the reader is this thread, below)
+    a.send_bytes(b"y" * 60000)
+    assert b.recv_bytes() == b"y" * 60000
+
+
 # ---- sync objects -------------------------------------------------------------------------
 
 def test_lock_and_value_across_processes(ctx):
