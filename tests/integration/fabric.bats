@@ -201,7 +201,7 @@ load common
 
 @test "the fabric of a user's job runs as that user, and its tasks join it" {
 	uid=$(id -u nobody) gid=$(id -g nobody)
-	run --separate-stderr timeout 60 setpriv --reuid="$uid" --regid="$gid" --clear-groups \
+	run_past_pmix_race --separate-stderr timeout 60 setpriv --reuid="$uid" --regid="$gid" --clear-groups \
 		srun --chdir=/ --dragon -N3 sh -c \
 		'read id idx n pid <"$DRAGON_RUNTIME_DIR/ls.ready"; echo "$(ps -o uid= -p "$pid" | tr -d " ") $(stat -c %u "$DRAGON_LS_SOCKET")"; '"'$JOIN'"
 	echo "$output"
