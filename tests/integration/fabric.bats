@@ -325,8 +325,10 @@ load common
 @test "after a fabric that failed to start, the next --dragon step of the job starts a new one (the old failure is not taken for the new fabric's)" {
 	run --separate-stderr timeout 90 salloc -Q -N3 sh -c "
 		srun --dragon=transport=NOSUCH -N3 true; echo \"bad rc=\$?\"
-		# the failed fabric step's srun ends a moment after the step that saw its failure
+		# the failed fabric step's srun ends a moment after the step that saw its failure: wait
+		# until the step has left and its srun (here, the fabric's lock owner) has exited
 		for i in \$(seq 100); do squeue -h -s -j \$SLURM_JOB_ID -o %j | grep -q dragon-fabric || break; sleep 0.1; done
+		for i in \$(seq 100); do pgrep -f \"^srun --overlap --mpi=pmix --jobid \$SLURM_JOB_ID \" >/dev/null || break; sleep 0.1; done
 		srun --dragon -N3 '$JOIN'; echo \"good rc=\$?\""
 	echo "$output"
 	echo "$stderr"

@@ -134,6 +134,12 @@ assert_survivors_saw() {
 	# (its group's members on nodes 0 and 1 were ended for it; what ran on node 2 died with it).
 	[ "$(fabric_procs "$job" | wc -l)" -eq 2 ]
 	[ "$(fabric_tas "$job" | wc -l)" -eq 2 ]
+	# A cut node's local services end its processes as they stop, after their agent's last
+	# 2 s: wait for that (bounded) rather than catch them mid-way.
+	for _ in $(seq 300); do
+		[ -z "$(pgrep -f '^sleep 6001$' || true)" ] && break
+		sleep 0.1
+	done
 	[ -z "$(pgrep -f '^sleep 6001$' || true)" ]
 }
 
