@@ -100,7 +100,9 @@ def _start_relay():
     pairs = []
     for name, ours in (("out", 1), ("err", 2)):
         path = os.path.join(d, "py-" + name)
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)  # read-write: never EOF while we live
+        # read-write: never EOF while we live; non-blocking: drain_relay may empty it between
+        # the relay thread's select and its read
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK)
         pairs.append((fd, ours))
         os.environ["PYDRAGON_STD" + name.upper()] = path
     _relay = pairs
@@ -108,47 +110,66 @@ def _start_relay():
     t.start()
 
 
+_relay_lock = threading.Lock()  # one copier at a time: the relay thread or drain_relay
+
+
 def _relay_loop(pairs):
     fds = {src: dst for src, dst in pairs}
     while True:
         try:
             r, _, _ = select.select(list(fds), [], [])
-            for src in r:
-                _copy(src, fds[src])
+            with _relay_lock:
+                for src in r:
+                    _copy(src, fds[src])
         except (OSError, ValueError):
             return
 
 
+def drain_relay():
+    """Copy what the relay's FIFOs hold now: a child that ended wrote its last lines before it
+    ended, so they reach our stdout/stderr before anything we print after join(), as with a
+    shared stdout."""
+    pairs = _relay
+    if pairs is None:
+        return
+    with _relay_lock:
+        for src, dst in pairs:
+            try:
+                while _copy(src, dst):
+                    pass
+            except OSError:
+                pass
+
+
 def _copy(src, dst):
-    data = os.read(src, 65536)
+    """Copy one read's worth; False when there was nothing to read."""
+    try:
+        data = os.read(src, 65536)
+    except BlockingIOError:
+        return False
+    if not data:
+        return False
     while data:
         try:
             n = os.write(dst, data)
         except OSError:
-            return
+            return True
         data = data[n:]
+    return True
 
 
 def _stop_relay():
     global _relay
     if _relay is None:
         return
-    pairs, _relay = _relay, None
-    for src, dst in pairs:   # what is left in the FIFOs, then close them (the keeper removes them)
-        os.set_blocking(src, False)
-        try:
-            while True:
-                r, _, _ = select.select([src], [], [], 0)
-                if not r:
-                    break
-                _copy(src, dst)
-        except OSError:
-            pass
-    for src, _ in pairs:
-        try:
-            os.close(src)
-        except OSError:
-            pass
+    drain_relay()  # what is left in the FIFOs, then close them (the keeper removes them)
+    with _relay_lock:
+        pairs, _relay = _relay, None
+        for src, _ in pairs:
+            try:
+                os.close(src)
+            except OSError:
+                pass
 
 
 def _stop(p):

@@ -1662,6 +1662,7 @@ class Popen:
         # Its channels go first: a join() returns when this thread is all but done (tests that
         # count threads right after a join see it gone).
         _end_channels(self._in, self._back, rc == 0)
+        _fabric.drain_relay()  # its last output before our next line (private fabric)
         self.returncode = rc
         self._done.set()
         try:
