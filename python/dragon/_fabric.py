@@ -151,6 +151,62 @@ def _stop_relay():
             pass
 
 
+_output = None   # the thread copying the output local services send us (start_output)
+_output_pid = None
+
+
+def start_output():
+    """Processes we start on other nodes (and what they start) send their output to us: local
+    services of this node put their lines on our output connection and a thread of ours writes
+    each, whole, to sys.stdout or sys.stderr (for a process that joined from outside, which has no
+    output sink in local services; see out_by_fds)."""
+    global _output, _output_pid
+    if _output is not None and _output_pid == os.getpid() and _output.is_alive():
+        return
+    with _lock:
+        if _output is not None and _output_pid == os.getpid() and _output.is_alive():
+            return
+        t = threading.Thread(target=_output_loop, name="dragon-remote-output", daemon=True)
+        t.start()
+        _output, _output_pid = t, os.getpid()
+
+
+def _output_loop():
+    while True:
+        try:
+            r = _core.output_recv(None)
+        except Exception:   # dragon_finalize closed the connection, or local services left
+            return
+        if r is None:
+            continue
+        stream, data, _host, _puid, _rank = r
+        out = sys.stdout if stream == 1 else sys.stderr
+        try:
+            # A line at a time, then flushed: it lands whole, between our own lines and those our
+            # children on this node write to the same descriptor.
+            out.write(data.decode(getattr(out, "encoding", None) or "utf-8", "replace"))
+            out.flush()
+        except Exception:   # no stdout (closed, None): the line is lost, as the child's print
+            pass
+
+
+def flush_output(timeout=5.0):
+    """Once a child ended: its output is all written (see dragon_output_flush)."""
+    if _output is None or _output_pid != os.getpid() or not _output.is_alive():
+        return
+    try:
+        _core.output_flush(timeout)
+    except Exception:
+        pass
+
+
+def _stop_output():
+    global _output
+    t, _output = _output, None
+    if t is not None and _output_pid == os.getpid():
+        t.join(2.0)    # it ends once finalize closed its connection: its last lines are written
+
+
 def _stop(p):
     import subprocess
     try:
@@ -215,11 +271,13 @@ def _atexit():
             mp._shutdown()
         except Exception:
             pass
+    flush_output(1.0)   # what grandchildren on other nodes printed until now
     try:
         _core.finalize()
     except Exception:
         pass
     _joined = False
+    _stop_output()
     _stop_relay()
     if _private is not None:
         _stop(_private)
