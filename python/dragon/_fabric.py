@@ -190,6 +190,15 @@ def _output_loop():
             pass
 
 
+def output_to_me():
+    """Whether what we start should send its output to us, through local services: we joined from
+    outside, so they have no output sink for us. Starts the thread that writes it out."""
+    if not _out_by_fds:
+        return False
+    start_output()
+    return True
+
+
 def flush_output(timeout=5.0):
     """Once a child ended: its output is all written (see dragon_output_flush)."""
     if _output is None or _output_pid != os.getpid() or not _output.is_alive():

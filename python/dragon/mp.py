@@ -1628,9 +1628,7 @@ class Popen:
             # On another node: a group of one placed there, so it can be waited for from here.
             # Joined from outside, we are no output sink of local services: its output comes
             # to us (and a thread of ours writes it to sys.stdout/sys.stderr).
-            self._to_me = _fabric.out_by_fds()
-            if self._to_me:
-                _fabric.start_output()
+            self._to_me = _fabric.output_to_me()
             self._gid = _C.group_create(argv, 1, _C.POLICY_NODE, node, env=env, outlive=True,
                                         output_to_me=self._to_me)
         self._r, self._w = os.pipe()

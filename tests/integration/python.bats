@@ -50,7 +50,7 @@ teardown() {
 	grep -q "^MULTINODE OK$" "$OUT/job.out"
 }
 
-@test "python: what children of a srun --dragon task print on the other nodes reaches the task's stdout and stderr, each line once and whole" {
+@test "python: what children of a srun --dragon task print on the other nodes (Process, Pool, native ProcessGroup) reaches the task's stdout and stderr, each line once and whole" {
 	cp "$S/tests/python/remote_output.py" "$OUT/"
 	run timeout 300 sbatch -N3 --dragon -W -o "$OUT/job.out" -e "$OUT/job.err" \
 		--wrap "PYTHONPATH=$B/python srun --dragon -N1 -n1 /usr/bin/python3 $OUT/remote_output.py"
@@ -82,4 +82,9 @@ teardown() {
 	[ "$(grep -c "^pout $first [0-9] $pad\$" "$OUT/job.out")" -eq 10 ]
 	[ "$(grep -c "^perr $first [0-9] $pad\$" "$OUT/job.err")" -eq 10 ]
 	[ "$(grep "^pout " "$OUT/job.out" | sort -u | wc -l)" -eq 10 ]
+	# a native ProcessGroup over the three nodes: each member's line once, from every host
+	grep -q "^group worst 0$" "$OUT/job.out"
+	[ "$(grep -c "^nout dgtc[0-9]*-node[123] [012]$" "$OUT/job.out")" -eq 3 ]
+	[ "$(grep "^nout " "$OUT/job.out" | cut -d' ' -f2 | sort -u | wc -l)" -eq 3 ]
+	[ "$(grep -c "^nerr dgtc[0-9]*-node[123] [012]$" "$OUT/job.err")" -eq 3 ]
 }

@@ -1,10 +1,10 @@
-"""tests/python/remote_output.py: run as a srun --dragon task: Process and Pool children on the other nodes print to stdout and stderr, and every line must reach this task's own, whole, once."""
+"""tests/python/remote_output.py: run as a srun --dragon task: Process and Pool children on the other nodes, and a dragon.native ProcessGroup on every node, print to stdout and stderr; every line must reach this task's own, whole, once."""
 import multiprocessing as mp
 import socket
 import sys
 
 import dragon
-from dragon.native import System
+from dragon.native import ProcessGroup, System
 
 LINES = 200
 PAD = "x" * 100
@@ -39,5 +39,10 @@ if __name__ == "__main__":
     with dragon.Policy(host=others[0].index):
         with mp.Pool(2) as pool:
             assert pool.map(pool_talk, range(10)) == list(range(10))
+    # A program on every node (this one too: a group gets no descriptors of ours)
+    g = ProcessGroup("/bin/sh", 3, args=("-c", 'echo "nout $(hostname) $DRAGON_GROUP_RANK"; '
+                                               'echo "nerr $(hostname) $DRAGON_GROUP_RANK" >&2'))
+    g.start()
+    print("group worst", g.join(120), flush=True)
     print("exitcodes", [p.exitcode for p in ps], flush=True)
     print("REMOTE OUTPUT DONE", flush=True)
