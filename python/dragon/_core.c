@@ -926,25 +926,45 @@ static PyObject *py_strerror(PyObject *self, PyObject *args)
 	return PyUnicode_FromString(dragon_strerror(rc));
 }
 
-/* output_recv(timeout=None) -> (stream, data, host, puid, rank), or None when the time is up */
+/* output_recv(timeout=None, max=256) -> [(stream, data, host, puid, rank), ...]: the lines of
+ * processes started with output_to_me, waiting up to timeout for the first and taking with it
+ * those already there (at most max); [] when the time is up. */
 static PyObject *py_output_recv(PyObject *self, PyObject *args)
 {
-	PyObject *t = Py_None, *r;
-	dragon_output_t o;
-	int ms, rc;
-	if (!PyArg_ParseTuple(args, "|O", &t) || timeout_ms(t, &ms) < 0)
+	PyObject *t = Py_None, *list = NULL;
+	dragon_output_t *v;
+	int ms, rc = 0, n = 0, max = 256;
+	if (!PyArg_ParseTuple(args, "|Oi", &t, &max) || timeout_ms(t, &ms) < 0)
 		return NULL;
+	if (max < 1 || max > 65536) {
+		PyErr_SetString(PyExc_ValueError, "max must be 1 to 65536");
+		return NULL;
+	}
+	if (!(v = PyMem_RawCalloc((size_t)max, sizeof(*v))))
+		return PyErr_NoMemory();
 	Py_BEGIN_ALLOW_THREADS
-	rc = dragon_output_recv(&o, ms);
+	while (n < max && (rc = dragon_output_recv(&v[n], n ? 0 : ms)) == DRAGON_OK)
+		n++;
 	Py_END_ALLOW_THREADS
-	if (rc == DRAGON_ETIMEDOUT)
-		Py_RETURN_NONE;
-	if (rc)
+	if (n == 0 && rc != DRAGON_ETIMEDOUT) {
+		PyMem_RawFree(v);
 		return raise_rc(rc);
-	r = Py_BuildValue("(iy#sKi)", o.stream, o.data, (Py_ssize_t)o.len, o.host,
-			  (unsigned long long)o.puid, o.rank);
-	free(o.data);
-	return r;
+	}
+	/* An error after some lines: those first; the next call reports it. */
+	list = PyList_New(n);
+	for (int i = 0; i < n; i++) {
+		PyObject *e = list ? Py_BuildValue("(iy#sKi)", v[i].stream, v[i].data,
+						   (Py_ssize_t)v[i].len, v[i].host,
+						   (unsigned long long)v[i].puid, v[i].rank)
+				   : NULL;
+		free(v[i].data);
+		if (list && !e)
+			Py_CLEAR(list);
+		else if (list)
+			PyList_SET_ITEM(list, i, e);
+	}
+	PyMem_RawFree(v);
+	return list;
 }
 
 /* output_flush(timeout=None): every line held for us when called has been read */
@@ -964,8 +984,9 @@ static PyObject *py_output_flush(PyObject *self, PyObject *args)
 
 static PyMethodDef core_methods[] = {
 	{"output_recv", py_output_recv, METH_VARARGS,
-	 "output_recv(timeout=None) -> (stream, data, host, puid, rank) of a line of a process "
-	 "started with output_to_me, or None when the time is up."},
+	 "output_recv(timeout=None, max=256) -> [(stream, data, host, puid, rank), ...]: lines of "
+	 "processes started with output_to_me (the first waited for up to timeout, then those "
+	 "already there); [] when the time is up."},
 	{"output_flush", py_output_flush, METH_VARARGS,
 	 "output_flush(timeout=None): return once output_recv (in another thread) read every line "
 	 "held for this process when it was called."},

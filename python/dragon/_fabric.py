@@ -174,20 +174,26 @@ def start_output():
 def _output_loop():
     while True:
         try:
-            r = _core.output_recv(None)
+            lines = _core.output_recv(None)
         except Exception:   # dragon_finalize closed the connection, or local services left
             return
-        if r is None:
-            continue
-        stream, data, _host, _puid, _rank = r
-        out = sys.stdout if stream == 1 else sys.stderr
-        try:
-            # A line at a time, then flushed: it lands whole, between our own lines and those our
-            # children on this node write to the same descriptor.
-            out.write(data.decode(getattr(out, "encoding", None) or "utf-8", "replace"))
-            out.flush()
-        except Exception:   # no stdout (closed, None): the line is lost, as the child's print
-            pass
+        # What came together is written together (one write and flush per stream and run):
+        # whole lines, between our own and those our children on this node write to the same
+        # descriptors.
+        i = 0
+        while i < len(lines):
+            stream = lines[i][0]
+            j = i
+            while j < len(lines) and lines[j][0] == stream:
+                j += 1
+            out = sys.stdout if stream == 1 else sys.stderr
+            try:
+                enc = getattr(out, "encoding", None) or "utf-8"
+                out.write(b"".join(ln[1] for ln in lines[i:j]).decode(enc, "replace"))
+                out.flush()
+            except Exception:   # no stdout (closed, None): the lines are lost, as the child's
+                pass
+            i = j
 
 
 def output_to_me():
