@@ -15,6 +15,7 @@ typedef uint64_t dragon_puid_t;
 /* Where a started process's stdout and stderr go. */
 enum {
 	DRAGON_OUTPUT_INHERIT = 0, /* where the creator's own output goes (the launcher) */
+	DRAGON_OUTPUT_TO_ME = 1,   /* to this process, by lines, on any node: dragon_output_recv */
 	DRAGON_OUTPUT_DISCARD = 2,
 };
 
@@ -49,6 +50,36 @@ int dragon_process_create(const char *const argv[], const dragon_process_opts_t 
  * every 128 + N, so it cannot be mistaken for one.
  */
 #define DRAGON_STATUS_NODE_LOST 256
+
+/*
+ * A line of output of a process started with DRAGON_OUTPUT_TO_ME (or of what it starts): a whole
+ * line with its newline, or the last piece of a stream without one, or a 64 KiB piece of a longer
+ * line.
+ */
+typedef struct dragon_output {
+	dragon_puid_t puid; /* 0: a line of local services (lines dropped, see below) */
+	int stream;         /* 1: stdout, 2: stderr */
+	int rank;           /* its rank in its group, -1 if in none */
+	char host[64];      /* the node it runs on */
+	char *data;         /* len bytes (not NUL-terminated), malloc'd: free it */
+	size_t len;
+} dragon_output_t;
+
+/*
+ * The next line of output for this process (one thread reads at a time). timeout_ms < 0 waits
+ * forever, 0 polls (DRAGON_ETIMEDOUT when there is none). Local services of this node queue at
+ * most 4 MiB for a reader that falls behind; they drop lines beyond that and, once it caught up,
+ * say how many in a line of their own on stream 2. dragon_finalize ends a wait (DRAGON_EPEER);
+ * what arrives after the process exits is discarded.
+ */
+int dragon_output_recv(dragon_output_t *out, int timeout_ms);
+
+/*
+ * Return once every line local services of this node held for this process when it was called has
+ * been returned by dragon_output_recv (in another thread): called after a process ended (its wait
+ * returned), its output is all read. DRAGON_ETIMEDOUT if the reader did not get there in time.
+ */
+int dragon_output_flush(int timeout_ms);
 
 /*
  * Wait for a process to end: *status is its exit code, or 128 + N if signal N killed it, or

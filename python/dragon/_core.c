@@ -672,28 +672,30 @@ static void spawn_args_free(struct spawn_args *sa)
 
 /*
  * group_create(argv, n=1, policy=ROUND_ROBIN, node=0, env=None, cwd=None, name=None,
- *              outlive=False, discard_output=False) -> gid
+ *              outlive=False, discard_output=False, output_to_me=False) -> gid
+ * output_to_me: the members' output comes to this process (output_recv).
  * One process on a chosen node is a group of one with POLICY_NODE: its status stays in the
  * group, so it can be waited for any number of times (a bare process is waited for once).
  */
 static PyObject *py_group_create(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwl[] = {"argv", "n", "policy", "node", "env", "cwd", "name", "outlive",
-			      "discard_output", NULL};
+			      "discard_output", "output_to_me", NULL};
 	struct spawn_args sa = {0};
 	PyObject *argv_o, *env_o = Py_None;
 	unsigned n = 1, node = 0;
-	int policy = DRAGON_POLICY_ROUND_ROBIN, outlive = 0, discard = 0, rc;
+	int policy = DRAGON_POLICY_ROUND_ROBIN, outlive = 0, discard = 0, to_me = 0, rc;
 	const char *name = NULL;
 	dragon_gid_t gid = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|IiIOO&zpp", kwl, &argv_o, &n, &policy, &node,
-					 &env_o, opt_path, &sa.cwd_o, &name, &outlive,
-					 &discard))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|IiIOO&zppp", kwl, &argv_o, &n, &policy,
+					 &node, &env_o, opt_path, &sa.cwd_o, &name, &outlive,
+					 &discard, &to_me))
 		return NULL;
 	if (spawn_args_load(&sa, argv_o, env_o) == 0) {
 		sa.opts.outlive = outlive;
-		sa.opts.output = discard ? DRAGON_OUTPUT_DISCARD : DRAGON_OUTPUT_INHERIT;
+		sa.opts.output = discard ? DRAGON_OUTPUT_DISCARD
+				 : to_me ? DRAGON_OUTPUT_TO_ME : DRAGON_OUTPUT_INHERIT;
 		Py_BEGIN_ALLOW_THREADS
 		rc = dragon_group_create(sa.argv, n, (enum dragon_policy)policy, node, &sa.opts,
 					 name, &gid);
@@ -754,19 +756,19 @@ static PyObject *py_group_signal(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
-/* process_create(argv, env=None, cwd=None, outlive=False, fds=()) -> puid (this node); the
- * process gets the descriptors fds (ints) at the same numbers. */
+/* process_create(argv, env=None, cwd=None, outlive=False, fds=(), output_to_me=False) -> puid
+ * (this node); the process gets the descriptors fds (ints) at the same numbers. */
 static PyObject *py_process_create(PyObject *self, PyObject *args, PyObject *kw)
 {
-	static char *kwl[] = {"argv", "env", "cwd", "outlive", "fds", NULL};
+	static char *kwl[] = {"argv", "env", "cwd", "outlive", "fds", "output_to_me", NULL};
 	struct spawn_args sa = {0};
 	PyObject *argv_o, *env_o = Py_None, *fds_o = NULL, *seq = NULL;
-	int outlive = 0, rc, *fds = NULL;
+	int outlive = 0, to_me = 0, rc, *fds = NULL;
 	Py_ssize_t nfds = 0;
 	dragon_puid_t puid = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO&pO", kwl, &argv_o, &env_o, opt_path,
-					 &sa.cwd_o, &outlive, &fds_o))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO&pOp", kwl, &argv_o, &env_o, opt_path,
+					 &sa.cwd_o, &outlive, &fds_o, &to_me))
 		return NULL;
 	if (fds_o && fds_o != Py_None) {
 		if (!(seq = PySequence_Fast(fds_o, "fds must be a sequence of descriptors")))
@@ -791,6 +793,8 @@ static PyObject *py_process_create(PyObject *self, PyObject *args, PyObject *kw)
 		sa.opts.outlive = outlive;
 		sa.opts.fds = fds;
 		sa.opts.nfds = (int)nfds;
+		if (to_me)
+			sa.opts.output = DRAGON_OUTPUT_TO_ME;
 		Py_BEGIN_ALLOW_THREADS
 		rc = dragon_process_create(sa.argv, &sa.opts, &puid);
 		Py_END_ALLOW_THREADS
@@ -922,7 +926,70 @@ static PyObject *py_strerror(PyObject *self, PyObject *args)
 	return PyUnicode_FromString(dragon_strerror(rc));
 }
 
+/* output_recv(timeout=None, max=256) -> [(stream, data, host, puid, rank), ...]: the lines of
+ * processes started with output_to_me, waiting up to timeout for the first and taking with it
+ * those already there (at most max); [] when the time is up. */
+static PyObject *py_output_recv(PyObject *self, PyObject *args)
+{
+	PyObject *t = Py_None, *list = NULL;
+	dragon_output_t *v;
+	int ms, rc = 0, n = 0, max = 256;
+	if (!PyArg_ParseTuple(args, "|Oi", &t, &max) || timeout_ms(t, &ms) < 0)
+		return NULL;
+	if (max < 1 || max > 65536) {
+		PyErr_SetString(PyExc_ValueError, "max must be 1 to 65536");
+		return NULL;
+	}
+	if (!(v = PyMem_RawCalloc((size_t)max, sizeof(*v))))
+		return PyErr_NoMemory();
+	Py_BEGIN_ALLOW_THREADS
+	while (n < max && (rc = dragon_output_recv(&v[n], n ? 0 : ms)) == DRAGON_OK)
+		n++;
+	Py_END_ALLOW_THREADS
+	if (n == 0 && rc != DRAGON_ETIMEDOUT) {
+		PyMem_RawFree(v);
+		return raise_rc(rc);
+	}
+	/* An error after some lines: those first; the next call reports it. */
+	list = PyList_New(n);
+	for (int i = 0; i < n; i++) {
+		PyObject *e = list ? Py_BuildValue("(iy#sKi)", v[i].stream, v[i].data,
+						   (Py_ssize_t)v[i].len, v[i].host,
+						   (unsigned long long)v[i].puid, v[i].rank)
+				   : NULL;
+		free(v[i].data);
+		if (list && !e)
+			Py_CLEAR(list);
+		else if (list)
+			PyList_SET_ITEM(list, i, e);
+	}
+	PyMem_RawFree(v);
+	return list;
+}
+
+/* output_flush(timeout=None): every line held for us when called has been read */
+static PyObject *py_output_flush(PyObject *self, PyObject *args)
+{
+	PyObject *t = Py_None;
+	int ms, rc;
+	if (!PyArg_ParseTuple(args, "|O", &t) || timeout_ms(t, &ms) < 0)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = dragon_output_flush(ms);
+	Py_END_ALLOW_THREADS
+	if (rc)
+		return raise_rc(rc);
+	Py_RETURN_NONE;
+}
+
 static PyMethodDef core_methods[] = {
+	{"output_recv", py_output_recv, METH_VARARGS,
+	 "output_recv(timeout=None, max=256) -> [(stream, data, host, puid, rank), ...]: lines of "
+	 "processes started with output_to_me (the first waited for up to timeout, then those "
+	 "already there); [] when the time is up."},
+	{"output_flush", py_output_flush, METH_VARARGS,
+	 "output_flush(timeout=None): return once output_recv (in another thread) read every line "
+	 "held for this process when it was called."},
 	{"init", py_init, METH_NOARGS, "Join the fabric named by DRAGON_LS_SOCKET."},
 	{"finalize", py_finalize, METH_NOARGS, "Leave the fabric."},
 	{"puid", py_puid, METH_NOARGS, "This process's id in the fabric."},
@@ -935,12 +1002,12 @@ static PyMethodDef core_methods[] = {
 	{"channel_attach", py_channel_attach, METH_VARARGS,
 	 "channel_attach(descriptor bytes | name, timeout=None) -> Channel"},
 	{"group_create", (PyCFunction)(void (*)(void))py_group_create, METH_VARARGS | METH_KEYWORDS,
-	 "group_create(argv, n=1, policy=0, node=0, env=None, cwd=None, name=None, outlive=False, discard_output=False) -> gid"},
+	 "group_create(argv, n=1, policy=0, node=0, env=None, cwd=None, name=None, outlive=False, discard_output=False, output_to_me=False) -> gid"},
 	{"group_wait_all", py_group_wait_all, METH_VARARGS, "group_wait_all(gid, timeout=None) -> worst status"},
 	{"group_wait_any", py_group_wait_any, METH_VARARGS, "group_wait_any(gid, timeout=None) -> (puid, status)"},
 	{"group_signal", py_group_signal, METH_VARARGS, "group_signal(gid, signo)"},
 	{"process_create", (PyCFunction)(void (*)(void))py_process_create, METH_VARARGS | METH_KEYWORDS,
-	 "process_create(argv, env=None, cwd=None, outlive=False, fds=()) -> puid"},
+	 "process_create(argv, env=None, cwd=None, outlive=False, fds=(), output_to_me=False) -> puid"},
 	{"process_wait", py_process_wait, METH_VARARGS, "process_wait(puid, timeout=None) -> status"},
 	{"process_signal", py_process_signal, METH_VARARGS, "process_signal(puid, signo)"},
 	{"process_list", py_process_list, METH_NOARGS, "This node's processes."},

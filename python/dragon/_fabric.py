@@ -172,6 +172,77 @@ def _stop_relay():
                 pass
 
 
+_output = None   # the thread copying the output local services send us (start_output)
+_output_pid = None
+
+
+def start_output():
+    """Processes we start on other nodes (and what they start) send their output to us: local
+    services of this node put their lines on our output connection and a thread of ours writes
+    each, whole, to sys.stdout or sys.stderr (for a process that joined from outside, which has no
+    output sink in local services; see out_by_fds)."""
+    global _output, _output_pid
+    if _output is not None and _output_pid == os.getpid() and _output.is_alive():
+        return
+    with _lock:
+        if _output is not None and _output_pid == os.getpid() and _output.is_alive():
+            return
+        t = threading.Thread(target=_output_loop, name="dragon-remote-output", daemon=True)
+        t.start()
+        _output, _output_pid = t, os.getpid()
+
+
+def _output_loop():
+    while True:
+        try:
+            lines = _core.output_recv(None)
+        except Exception:   # dragon_finalize closed the connection, or local services left
+            return
+        # What came together is written together (one write and flush per stream and run):
+        # whole lines, between our own and those our children on this node write to the same
+        # descriptors.
+        i = 0
+        while i < len(lines):
+            stream = lines[i][0]
+            j = i
+            while j < len(lines) and lines[j][0] == stream:
+                j += 1
+            out = sys.stdout if stream == 1 else sys.stderr
+            try:
+                enc = getattr(out, "encoding", None) or "utf-8"
+                out.write(b"".join(ln[1] for ln in lines[i:j]).decode(enc, "replace"))
+                out.flush()
+            except Exception:   # no stdout (closed, None): the lines are lost, as the child's
+                pass
+            i = j
+
+
+def output_to_me():
+    """Whether what we start should send its output to us, through local services: we joined from
+    outside, so they have no output sink for us. Starts the thread that writes it out."""
+    if not _out_by_fds:
+        return False
+    start_output()
+    return True
+
+
+def flush_output(timeout=5.0):
+    """Once a child ended: its output is all written (see dragon_output_flush)."""
+    if _output is None or _output_pid != os.getpid() or not _output.is_alive():
+        return
+    try:
+        _core.output_flush(timeout)
+    except Exception:
+        pass
+
+
+def _stop_output():
+    global _output
+    t, _output = _output, None
+    if t is not None and _output_pid == os.getpid():
+        t.join(2.0)    # it ends once finalize closed its connection: its last lines are written
+
+
 def _stop(p):
     import subprocess
     try:
@@ -236,11 +307,13 @@ def _atexit():
             mp._shutdown()
         except Exception:
             pass
+    flush_output(1.0)   # what grandchildren on other nodes printed until now
     try:
         _core.finalize()
     except Exception:
         pass
     _joined = False
+    _stop_output()
     _stop_relay()
     if _private is not None:
         _stop(_private)

@@ -1537,6 +1537,7 @@ class Popen:
         self._done = threading.Event()
         self._fds = []
         self._gid = self._puid = None
+        self._to_me = False
         self._launch(process_obj)
 
     def duplicate_for_child(self, fd):
@@ -1625,7 +1626,11 @@ class Popen:
                 _close_fds(*out)
         else:
             # On another node: a group of one placed there, so it can be waited for from here.
-            self._gid = _C.group_create(argv, 1, _C.POLICY_NODE, node, env=env, outlive=True)
+            # Joined from outside, we are no output sink of local services: its output comes
+            # to us (and a thread of ours writes it to sys.stdout/sys.stderr).
+            self._to_me = _fabric.output_to_me()
+            self._gid = _C.group_create(argv, 1, _C.POLICY_NODE, node, env=env, outlive=True,
+                                        output_to_me=self._to_me)
         self._r, self._w = os.pipe()
         os.set_blocking(self._r, False)
         self.sentinel = self._r
@@ -1659,6 +1664,8 @@ class Popen:
         except Exception:
             rc = -signal.SIGKILL  # the fabric lost it otherwise: it is not running
         self._read_pid(0)  # before its channel goes
+        if self._to_me:
+            _fabric.flush_output()  # what it printed is written before join() returns
         # Its channels go first: a join() returns when this thread is all but done (tests that
         # count threads right after a join see it gone).
         _end_channels(self._in, self._back, rc == 0)

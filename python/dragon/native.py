@@ -138,6 +138,7 @@ class Process:
         self._policy, self._env, self._cwd = policy, env, cwd
         self._p = None
         self._gid = None
+        self._to_me = False
         self.returncode = None
 
     def start(self):
@@ -149,8 +150,10 @@ class Process:
             return
         node = (self._policy or Policy.current() or Policy()).node()
         env = None if self._env is None else [f"{k}={v}" for k, v in self._env.items()]
+        # Joined from outside: its output comes to us (else it would have nowhere to go).
+        self._to_me = _fabric.output_to_me()
         self._gid = _core.group_create(_argv(self._target, self._args), 1, _core.POLICY_NODE,
-                                       node, env=env, cwd=self._cwd)
+                                       node, env=env, cwd=self._cwd, output_to_me=self._to_me)
         self.node = node
 
     def join(self, timeout=None):
@@ -164,6 +167,8 @@ class Process:
                 self.returncode = mp._decode_status(_core.group_wait_all(self._gid, timeout))
             except _core.DragonTimeoutError:
                 pass
+            if self.returncode is not None and self._to_me:
+                _fabric.flush_output()   # what it printed is written before join() returns
         return self.returncode
 
     def send_signal(self, signo):
@@ -198,6 +203,7 @@ class ProcessGroup:
         self._target, self._n, self._args = target, nprocs, tuple(args)
         self._policy, self._name, self._env, self._cwd = policy, name, env, cwd
         self._gid = None
+        self._to_me = False
         self._payload = None
 
     def start(self):
@@ -220,16 +226,20 @@ class ProcessGroup:
         if callable(self._target):
             env += [f"{k}={v}" for k, v in os.environ.items()
                     if k.startswith("PYDRAGON_") or k in ("PYTHONPATH", "DRAGON_LAUNCHER")]
+        self._to_me = _fabric.output_to_me()
         self._gid = _core.group_create(argv, self._n, pol, node, env=env or None, cwd=self._cwd,
-                                       name=self._name)
+                                       name=self._name, output_to_me=self._to_me)
 
     def join(self, timeout=None):
         """Wait for every member; the largest exit status (None on timeout): NODE_LOST (256)
         if a member's node left the fabric."""
         try:
-            return _core.group_wait_all(self._gid, timeout)
+            worst = _core.group_wait_all(self._gid, timeout)
         except _core.DragonTimeoutError:
             return None
+        if self._to_me:
+            _fabric.flush_output()   # what the members printed is written before join() returns
+        return worst
 
     def wait_any(self, timeout=None):
         """(puid, status) of a member that ended and was not reported yet; None on timeout."""

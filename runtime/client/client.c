@@ -3,12 +3,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <dragon/dragon.h>
@@ -35,6 +37,9 @@ struct cconn {
 	int fd;
 	uint64_t seq;
 	int answered; /* the last call got its reply: an error in it is the service's, not the wire's */
+	/* The output connection's reader: what one recv brought (many lines at a time). */
+	uint8_t *rbuf;
+	size_t rpos, rlen, rcap;
 };
 
 static struct {
@@ -47,6 +52,21 @@ static struct {
 	char fabric_id[64];
 	int pid; /* the process whose connections these are */
 } cl = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/*
+ * The output connection (Hello.output): local services write the output of the processes this
+ * process started with DRAGON_OUTPUT_TO_ME into it, nothing else but the replies to its flushes.
+ * Opened on first use, under cl.lock; one reader at a time (busy) reads it without the lock.
+ * A flush sends a Hello on it: LS answers after every Output it queued before, and the reader,
+ * seeing that answer, raises `synced` to its seq.
+ */
+static struct {
+	struct cconn *c;
+	uint64_t id; /* its connection id, for SpawnArgs.output_conn */
+	int busy;
+	uint64_t synced;
+	pthread_cond_t cond;
+} oc = {.cond = PTHREAD_COND_INITIALIZER};
 
 /* Send req; descriptors (nsend > 0) go with its first byte, as local services expect them. */
 static int send_req(struct cconn *c, Dragon__Msg *req, const int *send_fds, int nsend)
@@ -145,6 +165,7 @@ fail:
 static void conn_close(struct cconn *c)
 {
 	close(c->fd);
+	free(c->rbuf);
 	free(c);
 }
 
@@ -158,6 +179,10 @@ static void drop_inherited(void)
 		cl.idle = c->next;
 		conn_close(c);
 	}
+	if (oc.c) /* our copy only: no shutdown, the parent's reader still uses it */
+		conn_close(oc.c);
+	oc.c = NULL;
+	oc.busy = 0;
 	cl.pid = dg_self_pid();
 }
 
@@ -317,6 +342,16 @@ DRAGON_API int dragon_finalize(void)
 		}
 		cl.fabric_id[0] = 0;
 		dg_pool_set_fd_provider(NULL, NULL);
+		if (oc.c) {
+			/* A reader blocked on it wakes (EOF) and closes it when it returns. */
+			if (oc.busy)
+				shutdown(oc.c->fd, SHUT_RDWR);
+			else
+				conn_close(oc.c);
+			oc.c = NULL;
+			oc.busy = 0;
+			pthread_cond_broadcast(&oc.cond);
+		}
 	}
 	pthread_mutex_unlock(&cl.lock);
 	return rv;
@@ -340,6 +375,230 @@ DRAGON_API unsigned dragon_node_count(void)
 DRAGON_API const char *dragon_fabric_id(void)
 {
 	return cl.fabric_id;
+}
+
+/* ---- output (DRAGON_OUTPUT_TO_ME) --------------------------------------------------------- */
+
+/* Open the output connection if it is not (cl.lock held). */
+static int output_open(void)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT, *rep = NULL;
+	Dragon__Hello h = DRAGON__HELLO__INIT;
+	struct cconn *c;
+	int rv;
+
+	if (cl.refs <= 0)
+		return dg_err(DRAGON_ENOTINIT, "call dragon_init() first");
+	drop_inherited();
+	if (oc.c)
+		return DRAGON_OK;
+	if ((rv = conn_open(&c)))
+		return rv;
+	h.pid = getpid();
+	h.output = 1;
+	m.body_case = DRAGON__MSG__BODY_HELLO;
+	m.hello = &h;
+	rv = call_on(c, &m, &rep, NULL, NULL, 0);
+	if (!rv && !(rv = expect(rep, DRAGON__MSG__BODY_HELLO_REPLY)) && !rep->hello_reply->conn)
+		rv = dg_err(DRAGON_ENOTSUP, "local services at %s are older than this library: they "
+					    "cannot send output to this process",
+			    cl.sa.sun_path);
+	if (rv) {
+		conn_close(c);
+	} else {
+		oc.c = c;
+		oc.id = rep->hello_reply->conn;
+		oc.synced = c->seq;
+	}
+	dg_msg_free(rep);
+	return rv;
+}
+
+static int output_conn_id(uint64_t *id)
+{
+	int rv;
+
+	pthread_mutex_lock(&cl.lock);
+	rv = output_open();
+	*id = oc.id;
+	pthread_mutex_unlock(&cl.lock);
+	return rv;
+}
+
+static long long mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* The next frame of the output connection, read through c's buffer: a flood of lines costs a
+ * recv per buffer, not two reads and a poll per line. Only its one reader calls this. */
+static int out_next(struct cconn *c, Dragon__Msg **m, int timeout_ms)
+{
+	long long deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+
+	for (;;) {
+		size_t have = c->rlen - c->rpos, need = DG_HDR_LEN;
+		struct pollfd pf = {.fd = c->fd, .events = POLLIN};
+		ssize_t n;
+		int left, pr;
+
+		if (have >= DG_HDR_LEN) {
+			const uint8_t *h = c->rbuf + c->rpos;
+			uint32_t len = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
+				       (uint32_t)h[3] << 24;
+			if (len > DG_MSG_MAX)
+				return dg_err(DRAGON_EPROTO, "frame of %u bytes exceeds the limit of %u",
+					      len, DG_MSG_MAX);
+			if (have >= DG_HDR_LEN + len) {
+				c->rpos += DG_HDR_LEN + len;
+				return dg_msg_decode(h + DG_HDR_LEN, len, m);
+			}
+			need = DG_HDR_LEN + len;
+		}
+		if (c->rpos) {
+			memmove(c->rbuf, c->rbuf + c->rpos, have);
+			c->rlen = have;
+			c->rpos = 0;
+		}
+		if (c->rcap < need || c->rcap - c->rlen < 4096) {
+			size_t cap = c->rlen + 65536 > need ? c->rlen + 65536 : need;
+			uint8_t *b = realloc(c->rbuf, cap);
+			if (!b)
+				return dg_err(DRAGON_ENOMEM, "output buffer");
+			c->rbuf = b;
+			c->rcap = cap;
+		}
+		left = deadline < 0 ? -1 : (int)(deadline - mono_ms() > 0 ? deadline - mono_ms() : 0);
+		pr = poll(&pf, 1, left);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0)
+			return dg_err_sys("poll on the output connection");
+		if (pr == 0)
+			return dg_err(DRAGON_ETIMEDOUT, "no output within %d ms", timeout_ms);
+		n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
+		if (n == 0)
+			return DRAGON_EPEER;
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return errno == ECONNRESET ? DRAGON_EPEER
+						   : dg_err_sys("reading the output connection");
+		c->rlen += (size_t)n;
+	}
+}
+
+DRAGON_API int dragon_output_recv(dragon_output_t *out, int timeout_ms)
+{
+	Dragon__Msg *m = NULL;
+	struct cconn *c;
+	int rv;
+
+	if (!out)
+		return dg_err(DRAGON_EINVAL, "out is NULL");
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&cl.lock);
+	if ((rv = output_open()) || (oc.busy && (rv = dg_err(DRAGON_EINVAL, "another thread "
+									    "reads the output")))) {
+		pthread_mutex_unlock(&cl.lock);
+		return rv;
+	}
+	c = oc.c;
+	oc.busy = 1;
+	pthread_mutex_unlock(&cl.lock);
+	for (;;) {
+		rv = out_next(c, &m, timeout_ms < 0 ? -1 : timeout_ms);
+		if (rv) {
+			if (rv == DRAGON_EPEER)
+				rv = dg_err(DRAGON_EPEER, "the output connection closed "
+							  "(dragon_finalize, or local services went away)");
+			break;
+		}
+		if (m->body_case == DRAGON__MSG__BODY_OUTPUT) {
+			const Dragon__Output *o = m->output;
+			out->data = malloc(o->data.len ? o->data.len : 1);
+			if (!out->data) {
+				rv = dg_err(DRAGON_ENOMEM, "a line of output");
+				break;
+			}
+			memcpy(out->data, o->data.data, o->data.len);
+			out->len = o->data.len;
+			out->puid = o->puid;
+			out->stream = o->stream;
+			out->rank = o->rank;
+			snprintf(out->host, sizeof(out->host), "%s", o->host ? o->host : "");
+			break;
+		}
+		if (m->body_case == DRAGON__MSG__BODY_HELLO_REPLY) {
+			/* A flush's answer: what came before it is read. */
+			pthread_mutex_lock(&cl.lock);
+			if (c == oc.c && m->seq > oc.synced)
+				oc.synced = m->seq;
+			pthread_cond_broadcast(&oc.cond);
+			pthread_mutex_unlock(&cl.lock);
+		}
+		dg_msg_free(m);
+		m = NULL;
+	}
+	dg_msg_free(m);
+	pthread_mutex_lock(&cl.lock);
+	if (c != oc.c)
+		conn_close(c); /* dragon_finalize (or a fork) let go of it while we read */
+	else
+		oc.busy = 0;
+	pthread_mutex_unlock(&cl.lock);
+	return rv;
+}
+
+DRAGON_API int dragon_output_flush(int timeout_ms)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Hello h = DRAGON__HELLO__INIT;
+	struct timespec until;
+	struct cconn *c;
+	uint64_t seq;
+	int rv;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	if (timeout_ms >= 0) {
+		until.tv_sec += timeout_ms / 1000;
+		until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&cl.lock);
+	if ((rv = output_open()))
+		goto out;
+	c = oc.c;
+	seq = ++c->seq;
+	h.pid = getpid();
+	h.output = 1;
+	m.seq = seq;
+	m.body_case = DRAGON__MSG__BODY_HELLO;
+	m.hello = &h;
+	/* A small write on a socket only we write to: it does not block for long. */
+	if ((rv = dg_wire_send(c->fd, &m, -1)))
+		goto out;
+	while (oc.c == c && oc.synced < seq) {
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&oc.cond, &cl.lock);
+		} else if (pthread_cond_timedwait(&oc.cond, &cl.lock, &until) == ETIMEDOUT) {
+			rv = dg_err(DRAGON_ETIMEDOUT, "the output was not read within %d ms "
+						      "(does a thread call dragon_output_recv?)",
+				    timeout_ms);
+			goto out;
+		}
+	}
+	if (oc.c != c)
+		rv = dg_err(DRAGON_EPEER, "the output connection closed (dragon_finalize)");
+out:
+	pthread_mutex_unlock(&cl.lock);
+	return rv;
 }
 
 /* ---- processes --------------------------------------------------------------------------- */
@@ -388,9 +647,12 @@ static int fill_args(Dragon__SpawnArgs *a, const char *const argv[], const drago
 		a->env = (char **)o->env;
 		a->cwd = (char *)(o->cwd ? o->cwd : "");
 		a->outlive = o->outlive;
-		if (o->output != DRAGON_OUTPUT_INHERIT && o->output != DRAGON_OUTPUT_DISCARD)
+		if (o->output != DRAGON_OUTPUT_INHERIT && o->output != DRAGON_OUTPUT_DISCARD &&
+		    o->output != DRAGON_OUTPUT_TO_ME)
 			return dg_err(DRAGON_EINVAL, "output mode %d is not DRAGON_OUTPUT_*", o->output);
 		a->output = (Dragon__OutputMode)o->output;
+		if (o->output == DRAGON_OUTPUT_TO_ME && (rv = output_conn_id(&a->output_conn)))
+			return rv;
 		if ((rv = check_fds(o)))
 			return rv;
 		a->n_fds = (size_t)o->nfds;

@@ -41,6 +41,8 @@ void ls_conn_send(struct conn *c, Dragon__Msg *m)
 		ls_send_to(c->ls, c->id, m);
 		return;
 	}
+	if (c->output && m->body_case == DRAGON__MSG__BODY_OUTPUT && ls_output_full(c))
+		return;
 	if (dg_msg_encode(m, &buf, &len)) {
 		ls_log(c->ls, "cannot encode a %s reply: %s", dg_msg_name(m), dragon_errmsg());
 		return;
@@ -135,6 +137,10 @@ void ls_handle(struct conn *c, const Dragon__Msg *req)
 			       "this request is served only on its own node");
 		return;
 	}
+	if (ls_check_output_conn(c, req)) {
+		ls_reply_error(c, req->seq, DRAGON_EINVAL, dragon_errmsg());
+		return;
+	}
 	node = ls_serving_node(ls, req);
 	if (node != ls->node_index) {
 		ls_forward_request(c, node, req);
@@ -158,6 +164,8 @@ static void handle_req(struct conn *c, const Dragon__Msg *req)
 	case DRAGON__MSG__BODY_HELLO: {
 		Dragon__HelloReply r = DRAGON__HELLO_REPLY__INIT;
 		c->sink = req->hello->sink;
+		c->output = req->hello->output;
+		r.conn = c->id;
 		r.fabric_id = (char *)ls->o->fabric_id;
 		r.node_index = ls->node_index;
 		r.node_count = ls->node_count;
@@ -460,6 +468,8 @@ static void conn_write(struct bufferevent *bev, void *arg)
 
 	if (c->closing)
 		conn_free(c);
+	else if (c->dropped)
+		ls_output_drained(c);
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *arg)

@@ -4,7 +4,9 @@
 #define _GNU_SOURCE 1
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/err.h"
 #include "ls/ls_internal.h"
@@ -158,4 +160,37 @@ void ls_flush_timeout(evutil_socket_t fd, short what, void *arg)
 			p->out[i] = NULL;
 		}
 	ls_proc_done(p);
+}
+
+/* An output connection whose reader fell behind: its line is dropped (and counted). */
+int ls_output_full(struct conn *c)
+{
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) < LS_OUTPUT_QUEUE_MAX)
+		return 0;
+	if (c->dropped++ == 0)
+		ls_log(c->ls, "pid %d reads its output slower than it comes: dropping lines",
+		       (int)c->pid);
+	return 1;
+}
+
+/* Its queue is empty again: say how many lines it missed, where it reads them. */
+void ls_output_drained(struct conn *c)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT;
+	Dragon__Output o = DRAGON__OUTPUT__INIT;
+	char line[160];
+
+	snprintf(line, sizeof(line),
+		 "dragon: %llu lines of output were dropped: this process read them slower than "
+		 "they came\n",
+		 (unsigned long long)c->dropped);
+	c->dropped = 0;
+	o.stream = 2;
+	o.data.data = (uint8_t *)line;
+	o.data.len = strlen(line);
+	o.rank = -1;
+	o.host = c->ls->host;
+	m.body_case = DRAGON__MSG__BODY_OUTPUT;
+	m.output = &o;
+	ls_conn_send(c, &m);
 }

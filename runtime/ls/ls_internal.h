@@ -51,6 +51,9 @@ struct gs;
 #define LS_FDS_SPARE 256
 
 #define LS_INPUT_HIGH (1u << 20) /* bytes queued for a stdin before its feeder must wait */
+/* Bytes queued for an output connection (Hello.output) beyond which its lines are dropped: local
+ * services never wait for a reader, nor hold without bound what a slow one has not read. */
+#define LS_OUTPUT_QUEUE_MAX (4u << 20)
 
 /*
  * Ids that cross nodes. A connection id is global: bit 62, the node in bits 48..61 and a per-node
@@ -75,6 +78,8 @@ struct conn {
 	uint64_t puid; /* the peer's puid when the fabric started it, else 0 */
 	int sink;      /* wants output and exit events of what it starts */
 	int ctl;       /* the launcher's connection: LS ends when it closes */
+	int output;    /* takes the Output of processes whose SpawnArgs.output_conn names it */
+	uint64_t dropped; /* output: lines dropped since its queue was last empty (io.c) */
 	int closing;
 	int remote;            /* a stand-in for a connection of another node (no socket) */
 	uint64_t inherit_sink; /* remote: where output of what it starts goes by default */
@@ -244,11 +249,14 @@ void ls_input(struct conn *c, uint64_t seq, const Dragon__Input *in);
 void ls_out_read(struct bufferevent *bev, void *arg);
 void ls_out_event(struct bufferevent *bev, short what, void *arg);
 void ls_flush_timeout(evutil_socket_t fd, short what, void *arg);
+int ls_output_full(struct conn *c);
+void ls_output_drained(struct conn *c);
 
 /* ---- spawn.c: starting processes */
 
 int ls_make_base_env(struct ls *ls);
 uint64_t ls_sink_for(struct ls *ls, const struct conn *from, const Dragon__SpawnArgs *a);
+int ls_check_output_conn(struct conn *from, const Dragon__Msg *req);
 int ls_spawn(struct ls *ls, const Dragon__SpawnArgs *a, struct conn *from, uint64_t gid, int rank,
 	     int size, uint64_t *puid_out, pid_t *pid_out);
 

@@ -480,7 +480,9 @@ void ls_on_relay(struct ls *ls, const Dragon__Msg *outer)
 		if (ls->fwds)
 			fwd_answered(ls, r->conn, r->msg.data, r->msg.len);
 		/* Already packed by the node that answered: pass it on as it is. */
-		if (c && !c->closing && !c->remote && r->msg.len <= DG_MSG_MAX) {
+		/* What is delivered to an output connection is only ever Output (ls_sink_for). */
+		if (c && !c->closing && !c->remote && r->msg.len <= DG_MSG_MAX &&
+		    !(c->output && ls_output_full(c))) {
 			bufferevent_write(c->bev, hdr, sizeof(hdr));
 			bufferevent_write(c->bev, r->msg.data, r->msg.len);
 		}

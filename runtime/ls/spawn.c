@@ -180,6 +180,9 @@ uint64_t ls_sink_for(struct ls *ls, const struct conn *from, const Dragon__Spawn
 
 	if (a && a->output == DRAGON__OUTPUT_MODE__OUTPUT_DISCARD)
 		return 0;
+	/* Checked where the request entered the fabric (ls_check_output_conn). */
+	if (a && a->output == DRAGON__OUTPUT_MODE__OUTPUT_TO_ME && a->output_conn)
+		return a->output_conn;
 	if ((a && a->output == DRAGON__OUTPUT_MODE__OUTPUT_TO_ME) || from->sink)
 		return from->id;
 	if (from->remote)
@@ -187,6 +190,32 @@ uint64_t ls_sink_for(struct ls *ls, const struct conn *from, const Dragon__Spawn
 	if (from->puid && (parent = ls_proc_find(ls, from->puid)))
 		return parent->sink;
 	return 0;
+}
+
+/* A Spawn or GroupCreate from a client of this node that names an output connection: it must be
+ * an output connection (Hello.output) of the same process. Requests relayed from other nodes
+ * were checked on theirs. */
+int ls_check_output_conn(struct conn *from, const Dragon__Msg *req)
+{
+	const Dragon__SpawnArgs *a = NULL;
+	struct conn *oc;
+
+	if (req->body_case == DRAGON__MSG__BODY_SPAWN && req->spawn)
+		a = req->spawn->args;
+	else if (req->body_case == DRAGON__MSG__BODY_GROUP_CREATE && req->group_create)
+		a = req->group_create->args;
+	if (from->remote || !a || !a->output_conn)
+		return DRAGON_OK;
+	if (a->output != DRAGON__OUTPUT_MODE__OUTPUT_TO_ME)
+		return dg_err(DRAGON_EINVAL, "output_conn is set but the output mode is not "
+					     "OUTPUT_TO_ME");
+	oc = ls_conn_find(from->ls, a->output_conn);
+	if (!oc || oc->remote || !oc->output || oc->closing || oc->pid != from->pid)
+		return dg_err(DRAGON_EINVAL, "output_conn %llx is no output connection of this "
+					     "process (open one with a Hello with output set and "
+					     "pass its HelloReply.conn)",
+			      (unsigned long long)a->output_conn);
+	return DRAGON_OK;
 }
 
 /* The descriptors a Spawn hands over: they came with it, from a client of this node. */

@@ -40,12 +40,15 @@ teardown() {
 	grep -q "^INTERRUPT RESTART OK$" "$OUT/job.out"
 }
 
-@test "jupyter: the kernel spec inside a 3-node --dragon job joins the job's fabric, not a private one" {
+@test "jupyter: the kernel spec inside a 3-node --dragon job joins the job's fabric, not a private one; a cell's child on another node writes into the cell" {
 	run timeout 600 sbatch -N3 --dragon -W -o "$OUT/job.out" \
 		--wrap "srun --dragon -N1 -n1 env $JENV /usr/bin/python3 $SV/tests/jupyter/kernelspec_check.py --inside --nodes 3"
 	cat "$OUT/job.out"
 	[ "$status" -eq 0 ]
 	grep -q "^inside: kernel fabric .* (private False, 3 node(s))" "$OUT/job.out"
+	# what a cell's child on another node writes to its descriptors lands in that cell
+	grep -q "^inside: cell cellA: its child on dgtc[0-9]*-node[23] wrote into the cell$" "$OUT/job.out"
+	grep -q "^inside: cell cellB: its child on dgtc[0-9]*-node[23] wrote into the cell$" "$OUT/job.out"
 	grep -q "^KERNELSPEC OK$" "$OUT/job.out"
 }
 

@@ -14,6 +14,22 @@ PROBE = ("import os\n"
          "from dragon import _core, _fabric, native\n"
          "print('fabric', _fabric.private(), _core.fabric_id(), len(native.System().nodes),"
          " os.environ.get('DRAGON_LS_SOCKET'))\n")
+# A child on another node that writes to its descriptors 1 and 2 (not through sys.stdout, which
+# the kernel sends to the cell by a channel of its own): its lines reach the kernel as those of
+# any remote child of a process that joined from outside, and land in the cell that ran it.
+REMOTE_FD = ("import multiprocessing as mp, os, socket, dragon\n"
+             "from dragon import native\n"
+             "here = socket.gethostname()\n"
+             "other = next(n for n in native.System().nodes if n.hostname != here)\n"
+             "def fd_lines(tag):\n"
+             "    h = socket.gethostname()\n"
+             "    os.write(1, f'fd-out {tag} {h}\\n'.encode())\n"
+             "    os.write(2, f'fd-err {tag} {h}\\n'.encode())\n"
+             "with dragon.Policy(host=other.index):\n"
+             "    p = mp.Process(target=fd_lines, args=('{TAG}',))\n"
+             "    p.start()\n"
+             "    p.join(120)\n"
+             "print('remote', other.hostname, 'exitcode', p.exitcode)\n")
 
 
 def run_cell(kc, code, timeout=300):
@@ -75,6 +91,20 @@ def main():
         else:
             assert private == "True", f"outside a fabric the kernel must start its own: {line}"
         assert int(nodes) == a.nodes, f"expected {a.nodes} node(s): {line}"
+        if a.inside and a.nodes > 1:
+            # Two cells in turn: each one's remote child's lines in that cell, once, whole.
+            for tag in ("cellA", "cellB"):
+                out = run_cell(kc, REMOTE_FD.replace("{TAG}", tag))
+                rem = next((ln.split()[1] for ln in out.splitlines() if ln.startswith("remote ")),
+                           None)
+                assert rem and f"remote {rem} exitcode 0" in out, f"cell {tag}: {out!r}"
+                for stream in ("out", "err"):
+                    want = f"fd-{stream} {tag} {rem}"
+                    got = [ln for ln in out.splitlines() if ln.startswith("fd-")]
+                    assert got.count(want) == 1, f"cell {tag}: {want!r} not once in {out!r}"
+                assert not [ln for ln in out.splitlines() if ln.startswith("fd-") and
+                            tag not in ln], f"cell {tag} got another cell's lines: {out!r}"
+                print(f"inside: cell {tag}: its child on {rem} wrote into the cell", flush=True)
         ok = True
     finally:
         kc.stop_channels()

@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -497,6 +498,252 @@ static void bad_descriptor_requests_get_errors(void **state)
 	close(p[0]);
 }
 
+
+/* ---- output to its creator (DRAGON_OUTPUT_TO_ME) ------------------------------------------ */
+
+/* Raw: a Hello on fd (output set or not); the connection id from the reply, 0 if none came. */
+static uint64_t raw_hello(int fd, int output)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT, *r = NULL;
+	Dragon__Hello h = DRAGON__HELLO__INIT;
+	uint64_t id = 0;
+
+	h.pid = getpid();
+	h.output = output;
+	m.seq = 1;
+	m.body_case = DRAGON__MSG__BODY_HELLO;
+	m.hello = &h;
+	if (dg_wire_send(fd, &m, -1) || dg_wire_recv(fd, &r, NULL, 5000))
+		return 0;
+	if (r->body_case == DRAGON__MSG__BODY_HELLO_REPLY)
+		id = r->hello_reply->conn;
+	dg_msg_free(r);
+	return id;
+}
+
+/* Raw: spawn argv with output mode `mode` into output_conn; its rc, *puid on success. */
+static int raw_spawn(int fd, const char *const *argv, int mode, uint64_t output_conn,
+		     uint64_t *puid)
+{
+	Dragon__Msg m = DRAGON__MSG__INIT, *r = NULL;
+	Dragon__Spawn s = DRAGON__SPAWN__INIT;
+	Dragon__SpawnArgs a = DRAGON__SPAWN_ARGS__INIT;
+	int rc;
+
+	while (argv[a.n_argv])
+		a.n_argv++;
+	a.argv = (char **)argv;
+	a.cpu = -1;
+	a.outlive = 1;
+	a.output = (Dragon__OutputMode)mode;
+	a.output_conn = output_conn;
+	s.args = &a;
+	m.seq = 2;
+	m.body_case = DRAGON__MSG__BODY_SPAWN;
+	m.spawn = &s;
+	if (dg_wire_send(fd, &m, -1) || dg_wire_recv(fd, &r, NULL, 5000))
+		return -1;
+	rc = r->body_case == DRAGON__MSG__BODY_ERROR ? r->error->rc : 0;
+	if (!rc && r->body_case == DRAGON__MSG__BODY_SPAWN_REPLY)
+		*puid = r->spawn_reply->puid;
+	dg_msg_free(r);
+	return rc;
+}
+
+static void output_to_me_arrives_by_lines_on_the_output_connection(void **state)
+{
+	const char *argv[] = {"sh", "-c", "echo out1; echo err1 >&2; echo out2; printf partial",
+			      NULL};
+	dragon_process_opts_t o = DRAGON_PROCESS_OPTS_INIT;
+	dragon_output_t line;
+	dragon_puid_t puid;
+	char out[64] = "", err[64] = "";
+	int st = -1;
+
+	(void)state;
+	o.output = DRAGON_OUTPUT_TO_ME;
+	assert_int_equal(dragon_process_create(argv, &o, &puid), DRAGON_OK);
+	assert_int_equal(dragon_process_wait(puid, 5000, &st), DRAGON_OK);
+	assert_int_equal(st, 0);
+	/* Four records, each a whole line (the last one without its newline), by stream. */
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(dragon_output_recv(&line, 5000), DRAGON_OK);
+		assert_int_equal(line.puid, puid);
+		assert_int_equal(line.rank, -1);
+		assert_true(line.host[0]);
+		assert_true(line.stream == 1 || line.stream == 2);
+		strncat(line.stream == 1 ? out : err, line.data, line.len);
+		strcat(line.stream == 1 ? out : err, "|");
+		free(line.data);
+	}
+	assert_string_equal(out, "out1\n|out2\n|partial|");
+	assert_string_equal(err, "err1\n|");
+	assert_int_equal(dragon_output_recv(&line, 0), DRAGON_ETIMEDOUT);
+	/* Output modes are checked. */
+	o.output = 5;
+	assert_int_equal(dragon_process_create(argv, &o, &puid), DRAGON_EINVAL);
+}
+
+static struct {
+	pthread_mutex_t lock;
+	int lines, end;
+} rd = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void *reader(void *arg)
+{
+	dragon_output_t line;
+	int rc;
+
+	(void)arg;
+	while ((rc = dragon_output_recv(&line, 10000)) == DRAGON_OK) {
+		pthread_mutex_lock(&rd.lock);
+		rd.lines++;
+		pthread_mutex_unlock(&rd.lock);
+		free(line.data);
+	}
+	pthread_mutex_lock(&rd.lock);
+	rd.end = rc;
+	pthread_mutex_unlock(&rd.lock);
+	return NULL;
+}
+
+static void flush_returns_once_the_reader_has_every_line(void **state)
+{
+	const char *argv[] = {"sh", "-c", "i=0; while [ $i -lt 500 ]; do echo line $i; i=$((i+1)); "
+					  "done", NULL};
+	dragon_process_opts_t o = DRAGON_PROCESS_OPTS_INIT;
+	dragon_puid_t puid;
+	pthread_t t;
+	int st = -1;
+
+	(void)state;
+	o.output = DRAGON_OUTPUT_TO_ME;
+	assert_int_equal(dragon_process_create(argv, &o, &puid), DRAGON_OK);
+	assert_int_equal(dragon_process_wait(puid, 10000, &st), DRAGON_OK);
+	/* Nobody reads yet: a flush cannot complete. */
+	assert_int_equal(dragon_output_flush(50), DRAGON_ETIMEDOUT);
+	assert_int_equal(pthread_create(&t, NULL, reader, NULL), 0);
+	assert_int_equal(dragon_output_flush(10000), DRAGON_OK);
+	pthread_mutex_lock(&rd.lock);
+	assert_int_equal(rd.lines, 500);
+	pthread_mutex_unlock(&rd.lock);
+	/* A second reader is refused while the first waits. */
+	{
+		dragon_output_t line;
+		int rc;
+		for (int i = 0; i < 500 && (rc = dragon_output_recv(&line, 0)) != DRAGON_EINVAL; i++) {
+			if (rc == DRAGON_OK)
+				free(line.data);
+			usleep(1000); /* until the reader is back in its wait */
+		}
+		assert_int_equal(dragon_output_recv(&line, 0), DRAGON_EINVAL);
+	}
+	/* dragon_finalize ends the reader's wait; join again for the tests after this one. */
+	assert_int_equal(dragon_finalize(), DRAGON_OK);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(rd.end, DRAGON_EPEER);
+	assert_int_equal(dragon_init(), DRAGON_OK);
+}
+
+static void bad_output_connections_get_errors(void **state)
+{
+	const char *argv[] = {"true", NULL};
+	int a = fx_connect(), b = fx_connect();
+	uint64_t plain, puid = 0;
+
+	(void)state;
+	assert_true(a >= 0 && b >= 0);
+	plain = raw_hello(b, 0);
+	assert_true(plain != 0);
+	/* Not an output connection; none at all; an output_conn with another mode. */
+	assert_int_equal(raw_spawn(a, argv, DRAGON__OUTPUT_MODE__OUTPUT_TO_ME, plain, &puid),
+			 DRAGON_EINVAL);
+	assert_int_equal(raw_spawn(a, argv, DRAGON__OUTPUT_MODE__OUTPUT_TO_ME, 12345, &puid),
+			 DRAGON_EINVAL);
+	assert_int_equal(raw_hello(b, 1), plain);
+	assert_int_equal(raw_spawn(a, argv, DRAGON__OUTPUT_MODE__OUTPUT_INHERIT, plain, &puid),
+			 DRAGON_EINVAL);
+	assert_int_equal(raw_spawn(a, argv, DRAGON__OUTPUT_MODE__OUTPUT_TO_ME, plain, &puid),
+			 DRAGON_OK);
+	assert_true(fx_hello_ok(a));
+	close(a);
+	close(b);
+}
+
+/* Wait for puid on a connection of its own (its creator's may be gone). */
+static int raw_wait(dragon_puid_t puid)
+{
+	int st = -1, rc = dragon_process_wait(puid, 20000, &st);
+
+	return rc ? -1 : st;
+}
+
+static void a_reader_that_falls_behind_loses_lines_and_is_told(void **state)
+{
+	/* 32 MiB of 64-byte lines, far beyond what local services queue for a reader (4 MiB). */
+	const char *argv[] = {"sh", "-c", "yes 012345678901234567890123456789012345678901234567890123"
+					  "45678 | head -n 524288", NULL};
+	int oc = fx_connect(), rq = fx_connect();
+	uint64_t id, puid = 0;
+	size_t lines = 0;
+	int note = 0;
+
+	(void)state;
+	assert_true(oc >= 0 && rq >= 0);
+	id = raw_hello(oc, 1);
+	assert_true(id != 0);
+	assert_int_equal(raw_spawn(rq, argv, DRAGON__OUTPUT_MODE__OUTPUT_TO_ME, id, &puid),
+			 DRAGON_OK);
+	/* Nobody reads: local services go on (the process ends, they answer). */
+	assert_int_equal(raw_wait(puid), 0);
+	assert_true(fx_hello_ok(rq));
+	/* Then read it all: fewer lines than were printed, and a note of local services last. */
+	for (;;) {
+		Dragon__Msg *m = NULL;
+		if (dg_wire_recv(oc, &m, NULL, 10000))
+			break;
+		assert_int_equal(m->body_case, DRAGON__MSG__BODY_OUTPUT);
+		if (m->output->puid == 0) {
+			assert_int_equal(m->output->stream, 2);
+			assert_non_null(memmem(m->output->data.data, m->output->data.len,
+					       "lines of output were dropped", 28));
+			note = 1;
+			dg_msg_free(m);
+			break;
+		}
+		assert_int_equal(m->output->data.len, 60);
+		lines++;
+		dg_msg_free(m);
+	}
+	assert_true(note);
+	assert_true(lines > 1000 && lines < 524288);
+	close(oc);
+	close(rq);
+}
+
+static void output_of_a_creator_that_left_is_discarded(void **state)
+{
+	const char *argv[] = {"sh", "-c", "sleep 0.3; i=0; while [ $i -lt 2000 ]; do "
+					  "echo late $i; i=$((i+1)); done", NULL};
+	int oc = fx_connect(), rq = fx_connect();
+	uint64_t id, puid = 0;
+
+	(void)state;
+	assert_true(oc >= 0 && rq >= 0);
+	id = raw_hello(oc, 1);
+	assert_int_equal(raw_spawn(rq, argv, DRAGON__OUTPUT_MODE__OUTPUT_TO_ME, id, &puid),
+			 DRAGON_OK);
+	close(oc);
+	close(rq);
+	/* It outlives its creator; what it prints goes nowhere; local services carry on. */
+	assert_int_equal(raw_wait(puid), 0);
+	{
+		int c = fx_connect();
+		assert_true(c >= 0 && fx_hello_ok(c));
+		close(c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -516,6 +763,11 @@ int main(void)
 		cmocka_unit_test(a_client_that_leaves_takes_its_processes_along),
 		cmocka_unit_test(pools_are_memfds_handed_over_the_socket),
 		cmocka_unit_test(channels_of_local_services_are_made_checked_and_destroyed),
+		cmocka_unit_test(output_to_me_arrives_by_lines_on_the_output_connection),
+		cmocka_unit_test(flush_returns_once_the_reader_has_every_line),
+		cmocka_unit_test(bad_output_connections_get_errors),
+		cmocka_unit_test(a_reader_that_falls_behind_loses_lines_and_is_told),
+		cmocka_unit_test(output_of_a_creator_that_left_is_discarded),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -38,8 +38,9 @@ class _ChannelStream(io.TextIOBase):
         return False
 
     def fileno(self):
-        # subprocess and faulthandler want a descriptor: the original one (its output does not
-        # reach the notebook, as with any fd-level output of a worker).
+        # subprocess and faulthandler want a descriptor: the original one (what a worker on
+        # another node writes there comes to the kernel's sys.stdout through local services,
+        # in the cell running then; see docs/jupyter.md).
         return self._fallback.fileno()
 
     def write(self, s):
