@@ -72,7 +72,13 @@ def wait(object_list, timeout=None):
         ready = [o for o in ours if o._dragon_ready(0)]
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         if others:
-            ready += _orig_wait(others, 0 if ready else (step if left is None else min(step, left)))
+            fired = _orig_wait(others, 0 if ready else (step if left is None else min(step, left)))
+            if fired and len(ready) < len(ours):
+                # Look at the channels again: what fired (a child's sentinel) may have come after
+                # a message the child sent before it ended, which must not be missed
+                # (ProcessPoolExecutor takes a sentinel without its result for a broken pool).
+                ready = [o for o in ours if o._dragon_ready(0)]
+            ready += fired
         elif not ready and left != 0:
             # Only channels: wait on the first for a while (in C, without the GIL), then look
             # at all again; the slice grows so an idle wait costs little.

@@ -137,6 +137,32 @@ def test_sentinel_and_connection_wait(ctx):
         p.join(30)
 
 
+def _put_and_end(q, i):
+    q.put(i)
+
+
+def test_connection_wait_sees_a_message_sent_before_its_senders_end(ctx):
+    """A child that sends and then ends: whenever wait() reports its sentinel, it reports the
+    message too (ProcessPoolExecutor takes a sentinel without a result for a broken pool)."""
+    q = ctx.SimpleQueue()
+    for i in range(12):
+        # on this node: across nodes the message and the end travel different paths
+        p = ctx.Process(target=_put_and_end, args=(q, i),
+                        policy=dragon.Policy(host=dragon.node_index()))
+        p.start()
+        got = False
+        while True:
+            ready = multiprocessing.connection.wait([q._reader, p.sentinel], timeout=30)
+            assert ready, "neither the message nor the end came within 30 s"
+            if q._reader in ready:
+                assert q.get() == i
+                got = True
+            if p.sentinel in ready:
+                assert got, f"round {i}: the sentinel came without the message sent before it"
+                break
+        p.join(30)
+
+
 def test_unpicklable_target_fails_in_parent(ctx):
     lock = threading.Lock()
     before = len(multiprocessing.active_children())
