@@ -235,6 +235,9 @@ TEST(Channel, TryVariantsTimeoutsAndTooBig)
 	EXPECT_EQ(c.peek(peeked), 8u);
 	EXPECT_EQ(c.recv_string(), "abcdefgh");
 	EXPECT_EQ(c.try_recv_value<int>(), 42);
+	// A send that waits for a receiver (wait::taken) and finds none: withdrawn, the channel empty.
+	EXPECT_DRAGON_ERROR(c.send("gone", dragon::wait(20ms).taken()), timed_out);
+	EXPECT_FALSE(c.try_recv(buf).has_value());
 	// A message of the wrong size for the type.
 	c.send("abc");
 	EXPECT_DRAGON_ERROR(c.recv_value<int>(), invalid_argument);
