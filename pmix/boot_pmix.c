@@ -232,7 +232,9 @@ static int pmix_boot_fence(struct dg_boot *b)
 	if (!w->done)
 		rv = dg_err(DRAGON_ETIMEDOUT,
 			    "the bootstrap fence of %d nodes did not complete within %d s: a node's "
-			    "local services did not start (see its slurmd log)",
+			    "local services did not start, or Slurm's PMIx refused a connection "
+			    "between the step's slurmstepds (see the slurmd logs; spank-dragon(8), "
+			    "DIAGNOSTICS)",
 			    b->size, p->timeout_s);
 	else if (w->status != PMIX_SUCCESS)
 		rv = dg_err(DRAGON_EPEER, "PMIx_Fence failed: %s", PMIx_Error_string(w->status));
