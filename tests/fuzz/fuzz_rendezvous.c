@@ -30,7 +30,7 @@ static void put(const char *name, const uint8_t *data, size_t size)
 static void cleanup(void)
 {
 	char path[128];
-	static const char *const names[] = {"ls.ready", "ls.failed", "ta.peers"};
+	static const char *const names[] = {"ls.ready", "ls.failed", "ls.ended", "ta.peers"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);

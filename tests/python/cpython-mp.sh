@@ -61,6 +61,16 @@ done
 rc=0
 summary="$venv/summary"
 : >"$summary"
+# CPython's POSIX semaphores (/dev/shm/sem.mp-*) the suites leave behind are reported in the
+# summary, not removed (another program's could be among them).
+sems() { ls /dev/shm 2>/dev/null | grep '^sem\.mp-' | sort || :; }
+sems >"$venv/sems.before"
+report_sems() {
+	sems | comm -13 "$venv/sems.before" - >"$venv/sems.left"
+	if [ -s "$venv/sems.left" ]; then
+		echo "== CPython suites left $(wc -l <"$venv/sems.left") POSIX semaphore(s) in /dev/shm: $(tr '\n' ' ' <"$venv/sems.left")" >>"$summary"
+	fi
+}
 for n in $nodes; do
 	[ "$n" = 1 ] || continue
 	for suite in $suites; do
@@ -70,7 +80,7 @@ for n in $nodes; do
 		grep '^== ' "$out" >>"$summary" || echo "== $suite on 1 node: no result (see $out)" >>"$summary"
 	done
 done
-case " $nodes " in *" 3 "*) ;; *) cat "$summary"; exit $rc ;; esac
+case " $nodes " in *" 3 "*) ;; *) report_sems; cat "$summary"; exit $rc ;; esac
 # Three nodes: a free instance of the test cluster is chosen as tests/integration/cluster.sh
 # does, brought up and down here. The nodes see neither /tmp nor, maybe, the checkout: the
 # suite's scripts run from a copy in the build tree.
@@ -116,5 +126,6 @@ for suite in $suites; do
 done
 "$tc" down || rc=1
 trap - EXIT
+report_sems
 cat "$summary"
 exit $rc
