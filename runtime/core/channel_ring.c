@@ -276,7 +276,7 @@ int dg_ch_enqueue(dragon_channel_t *ch, const void *buf, size_t len, uint64_t me
 	struct waitstate ws = { 0 };
 	struct slot *s;
 	uint64_t t, seen;
-	int rv;
+	int rv, taken;
 
 	for (;;) {
 		rv = check_live(ch);
@@ -310,18 +310,15 @@ int dg_ch_enqueue(dragon_channel_t *ch, const void *buf, size_t len, uint64_t me
 	}
 	/* The commit point of a send: release makes the payload visible with the state. */
 	atomic_store_explicit(&s->word, mkw(t, ST_FULL, 0), memory_order_release);
-	if (pending)
-		*pending = 1;
-	else
-		notify_recv(h);
-	if (w && (w->flags & DRAGON_WAIT_TAKEN)) {
-		if (pending && *pending) {
-			*pending = 0;
-			notify_recv(h);
-		}
-		return wait_taken(ch, s, t, w, &ws, gone);
+	taken = w && (w->flags & DRAGON_WAIT_TAKEN);
+	if (pending && !taken) {
+		*pending = 1; /* the caller wakes receivers once for the batch */
+		return DRAGON_OK;
 	}
-	return DRAGON_OK;
+	if (pending)
+		*pending = 0; /* a send that waits for its receiver wakes them now, for the batch too */
+	notify_recv(h);
+	return taken ? wait_taken(ch, s, t, w, &ws, gone) : DRAGON_OK;
 }
 
 /*
