@@ -1,5 +1,6 @@
 """dragon._fabric: join the fabric this process runs in, or start a private one-node fabric."""
 import atexit
+import itertools
 import os
 import select
 import sys
@@ -201,20 +202,14 @@ def _output_loop():
         # What came together is written together (one write and flush per stream and run):
         # whole lines, between our own and those our children on this node write to the same
         # descriptors.
-        i = 0
-        while i < len(lines):
-            stream = lines[i][0]
-            j = i
-            while j < len(lines) and lines[j][0] == stream:
-                j += 1
+        for stream, run in itertools.groupby(lines, key=lambda ln: ln[0]):
             out = sys.stdout if stream == 1 else sys.stderr
             try:
                 enc = getattr(out, "encoding", None) or "utf-8"
-                out.write(b"".join(ln[1] for ln in lines[i:j]).decode(enc, "replace"))
+                out.write(b"".join(ln[1] for ln in run).decode(enc, "replace"))
                 out.flush()
             except Exception:   # no stdout (closed, None): the lines are lost, as the child's
                 pass
-            i = j
 
 
 def output_to_me():
